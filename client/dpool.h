@@ -1,0 +1,260 @@
+/*
+ * dpool.h - the one public header of libdpool, the dpool client library.
+ *
+ * A pool runs jobs (a type name plus arguments) on forked worker processes
+ * behind a broker, like Python's multiprocessing.Pool across machines.
+ *
+ *   dp_pool_t *pool;
+ *   dp_pool_open(NULL, NULL, &pool);              // NULL = embedded pool
+ *   dp_map_t *m;
+ *   dp_map_array(pool, "factor", args, n, NULL, &m); // results in order
+ *   dp_result_t *r;
+ *   while (dp_map_next(m, &r) == 0) { ...; dp_result_free(&r); }
+ *   dp_map_destroy(&m);
+ *   dp_pool_close(&pool);
+ *
+ * Ownership rules (they hold for every function below):
+ *  - A returned object or `T *` out-parameter belongs to the caller, who
+ *    releases it with the matching _free/_destroy/_close.
+ *  - A `const T *` return is borrowed from its owner and valid until the next
+ *    call on that owner.
+ *  - A `T **p` parameter of a _free/_destroy/_close takes ownership, releases
+ *    and sets *p = NULL; it is NULL-safe and idempotent.
+ *  - Arguments passed in (`const dp_value_t *`) are copied; the caller keeps
+ *    its own.
+ * Errors: fallible functions return 0 or a DP_ERR_* code (see dp_strerror).
+ * Threads: a pool is used from one thread at a time; the library runs one
+ * background I/O thread per pool (heartbeats and results flow even while
+ * the caller computes).
+ */
+#ifndef DPOOL_H
+#define DPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DPOOL_VERSION "0.1.0"
+
+/*
+ * Error codes. They travel on the wire: never renumber or reuse one; retire
+ * a code by leaving its row with a "(retired)" message.
+ * XX(NAME, number, message)
+ */
+#define DP_ERR_MAP(XX)                                                        \
+    XX(OK, 0, "success")                                                      \
+    XX(INVALID, 1, "invalid argument")                                        \
+    XX(PROTOCOL, 2, "malformed message")                                      \
+    XX(VERSION, 3, "unsupported protocol version")                            \
+    XX(TOO_BIG, 4, "message or value over a configured limit")                \
+    XX(UNKNOWN_TYPE, 5, "unknown job type")                                   \
+    XX(ARITY, 6, "wrong number of job arguments")                             \
+    XX(TIMEOUT, 7, "time limit exceeded")                                     \
+    XX(CANCELLED, 8, "cancelled")                                             \
+    XX(WORKER_LOST, 9, "worker lost")                                         \
+    XX(BROKER_LOST, 10, "broker connection lost")                             \
+    XX(UNREACHABLE, 11, "broker unreachable")                                 \
+    XX(NOMEM, 12, "out of memory")                                            \
+    XX(IO, 13, "system I/O error")                                            \
+    XX(RANGE, 14, "number out of range")                                      \
+    XX(HTTP, 15, "HTTP error status")                                         \
+    XX(NETWORK, 16, "network error")                                          \
+    XX(UNKNOWN_PEER, 17, "unknown peer: say HELLO or READY first")            \
+    XX(EOF, 18, "no more results")                                            \
+    XX(LOST, 19, "job lost with its process")                                 \
+    XX(REQUEUE, 20, "job handed back unstarted")                              \
+    XX(UNKNOWN_ALGO, 21, "unknown algorithm")                                 \
+    XX(LIMIT, 22, "over a configured limit")                                  \
+    XX(TLS, 23, "TLS error")                                                  \
+    XX(INTERNAL, 24, "internal error")                                        \
+    XX(UNKNOWN_CMD, 25, "unknown command")                                    \
+    XX(FAILED, 26, "job failed")
+
+typedef enum {
+#define DP_ERR_ENUM(name, num, msg) DP_ERR_##name = num,
+    DP_ERR_MAP(DP_ERR_ENUM)
+#undef DP_ERR_ENUM
+    DP_ERR_COUNT_
+} dp_err_t;
+
+/* dp_strerror: the message of code `err` ("unknown error" for others). */
+const char *dp_strerror(int err);
+/* dp_errname: the symbolic name ("TIMEOUT") of `err`, or "UNKNOWN". */
+const char *dp_errname(int err);
+
+/* ---- values: job arguments and results (a msgpack value, in C) ---- */
+
+typedef enum {
+    DP_NIL,
+    DP_BOOL,
+    DP_INT,   /* signed; negative numbers decode here */
+    DP_UINT,  /* non-negative integers decode here */
+    DP_FLOAT,
+    DP_STR,   /* UTF-8 text, len bytes, NUL-terminated for convenience */
+    DP_BIN,   /* raw bytes */
+    DP_ARRAY, /* len items */
+    DP_MAP    /* len pairs, stored as items[2k] = key, items[2k+1] = value */
+} dp_type_t;
+
+typedef struct dp_value {
+    dp_type_t type;
+    union {
+        bool b;
+        int64_t i;
+        uint64_t u;
+        double f;
+        struct {
+            char *ptr;
+            size_t len;
+        } s; /* DP_STR, DP_BIN */
+        struct {
+            struct dp_value *items;
+            size_t len;
+        } a; /* DP_ARRAY, DP_MAP */
+    } v;
+} dp_value_t;
+
+/* Constructors: return the value by copy; strings and bytes are copied into
+ * new memory owned by the value (a failed allocation yields DP_NIL). */
+dp_value_t dp_nil(void);
+dp_value_t dp_bool(bool b);
+dp_value_t dp_int(int64_t i);
+dp_value_t dp_uint(uint64_t u);
+dp_value_t dp_float(double f);
+dp_value_t dp_str(const char *s);
+dp_value_t dp_strn(const char *s, size_t len);
+dp_value_t dp_bin(const void *p, size_t len);
+/* dp_array/dp_dict: a DP_ARRAY of n, or DP_MAP of npairs, zeroed (DP_NIL)
+ * slots to fill in. */
+dp_value_t dp_array(size_t n);
+dp_value_t dp_dict(size_t npairs);
+/* dp_value_copy: deep copy of src into *dst; 0 or DP_ERR_NOMEM. */
+int dp_value_copy(dp_value_t *dst, const dp_value_t *src);
+/* dp_value_clear: free what v owns, recursively, and make it DP_NIL. */
+void dp_value_clear(dp_value_t *v);
+/* dp_dict_get: the value under string key `key` in a DP_MAP, or NULL. */
+const dp_value_t *dp_dict_get(const dp_value_t *map, const char *key);
+/* dp_value_json: JSON text of v (bin as hex string); caller frees. NULL on
+ * allocation failure. */
+char *dp_value_json(const dp_value_t *v);
+
+/* ---- results ---- */
+
+typedef struct {
+    size_t index;        /* input index within its map (0 for dp_submit) */
+    uint64_t id;         /* job id, unique per broker */
+    int error;           /* 0 = ok, else a DP_ERR_* code */
+    char *message;       /* error text, NULL when ok */
+    dp_value_t value;    /* the job's result when ok */
+    char *worker;        /* worker name that ran it ("" if none) */
+    int pid;             /* child pid that ran it (0 if none) */
+    uint64_t elapsed_us; /* run time in the child */
+    unsigned attempts;   /* dispatches it took (1 normally) */
+} dp_result_t;
+
+/* dp_result_free: release *r and set it NULL. */
+void dp_result_free(dp_result_t **r);
+
+/* ---- pools ---- */
+
+typedef struct dp_pool dp_pool_t;
+
+typedef struct {
+    double connect_timeout; /* seconds to wait for the broker; 0 = 10 */
+    int processes;          /* embedded pool: cpu children; 0 = cores */
+    int io_slots;           /* embedded pool: concurrent downloads; 0 = 16 */
+    const char *bin_dir;    /* embedded pool: where dpool-broker and
+                               dpool-worker are; NULL = find them */
+    const char *name;       /* client name shown in broker logs */
+} dp_pool_opts_t;
+
+/* dp_pool_open: connect to the broker at `endpoint` (e.g.
+ * "tcp://127.0.0.1:5555"); NULL starts an embedded pool (a private broker
+ * and worker over ipc:// in a temp dir, stopped by dp_pool_close). opts may
+ * be NULL. Errors: DP_ERR_UNREACHABLE (no answer within connect_timeout),
+ * DP_ERR_INVALID, DP_ERR_IO, DP_ERR_NOMEM. */
+int dp_pool_open(const char *endpoint, const dp_pool_opts_t *opts,
+                 dp_pool_t **out);
+/* dp_pool_close: cancel what is still running, say BYE, stop an embedded
+ * pool (no process or file left behind), free the pool. */
+void dp_pool_close(dp_pool_t **pool);
+/* dp_pool_endpoint: the broker endpoint in use (borrowed). */
+const char *dp_pool_endpoint(const dp_pool_t *pool);
+/* dp_pool_slots: cpu slots the broker reported at connect time (may be 0
+ * before workers join). */
+int dp_pool_slots(const dp_pool_t *pool);
+/* dp_pool_status: broker counters as a DP_MAP (str -> uint), in *out. */
+int dp_pool_status(dp_pool_t *pool, dp_value_t *out);
+
+/* ---- single jobs: futures ---- */
+
+typedef struct {
+    double timeout; /* per-job time limit in seconds; 0 = type default */
+    int retries;    /* re-dispatches after a lost worker; -1 = default 3 */
+} dp_job_opts_t;
+
+typedef struct dp_future dp_future_t;
+
+/* dp_submit: queue one job of `type` with nargs arguments (copied). */
+int dp_submit(dp_pool_t *pool, const char *type, const dp_value_t *args,
+              size_t nargs, const dp_job_opts_t *opts, dp_future_t **out);
+/* dp_future_wait: wait up to timeout seconds (< 0 = forever) for the
+ * result. 0 = done, DP_ERR_TIMEOUT = not yet. */
+int dp_future_wait(dp_future_t *f, double timeout);
+/* dp_future_result: the result once done (borrowed from f), else NULL. */
+const dp_result_t *dp_future_result(const dp_future_t *f);
+/* dp_future_cancel: ask the broker to cancel the job (queued jobs are
+ * dropped, running ones killed); the future then completes with
+ * DP_ERR_CANCELLED unless its result arrived first. */
+int dp_future_cancel(dp_future_t *f);
+/* dp_future_destroy: cancel if still pending, then free. */
+void dp_future_destroy(dp_future_t **f);
+
+/* ---- batches: map and as_completed ---- */
+
+/* dp_input_fn: produce the next job's arguments into *args (a DP_ARRAY the
+ * library takes ownership of). Return 1 = produced, 0 = end of input, or a
+ * negative number = input error (the map stops with DP_ERR_INVALID). Called
+ * lazily: only as many inputs are read as are in flight. */
+typedef int (*dp_input_fn)(void *ctx, dp_value_t *args);
+
+typedef struct {
+    bool unordered;      /* false: input order (imap); true: as_completed */
+    size_t chunksize;    /* jobs per SUBMIT/dispatch; 0 = automatic */
+    size_t max_inflight; /* inputs read ahead; 0 = automatic */
+    bool fail_fast;      /* first error cancels the rest */
+    dp_job_opts_t job;   /* per-job time limit and retries */
+} dp_map_opts_t;
+
+typedef struct dp_map dp_map_t;
+
+/* dp_map: run `type` over the inputs from `in` (called from dp_map_next).
+ * opts may be NULL. */
+int dp_map(dp_pool_t *pool, const char *type, dp_input_fn in, void *in_ctx,
+           const dp_map_opts_t *opts, dp_map_t **out);
+/* dp_map_array: the same over n argument arrays (each a DP_ARRAY, copied).*/
+int dp_map_array(dp_pool_t *pool, const char *type, const dp_value_t *argv,
+                 size_t n, const dp_map_opts_t *opts, dp_map_t **out);
+/* dp_map_next: the next result (input order, or completion order when
+ * unordered) into *out, owned by the caller. Returns 0, DP_ERR_EOF when all
+ * results were given, DP_ERR_BROKER_LOST, or DP_ERR_INVALID after an input
+ * error. With fail_fast, after the first failed result the rest come back
+ * as DP_ERR_CANCELLED. */
+int dp_map_next(dp_map_t *m, dp_result_t **out);
+/* dp_map_cancel: cancel everything not yet finished; later results come
+ * back as DP_ERR_CANCELLED. */
+int dp_map_cancel(dp_map_t *m);
+/* dp_map_stats: inputs read so far, results given, results failed. */
+void dp_map_stats(const dp_map_t *m, size_t *submitted, size_t *done,
+                  size_t *failed);
+/* dp_map_destroy: cancel what is unfinished and free. */
+void dp_map_destroy(dp_map_t **m);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DPOOL_H */
