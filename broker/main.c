@@ -1,1 +1,107 @@
-int main(void) { return 0; } /* placeholder, being written */
+/* main.c - dpool-broker: options, signals, run. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "dp_broker.h"
+#include "dp_log.h"
+
+static int s_stop_pipe[2] = {-1, -1};
+
+static void s_on_signal(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    ssize_t rc = write(s_stop_pipe[1], "x", 1);
+    (void)rc;
+    errno = saved;
+}
+
+static void s_usage(FILE *f, const dp_opt_t *opts)
+{
+    fprintf(f, "usage: dpool-broker [OPTIONS]\n"
+               "Queue dpool jobs and dispatch them to workers.\n\n");
+    dp_opt_help(f, opts);
+}
+
+static bool s_wildcard(const dp_optlist_t *binds)
+{
+    for (int k = 0; k < binds->n; k++)
+        if (strstr(binds->v[k], "://*") || strstr(binds->v[k], "0.0.0.0") ||
+            strstr(binds->v[k], "[::]"))
+            return true;
+    return false;
+}
+
+int main(int argc, char **argv)
+{
+    dp_broker_cfg_t cfg = dp_broker_cfg_default();
+    bool help = false, version = false;
+    const char *level = NULL;
+    long parent = 0, max_msg = (long)cfg.limits.max_msg_bytes;
+    const dp_opt_t opts[] = {
+        {"bind", 'b', "DPOOL_BIND", DP_OPT_LIST, &cfg.binds, 0, 0,
+         "ENDPOINT", "listen here (repeatable; default "
+         DP_BROKER_BIND_DEFAULT ")"},
+        {"heartbeat", 0, "DPOOL_HEARTBEAT_MS", DP_OPT_LONG,
+         &cfg.heartbeat_ms, 50, 600000, "MS",
+         "heartbeat interval; a peer is dead after 3 missed (1000)"},
+        {"lookahead", 0, "DPOOL_LOOKAHEAD", DP_OPT_LONG, &cfg.lookahead, -1,
+         1000000, "N", "jobs a worker may hold beyond its slots (-1: as "
+         "many as its slots)"},
+        {"max-msg-size", 0, "DPOOL_MAX_MSG_SIZE", DP_OPT_LONG, &max_msg,
+         1024, 1L << 31, "BYTES", "largest message accepted"},
+        {"log-level", 0, "DPOOL_LOG", DP_OPT_STR, &level, 0, 0, "LEVEL",
+         "error, warn, info or debug (info)"},
+        {"parent-pid", 0, NULL, DP_OPT_LONG, &parent, 0, 1L << 30, "PID",
+         NULL},
+        {"version", 'V', NULL, DP_OPT_FLAG, &version, 0, 0, NULL,
+         "print the version"},
+        {"help", 'h', NULL, DP_OPT_HELP, &help, 0, 0, NULL, "this help"},
+        {NULL, 0, NULL, 0, NULL, 0, 0, NULL, NULL},
+    };
+    char err[256];
+    int npos = 0;
+    if (dp_opt_parse(opts, argc, argv, &npos, err, sizeof err) || npos) {
+        fprintf(stderr, "dpool-broker: %s\n",
+                npos ? "takes no arguments" : err);
+        s_usage(stderr, opts);
+        return 2;
+    }
+    if (help || version) {
+        if (help)
+            s_usage(stdout, opts);
+        else
+            printf("dpool-broker %s\n", DPOOL_VERSION);
+        return 0;
+    }
+    cfg.limits.max_msg_bytes = (size_t)max_msg;
+    dp_log_init("dpool-broker", level);
+    if (parent > 0) {
+        /* embedded: leave when the client that started us does */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != (pid_t)parent)
+            return 0;
+    }
+    if (s_wildcard(&cfg.binds))
+        dp_warn("listening on all interfaces without authentication: any "
+                "host that reaches this port can submit jobs");
+    if (pipe2(s_stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+        return 1;
+    struct sigaction sa = {.sa_handler = s_on_signal};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    dp_broker_t *b = dp_broker_new(&cfg);
+    if (!b)
+        return 1;
+    int rc = dp_broker_run(b, s_stop_pipe[0]);
+    dp_info("stopping");
+    dp_broker_destroy(&b);
+    return rc ? 1 : 0;
+}

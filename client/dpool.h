@@ -187,6 +187,10 @@ const char *dp_pool_endpoint(const dp_pool_t *pool);
 /* dp_pool_slots: cpu slots the broker reported at connect time (may be 0
  * before workers join). */
 int dp_pool_slots(const dp_pool_t *pool);
+/* dp_pool_interrupt: async-signal-safe (call it from a SIGINT handler):
+ * the waiting dp_map_next / dp_future_wait returns DP_ERR_CANCELLED after
+ * cancelling what is unfinished. */
+void dp_pool_interrupt(dp_pool_t *pool);
 /* dp_pool_status: broker counters as a DP_MAP (str -> uint), in *out. */
 int dp_pool_status(dp_pool_t *pool, dp_value_t *out);
 

@@ -1,1 +1,172 @@
-int main(void) { return 0; } /* placeholder, being written */
+/* main.c - dpool-worker: options, signals, run the agent (or, with
+ * --child, one child process). */
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "dp_agent.h"
+#include "dp_log.h"
+#include "dp_opt.h"
+
+#define S_NAME_MAX 64
+
+static int s_sig_pipe[2] = {-1, -1};
+
+static void s_on_signal(int sig)
+{
+    int saved = errno;
+    char c = sig == SIGCHLD ? 'C' : 'T';
+    ssize_t rc = write(s_sig_pipe[1], &c, 1);
+    (void)rc;
+    errno = saved;
+}
+
+static int s_child(const char *kind, dp_agent_cfg_t *cfg, long parent)
+{
+    /* a child leaves with its agent, and ignores the terminal's Ctrl-C:
+     * the agent decides when children stop */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (parent > 0 && getppid() != (pid_t)parent)
+        return 1;
+    signal(SIGINT, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    if (strcmp(kind, "io") == 0)
+        return dp_child_io_main(DP_CHILD_FD, &cfg->child);
+    if (strcmp(kind, "cpu") == 0)
+        return dp_child_cpu_main(DP_CHILD_FD, &cfg->child);
+    fprintf(stderr, "dpool-worker: --child takes cpu or io\n");
+    return 2;
+}
+
+static int s_run_agent(dp_agent_cfg_t *cfg, long parent)
+{
+    if (parent > 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != (pid_t)parent)
+            return 0;
+    }
+    if (pipe2(s_sig_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+        return 1;
+    struct sigaction sa = {.sa_handler = s_on_signal,
+                           .sa_flags = SA_RESTART | SA_NOCLDSTOP};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGCHLD, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    dp_agent_t *a = dp_agent_new(cfg);
+    if (!a)
+        return 1;
+    int rc = dp_agent_run(a, s_sig_pipe[0]);
+    dp_agent_destroy(&a);
+    return rc ? 1 : 0;
+}
+
+static void s_usage(FILE *f, const dp_opt_t *opts)
+{
+    fprintf(f, "usage: dpool-worker [OPTIONS]\n"
+               "Run dpool jobs from a broker in forked child processes.\n\n");
+    dp_opt_help(f, opts);
+}
+
+int main(int argc, char **argv)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    static char host[S_NAME_MAX];
+    if (gethostname(host, sizeof host) != 0)
+        snprintf(host, sizeof host, "worker");
+    host[sizeof host - 1] = '\0';
+    static char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    self[n > 0 ? n : 0] = '\0';
+    dp_agent_cfg_t cfg = {
+        .connect = DP_AGENT_CONNECT_DEFAULT,
+        .processes = sysconf(_SC_NPROCESSORS_ONLN),
+        .io_slots = DP_IO_SLOTS_DEFAULT,
+        .drain_grace_s = DP_DRAIN_GRACE_S_DEFAULT,
+        .self_exe = self,
+        .child = {.name = host,
+                  .limits = {DP_HASH_MAX_ITERATIONS_DEFAULT,
+                             DP_HASH_MAX_DKLEN_DEFAULT,
+                             DP_DOWNLOAD_MAX_BYTES_DEFAULT},
+                  .wire = dp_limits_default()},
+    };
+    long parent = 0, iters = (long)cfg.child.limits.hash_max_iterations,
+         dklen = (long)cfg.child.limits.hash_max_dklen,
+         dlmax = (long)cfg.child.limits.download_max_bytes,
+         maxmsg = (long)cfg.child.wire.max_msg_bytes;
+    const char *child = NULL, *level = NULL;
+    bool help = false, version = false;
+    const dp_opt_t opts[] = {
+        {"connect", 'c', "DPOOL_BROKER", DP_OPT_STR, &cfg.connect, 0, 0,
+         "ENDPOINT", "broker to serve (default " DP_AGENT_CONNECT_DEFAULT
+         ")"},
+        {"processes", 'p', "DPOOL_PROCESSES", DP_OPT_LONG, &cfg.processes, 1,
+         4096, "N", "cpu child processes (default: cores)"},
+        {"io-slots", 0, "DPOOL_IO_SLOTS", DP_OPT_LONG, &cfg.io_slots, 0,
+         4096, "N", "downloads at once in the io child (16; 0: none)"},
+        {"name", 'n', "DPOOL_NAME", DP_OPT_STR, &cfg.child.name, 0, 0,
+         "NAME", "name shown in results and logs (default: host name)"},
+        {"max-jobs-per-child", 0, "DPOOL_MAX_JOBS_PER_CHILD", DP_OPT_LONG,
+         &cfg.max_jobs_per_child, 0, LONG_MAX, "N",
+         "replace a child after N jobs (0: never)"},
+        {"grace", 0, "DPOOL_GRACE", DP_OPT_DOUBLE, &cfg.drain_grace_s, 0, 0,
+         "SECONDS", "on SIGTERM, time running jobs get to finish (30)"},
+        {"hash-max-iterations", 0, "DPOOL_HASH_MAX_ITERATIONS", DP_OPT_LONG,
+         &iters, 1, LONG_MAX, "N", "PBKDF2 iteration ceiling"},
+        {"hash-max-dklen", 0, "DPOOL_HASH_MAX_DKLEN", DP_OPT_LONG, &dklen, 1,
+         LONG_MAX, "BYTES", "PBKDF2 derived key ceiling"},
+        {"max-download", 0, "DPOOL_MAX_DOWNLOAD", DP_OPT_LONG, &dlmax, 1,
+         LONG_MAX, "BYTES", "largest download body (256 MiB)"},
+        {"store-on-worker", 0, "DPOOL_STORE_DIR", DP_OPT_STR,
+         &cfg.child.store_dir, 0, 0, "DIR",
+         "save download bodies here instead of returning them"},
+        {"ca-file", 0, "DPOOL_CA_FILE", DP_OPT_STR, &cfg.child.ca_file, 0, 0,
+         "FILE", "extra CA certificates for https downloads"},
+        {"insecure", 0, "DPOOL_INSECURE", DP_OPT_FLAG, &cfg.child.insecure,
+         0, 0, NULL, "do not verify TLS certificates (unsafe)"},
+        {"max-msg-size", 0, "DPOOL_MAX_MSG_SIZE", DP_OPT_LONG, &maxmsg, 1024,
+         1L << 31, "BYTES", "largest message accepted"},
+        {"log-level", 0, "DPOOL_LOG", DP_OPT_STR, &level, 0, 0, "LEVEL",
+         "error, warn, info or debug (info)"},
+        {"child", 0, NULL, DP_OPT_STR, &child, 0, 0, "KIND", NULL},
+        {"parent-pid", 0, NULL, DP_OPT_LONG, &parent, 0, 1L << 30, "PID",
+         NULL},
+        {"version", 'V', NULL, DP_OPT_FLAG, &version, 0, 0, NULL,
+         "print the version"},
+        {"help", 'h', NULL, DP_OPT_HELP, &help, 0, 0, NULL, "this help"},
+        {NULL, 0, NULL, 0, NULL, 0, 0, NULL, NULL},
+    };
+    char err[256];
+    int npos = 0;
+    if (dp_opt_parse(opts, argc, argv, &npos, err, sizeof err) || npos) {
+        fprintf(stderr, "dpool-worker: %s\n", npos ? "takes no arguments"
+                                                   : err);
+        s_usage(stderr, opts);
+        return 2;
+    }
+    if (help || version) {
+        if (help)
+            s_usage(stdout, opts);
+        else
+            printf("dpool-worker %s\n", DPOOL_VERSION);
+        return 0;
+    }
+    cfg.child.limits.hash_max_iterations = (uint64_t)iters;
+    cfg.child.limits.hash_max_dklen = (uint64_t)dklen;
+    cfg.child.limits.download_max_bytes = (uint64_t)dlmax;
+    cfg.child.wire.max_msg_bytes = (size_t)maxmsg;
+    dp_log_init(child ? "dpool-worker-child" : "dpool-worker", level);
+    if (child)
+        return s_child(child, &cfg, parent);
+    if (cfg.child.insecure)
+        dp_warn("--insecure: TLS certificates of download hosts are NOT "
+                "verified");
+    return s_run_agent(&cfg, parent);
+}

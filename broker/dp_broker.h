@@ -1,0 +1,49 @@
+/*
+ * dp_broker.h - dpool-broker: one ROUTER socket for clients and workers,
+ * one zmq_poll loop. Queues jobs per client (round-robin), dispatches them
+ * against worker credit, holds each dispatched job as a lease, forwards
+ * results, and watches every peer with heartbeats. It never runs job code.
+ *
+ * Ownership: dp_broker_new copies what it needs from cfg (strings in cfg
+ * must outlive the broker: they come from argv or the environment).
+ */
+#ifndef DP_BROKER_H
+#define DP_BROKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dp_opt.h"
+#include "dp_wire.h"
+
+#define DP_BROKER_BIND_DEFAULT "tcp://127.0.0.1:5555"
+#define DP_HEARTBEAT_MS_DEFAULT 1000
+#define DP_HEARTBEAT_LIVENESS 3   /* missed heartbeats before a peer is dead */
+#define DP_RETRIES_DEFAULT 3
+#define DP_RETRIES_MAX 100
+#define DP_SHUTDOWN_LINGER_MS 500 /* time to deliver goodbyes at exit */
+#define DP_SUBMIT_MAX_JOBS 100000u
+#define DP_POLL_BURST 256         /* messages read per poll wake-up */
+
+typedef struct {
+    dp_optlist_t binds;  /* endpoints; empty = DP_BROKER_BIND_DEFAULT */
+    long heartbeat_ms;
+    long lookahead;      /* jobs per worker beyond its slots; -1 = slots */
+    dp_limits_t limits;
+} dp_broker_cfg_t;
+
+typedef struct dp_broker dp_broker_t;
+
+/* dp_broker_cfg_default: the defaults above. */
+dp_broker_cfg_t dp_broker_cfg_default(void);
+/* dp_broker_new: create the context and bind every endpoint. NULL on
+ * failure (logged: which endpoint and why). */
+dp_broker_t *dp_broker_new(const dp_broker_cfg_t *cfg);
+/* dp_broker_run: serve until stop_fd becomes readable (a self-pipe the
+ * signal handler writes). 0, or DP_ERR_IO if polling fails. */
+int dp_broker_run(dp_broker_t *b, int stop_fd);
+/* dp_broker_destroy: say SHUTDOWN to workers and goodbye to clients,
+ * close, free; NULL-safe, clears *b. */
+void dp_broker_destroy(dp_broker_t **b);
+
+#endif /* DP_BROKER_H */

@@ -1,0 +1,273 @@
+/* dp_queue.c - job records, id index, round-robin queues, leases. */
+#include "dp_queue.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_INITIAL_BUCKETS 1024u
+
+const char *const dp_jobstate_names[] = {"queued", "leased", "orphan"};
+
+int dp_queue_init(dp_queue_t *q)
+{
+    memset(q, 0, sizeof *q);
+    q->buckets = calloc(S_INITIAL_BUCKETS, sizeof *q->buckets);
+    if (!q->buckets)
+        return DP_ERR_NOMEM;
+    q->nbuckets = S_INITIAL_BUCKETS;
+    return 0;
+}
+
+void dp_bbuf_unref(dp_bbuf_t *b)
+{
+    if (b && --b->refs == 0) {
+        zmq_msg_close(&b->msg);
+        free(b);
+    }
+}
+
+void dp_queue_release(dp_queue_t *q)
+{
+    for (size_t k = 0; q->buckets && k < q->nbuckets; k++) {
+        for (dp_bjob_t *j = q->buckets[k], *nx; j; j = nx) {
+            nx = j->hnext;
+            dp_bbuf_unref(j->buf);
+            free(j);
+        }
+    }
+    free(q->buckets);
+    memset(q, 0, sizeof *q);
+}
+
+static size_t s_slot(const dp_queue_t *q, uint64_t id)
+{
+    /* ids are client_no << 32 | seq: mix both halves */
+    uint64_t h = id * 0x9E3779B97F4A7C15ULL;
+    return (size_t)(h >> 32) & (q->nbuckets - 1);
+}
+
+dp_bjob_t *dp_queue_find(const dp_queue_t *q, uint64_t id)
+{
+    for (dp_bjob_t *j = q->buckets[s_slot(q, id)]; j; j = j->hnext)
+        if (j->id == id)
+            return j;
+    return NULL;
+}
+
+static void s_grow(dp_queue_t *q)
+{
+    size_t n = q->nbuckets * 2;
+    dp_bjob_t **b = calloc(n, sizeof *b);
+    if (!b)
+        return; /* keep the longer chains; still correct */
+    dp_bjob_t **old = q->buckets;
+    size_t oldn = q->nbuckets;
+    q->buckets = b;
+    q->nbuckets = n;
+    for (size_t k = 0; k < oldn; k++) {
+        for (dp_bjob_t *j = old[k], *nx; j; j = nx) {
+            nx = j->hnext;
+            size_t s = s_slot(q, j->id);
+            j->hnext = b[s];
+            b[s] = j;
+        }
+    }
+    free(old);
+}
+
+static void s_unindex(dp_queue_t *q, dp_bjob_t *j)
+{
+    dp_bjob_t **pp = &q->buckets[s_slot(q, j->id)];
+    while (*pp && *pp != j)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = j->hnext;
+}
+
+static void s_push(dp_jlist_t *l, dp_bjob_t *j, bool head)
+{
+    j->prev = head ? NULL : l->tail;
+    j->next = head ? l->head : NULL;
+    if (head) {
+        if (l->head)
+            l->head->prev = j;
+        else
+            l->tail = j;
+        l->head = j;
+    } else {
+        if (l->tail)
+            l->tail->next = j;
+        else
+            l->head = j;
+        l->tail = j;
+    }
+    l->n++;
+}
+
+static void s_unlink(dp_jlist_t *l, dp_bjob_t *j)
+{
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        l->head = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    else
+        l->tail = j->prev;
+    j->prev = j->next = NULL;
+    l->n--;
+}
+
+static void s_ring_add(dp_queue_t *q, dp_qclient_t *c, int cls)
+{
+    if (c->in_ring[cls])
+        return;
+    c->in_ring[cls] = true;
+    dp_qclient_t *r = q->ring[cls];
+    if (!r) {
+        c->rr_prev[cls] = c->rr_next[cls] = c;
+        q->ring[cls] = c;
+        return;
+    }
+    /* insert just before the next to serve: served last this round */
+    c->rr_next[cls] = r;
+    c->rr_prev[cls] = r->rr_prev[cls];
+    r->rr_prev[cls]->rr_next[cls] = c;
+    r->rr_prev[cls] = c;
+}
+
+static void s_ring_del(dp_queue_t *q, dp_qclient_t *c, int cls)
+{
+    if (!c->in_ring[cls])
+        return;
+    c->in_ring[cls] = false;
+    if (c->rr_next[cls] == c) {
+        q->ring[cls] = NULL;
+    } else {
+        c->rr_prev[cls]->rr_next[cls] = c->rr_next[cls];
+        c->rr_next[cls]->rr_prev[cls] = c->rr_prev[cls];
+        if (q->ring[cls] == c)
+            q->ring[cls] = c->rr_next[cls];
+    }
+    c->rr_prev[cls] = c->rr_next[cls] = NULL;
+}
+
+void dp_queue_client_remove(dp_queue_t *q, dp_qclient_t *c)
+{
+    for (int cls = 0; cls < DP_CLASS_COUNT; cls++)
+        s_ring_del(q, c, cls);
+}
+
+int dp_queue_add(dp_queue_t *q, dp_qclient_t *c, uint64_t id,
+                 dp_class_t cls, uint8_t retries, dp_bbuf_t *buf,
+                 const uint8_t *raw, size_t raw_len, dp_bjob_t **out)
+{
+    if (dp_queue_find(q, id))
+        return DP_ERR_INVALID;
+    dp_bjob_t *j = calloc(1, sizeof *j);
+    if (!j)
+        return DP_ERR_NOMEM;
+    j->id = id;
+    j->buf = buf;
+    buf->refs++;
+    j->raw = raw;
+    j->raw_len = (uint32_t)raw_len;
+    j->client = c;
+    j->cls = (uint8_t)cls;
+    j->retries = retries;
+    j->state = DP_JOB_QUEUED;
+    size_t s = s_slot(q, id);
+    j->hnext = q->buckets[s];
+    q->buckets[s] = j;
+    if (++q->njobs > q->nbuckets)
+        s_grow(q);
+    s_push(&c->queue[cls], j, false);
+    q->queued[cls]++;
+    s_ring_add(q, c, cls);
+    if (out)
+        *out = j;
+    return 0;
+}
+
+dp_bjob_t *dp_queue_next(dp_queue_t *q, dp_class_t cls, dp_qworker_t *w)
+{
+    dp_qclient_t *c = q->ring[cls];
+    if (!c)
+        return NULL;
+    dp_bjob_t *j = c->queue[cls].head;
+    assert(j); /* a client is in the ring only while it has jobs */
+    s_unlink(&c->queue[cls], j);
+    q->queued[cls]--;
+    q->ring[cls] = c->rr_next[cls];
+    if (c->queue[cls].n == 0)
+        s_ring_del(q, c, cls);
+    j->state = DP_JOB_LEASED;
+    j->worker = w;
+    j->attempts++;
+    c->running++;
+    s_push(&w->leases, j, false);
+    w->inflight[cls]++;
+    return j;
+}
+
+static void s_unlease(dp_bjob_t *j)
+{
+    dp_qworker_t *w = j->worker;
+    s_unlink(&w->leases, j);
+    w->inflight[j->cls]--;
+    j->worker = NULL;
+}
+
+void dp_queue_requeue(dp_queue_t *q, dp_bjob_t *j)
+{
+    assert(j->state == DP_JOB_LEASED);
+    s_unlease(j);
+    j->client->running--;
+    j->state = DP_JOB_QUEUED;
+    s_push(&j->client->queue[j->cls], j, true);
+    q->queued[j->cls]++;
+    s_ring_add(q, j->client, j->cls);
+}
+
+void dp_queue_orphan(dp_queue_t *q, dp_bjob_t *j)
+{
+    (void)q;
+    assert(j->state == DP_JOB_LEASED);
+    j->client->running--;
+    j->client = NULL;
+    j->state = DP_JOB_ORPHAN;
+}
+
+void dp_queue_free_job(dp_queue_t *q, dp_bjob_t *j)
+{
+    switch (j->state) {
+    case DP_JOB_QUEUED:
+        s_unlink(&j->client->queue[j->cls], j);
+        q->queued[j->cls]--;
+        if (j->client->queue[j->cls].n == 0)
+            s_ring_del(q, j->client, j->cls);
+        break;
+    case DP_JOB_LEASED:
+        j->client->running--;
+        s_unlease(j);
+        break;
+    case DP_JOB_ORPHAN:
+        s_unlease(j);
+        break;
+    }
+    s_unindex(q, j);
+    q->njobs--;
+    dp_bbuf_unref(j->buf);
+    free(j);
+}
+
+uint32_t dp_queue_credit(const dp_qworker_t *w, dp_class_t cls,
+                         uint32_t lookahead)
+{
+    uint32_t cap = w->capacity[cls];
+    if (cap == 0)
+        return 0;
+    uint32_t limit = cap + lookahead;
+    return w->inflight[cls] >= limit ? 0 : limit - w->inflight[cls];
+}

@@ -1,0 +1,116 @@
+/*
+ * dp_queue.h - the broker's job bookkeeping: job records, the id index,
+ * per-client queues served round-robin, and leases held by workers.
+ * No sockets here; dp_broker.c drives it.
+ *
+ * Ownership:
+ *  - The queue owns every dp_bjob_t; dp_queue_free_job releases one.
+ *  - A job borrows its encoded bytes from a dp_bbuf_t (the received SUBMIT
+ *    frame, kept whole and reference-counted: the broker never copies or
+ *    re-encodes a job it only forwards).
+ *  - Clients (dp_qclient_t) and workers (dp_qworker_t) are owned by the
+ *    broker; they embed the list heads this module manages.
+ *
+ * Job states and their legal moves (dp_queue_set_state checks them):
+ *   QUEUED -> LEASED (dispatch) | gone (cancel, client lost)
+ *   LEASED -> QUEUED (worker lost, requeue) | gone (result)
+ *          -> ORPHAN (its client went away; wait for the worker's answer)
+ *   ORPHAN -> gone (result or worker lost)
+ */
+#ifndef DP_QUEUE_H
+#define DP_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <zmq.h>
+
+#include "dp_jobs.h"
+
+typedef enum { DP_JOB_QUEUED, DP_JOB_LEASED, DP_JOB_ORPHAN } dp_jobstate_t;
+
+extern const char *const dp_jobstate_names[];
+
+/* A received SUBMIT frame, shared by the jobs it carries. */
+typedef struct dp_bbuf {
+    zmq_msg_t msg;
+    uint32_t refs;
+} dp_bbuf_t;
+
+typedef struct dp_bjob dp_bjob_t;
+
+/* An intrusive doubly linked list of jobs. */
+typedef struct {
+    dp_bjob_t *head, *tail;
+    size_t n;
+} dp_jlist_t;
+
+typedef struct dp_qclient {
+    dp_jlist_t queue[DP_CLASS_COUNT];  /* waiting jobs, oldest first */
+    struct dp_qclient *rr_prev[DP_CLASS_COUNT], *rr_next[DP_CLASS_COUNT];
+    bool in_ring[DP_CLASS_COUNT];
+    size_t running;                     /* leased jobs */
+} dp_qclient_t;
+
+typedef struct dp_qworker {
+    dp_jlist_t leases;                  /* jobs it holds */
+    uint32_t capacity[DP_CLASS_COUNT];  /* slots it announced */
+    uint32_t inflight[DP_CLASS_COUNT];  /* leases per class */
+} dp_qworker_t;
+
+struct dp_bjob {
+    uint64_t id;
+    dp_bjob_t *hnext;            /* id index chain */
+    dp_bjob_t *prev, *next;      /* client queue or worker leases */
+    dp_bbuf_t *buf;              /* holds the encoded job */
+    const uint8_t *raw;          /* the encoded job inside buf */
+    uint32_t raw_len;
+    dp_qclient_t *client;        /* NULL once orphaned */
+    dp_qworker_t *worker;        /* when leased */
+    uint8_t cls;
+    uint8_t state;
+    uint8_t attempts;            /* dispatches so far */
+    uint8_t retries;             /* re-dispatches allowed after loss */
+};
+
+typedef struct {
+    dp_bjob_t **buckets;
+    size_t nbuckets; /* power of two */
+    size_t njobs;
+    dp_qclient_t *ring[DP_CLASS_COUNT]; /* next client to serve per class */
+    size_t queued[DP_CLASS_COUNT];
+} dp_queue_t;
+
+/* dp_queue_init / dp_queue_release: an empty queue; release frees every
+ * job still in it. 0 or DP_ERR_NOMEM. */
+int dp_queue_init(dp_queue_t *q);
+void dp_queue_release(dp_queue_t *q);
+
+/* dp_bbuf_unref: drop one reference; the last frees the frame. */
+void dp_bbuf_unref(dp_bbuf_t *b);
+
+/* dp_queue_find: the job with this id, or NULL. */
+dp_bjob_t *dp_queue_find(const dp_queue_t *q, uint64_t id);
+/* dp_queue_add: a new QUEUED job at the tail of its client's queue; takes a
+ * reference on buf. DP_ERR_INVALID if the id is in use, DP_ERR_NOMEM. */
+int dp_queue_add(dp_queue_t *q, dp_qclient_t *c, uint64_t id,
+                 dp_class_t cls, uint8_t retries, dp_bbuf_t *buf,
+                 const uint8_t *raw, size_t raw_len, dp_bjob_t **out);
+/* dp_queue_next: pop the next job of class cls, round-robin over clients
+ * (one job per client per turn), and lease it to w. NULL if none. */
+dp_bjob_t *dp_queue_next(dp_queue_t *q, dp_class_t cls, dp_qworker_t *w);
+/* dp_queue_requeue: a leased job goes back to the head of its client's
+ * queue (its worker was lost or handed it back). */
+void dp_queue_requeue(dp_queue_t *q, dp_bjob_t *j);
+/* dp_queue_orphan: a leased job whose client is gone. */
+void dp_queue_orphan(dp_queue_t *q, dp_bjob_t *j);
+/* dp_queue_free_job: remove j from every list and the index, free it. */
+void dp_queue_free_job(dp_queue_t *q, dp_bjob_t *j);
+/* dp_queue_credit: jobs of class cls that w may still receive, given a
+ * lookahead beyond its slots. */
+uint32_t dp_queue_credit(const dp_qworker_t *w, dp_class_t cls,
+                         uint32_t lookahead);
+/* dp_queue_client_remove: unlink a client from the round-robin rings. */
+void dp_queue_client_remove(dp_queue_t *q, dp_qclient_t *c);
+
+#endif /* DP_QUEUE_H */

@@ -1,0 +1,322 @@
+/*
+ * cli_map.c - run one job type over the command line's arguments or
+ * stdin's lines (read lazily), print each result as it comes (text or
+ * JSON Lines), show progress, write download bodies.
+ *
+ * The input text of each job is kept in a ring of max_inflight slots,
+ * indexed by input position, until its result is printed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "dp_clock.h"
+#include "dp_download.h"
+
+#define S_FILE_MAX (256u * 1024 * 1024) /* hash: largest file sent */
+
+typedef struct {
+    dp_cli_t *c;
+    const char *type;
+    char **args;
+    int nargs, next;
+    char **inputs;     /* ring: input text by index % cap */
+    size_t cap, count;
+    char *line;
+    size_t line_cap;
+    int bad_input;     /* exit code when an input could not be read */
+} s_in_t;
+
+/* s_file_arg: a file's content as a bin value. */
+static int s_file_arg(const char *path, dp_value_t *out)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "dpool: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || st.st_size > (off_t)S_FILE_MAX) {
+        fprintf(stderr, "dpool: %s: larger than %u bytes\n", path,
+                S_FILE_MAX);
+        fclose(f);
+        return -1;
+    }
+    size_t size = (size_t)st.st_size;
+    *out = dp_bin("", 0);
+    char *p = malloc(size + 1);
+    size_t got = p ? fread(p, 1, size, f) : 0;
+    fclose(f);
+    if (!p || got != size) {
+        free(p);
+        fprintf(stderr, "dpool: %s: read failed\n", path);
+        return -1;
+    }
+    free(out->v.s.ptr);
+    out->v.s.ptr = p;
+    out->v.s.len = size;
+    return 0;
+}
+
+/* s_make_args: the job's argument array for one input text. */
+static int s_make_args(s_in_t *in, const char *text, dp_value_t *args)
+{
+    dp_cli_t *c = in->c;
+    if (strcmp(in->type, "hash") != 0) {
+        *args = dp_array(1);
+        args->v.a.items[0] = dp_str(text);
+        return 0;
+    }
+    size_t n = c->pbkdf2 ? (c->dklen ? 5 : 4) : (c->dklen ? 5 : 2);
+    *args = dp_array(n);
+    if (s_file_arg(text, &args->v.a.items[0]))
+        return -1;
+    args->v.a.items[1] = dp_str(c->algo ? c->algo : "sha256");
+    if (n > 2) {
+        args->v.a.items[2] = c->pbkdf2 ? dp_uint((uint64_t)c->pbkdf2)
+                                       : dp_nil();
+        args->v.a.items[3] = c->salt ? dp_str(c->salt) : dp_nil();
+    }
+    if (c->dklen)
+        args->v.a.items[4] = dp_uint((uint64_t)c->dklen);
+    return 0;
+}
+
+static int s_next_input(void *ctx, dp_value_t *args)
+{
+    s_in_t *in = ctx;
+    const char *text;
+    for (;;) {
+        if (in->nargs > 0) {
+            if (in->next >= in->nargs)
+                return 0;
+            text = in->args[in->next++];
+        } else {
+            ssize_t n = getline(&in->line, &in->line_cap, stdin);
+            if (n < 0)
+                return 0;
+            while (n > 0 && (in->line[n - 1] == '\n' ||
+                             in->line[n - 1] == '\r'))
+                in->line[--n] = '\0';
+            if (n == 0)
+                continue; /* blank lines are no input */
+            text = in->line;
+        }
+        break;
+    }
+    if (s_make_args(in, text, args)) {
+        dp_value_clear(args);
+        in->bad_input = 1; /* said on stderr; the batch goes on */
+        return s_next_input(ctx, args);
+    }
+    char **slot = &in->inputs[in->count++ % in->cap];
+    free(*slot);
+    *slot = strdup(text);
+    return 1;
+}
+
+/* ---- output ---- */
+
+static void s_json_str(FILE *f, const char *s)
+{
+    dp_value_t v = dp_str(s ? s : "");
+    char *j = dp_value_json(&v);
+    fputs(j ? j : "\"\"", f);
+    free(j);
+    dp_value_clear(&v);
+}
+
+/* s_save_body: write a download's body under --output-dir, replace
+ * "body" by "path" in the result. */
+static int s_save_body(dp_cli_t *c, dp_result_t *r, char *path, size_t len)
+{
+    const dp_value_t *body = dp_dict_get(&r->value, "body");
+    const dp_value_t *url = dp_dict_get(&r->value, "url");
+    if (!body || body->type != DP_BIN)
+        return 0;
+    char base[DP_DL_NAME_MAX + 1];
+    if (dp_dl_safe_name(url && url->type == DP_STR ? url->v.s.ptr : "",
+                        base, sizeof base))
+        return -1;
+    int fd = dp_dl_open_unique(c->output_dir, base, path, len);
+    if (fd < 0)
+        return -1;
+    size_t off = 0;
+    while (off < body->v.s.len) {
+        ssize_t n = write(fd, body->v.s.ptr + off, body->v.s.len - off);
+        if (n <= 0 && errno != EINTR)
+            break;
+        off += n > 0 ? (size_t)n : 0;
+    }
+    close(fd);
+    if (off != body->v.s.len)
+        return -1;
+    /* turn the body into the path it went to */
+    dp_value_t *b = (dp_value_t *)body;
+    dp_value_clear(b);
+    *b = dp_str(path);
+    dp_value_t *key = b - 1;
+    dp_value_clear(key);
+    *key = dp_str("path");
+    return 0;
+}
+
+static void s_print_text(const char *type, const char *input,
+                         const dp_result_t *r)
+{
+    if (r->error) {
+        fprintf(stderr, "dpool: %s: %s: %s\n", input, dp_errname(r->error),
+                r->message ? r->message : dp_strerror(r->error));
+        return;
+    }
+    const dp_value_t *v = &r->value;
+    if (strcmp(type, "factor") == 0 && v->type == DP_ARRAY) {
+        printf("%s:", input);
+        for (size_t k = 0; k < v->v.a.len; k++) {
+            const dp_value_t *x = &v->v.a.items[k];
+            if (x->type == DP_UINT)
+                printf(" %llu", (unsigned long long)x->v.u);
+            else if (x->type == DP_STR)
+                printf(" %s", x->v.s.ptr);
+        }
+        putchar('\n');
+    } else if (strcmp(type, "isprime") == 0) {
+        const dp_value_t *p = v->type == DP_MAP ? dp_dict_get(v, "prime") : v;
+        bool prime = p && p->type == DP_BOOL && p->v.b;
+        printf("%s: %s\n", input, prime ? "prime" : "not prime");
+    } else if (strcmp(type, "download") == 0 && v->type == DP_MAP) {
+        const dp_value_t *st = dp_dict_get(v, "status");
+        const dp_value_t *by = dp_dict_get(v, "bytes");
+        const dp_value_t *pa = dp_dict_get(v, "path");
+        printf("%s: %llu %llu bytes -> %s\n", input,
+               st && st->type == DP_UINT ? (unsigned long long)st->v.u : 0,
+               by && by->type == DP_UINT ? (unsigned long long)by->v.u : 0,
+               pa && pa->type == DP_STR ? pa->v.s.ptr : "?");
+    } else if (v->type == DP_STR) {
+        printf("%s: %s\n", input, v->v.s.ptr);
+    } else {
+        char *j = dp_value_json(v);
+        printf("%s: %s\n", input, j ? j : "?");
+        free(j);
+    }
+}
+
+static void s_print_json(const char *type, const char *input,
+                         const dp_result_t *r)
+{
+    printf("{\"index\":%zu,\"type\":", r->index);
+    s_json_str(stdout, type);
+    printf(",\"input\":");
+    s_json_str(stdout, input);
+    printf(",\"ok\":%s,", r->error ? "false" : "true");
+    if (r->error) {
+        printf("\"error\":{\"code\":%d,\"name\":\"%s\",\"message\":",
+               r->error, dp_errname(r->error));
+        s_json_str(stdout, r->message);
+        putchar('}');
+    } else {
+        char *j = dp_value_json(&r->value);
+        printf("\"result\":%s", j ? j : "null");
+        free(j);
+    }
+    printf(",\"worker\":");
+    s_json_str(stdout, r->worker);
+    printf(",\"pid\":%d,\"elapsed_ms\":%.3f,\"attempts\":%u}\n", r->pid,
+           r->elapsed_us / 1000.0, r->attempts);
+}
+
+/* ---- progress ---- */
+
+typedef struct {
+    uint64_t t0, last;
+    bool shown;
+} s_progress_t;
+
+static void s_progress(dp_cli_t *c, s_progress_t *pg, dp_map_t *m,
+                       size_t total, bool end)
+{
+    uint64_t now = dp_now_ms();
+    if (!c->progress || (!end && now - pg->last < DP_PROGRESS_MS) ||
+        now - pg->t0 < DP_PROGRESS_AFTER_MS)
+        return;
+    pg->last = now;
+    size_t sub, done, failed;
+    dp_map_stats(m, &sub, &done, &failed);
+    double secs = (double)(now - pg->t0) / 1000.0;
+    double rate = secs > 0 ? (double)done / secs : 0;
+    fprintf(stderr, "\r%zu/", done);
+    if (total)
+        fprintf(stderr, "%zu", total);
+    else
+        fprintf(stderr, "?");
+    fprintf(stderr, " done, %zu failed, %.1f jobs/s", failed, rate);
+    if (total && rate > 0 && done < total)
+        fprintf(stderr, ", ETA %.0f s", (double)(total - done) / rate);
+    fprintf(stderr, "\033[K%s", end ? "\n" : "");
+    pg->shown = true;
+}
+
+/* ---- the batch ---- */
+
+int dp_cli_map(dp_cli_t *c, const char *type, char **args, int nargs)
+{
+    s_in_t in = {.c = c, .type = type, .args = args, .nargs = nargs};
+    dp_map_opts_t o = {.unordered = c->unordered,
+                       .chunksize = (size_t)c->chunksize,
+                       .max_inflight = (size_t)c->max_inflight,
+                       .fail_fast = c->fail_fast,
+                       .job = {.timeout = c->timeout,
+                               .retries = (int)c->retries}};
+    in.cap = o.max_inflight ? o.max_inflight : DP_MAX_INFLIGHT_CLI;
+    o.max_inflight = in.cap;
+    in.inputs = calloc(in.cap, sizeof *in.inputs);
+    dp_map_t *m = NULL;
+    int rc = in.inputs ? dp_map(c->pool, type, s_next_input, &in, &o, &m)
+                       : DP_ERR_NOMEM;
+    size_t failed = 0;
+    s_progress_t pg = {dp_now_ms(), 0, false};
+    dp_result_t *r;
+    while (!rc && (rc = dp_map_next(m, &r)) == 0) {
+        const char *input = in.inputs[r->index % in.cap];
+        char path[4096];
+        if (!r->error && strcmp(type, "download") == 0 &&
+            s_save_body(c, r, path, sizeof path)) {
+            fprintf(stderr, "dpool: %s: cannot write under %s: %s\n", input,
+                    c->output_dir, strerror(errno));
+            failed++;
+        }
+        failed += r->error != 0;
+        if (c->json)
+            s_print_json(type, input, r);
+        else
+            s_print_text(type, input, r);
+        fflush(stdout);
+        dp_result_free(&r);
+        s_progress(c, &pg, m, (size_t)nargs, false);
+    }
+    if (m && pg.shown)
+        s_progress(c, &pg, m, (size_t)nargs, true);
+    int code = failed || in.bad_input ? DP_EXIT_FAILED : DP_EXIT_OK;
+    if (rc == DP_ERR_CANCELLED) {
+        fprintf(stderr, "dpool: interrupted; unfinished jobs cancelled\n");
+        code = DP_EXIT_INTERRUPTED;
+    } else if (rc == DP_ERR_BROKER_LOST) {
+        fprintf(stderr, "dpool: lost the broker %s mid-batch\n",
+                c->broker ? c->broker : "(embedded)");
+        code = DP_EXIT_UNREACHABLE;
+    } else if (rc != DP_ERR_EOF && rc != DP_ERR_INVALID) {
+        fprintf(stderr, "dpool: %s\n", dp_strerror(rc));
+        code = DP_EXIT_FAILED;
+    }
+    dp_map_destroy(&m);
+    for (size_t k = 0; in.inputs && k < in.cap; k++)
+        free(in.inputs[k]);
+    free(in.inputs);
+    free(in.line);
+    return code;
+}

@@ -1,0 +1,86 @@
+/* cli_opts.c - the options of `dpool`, one table for every command. */
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+void dp_cli_defaults(dp_cli_t *c)
+{
+    memset(c, 0, sizeof *c);
+    c->retries = -1;
+    c->connect_timeout = 10.0;
+    c->format = "text";
+    c->output_dir = ".";
+    c->progress = isatty(STDERR_FILENO);
+}
+
+void dp_cli_options(dp_cli_t *c, dp_opt_t *o, bool *help, bool *version,
+                    bool *list)
+{
+    const dp_opt_t rows[] = {
+        {"broker", 'b', "DPOOL_BROKER", DP_OPT_STR, &c->broker, 0, 0,
+         "ENDPOINT", "broker to use (default: an embedded local pool)"},
+        {"unordered", 'u', NULL, DP_OPT_FLAG, &c->unordered, 0, 0, NULL,
+         "results as they complete (as_completed), not in input order"},
+        {"chunksize", 0, NULL, DP_OPT_LONG, &c->chunksize, 1, 1000000, "N",
+         "jobs per dispatch (default: automatic)"},
+        {"timeout", 't', NULL, DP_OPT_DOUBLE, &c->timeout, 0, 0, "SECONDS",
+         "per-job time limit (fractions allowed; default: per type)"},
+        {"retries", 0, NULL, DP_OPT_LONG, &c->retries, 0, 100, "N",
+         "re-dispatches when a worker dies mid-job (3)"},
+        {"fail-fast", 0, NULL, DP_OPT_FLAG, &c->fail_fast, 0, 0, NULL,
+         "the first failed job cancels the rest"},
+        {"format", 'f', "DPOOL_FORMAT", DP_OPT_STR, &c->format, 0, 0,
+         "text|json", "output: text, or JSON Lines"},
+        {"connect-timeout", 0, "DPOOL_CONNECT_TIMEOUT", DP_OPT_DOUBLE,
+         &c->connect_timeout, 0, 0, "SECONDS",
+         "give up on an unreachable broker after this (10)"},
+        {"max-inflight", 0, NULL, DP_OPT_LONG, &c->max_inflight, 1,
+         10000000, "N", "inputs read ahead of the results (1024)"},
+        {"processes", 'p', "DPOOL_PROCESSES", DP_OPT_LONG, &c->processes, 1,
+         4096, "N", "embedded pool: worker processes (default: cores)"},
+        {"progress", 0, NULL, DP_OPT_FLAG, &c->progress, 0, 0, NULL,
+         "progress line on stderr (default: when it is a terminal)"},
+        {"algo", 'a', NULL, DP_OPT_STR, &c->algo, 0, 0, "NAME",
+         "hash: digest algorithm (sha256; see --list)"},
+        {"pbkdf2", 0, NULL, DP_OPT_LONG, &c->pbkdf2, 1, LONG_MAX,
+         "ITERATIONS", "hash: PBKDF2-HMAC with this many iterations"},
+        {"salt", 0, NULL, DP_OPT_STR, &c->salt, 0, 0, "SALT",
+         "hash: PBKDF2 salt"},
+        {"dklen", 0, NULL, DP_OPT_LONG, &c->dklen, 1, LONG_MAX, "BYTES",
+         "hash: PBKDF2 key length (default: the digest size)"},
+        {"list", 0, NULL, DP_OPT_FLAG, list, 0, 0, NULL,
+         "hash: list the algorithms"},
+        {"output-dir", 'o', NULL, DP_OPT_STR, &c->output_dir, 0, 0, "DIR",
+         "download: where bodies are written (.)"},
+        {"version", 'V', NULL, DP_OPT_FLAG, version, 0, 0, NULL,
+         "print the version"},
+        {"help", 'h', NULL, DP_OPT_HELP, help, 0, 0, NULL, "this help"},
+        {NULL, 0, NULL, 0, NULL, 0, 0, NULL, NULL},
+    };
+    memcpy(o, rows, sizeof rows);
+}
+
+int dp_cli_finish_options(dp_cli_t *c, char *err, size_t errlen)
+{
+    if (strcmp(c->format, "json") == 0) {
+        c->json = true;
+    } else if (strcmp(c->format, "text") != 0) {
+        snprintf(err, errlen, "--format takes text or json, not '%s'",
+                 c->format);
+        return 1;
+    }
+    if ((c->salt != NULL) != (c->pbkdf2 != 0)) {
+        snprintf(err, errlen, "--pbkdf2 ITERATIONS and --salt SALT go "
+                 "together");
+        return 1;
+    }
+    if (c->dklen && !c->pbkdf2 && !(c->algo && strncmp(c->algo, "shake", 5)
+                                              == 0)) {
+        snprintf(err, errlen, "--dklen needs --pbkdf2 (or a shake algo)");
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,139 @@
+/*
+ * dp_embed.c - the embedded pool: a private dpool-broker and dpool-worker
+ * over ipc:// in a private temp dir, started for one client and stopped
+ * with it. They run in their own process group (the terminal's Ctrl-C
+ * reaches only the client, which cancels and then stops them) and die
+ * with the client even if it is killed (PR_SET_PDEATHSIG via
+ * --parent-pid).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dp_clock.h"
+#include "dp_pool_int.h"
+
+#define S_NUM_MAX 32
+#define S_REAP_STEP_MS 10
+
+extern char **environ;
+
+/* s_find_bin: dir holding dpool-broker: opts, $DPOOL_BIN_DIR, this
+ * program's own dir, the install dir. */
+static int s_find_bin(const dp_pool_opts_t *o, char *dir, size_t len)
+{
+    const char *cands[3] = {o ? o->bin_dir : NULL, getenv("DPOOL_BIN_DIR"),
+                            NULL};
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash)
+            *slash = '\0';
+        cands[2] = self;
+    }
+    for (int k = 0; k < 4; k++) {
+        const char *d = k < 3 ? cands[k] : DP_INSTALL_BINDIR;
+        if (!d)
+            continue;
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/dpool-broker", d);
+        if (access(path, X_OK) == 0) {
+            snprintf(dir, len, "%s", d);
+            return 0;
+        }
+    }
+    return DP_ERR_INVALID;
+}
+
+static pid_t s_spawn(const char *dir, const char *prog, const char **args)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", dir, prog);
+    posix_spawnattr_t at;
+    posix_spawnattr_init(&at);
+    posix_spawnattr_setpgroup(&at, 0);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
+    pid_t pid = 0;
+    args[0] = prog;
+    int rc = posix_spawn(&pid, path, NULL, &at, (char *const *)args,
+                         environ);
+    posix_spawnattr_destroy(&at);
+    return rc == 0 ? pid : -1;
+}
+
+int dp_embed_start(dp_pool_t *p, const dp_pool_opts_t *o)
+{
+    char bin[PATH_MAX], tmpl[] = "/tmp/dpool-XXXXXX";
+    if (s_find_bin(o, bin, sizeof bin)) {
+        fprintf(stderr, "dpool: cannot find dpool-broker and dpool-worker "
+                        "(set DPOOL_BIN_DIR)\n");
+        return DP_ERR_INVALID;
+    }
+    if (!mkdtemp(tmpl))
+        return DP_ERR_IO;
+    p->tmpdir = strdup(tmpl);
+    size_t len = strlen(tmpl) + sizeof "ipc:///broker";
+    p->endpoint = malloc(len);
+    if (!p->tmpdir || !p->endpoint)
+        return DP_ERR_NOMEM;
+    snprintf(p->endpoint, len, "ipc://%s/broker", tmpl);
+    char ppid[S_NUM_MAX], procs[S_NUM_MAX], io[S_NUM_MAX];
+    snprintf(ppid, sizeof ppid, "%d", (int)getpid());
+    long ncpu = o && o->processes > 0 ? o->processes
+                                      : sysconf(_SC_NPROCESSORS_ONLN);
+    snprintf(procs, sizeof procs, "%ld", ncpu);
+    snprintf(io, sizeof io, "%d", o && o->io_slots > 0 ? o->io_slots : 16);
+    const char *bargs[] = {NULL, "--bind", p->endpoint, "--parent-pid", ppid,
+                           "--log-level", "warn", NULL};
+    const char *wargs[] = {NULL, "--connect", p->endpoint, "--processes",
+                           procs, "--io-slots", io, "--parent-pid", ppid,
+                           "--grace", DP_EMBED_GRACE, "--log-level", "warn",
+                           NULL};
+    p->broker_pid = s_spawn(bin, "dpool-broker", bargs);
+    p->worker_pid = s_spawn(bin, "dpool-worker", wargs);
+    return p->broker_pid > 0 && p->worker_pid > 0 ? 0 : DP_ERR_IO;
+}
+
+/* s_stop: SIGTERM, wait up to DP_EMBED_STOP_MS, then SIGKILL; reap. */
+static void s_stop(pid_t pid)
+{
+    if (pid <= 0)
+        return;
+    kill(pid, SIGTERM);
+    uint64_t end = dp_now_ms() + DP_EMBED_STOP_MS;
+    int status;
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+        if (dp_now_ms() >= end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            return;
+        }
+        struct timespec ts = {0, S_REAP_STEP_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+void dp_embed_stop(dp_pool_t *p)
+{
+    s_stop(p->worker_pid);
+    s_stop(p->broker_pid);
+    p->worker_pid = p->broker_pid = 0;
+    if (p->tmpdir) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/broker", p->tmpdir);
+        unlink(path);
+        rmdir(p->tmpdir);
+        free(p->tmpdir);
+        p->tmpdir = NULL;
+    }
+}

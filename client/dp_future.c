@@ -1,0 +1,98 @@
+/* dp_future.c - one job, one future. */
+#include <stdlib.h>
+
+#include "dp_msg.h"
+#include "dp_pool_int.h"
+
+struct dp_future {
+    dp_pool_t *pool;
+    uint64_t id;
+    dp_result_t *res;
+};
+
+void dp_future_deliver(void *owner, dp_result_t *r)
+{
+    dp_future_t *f = owner;
+    dp_result_free(&f->res);
+    f->res = r;
+}
+
+/* s_submit_one: a SUBMIT of one job. */
+static int s_submit_one(dp_pool_t *p, uint64_t id, const char *type,
+                        const dp_value_t *args, size_t nargs,
+                        const dp_job_opts_t *o)
+{
+    dp_wr_t w;
+    dp_wr_init(&w);
+    dp_msg_begin(&w, DP_CMD_SUBMIT);
+    dp_wr_array(&w, 2);
+    dp_wr_uint(&w, id);
+    dp_wr_array(&w, 1);
+    dp_wr_array(&w, 5);
+    dp_wr_uint(&w, id);
+    dp_wr_cstr(&w, type);
+    dp_wr_array(&w, (uint32_t)nargs);
+    for (size_t k = 0; k < nargs; k++)
+        dp_wr_value(&w, &args[k]);
+    dp_wr_uint(&w, o && o->timeout > 0 ? (uint64_t)(o->timeout * 1000 + 0.5)
+                                       : 0);
+    dp_wr_uint(&w, o && o->retries >= 0 ? (uint64_t)o->retries
+                                        : DP_RETRIES_DEFAULT_CLIENT);
+    return dp_pool_send(p, &w);
+}
+
+int dp_submit(dp_pool_t *p, const char *type, const dp_value_t *args,
+              size_t nargs, const dp_job_opts_t *o, dp_future_t **out)
+{
+    dp_future_t *f = calloc(1, sizeof *f);
+    if (!f)
+        return DP_ERR_NOMEM;
+    f->pool = p;
+    f->id = dp_pool_next_id(p);
+    int rc = dp_route_add(p, f->id, DP_SINK_FUTURE, f, 0);
+    if (!rc)
+        rc = s_submit_one(p, f->id, type, args, nargs, o);
+    if (rc) {
+        dp_route_del(p, f->id);
+        free(f);
+        return rc;
+    }
+    *out = f;
+    return 0;
+}
+
+int dp_future_wait(dp_future_t *f, double timeout)
+{
+    while (!f->res) {
+        int rc = dp_pool_pump(f->pool, timeout);
+        if (f->res)
+            break;
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+const dp_result_t *dp_future_result(const dp_future_t *f)
+{
+    return f->res;
+}
+
+int dp_future_cancel(dp_future_t *f)
+{
+    if (f->res)
+        return 0;
+    return dp_pool_cancel_ids(f->pool, &f->id, 1);
+}
+
+void dp_future_destroy(dp_future_t **fp)
+{
+    if (!fp || !*fp)
+        return;
+    dp_future_t *f = *fp;
+    if (!f->res)
+        dp_pool_forget(f->pool, f);
+    dp_result_free(&f->res);
+    free(f);
+    *fp = NULL;
+}

@@ -1,0 +1,256 @@
+/*
+ * dp_map.c - map and as_completed over a lazy input, with a bounded
+ * number of inputs in flight (read, not yet given back), so ten million
+ * inputs never sit in memory. Results wait in a ring indexed by input
+ * position (ordered) or a FIFO (unordered), both of max_inflight slots.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dp_msg.h"
+#include "dp_pool_int.h"
+
+struct dp_map {
+    dp_pool_t *pool;
+    char *type;
+    dp_input_fn in;
+    void *in_ctx;
+    const dp_value_t *argv; /* dp_map_array's inputs (borrowed) */
+    size_t argc, argi;
+    dp_map_opts_t o;
+    size_t chunk, cap;      /* jobs per SUBMIT; inputs in flight */
+    size_t read, yielded, failed;
+    bool input_done, input_error, cancelled;
+    dp_result_t **ring;     /* ordered: slot index % cap */
+    size_t fhead, fcount;   /* unordered: FIFO in ring */
+    dp_wr_t batch;          /* encoded jobs not yet sent */
+    uint32_t nbatch;
+    uint64_t seq;
+};
+
+static size_t s_clamp(size_t v, size_t lo, size_t hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+static int s_slots(const dp_pool_t *p)
+{
+    int n = dp_pool_slots(p);
+    return n > 0 ? n : (int)sysconf(_SC_NPROCESSORS_ONLN);
+}
+
+void dp_map_deliver(void *owner, size_t index, dp_result_t *r)
+{
+    dp_map_t *m = owner;
+    if (r->error) {
+        m->failed++;
+        if (m->o.fail_fast && !m->cancelled)
+            dp_map_cancel(m);
+    }
+    if (m->o.unordered) {
+        m->ring[(m->fhead + m->fcount++) % m->cap] = r;
+    } else {
+        dp_result_t **slot = &m->ring[index % m->cap];
+        dp_result_free(slot); /* never two: one result per job */
+        *slot = r;
+    }
+}
+
+static int s_flush(dp_map_t *m)
+{
+    if (m->nbatch == 0)
+        return 0;
+    dp_wr_t w;
+    dp_wr_init(&w);
+    dp_msg_begin(&w, DP_CMD_SUBMIT);
+    dp_wr_array(&w, 2);
+    dp_wr_uint(&w, ++m->seq);
+    dp_wr_array(&w, m->nbatch);
+    dp_wr_raw(&w, m->batch.buf.data, m->batch.buf.len);
+    dp_wr_reset(&m->batch);
+    m->nbatch = 0;
+    return dp_pool_send(m->pool, &w);
+}
+
+/* s_read_one: take the next input and queue its job. 0 = queued,
+ * DP_ERR_EOF = end of input, or an error. */
+static int s_read_one(dp_map_t *m)
+{
+    dp_value_t args = dp_nil();
+    int got;
+    if (m->argv) {
+        got = m->argi < m->argc;
+        if (got && dp_value_copy(&args, &m->argv[m->argi++]))
+            return DP_ERR_NOMEM;
+    } else {
+        got = m->in(m->in_ctx, &args);
+    }
+    if (got <= 0) {
+        m->input_done = true;
+        m->input_error = got < 0;
+        dp_value_clear(&args);
+        return got < 0 ? DP_ERR_INVALID : DP_ERR_EOF;
+    }
+    uint64_t id = dp_pool_next_id(m->pool);
+    int rc = dp_route_add(m->pool, id, DP_SINK_MAP, m, m->read);
+    const dp_job_opts_t *jo = &m->o.job;
+    if (!rc) {
+        dp_msg_put_job(&m->batch, id, m->type, &args,
+                       jo->timeout > 0 ? (uint32_t)(jo->timeout * 1000 + 0.5)
+                                       : 0,
+                       jo->retries >= 0 ? (uint32_t)jo->retries
+                                        : DP_RETRIES_DEFAULT_CLIENT);
+        m->nbatch++;
+        m->read++;
+    }
+    dp_value_clear(&args);
+    if (!rc && m->nbatch >= m->chunk)
+        rc = s_flush(m);
+    return rc;
+}
+
+/* s_ready: the next result to give, if there is one. */
+static dp_result_t *s_ready(dp_map_t *m)
+{
+    dp_result_t *r = NULL;
+    if (m->o.unordered && m->fcount) {
+        r = m->ring[m->fhead];
+        m->ring[m->fhead] = NULL;
+        m->fhead = (m->fhead + 1) % m->cap;
+        m->fcount--;
+    } else if (!m->o.unordered && m->yielded < m->read) {
+        dp_result_t **slot = &m->ring[m->yielded % m->cap];
+        r = *slot;
+        *slot = NULL;
+    }
+    if (r)
+        m->yielded++;
+    return r;
+}
+
+int dp_map_next(dp_map_t *m, dp_result_t **out)
+{
+    *out = NULL;
+    for (;;) {
+        if ((*out = s_ready(m)))
+            return 0;
+        if (m->input_done && m->yielded == m->read)
+            return m->input_error ? DP_ERR_INVALID : DP_ERR_EOF;
+        while (!m->input_done && !m->cancelled &&
+               m->read - m->yielded < m->cap) {
+            if (s_read_one(m))
+                break; /* end of input, or an input error (noted) */
+        }
+        if (m->cancelled)
+            m->input_done = true;
+        int rc = s_flush(m);
+        if (rc)
+            return rc;
+        if (m->input_done && m->yielded == m->read)
+            continue;
+        rc = dp_pool_pump(m->pool, -1);
+        if (rc == DP_ERR_CANCELLED) {
+            dp_map_cancel(m);
+            return rc;
+        }
+        if (rc == DP_ERR_BROKER_LOST)
+            return rc;
+    }
+}
+
+int dp_map_cancel(dp_map_t *m)
+{
+    m->cancelled = true;
+    m->input_done = true;
+    m->nbatch = 0; /* never sent: no results owed */
+    dp_wr_reset(&m->batch);
+    size_t n = 0;
+    dp_pool_t *p = m->pool;
+    uint64_t *ids = malloc((p->nroutes + 1) * sizeof *ids);
+    if (!ids)
+        return DP_ERR_NOMEM;
+    for (size_t k = 0; k < p->cap_routes; k++) {
+        dp_route_t *r = &p->routes[k];
+        if (r->id && !r->tomb && r->owner == m)
+            ids[n++] = r->id;
+    }
+    int rc = n ? dp_pool_cancel_ids(p, ids, n) : 0;
+    free(ids);
+    return rc;
+}
+
+static int s_new(dp_pool_t *p, const char *type, const dp_map_opts_t *o,
+                 size_t known_len, dp_map_t **out)
+{
+    dp_map_t *m = calloc(1, sizeof *m);
+    if (!m)
+        return DP_ERR_NOMEM;
+    m->pool = p;
+    if (o)
+        m->o = *o;
+    else
+        m->o.job.retries = -1;
+    m->cap = m->o.max_inflight ? m->o.max_inflight : DP_MAX_INFLIGHT_DEFAULT;
+    size_t quarter = 4 * (size_t)s_slots(p);
+    size_t basis = known_len ? known_len : m->cap;
+    m->chunk = m->o.chunksize ? m->o.chunksize
+                              : s_clamp((basis + quarter - 1) / quarter, 1,
+                                        DP_CHUNK_AUTO_MAX);
+    if (m->chunk > m->cap)
+        m->cap = m->chunk;
+    m->type = strdup(type);
+    m->ring = calloc(m->cap, sizeof *m->ring);
+    dp_wr_init(&m->batch);
+    if (!m->type || !m->ring) {
+        dp_map_destroy(&m);
+        return DP_ERR_NOMEM;
+    }
+    *out = m;
+    return 0;
+}
+
+int dp_map(dp_pool_t *p, const char *type, dp_input_fn in, void *in_ctx,
+           const dp_map_opts_t *o, dp_map_t **out)
+{
+    int rc = s_new(p, type, o, 0, out);
+    if (!rc) {
+        (*out)->in = in;
+        (*out)->in_ctx = in_ctx;
+    }
+    return rc;
+}
+
+int dp_map_array(dp_pool_t *p, const char *type, const dp_value_t *argv,
+                 size_t n, const dp_map_opts_t *o, dp_map_t **out)
+{
+    int rc = s_new(p, type, o, n, out);
+    if (!rc) {
+        (*out)->argv = argv;
+        (*out)->argc = n;
+    }
+    return rc;
+}
+
+void dp_map_stats(const dp_map_t *m, size_t *submitted, size_t *done,
+                  size_t *failed)
+{
+    *submitted = m->read;
+    *done = m->yielded;
+    *failed = m->failed;
+}
+
+void dp_map_destroy(dp_map_t **mp)
+{
+    if (!mp || !*mp)
+        return;
+    dp_map_t *m = *mp;
+    dp_pool_forget(m->pool, m);
+    for (size_t k = 0; m->ring && k < m->cap; k++)
+        dp_result_free(&m->ring[k]);
+    free(m->ring);
+    free(m->type);
+    dp_wr_release(&m->batch);
+    free(m);
+    *mp = NULL;
+}

@@ -1,0 +1,554 @@
+/*
+ * dp_pool.c - a client's connection to a broker: HELLO/WELCOME, the I/O
+ * thread (send, receive, heartbeats, broker loss), and result routing.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "dp_clock.h"
+#include "dp_msg.h"
+#include "dp_pool_int.h"
+#include "dp_zsock.h"
+
+#define S_ROUTES_MIN 1024u
+#define S_NAME_MAX 64
+
+/* ---- routes: open addressing, linear probing, tombstones ---- */
+
+static size_t s_hash(uint64_t id, size_t cap)
+{
+    return (size_t)((id * 0x9E3779B97F4A7C15ULL) >> 17) & (cap - 1);
+}
+
+static int s_routes_grow(dp_pool_t *p)
+{
+    size_t cap = p->cap_routes ? p->cap_routes * 2 : S_ROUTES_MIN;
+    if (p->nroutes * 4 < p->cap_routes)
+        cap = p->cap_routes; /* mostly tombstones: rehash in place size */
+    dp_route_t *r = calloc(cap, sizeof *r);
+    if (!r)
+        return DP_ERR_NOMEM;
+    for (size_t k = 0; k < p->cap_routes; k++) {
+        dp_route_t *o = &p->routes[k];
+        if (!o->id || o->tomb)
+            continue;
+        size_t s = s_hash(o->id, cap);
+        while (r[s].id)
+            s = (s + 1) & (cap - 1);
+        r[s] = *o;
+    }
+    free(p->routes);
+    p->routes = r;
+    p->cap_routes = cap;
+    p->used_routes = p->nroutes;
+    return 0;
+}
+
+int dp_route_add(dp_pool_t *p, uint64_t id, dp_sinkkind_t kind, void *owner,
+                 size_t index)
+{
+    if ((p->used_routes + 1) * 2 > p->cap_routes && s_routes_grow(p))
+        return DP_ERR_NOMEM;
+    size_t s = s_hash(id, p->cap_routes);
+    while (p->routes[s].id && !p->routes[s].tomb)
+        s = (s + 1) & (p->cap_routes - 1);
+    if (!p->routes[s].id)
+        p->used_routes++;
+    p->routes[s] = (dp_route_t){id, owner, index, (uint8_t)kind, false};
+    p->nroutes++;
+    return 0;
+}
+
+static dp_route_t *s_route_find(dp_pool_t *p, uint64_t id)
+{
+    if (!p->cap_routes)
+        return NULL;
+    size_t s = s_hash(id, p->cap_routes);
+    while (p->routes[s].id) {
+        if (p->routes[s].id == id && !p->routes[s].tomb)
+            return &p->routes[s];
+        s = (s + 1) & (p->cap_routes - 1);
+    }
+    return NULL;
+}
+
+void dp_route_del(dp_pool_t *p, uint64_t id)
+{
+    dp_route_t *r = s_route_find(p, id);
+    if (r) {
+        r->tomb = true;
+        r->owner = NULL;
+        p->nroutes--;
+    }
+}
+
+void dp_pool_forget(dp_pool_t *p, void *owner)
+{
+    size_t n = 0;
+    uint64_t *ids = malloc((p->nroutes + 1) * sizeof *ids);
+    for (size_t k = 0; k < p->cap_routes; k++) {
+        dp_route_t *r = &p->routes[k];
+        if (r->id && !r->tomb && r->owner == owner) {
+            if (ids)
+                ids[n++] = r->id;
+            r->tomb = true;
+            r->owner = NULL;
+            p->nroutes--;
+        }
+    }
+    if (n)
+        dp_pool_cancel_ids(p, ids, n);
+    free(ids);
+}
+
+/* ---- caller side ---- */
+
+uint64_t dp_pool_next_id(dp_pool_t *p)
+{
+    return (uint64_t)p->client_no << 32 | ++p->next_seq;
+}
+
+static void s_wake(dp_pool_t *p)
+{
+    uint64_t one = 1;
+    ssize_t rc = write(p->wake_fd, &one, sizeof one);
+    (void)rc;
+}
+
+int dp_pool_send(dp_pool_t *p, dp_wr_t *w)
+{
+    dp_item_t *it = calloc(1, sizeof *it);
+    if (!it)
+        return DP_ERR_NOMEM;
+    int rc = dp_wr_take(w, &it->data, &it->len);
+    if (rc) {
+        free(it);
+        return rc;
+    }
+    pthread_mutex_lock(&p->mu);
+    if (p->out_tail)
+        p->out_tail->next = it;
+    else
+        p->out_head = it;
+    p->out_tail = it;
+    pthread_mutex_unlock(&p->mu);
+    s_wake(p);
+    return 0;
+}
+
+int dp_pool_cancel_ids(dp_pool_t *p, const uint64_t *ids, size_t n)
+{
+    dp_wr_t w;
+    dp_wr_init(&w);
+    dp_msg_begin(&w, DP_CMD_CANCEL);
+    dp_wr_array(&w, (uint32_t)n);
+    for (size_t k = 0; k < n; k++)
+        dp_wr_uint(&w, ids[k]);
+    return dp_pool_send(p, &w);
+}
+
+void dp_pool_interrupt(dp_pool_t *p)
+{
+    p->interrupted = 1;
+    uint64_t one = 1;
+    ssize_t rc = write(p->wake_fd, &one, sizeof one);
+    (void)rc;
+}
+
+static void s_deadline(struct timespec *ts, double timeout)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    double whole;
+    double frac = modf(timeout, &whole);
+    ts->tv_sec += (time_t)whole;
+    ts->tv_nsec += (long)(frac * 1e9);
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+static void s_route_result(dp_pool_t *p, dp_result_t *r)
+{
+    dp_route_t *rt = s_route_find(p, r->id);
+    if (!rt) {
+        dp_result_free(&r); /* e.g. a cancelled job's late answer */
+        return;
+    }
+    void *owner = rt->owner;
+    size_t index = rt->index;
+    uint8_t kind = rt->kind;
+    dp_route_del(p, r->id);
+    r->index = index;
+    if (kind == DP_SINK_FUTURE)
+        dp_future_deliver(owner, r);
+    else
+        dp_map_deliver(owner, index, r);
+}
+
+int dp_pool_pump(dp_pool_t *p, double timeout)
+{
+    struct timespec ts;
+    if (timeout >= 0)
+        s_deadline(&ts, timeout);
+    pthread_mutex_lock(&p->mu);
+    int rc = 0;
+    while (!p->in_head && !p->lost && !p->interrupted) {
+        if (timeout < 0) {
+            pthread_cond_wait(&p->cv, &p->mu);
+        } else if (pthread_cond_timedwait(&p->cv, &p->mu, &ts) ==
+                   ETIMEDOUT) {
+            rc = DP_ERR_TIMEOUT;
+            break;
+        }
+    }
+    dp_item_t *in = p->in_head;
+    p->in_head = p->in_tail = NULL;
+    bool lost = p->lost;
+    pthread_mutex_unlock(&p->mu);
+    for (dp_item_t *nx; in; in = nx) {
+        nx = in->next;
+        s_route_result(p, in->res);
+        free(in);
+        rc = 0;
+    }
+    if (p->interrupted)
+        return DP_ERR_CANCELLED;
+    if (lost && rc)
+        return DP_ERR_BROKER_LOST;
+    return lost && !in ? DP_ERR_BROKER_LOST : rc;
+}
+
+/* ---- I/O thread ---- */
+
+static void s_inbox_add(dp_pool_t *p, dp_item_t **head, dp_item_t **tail,
+                        dp_result_t *r)
+{
+    (void)p;
+    dp_item_t *it = calloc(1, sizeof *it);
+    if (!it) {
+        dp_result_free(&r);
+        return;
+    }
+    it->res = r;
+    if (*tail)
+        (*tail)->next = it;
+    else
+        *head = it;
+    *tail = it;
+}
+
+static void s_set_lost(dp_pool_t *p, int code)
+{
+    pthread_mutex_lock(&p->mu);
+    if (!p->lost) {
+        p->lost = true;
+        p->lost_code = code;
+    }
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* s_on_results: decode a RESULTS body into the inbox. */
+static void s_on_results(dp_pool_t *p, dp_rd_t *r)
+{
+    uint32_t n;
+    if (dp_rd_array(r, &n))
+        return;
+    dp_item_t *head = NULL, *tail = NULL;
+    for (uint32_t k = 0; k < n; k++) {
+        dp_res_t res;
+        dp_result_t *out;
+        if (dp_msg_read_result(r, &res))
+            break;
+        if (dp_res_to_result(&res, &p->lim, &out) == 0)
+            s_inbox_add(p, &head, &tail, out);
+    }
+    if (!head)
+        return;
+    pthread_mutex_lock(&p->mu);
+    if (p->in_tail)
+        p->in_tail->next = head;
+    else
+        p->in_head = head;
+    p->in_tail = tail;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void s_on_message(dp_pool_t *p, zmq_msg_t *body)
+{
+    int cmd;
+    dp_rd_t r;
+    if (dp_msg_open(zmq_msg_data(body), zmq_msg_size(body), &p->lim, &cmd,
+                    &r))
+        return;
+    if (cmd == DP_CMD_RESULTS) {
+        s_on_results(p, &r);
+    } else if (cmd == DP_CMD_STATUS_REPLY) {
+        dp_value_t v;
+        if (dp_rd_value(&r, &v) == 0) {
+            pthread_mutex_lock(&p->mu);
+            dp_value_clear(&p->status);
+            p->status = v;
+            p->status_ready = true;
+            pthread_cond_broadcast(&p->cv);
+            pthread_mutex_unlock(&p->mu);
+        }
+    } else if (cmd == DP_CMD_ERROR) {
+        uint32_t n;
+        uint64_t code = 0;
+        if (!dp_rd_array(&r, &n) && n == 2 && !dp_rd_uint(&r, &code) &&
+            (code == DP_ERR_BROKER_LOST || code == DP_ERR_UNKNOWN_PEER))
+            s_set_lost(p, DP_ERR_BROKER_LOST);
+    }
+}
+
+static void s_send_outbox(dp_pool_t *p)
+{
+    pthread_mutex_lock(&p->mu);
+    dp_item_t *it = p->out_head;
+    p->out_head = p->out_tail = NULL;
+    pthread_mutex_unlock(&p->mu);
+    for (dp_item_t *nx; it; it = nx) {
+        nx = it->next;
+        dp_wr_t w;
+        dp_wr_init(&w);
+        w.buf.data = it->data; /* hand the bytes over without a copy */
+        w.buf.len = w.buf.cap = it->len;
+        dp_zsend(p->sock, NULL, 0, &w, 0);
+        free(it);
+    }
+}
+
+static void *s_io_main(void *arg)
+{
+    dp_pool_t *p = arg;
+    uint64_t last_rx = dp_now_ms(), next_hb = last_rx + p->hb_ms;
+    for (;;) {
+        uint64_t now = dp_now_ms();
+        long wait = next_hb > now ? (long)(next_hb - now) : 0;
+        zmq_pollitem_t items[2] = {{p->sock, 0, ZMQ_POLLIN, 0},
+                                   {NULL, p->wake_fd, ZMQ_POLLIN, 0}};
+        int n = zmq_poll(items, 2, wait);
+        if (n < 0 && zmq_errno() != EINTR)
+            break;
+        if (n > 0 && (items[1].revents & ZMQ_POLLIN)) {
+            uint64_t v;
+            ssize_t rc = read(p->wake_fd, &v, sizeof v);
+            (void)rc;
+            if (p->interrupted) {
+                pthread_mutex_lock(&p->mu);
+                pthread_cond_broadcast(&p->cv);
+                pthread_mutex_unlock(&p->mu);
+            }
+        }
+        pthread_mutex_lock(&p->mu);
+        bool stop = p->stop;
+        pthread_mutex_unlock(&p->mu);
+        s_send_outbox(p);
+        if (stop)
+            break;
+        dp_zmsg_t m;
+        while (dp_zrecv(p->sock, 0, &m, ZMQ_DONTWAIT) != DP_ERR_IO) {
+            last_rx = dp_now_ms();
+            s_on_message(p, &m.body);
+            zmq_msg_close(&m.body);
+        }
+        now = dp_now_ms();
+        if (now - last_rx > p->hb_ms * DP_CLIENT_LIVENESS)
+            s_set_lost(p, DP_ERR_BROKER_LOST);
+        if (now >= next_hb) {
+            dp_wr_t w;
+            dp_wr_init(&w);
+            dp_msg_empty(&w, DP_CMD_HEARTBEAT);
+            dp_zsend(p->sock, NULL, 0, &w, ZMQ_DONTWAIT);
+            next_hb = now + p->hb_ms;
+        }
+    }
+    return NULL;
+}
+
+/* ---- open and close ---- */
+
+/* s_handshake: HELLO, then wait for WELCOME until the deadline. */
+static int s_handshake(dp_pool_t *p, const dp_pool_opts_t *o)
+{
+    dp_wr_t w;
+    dp_wr_init(&w);
+    dp_msg_begin(&w, DP_CMD_HELLO);
+    dp_wr_array(&w, 2);
+    dp_wr_cstr(&w, o && o->name ? o->name : "dpool");
+    dp_wr_uint(&w, (uint64_t)getpid());
+    if (dp_zsend(p->sock, NULL, 0, &w, 0))
+        return DP_ERR_IO;
+    double limit = o && o->connect_timeout > 0 ? o->connect_timeout
+                                               : DP_CONNECT_TIMEOUT_DEFAULT;
+    uint64_t end = dp_now_ms() + (uint64_t)(limit * 1000);
+    for (uint64_t now = dp_now_ms(); now < end; now = dp_now_ms()) {
+        zmq_pollitem_t it = {p->sock, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, (long)(end - now)) <= 0)
+            continue;
+        dp_zmsg_t m;
+        if (dp_zrecv(p->sock, 0, &m, ZMQ_DONTWAIT))
+            continue;
+        int cmd;
+        dp_rd_t r;
+        uint32_t n;
+        uint64_t no = 0, hb = 0, maxmsg = 0, cpu = 0;
+        int rc = dp_msg_open(zmq_msg_data(&m.body), zmq_msg_size(&m.body),
+                             &p->lim, &cmd, &r);
+        if (!rc && cmd == DP_CMD_WELCOME && !dp_rd_array(&r, &n) && n >= 4 &&
+            !dp_rd_uint(&r, &no) && !dp_rd_uint(&r, &hb) &&
+            !dp_rd_uint(&r, &maxmsg) && !dp_rd_uint(&r, &cpu)) {
+            zmq_msg_close(&m.body);
+            p->client_no = (uint32_t)no;
+            p->hb_ms = hb ? hb : DP_CLIENT_HB_MS_DEFAULT;
+            p->cpu_slots = (int)cpu;
+            return 0;
+        }
+        zmq_msg_close(&m.body);
+    }
+    return DP_ERR_UNREACHABLE;
+}
+
+static int s_connect(dp_pool_t *p, const dp_pool_opts_t *o)
+{
+    p->ctx = zmq_ctx_new();
+    p->sock = p->ctx ? zmq_socket(p->ctx, ZMQ_DEALER) : NULL;
+    if (!p->sock)
+        return DP_ERR_IO;
+    int zero = 0;
+    dp_zsock_linger0(p->sock);
+    zmq_setsockopt(p->sock, ZMQ_SNDHWM, &zero, sizeof zero);
+    zmq_setsockopt(p->sock, ZMQ_RCVHWM, &zero, sizeof zero);
+    if (zmq_connect(p->sock, p->endpoint) != 0)
+        return DP_ERR_INVALID;
+    int rc = s_handshake(p, o);
+    if (rc)
+        return rc;
+    if (pthread_create(&p->thr, NULL, s_io_main, p) != 0)
+        return DP_ERR_NOMEM;
+    p->thr_started = true;
+    return 0;
+}
+
+int dp_pool_open(const char *endpoint, const dp_pool_opts_t *opts,
+                 dp_pool_t **out)
+{
+    *out = NULL;
+    dp_pool_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return DP_ERR_NOMEM;
+    p->lim = dp_limits_default();
+    p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    int rc = p->wake_fd < 0 ? DP_ERR_IO : 0;
+    /* the embedded daemons are spawned before any ZeroMQ thread exists */
+    if (!rc && !endpoint)
+        rc = dp_embed_start(p, opts);
+    else if (!rc && !(p->endpoint = strdup(endpoint)))
+        rc = DP_ERR_NOMEM;
+    if (!rc)
+        rc = s_connect(p, opts);
+    if (rc) {
+        dp_pool_close(&p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
+void dp_pool_close(dp_pool_t **pp)
+{
+    if (!pp || !*pp)
+        return;
+    dp_pool_t *p = *pp;
+    if (p->thr_started) {
+        if (p->nroutes)
+            dp_pool_cancel_ids(p, NULL, 0);
+        dp_wr_t w;
+        dp_wr_init(&w);
+        dp_msg_empty(&w, DP_CMD_BYE);
+        dp_pool_send(p, &w);
+        pthread_mutex_lock(&p->mu);
+        p->stop = true;
+        pthread_mutex_unlock(&p->mu);
+        s_wake(p);
+        pthread_join(p->thr, NULL);
+    }
+    if (p->sock)
+        zmq_close(p->sock);
+    if (p->ctx)
+        zmq_ctx_term(p->ctx);
+    dp_embed_stop(p);
+    for (dp_item_t *it = p->out_head, *nx; it; it = nx) {
+        nx = it->next;
+        free(it->data);
+        free(it);
+    }
+    for (dp_item_t *it = p->in_head, *nx; it; it = nx) {
+        nx = it->next;
+        dp_result_free(&it->res);
+        free(it);
+    }
+    dp_value_clear(&p->status);
+    if (p->wake_fd >= 0)
+        close(p->wake_fd);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p->routes);
+    free(p->endpoint);
+    free(p);
+    *pp = NULL;
+}
+
+const char *dp_pool_endpoint(const dp_pool_t *p)
+{
+    return p->endpoint;
+}
+
+int dp_pool_slots(const dp_pool_t *p)
+{
+    return p->cpu_slots;
+}
+
+int dp_pool_status(dp_pool_t *p, dp_value_t *out)
+{
+    dp_wr_t w;
+    dp_wr_init(&w);
+    dp_msg_empty(&w, DP_CMD_STATUS);
+    pthread_mutex_lock(&p->mu);
+    p->status_ready = false;
+    pthread_mutex_unlock(&p->mu);
+    int rc = dp_pool_send(p, &w);
+    if (rc)
+        return rc;
+    struct timespec ts;
+    s_deadline(&ts, (double)(p->hb_ms * DP_CLIENT_LIVENESS) / 1000.0);
+    pthread_mutex_lock(&p->mu);
+    while (!p->status_ready && !p->lost && rc == 0)
+        if (pthread_cond_timedwait(&p->cv, &p->mu, &ts) == ETIMEDOUT)
+            rc = DP_ERR_TIMEOUT;
+    if (p->status_ready) {
+        *out = p->status;
+        p->status = dp_nil();
+        rc = 0;
+    } else if (!rc) {
+        rc = DP_ERR_BROKER_LOST;
+    }
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}

@@ -1,0 +1,102 @@
+/*
+ * dp_pool_int.h - internals shared by the client modules (not installed).
+ *
+ * Threads: the pool's I/O thread owns the socket; it sends what callers
+ * queue in the outbox and decodes what arrives into the inbox. The
+ * caller's thread owns everything else (routing, futures, maps). The two
+ * meet only under `mu`: outbox, inbox, lost, status.
+ */
+#ifndef DP_POOL_INT_H
+#define DP_POOL_INT_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "dp_wire.h"
+#include "dpool.h"
+
+#define DP_CONNECT_TIMEOUT_DEFAULT 10.0
+#define DP_CLIENT_HB_MS_DEFAULT 1000
+#define DP_CLIENT_LIVENESS 3
+#define DP_EMBED_STOP_MS 5000   /* wait for embedded daemons to exit */
+#define DP_EMBED_GRACE "1"      /* seconds an embedded worker drains */
+#define DP_MAX_INFLIGHT_DEFAULT 1024
+#define DP_CHUNK_AUTO_MAX 256
+#define DP_RETRIES_DEFAULT_CLIENT 3
+
+typedef struct s_item {
+    struct s_item *next;
+    char *data;        /* outbox: encoded message */
+    size_t len;
+    dp_result_t *res;  /* inbox: decoded result */
+} dp_item_t;
+
+typedef enum { DP_SINK_FUTURE, DP_SINK_MAP } dp_sinkkind_t;
+
+typedef struct {
+    uint64_t id;    /* 0 = empty slot */
+    void *owner;
+    size_t index;
+    uint8_t kind;
+    bool tomb;
+} dp_route_t;
+
+struct dp_pool {
+    char *endpoint;
+    /* embedded pool */
+    pid_t broker_pid, worker_pid;
+    char *tmpdir;
+    /* I/O thread side */
+    void *ctx, *sock;
+    pthread_t thr;
+    bool thr_started;
+    int wake_fd;                 /* eventfd: caller -> I/O thread */
+    volatile sig_atomic_t interrupted;
+    dp_limits_t lim;
+    uint64_t hb_ms;
+    /* shared, under mu */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    dp_item_t *out_head, *out_tail;
+    dp_item_t *in_head, *in_tail;
+    bool lost, stop;
+    int lost_code;
+    bool status_ready;
+    dp_value_t status;
+    /* caller side */
+    uint32_t client_no;
+    uint32_t next_seq;
+    int cpu_slots;
+    dp_route_t *routes;          /* id -> owner, open addressing */
+    size_t nroutes, cap_routes, used_routes;
+};
+
+/* dp_pool_send: queue an encoded message (taken from w) for the broker. */
+int dp_pool_send(dp_pool_t *p, dp_wr_t *w);
+/* dp_pool_next_id: a new job id (client_no << 32 | seq). */
+uint64_t dp_pool_next_id(dp_pool_t *p);
+/* dp_pool_pump: wait up to timeout s (< 0 forever) for results, route
+ * each to its future or map. 0 when something arrived, DP_ERR_TIMEOUT,
+ * DP_ERR_BROKER_LOST, DP_ERR_CANCELLED (interrupted). */
+int dp_pool_pump(dp_pool_t *p, double timeout);
+/* dp_route_add / dp_route_del: the routing table, caller thread only. */
+int dp_route_add(dp_pool_t *p, uint64_t id, dp_sinkkind_t kind, void *owner,
+                 size_t index);
+void dp_route_del(dp_pool_t *p, uint64_t id);
+/* dp_pool_cancel_ids: send CANCEL for ids (n = 0: all of ours). */
+int dp_pool_cancel_ids(dp_pool_t *p, const uint64_t *ids, size_t n);
+/* dp_pool_forget: drop every route that points at owner, cancelling
+ * those jobs at the broker. */
+void dp_pool_forget(dp_pool_t *p, void *owner);
+
+/* Delivery into futures and maps (dp_future.c, dp_map.c). */
+void dp_future_deliver(void *owner, dp_result_t *r);
+void dp_map_deliver(void *owner, size_t index, dp_result_t *r);
+
+/* dp_embed_start / dp_embed_stop: the private broker and worker. */
+int dp_embed_start(dp_pool_t *p, const dp_pool_opts_t *o);
+void dp_embed_stop(dp_pool_t *p);
+
+#endif

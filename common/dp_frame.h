@@ -1,0 +1,36 @@
+/*
+ * dp_frame.h - length-prefixed frames over a stream socket (the worker
+ * agent and its children talk this over socketpairs): a 4-byte
+ * little-endian length, then that many bytes (one dpool message).
+ *
+ * Ownership: a dp_framer_t owns its receive buffer; dp_framer_next hands
+ * out a pointer into it, valid until the next call.
+ */
+#ifndef DP_FRAME_H
+#define DP_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DP_FRAME_HDR 4u
+
+typedef struct {
+    char *buf;
+    size_t len; /* bytes held */
+    size_t cap;
+    size_t off; /* start of the unread part */
+    size_t max; /* largest frame accepted */
+} dp_framer_t;
+
+void dp_framer_init(dp_framer_t *f, size_t max_frame);
+void dp_framer_release(dp_framer_t *f);
+/* dp_framer_fill: one read() of what fd has. 0 = read something or EAGAIN, DP_ERR_EOF = peer
+ * closed, DP_ERR_IO = error, DP_ERR_TOO_BIG = a frame over max. */
+int dp_framer_fill(dp_framer_t *f, int fd);
+/* dp_framer_next: 1 and the next complete frame, or 0 if none yet. */
+int dp_framer_next(dp_framer_t *f, const char **data, size_t *len);
+/* dp_frame_write: write one whole frame to a blocking or non-blocking fd
+ * (waits with poll on EAGAIN). 0 or DP_ERR_IO. */
+int dp_frame_write(int fd, const void *data, size_t len);
+
+#endif

@@ -1,0 +1,245 @@
+/* dp_msg.c - envelopes, jobs and results on the wire (see PROTOCOL.md). */
+#include "dp_msg.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define S_JOB_FIELDS 5
+#define S_RESULT_FIELDS 7
+#define S_ENVELOPE_FIELDS 3
+
+const char *dp_cmd_name(int cmd)
+{
+    switch (cmd) {
+#define DP_CMD_NAME(name, num)                                                \
+    case num:                                                                 \
+        return #name;
+        DP_CMD_MAP(DP_CMD_NAME)
+#undef DP_CMD_NAME
+    default:
+        return "?";
+    }
+}
+
+int dp_msg_open(const void *data, size_t len, const dp_limits_t *lim,
+                int *cmd, dp_rd_t *body)
+{
+    if (len > lim->max_msg_bytes)
+        return DP_ERR_TOO_BIG;
+    dp_rd_t r;
+    dp_rd_init(&r, data, len, lim);
+    uint32_t n;
+    uint64_t version, c;
+    int rc = dp_rd_array(&r, &n);
+    if (rc)
+        return rc;
+    if (n != S_ENVELOPE_FIELDS)
+        return DP_ERR_PROTOCOL;
+    if ((rc = dp_rd_uint(&r, &version)))
+        return rc;
+    if (version != DP_PROTOCOL_VERSION)
+        return DP_ERR_VERSION;
+    if ((rc = dp_rd_uint(&r, &c)))
+        return rc;
+    if (c == 0 || c >= DP_CMD_MAX_)
+        return DP_ERR_UNKNOWN_CMD;
+    /* The body is one value and nothing may follow it. */
+    dp_rd_t probe = r;
+    if ((rc = dp_rd_skip(&probe)))
+        return rc;
+    if (dp_rd_left(&probe) != 0)
+        return DP_ERR_PROTOCOL;
+    *cmd = (int)c;
+    *body = r;
+    return 0;
+}
+
+static int s_u32(dp_rd_t *r, uint32_t *v)
+{
+    uint64_t u;
+    int rc = dp_rd_uint(r, &u);
+    if (rc)
+        return rc;
+    if (u > UINT32_MAX)
+        return DP_ERR_PROTOCOL;
+    *v = (uint32_t)u;
+    return 0;
+}
+
+int dp_msg_read_job(dp_rd_t *r, dp_job_t *job)
+{
+    dp_rd_t save = *r;
+    const uint8_t *start = r->p;
+    uint32_t n;
+    int rc = dp_rd_array(r, &n);
+    if (!rc && n != S_JOB_FIELDS)
+        rc = DP_ERR_PROTOCOL;
+    if (!rc)
+        rc = dp_rd_uint(r, &job->id);
+    if (!rc)
+        rc = dp_rd_str(r, &job->type, &job->type_len);
+    if (!rc) {
+        dp_rd_t args = *r;
+        rc = dp_rd_array(&args, &job->nargs);
+        if (!rc)
+            rc = dp_rd_raw(r, &job->args);
+    }
+    if (!rc)
+        rc = s_u32(r, &job->timeout_ms);
+    if (!rc)
+        rc = s_u32(r, &job->retries);
+    if (rc) {
+        *r = save;
+        return rc;
+    }
+    job->raw.ptr = start;
+    job->raw.len = (size_t)(r->p - start);
+    return 0;
+}
+
+int dp_msg_read_result(dp_rd_t *r, dp_res_t *res)
+{
+    dp_rd_t save = *r;
+    const uint8_t *start = r->p;
+    uint32_t n;
+    int rc = dp_rd_array(r, &n);
+    if (!rc && n != S_RESULT_FIELDS)
+        rc = DP_ERR_PROTOCOL;
+    if (!rc)
+        rc = dp_rd_uint(r, &res->id);
+    if (!rc)
+        rc = s_u32(r, &res->code);
+    if (!rc && res->code != 0) {
+        /* an error carries its message as a str */
+        dp_rd_t m = *r;
+        const char *s;
+        size_t len;
+        rc = dp_rd_str(&m, &s, &len);
+    }
+    if (!rc)
+        rc = dp_rd_raw(r, &res->value);
+    if (!rc)
+        rc = dp_rd_str(r, &res->worker, &res->worker_len);
+    if (!rc)
+        rc = s_u32(r, &res->pid);
+    if (!rc)
+        rc = dp_rd_uint(r, &res->elapsed_us);
+    if (!rc)
+        rc = s_u32(r, &res->attempt);
+    if (rc) {
+        *r = save;
+        return rc;
+    }
+    res->raw.ptr = start;
+    res->raw.len = (size_t)(r->p - start);
+    return 0;
+}
+
+void dp_msg_begin(dp_wr_t *w, int cmd)
+{
+    dp_wr_array(w, S_ENVELOPE_FIELDS);
+    dp_wr_uint(w, DP_PROTOCOL_VERSION);
+    dp_wr_uint(w, (uint64_t)cmd);
+}
+
+void dp_msg_put_job(dp_wr_t *w, uint64_t id, const char *type,
+                    const dp_value_t *args, uint32_t timeout_ms,
+                    uint32_t retries)
+{
+    dp_wr_array(w, S_JOB_FIELDS);
+    dp_wr_uint(w, id);
+    dp_wr_cstr(w, type);
+    if (args && args->type == DP_ARRAY)
+        dp_wr_value(w, args);
+    else
+        dp_wr_array(w, 0);
+    dp_wr_uint(w, timeout_ms);
+    dp_wr_uint(w, retries);
+}
+
+void dp_msg_put_result(dp_wr_t *w, uint64_t id, uint32_t code,
+                       const dp_value_t *value, const char *message,
+                       const char *worker, uint32_t pid, uint64_t elapsed_us,
+                       uint32_t attempt)
+{
+    dp_wr_array(w, S_RESULT_FIELDS);
+    dp_wr_uint(w, id);
+    dp_wr_uint(w, code);
+    if (code != 0)
+        dp_wr_cstr(w, message ? message : dp_strerror((int)code));
+    else if (value)
+        dp_wr_value(w, value);
+    else
+        dp_wr_nil(w);
+    dp_wr_cstr(w, worker);
+    dp_wr_uint(w, pid);
+    dp_wr_uint(w, elapsed_us);
+    dp_wr_uint(w, attempt);
+}
+
+void dp_msg_error(dp_wr_t *w, int code, const char *message)
+{
+    dp_msg_begin(w, DP_CMD_ERROR);
+    dp_wr_array(w, 2);
+    dp_wr_uint(w, (uint64_t)code);
+    dp_wr_cstr(w, message);
+}
+
+void dp_msg_empty(dp_wr_t *w, int cmd)
+{
+    dp_msg_begin(w, cmd);
+    dp_wr_array(w, 0);
+}
+
+static char *s_strndup(const char *s, size_t len)
+{
+    char *p = malloc(len + 1);
+    if (p) {
+        memcpy(p, s, len);
+        p[len] = '\0';
+    }
+    return p;
+}
+
+int dp_res_to_result(const dp_res_t *res, const dp_limits_t *lim,
+                     dp_result_t **out)
+{
+    dp_result_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return DP_ERR_NOMEM;
+    r->id = res->id;
+    r->error = (int)res->code;
+    r->pid = (int)res->pid;
+    r->elapsed_us = res->elapsed_us;
+    r->attempts = res->attempt;
+    r->worker = s_strndup(res->worker, res->worker_len);
+    dp_rd_t rd;
+    dp_rd_init(&rd, res->value.ptr, res->value.len, lim);
+    int rc = r->worker ? 0 : DP_ERR_NOMEM;
+    if (!rc && res->code != 0) {
+        const char *s;
+        size_t len;
+        rc = dp_rd_str(&rd, &s, &len);
+        if (!rc && !(r->message = s_strndup(s, len)))
+            rc = DP_ERR_NOMEM;
+    } else if (!rc) {
+        rc = dp_rd_value(&rd, &r->value);
+    }
+    if (rc) {
+        dp_result_free(&r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+void dp_result_free(dp_result_t **r)
+{
+    if (!r || !*r)
+        return;
+    free((*r)->message);
+    free((*r)->worker);
+    dp_value_clear(&(*r)->value);
+    free(*r);
+    *r = NULL;
+}

@@ -1,0 +1,108 @@
+/*
+ * dp_msg.h - dpool's wire messages (specified in common/PROTOCOL.md).
+ *
+ * A message is one msgpack frame [version, command, body] after the ZeroMQ
+ * routing frames. This module opens envelopes, reads jobs and results out
+ * of batches without copying them, and writes every message kind.
+ *
+ * Ownership: dp_job_t and dp_res_t returned by the readers borrow the
+ * message bytes (their slices and strings point into them). Writers append
+ * to a dp_wr_t the caller owns.
+ */
+#ifndef DP_MSG_H
+#define DP_MSG_H
+
+#include <stdint.h>
+
+#include "dp_wire.h"
+
+#define DP_PROTOCOL_VERSION 1
+
+/* Commands: wire numbers, frozen. */
+#define DP_CMD_MAP(XX)                                                        \
+    XX(HELLO, 1)        /* client -> broker: [name, pid] */                   \
+    XX(WELCOME, 2)      /* broker -> peer: [peer_no, hb_ms, max_msg,          \
+                           cpu_slots, io_slots] */                            \
+    XX(SUBMIT, 3)       /* client -> broker: [seq, [job...]] */               \
+    XX(ACCEPTED, 4)     /* broker -> client: [seq, count] */                  \
+    XX(RESULTS, 5)      /* worker -> broker -> client: [result...] */         \
+    XX(CANCEL, 6)       /* client -> broker, broker -> worker: [id...] */     \
+    XX(STATUS, 7)       /* client -> broker: [] */                            \
+    XX(STATUS_REPLY, 8) /* broker -> client: {name: uint...} */               \
+    XX(ERROR, 9)        /* broker -> peer: [code, message] */                 \
+    XX(BYE, 10)         /* client or worker -> broker: [] */                  \
+    XX(READY, 11)       /* worker -> broker: [name, pid, cpu, io, [type..]] */\
+    XX(CREDIT, 12)      /* worker -> broker: [cpu_slots, io_slots] */         \
+    XX(JOBS, 13)        /* broker -> worker: [[attempt, job]...] */           \
+    XX(HEARTBEAT, 14)   /* any -> any: [] */                                  \
+    XX(SHUTDOWN, 15)    /* broker -> worker: [reason] */
+
+typedef enum {
+#define DP_CMD_ENUM(name, num) DP_CMD_##name = num,
+    DP_CMD_MAP(DP_CMD_ENUM)
+#undef DP_CMD_ENUM
+    DP_CMD_MAX_
+} dp_cmd_t;
+
+/* dp_cmd_name: "SUBMIT" for logs; "?" for unknown numbers. */
+const char *dp_cmd_name(int cmd);
+
+/* A job as it travels: [id, type, args, timeout_ms, retries]. */
+typedef struct {
+    uint64_t id;
+    const char *type; /* borrowed, not NUL-terminated */
+    size_t type_len;
+    uint32_t nargs;
+    dp_slice_t args;     /* the encoded args array */
+    uint32_t timeout_ms; /* 0 = the type's default */
+    uint32_t retries;
+    dp_slice_t raw;      /* the whole encoded job */
+} dp_job_t;
+
+/* A result: [id, code, value|message, worker, pid, elapsed_us, attempt]. */
+typedef struct {
+    uint64_t id;
+    uint32_t code;       /* 0 = ok */
+    dp_slice_t value;    /* encoded value (ok) or message str (error) */
+    const char *worker;  /* borrowed, not NUL-terminated */
+    size_t worker_len;
+    uint32_t pid;
+    uint64_t elapsed_us;
+    uint32_t attempt;
+    dp_slice_t raw;      /* the whole encoded result */
+} dp_res_t;
+
+/* dp_msg_open: check the envelope of data[0..len): version and command.
+ * On success *cmd is set and *body reads the body. Errors: PROTOCOL,
+ * VERSION, TOO_BIG, UNKNOWN_CMD. */
+int dp_msg_open(const void *data, size_t len, const dp_limits_t *lim,
+                int *cmd, dp_rd_t *body);
+/* dp_msg_read_job: one job from r. Errors: PROTOCOL (shape), TOO_BIG. */
+int dp_msg_read_job(dp_rd_t *r, dp_job_t *job);
+/* dp_msg_read_result: one result from r. */
+int dp_msg_read_result(dp_rd_t *r, dp_res_t *res);
+
+/* dp_msg_begin: write the envelope head [version, cmd, ... (the caller
+ * writes exactly one body value next). */
+void dp_msg_begin(dp_wr_t *w, int cmd);
+/* dp_msg_put_job: one encoded job; args is a DP_ARRAY. */
+void dp_msg_put_job(dp_wr_t *w, uint64_t id, const char *type,
+                    const dp_value_t *args, uint32_t timeout_ms,
+                    uint32_t retries);
+/* dp_msg_put_result: one encoded result. For code 0, value is the result;
+ * otherwise message is written in its place (value ignored). */
+void dp_msg_put_result(dp_wr_t *w, uint64_t id, uint32_t code,
+                       const dp_value_t *value, const char *message,
+                       const char *worker, uint32_t pid, uint64_t elapsed_us,
+                       uint32_t attempt);
+/* dp_msg_error: a whole ERROR message. */
+void dp_msg_error(dp_wr_t *w, int code, const char *message);
+/* dp_msg_empty: a whole message with body [] (HEARTBEAT, BYE, STATUS). */
+void dp_msg_empty(dp_wr_t *w, int cmd);
+
+/* dp_res_to_result: decode a wire result into the public dp_result_t
+ * (caller frees with dp_result_free). 0, NOMEM or PROTOCOL. */
+int dp_res_to_result(const dp_res_t *res, const dp_limits_t *lim,
+                     dp_result_t **out);
+
+#endif /* DP_MSG_H */

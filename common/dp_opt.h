@@ -1,0 +1,53 @@
+/*
+ * dp_opt.h - option tables: every option of a program is one row, set from
+ * the command line (--name VALUE, --name=VALUE, -x VALUE) or, when absent
+ * there, from its environment variable. Options and positional arguments
+ * may come in any order; "--" ends options; "-5" is a positional (a
+ * negative number the program will judge).
+ *
+ * Ownership: string values point into argv or the environment.
+ */
+#ifndef DP_OPT_H
+#define DP_OPT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#define DP_OPT_LIST_MAX 16
+
+typedef enum {
+    DP_OPT_FLAG,   /* bool; --no-NAME clears it */
+    DP_OPT_STR,    /* const char * */
+    DP_OPT_LIST,   /* dp_optlist_t; repeatable; env: comma-separated */
+    DP_OPT_LONG,   /* long in [min, max] */
+    DP_OPT_DOUBLE, /* double >= 0 */
+    DP_OPT_HELP    /* prints help (the caller does) and sets the bool */
+} dp_optkind_t;
+
+typedef struct {
+    const char *v[DP_OPT_LIST_MAX];
+    int n;
+} dp_optlist_t;
+
+typedef struct {
+    const char *name;    /* long name without dashes */
+    char short_name;     /* 0 = none */
+    const char *env;     /* environment variable, NULL = none */
+    dp_optkind_t kind;
+    void *dest;          /* bool*, const char**, dp_optlist_t*, long*, double* */
+    long min, max;       /* DP_OPT_LONG bounds */
+    const char *metavar; /* "N", "ENDPOINT" */
+    const char *help;    /* NULL = hidden from --help */
+} dp_opt_t;
+
+/* dp_opt_parse: set dest of each row from argv[1..argc) and then from the
+ * environment; positional arguments are moved, in order, to argv[1..*npos].
+ * A row table ends with a row whose name is NULL. 0 or DP_ERR_INVALID with
+ * a message in err. */
+int dp_opt_parse(const dp_opt_t *opts, int argc, char **argv, int *npos,
+                 char *err, size_t errlen);
+/* dp_opt_help: one line per visible option: flags, env, help. */
+void dp_opt_help(FILE *f, const dp_opt_t *opts);
+
+#endif

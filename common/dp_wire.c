@@ -1,0 +1,519 @@
+/*
+ * dp_wire.c - bounded msgpack reader and msgpack-c based writer.
+ *
+ * Format bytes are those of the msgpack specification; the reader accepts
+ * every type, but ext and timestamps only as opaque values to skip.
+ */
+#include "dp_wire.h"
+
+#include <msgpack.h>
+#include <stdlib.h>
+#include <string.h>
+
+dp_limits_t dp_limits_default(void)
+{
+    dp_limits_t l = {DP_MAX_MSG_BYTES_DEFAULT, DP_MAX_ELEMS_DEFAULT,
+                     DP_MAX_DEPTH_DEFAULT};
+    return l;
+}
+
+void dp_rd_init(dp_rd_t *r, const void *data, size_t len,
+                const dp_limits_t *lim)
+{
+    r->p = data;
+    r->end = r->p + len;
+    r->lim = lim;
+}
+
+size_t dp_rd_left(const dp_rd_t *r)
+{
+    return (size_t)(r->end - r->p);
+}
+
+static uint64_t s_be(const uint8_t *p, unsigned n)
+{
+    uint64_t v = 0;
+    for (unsigned k = 0; k < n; k++)
+        v = (v << 8) | p[k];
+    return v;
+}
+
+/* The kinds a header can announce. */
+typedef enum {
+    K_NIL, K_BOOL, K_UINT, K_INT, K_FLOAT, K_STR, K_BIN, K_ARRAY, K_MAP,
+    K_EXT
+} s_kind_t;
+
+typedef struct {
+    s_kind_t kind;
+    size_t hdr;     /* header bytes */
+    uint64_t n;     /* payload bytes (str/bin/ext), items (array/map) */
+    uint64_t u;     /* uint, or int bits, or bool, or float bits */
+} s_head_t;
+
+/* s_head: decode the header at r->p without moving; 0 or PROTOCOL. */
+static int s_head(const dp_rd_t *r, s_head_t *h)
+{
+    size_t left = dp_rd_left(r);
+    if (left < 1)
+        return DP_ERR_PROTOCOL;
+    const uint8_t *p = r->p;
+    uint8_t b = p[0];
+    memset(h, 0, sizeof *h);
+    h->hdr = 1;
+    if (b <= 0x7f) {
+        h->kind = K_UINT;
+        h->u = b;
+        return 0;
+    }
+    if (b >= 0xe0) {
+        h->kind = K_INT;
+        h->u = (uint64_t)(int64_t)(int8_t)b;
+        return 0;
+    }
+    if ((b & 0xf0) == 0x80 || (b & 0xf0) == 0x90) {
+        h->kind = (b & 0xf0) == 0x80 ? K_MAP : K_ARRAY;
+        h->n = b & 0x0f;
+        return 0;
+    }
+    if ((b & 0xe0) == 0xa0) {
+        h->kind = K_STR;
+        h->n = b & 0x1f;
+        return 0;
+    }
+    /* Fixed-size heads: extra header bytes, then kind. */
+    static const struct {
+        uint8_t code;
+        s_kind_t kind;
+        uint8_t len; /* bytes of count/value after the code */
+        uint8_t fixed; /* ext: fixed payload size; 0 = counted */
+    } s_codes[] = {
+        {0xc0, K_NIL, 0, 0},   {0xc2, K_BOOL, 0, 0},  {0xc3, K_BOOL, 0, 0},
+        {0xc4, K_BIN, 1, 0},   {0xc5, K_BIN, 2, 0},   {0xc6, K_BIN, 4, 0},
+        {0xc7, K_EXT, 1, 0},   {0xc8, K_EXT, 2, 0},   {0xc9, K_EXT, 4, 0},
+        {0xca, K_FLOAT, 4, 0}, {0xcb, K_FLOAT, 8, 0}, {0xcc, K_UINT, 1, 0},
+        {0xcd, K_UINT, 2, 0},  {0xce, K_UINT, 4, 0},  {0xcf, K_UINT, 8, 0},
+        {0xd0, K_INT, 1, 0},   {0xd1, K_INT, 2, 0},   {0xd2, K_INT, 4, 0},
+        {0xd3, K_INT, 8, 0},   {0xd4, K_EXT, 0, 1},   {0xd5, K_EXT, 0, 2},
+        {0xd6, K_EXT, 0, 4},   {0xd7, K_EXT, 0, 8},   {0xd8, K_EXT, 0, 16},
+        {0xd9, K_STR, 1, 0},   {0xda, K_STR, 2, 0},   {0xdb, K_STR, 4, 0},
+        {0xdc, K_ARRAY, 2, 0}, {0xdd, K_ARRAY, 4, 0}, {0xde, K_MAP, 2, 0},
+        {0xdf, K_MAP, 4, 0},
+    };
+    for (size_t k = 0; k < sizeof s_codes / sizeof s_codes[0]; k++) {
+        if (s_codes[k].code != b)
+            continue;
+        h->kind = s_codes[k].kind;
+        h->hdr = 1u + s_codes[k].len;
+        if (left < h->hdr)
+            return DP_ERR_PROTOCOL;
+        uint64_t v = s_be(p + 1, s_codes[k].len);
+        switch (h->kind) {
+        case K_BOOL:
+            h->u = b == 0xc3;
+            break;
+        case K_UINT:
+        case K_FLOAT:
+            h->u = v;
+            break;
+        case K_INT: {
+            unsigned bits = 8u * s_codes[k].len;
+            h->u = bits < 64 && (v >> (bits - 1)) ? v | (~0ULL << bits) : v;
+            break;
+        }
+        case K_EXT:
+            /* one type byte follows the size */
+            h->n = (s_codes[k].fixed ? s_codes[k].fixed : v) + 1;
+            break;
+        default:
+            h->n = v;
+        }
+        return 0;
+    }
+    return DP_ERR_PROTOCOL; /* 0xc1 is never used */
+}
+
+/* s_check: a header's counts against limits and bytes left. Every array
+ * or map item takes at least one byte, so n <= bytes left is a sound bound
+ * before anything is allocated. */
+static int s_check(const dp_rd_t *r, const s_head_t *h)
+{
+    size_t left = dp_rd_left(r) - h->hdr;
+    switch (h->kind) {
+    case K_STR:
+    case K_BIN:
+    case K_EXT:
+        if (h->n > r->lim->max_msg_bytes)
+            return DP_ERR_TOO_BIG;
+        return h->n <= left ? 0 : DP_ERR_PROTOCOL;
+    case K_ARRAY:
+    case K_MAP: {
+        uint64_t items = h->kind == K_MAP ? 2 * h->n : h->n;
+        if (h->n > r->lim->max_elems)
+            return DP_ERR_TOO_BIG;
+        return items <= left ? 0 : DP_ERR_PROTOCOL;
+    }
+    case K_FLOAT:
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static int s_expect(dp_rd_t *r, s_kind_t kind, s_head_t *h)
+{
+    int rc = s_head(r, h);
+    if (rc)
+        return rc;
+    if (h->kind != kind)
+        return DP_ERR_PROTOCOL;
+    return s_check(r, h);
+}
+
+int dp_rd_array(dp_rd_t *r, uint32_t *n)
+{
+    s_head_t h;
+    int rc = s_expect(r, K_ARRAY, &h);
+    if (rc)
+        return rc;
+    r->p += h.hdr;
+    *n = (uint32_t)h.n;
+    return 0;
+}
+
+int dp_rd_map(dp_rd_t *r, uint32_t *n)
+{
+    s_head_t h;
+    int rc = s_expect(r, K_MAP, &h);
+    if (rc)
+        return rc;
+    r->p += h.hdr;
+    *n = (uint32_t)h.n;
+    return 0;
+}
+
+int dp_rd_uint(dp_rd_t *r, uint64_t *v)
+{
+    s_head_t h;
+    int rc = s_head(r, &h);
+    if (rc)
+        return rc;
+    if (h.kind == K_INT && (int64_t)h.u >= 0)
+        h.kind = K_UINT; /* a positive int8..int64 is still a uint */
+    if (h.kind != K_UINT)
+        return DP_ERR_PROTOCOL;
+    r->p += h.hdr;
+    *v = h.u;
+    return 0;
+}
+
+static int s_bytes(dp_rd_t *r, bool allow_bin, const char **s, size_t *len)
+{
+    s_head_t h;
+    int rc = s_head(r, &h);
+    if (rc)
+        return rc;
+    if (h.kind != K_STR && !(allow_bin && h.kind == K_BIN))
+        return DP_ERR_PROTOCOL;
+    if ((rc = s_check(r, &h)))
+        return rc;
+    *s = (const char *)r->p + h.hdr;
+    *len = (size_t)h.n;
+    r->p += h.hdr + h.n;
+    return 0;
+}
+
+int dp_rd_str(dp_rd_t *r, const char **s, size_t *len)
+{
+    return s_bytes(r, false, s, len);
+}
+
+int dp_rd_strbin(dp_rd_t *r, const char **s, size_t *len)
+{
+    return s_bytes(r, true, s, len);
+}
+
+bool dp_rd_is_nil(dp_rd_t *r)
+{
+    if (r->p < r->end && *r->p == 0xc0) {
+        r->p++;
+        return true;
+    }
+    return false;
+}
+
+/* s_skip: step over one value; depth counts open containers. Iterative
+ * over siblings, recursive only into containers (bounded by max_depth). */
+static int s_skip(dp_rd_t *r, uint32_t depth)
+{
+    s_head_t h;
+    int rc = s_head(r, &h);
+    if (!rc)
+        rc = s_check(r, &h);
+    if (rc)
+        return rc;
+    r->p += h.hdr;
+    switch (h.kind) {
+    case K_STR:
+    case K_BIN:
+    case K_EXT:
+        r->p += h.n;
+        return 0;
+    case K_FLOAT:
+        return 0; /* float bytes were part of the header */
+    case K_ARRAY:
+    case K_MAP: {
+        if (depth + 1 > r->lim->max_depth)
+            return DP_ERR_TOO_BIG;
+        uint64_t items = h.kind == K_MAP ? 2 * h.n : h.n;
+        for (uint64_t k = 0; k < items; k++)
+            if ((rc = s_skip(r, depth + 1)))
+                return rc;
+        return 0;
+    }
+    default:
+        return 0;
+    }
+}
+
+int dp_rd_skip(dp_rd_t *r)
+{
+    const uint8_t *start = r->p;
+    int rc = s_skip(r, 0);
+    if (rc)
+        r->p = start;
+    return rc;
+}
+
+int dp_rd_raw(dp_rd_t *r, dp_slice_t *raw)
+{
+    const uint8_t *start = r->p;
+    int rc = dp_rd_skip(r);
+    if (rc)
+        return rc;
+    raw->ptr = start;
+    raw->len = (size_t)(r->p - start);
+    return 0;
+}
+
+static double s_float(const s_head_t *h)
+{
+    if (h->hdr == 5) {
+        uint32_t bits = (uint32_t)h->u;
+        float f;
+        memcpy(&f, &bits, sizeof f);
+        return f;
+    }
+    double d;
+    memcpy(&d, &h->u, sizeof d);
+    return d;
+}
+
+/* s_value: decode a value already validated by dp_rd_skip. */
+static int s_value(dp_rd_t *r, dp_value_t *out)
+{
+    s_head_t h;
+    s_head(r, &h);
+    r->p += h.hdr;
+    switch (h.kind) {
+    case K_NIL:
+        *out = dp_nil();
+        return 0;
+    case K_BOOL:
+        *out = dp_bool(h.u != 0);
+        return 0;
+    case K_UINT:
+        *out = dp_uint(h.u);
+        return 0;
+    case K_INT:
+        *out = (int64_t)h.u >= 0 ? dp_uint(h.u) : dp_int((int64_t)h.u);
+        return 0;
+    case K_FLOAT:
+        *out = dp_float(s_float(&h));
+        return 0;
+    case K_STR:
+    case K_BIN:
+    case K_EXT:
+        *out = h.kind == K_STR ? dp_strn((const char *)r->p, h.n)
+                               : dp_bin(r->p, h.n);
+        r->p += h.n;
+        return out->type == DP_NIL ? DP_ERR_NOMEM : 0;
+    case K_ARRAY:
+    case K_MAP: {
+        *out = h.kind == K_MAP ? dp_dict(h.n) : dp_array(h.n);
+        if (out->type == DP_NIL)
+            return DP_ERR_NOMEM;
+        uint64_t items = h.kind == K_MAP ? 2 * h.n : h.n;
+        for (uint64_t k = 0; k < items; k++) {
+            if (s_value(r, &out->v.a.items[k])) {
+                dp_value_clear(out);
+                return DP_ERR_NOMEM;
+            }
+        }
+        return 0;
+    }
+    }
+    return DP_ERR_PROTOCOL;
+}
+
+int dp_rd_value(dp_rd_t *r, dp_value_t *out)
+{
+    dp_rd_t probe = *r;
+    int rc = dp_rd_skip(&probe); /* validate all before allocating */
+    if (rc)
+        return rc;
+    rc = s_value(r, out);
+    if (rc)
+        return rc;
+    r->p = probe.p;
+    return 0;
+}
+
+/* ---- writer ---- */
+
+static int s_write(void *data, const char *buf, size_t len)
+{
+    dp_wr_t *w = data;
+    if (w->err)
+        return -1;
+    if (dp_buf_put(&w->buf, buf, len)) {
+        w->err = DP_ERR_NOMEM;
+        return -1;
+    }
+    return 0;
+}
+
+#define S_PK(w)                                                               \
+    msgpack_packer pk;                                                        \
+    msgpack_packer_init(&pk, (w), s_write)
+
+void dp_wr_init(dp_wr_t *w)
+{
+    dp_buf_init(&w->buf);
+    w->err = 0;
+}
+
+void dp_wr_array(dp_wr_t *w, uint32_t n)
+{
+    S_PK(w);
+    msgpack_pack_array(&pk, n);
+}
+
+void dp_wr_map(dp_wr_t *w, uint32_t n)
+{
+    S_PK(w);
+    msgpack_pack_map(&pk, n);
+}
+
+void dp_wr_uint(dp_wr_t *w, uint64_t v)
+{
+    S_PK(w);
+    msgpack_pack_uint64(&pk, v);
+}
+
+void dp_wr_int(dp_wr_t *w, int64_t v)
+{
+    S_PK(w);
+    msgpack_pack_int64(&pk, v);
+}
+
+void dp_wr_bool(dp_wr_t *w, bool b)
+{
+    S_PK(w);
+    if (b)
+        msgpack_pack_true(&pk);
+    else
+        msgpack_pack_false(&pk);
+}
+
+void dp_wr_nil(dp_wr_t *w)
+{
+    S_PK(w);
+    msgpack_pack_nil(&pk);
+}
+
+void dp_wr_str(dp_wr_t *w, const char *s, size_t len)
+{
+    S_PK(w);
+    msgpack_pack_str_with_body(&pk, s, len);
+}
+
+void dp_wr_cstr(dp_wr_t *w, const char *s)
+{
+    dp_wr_str(w, s ? s : "", s ? strlen(s) : 0);
+}
+
+void dp_wr_bin(dp_wr_t *w, const void *p, size_t len)
+{
+    S_PK(w);
+    msgpack_pack_bin_with_body(&pk, p, len);
+}
+
+void dp_wr_raw(dp_wr_t *w, const void *p, size_t len)
+{
+    s_write(w, p, len);
+}
+
+void dp_wr_value(dp_wr_t *w, const dp_value_t *v)
+{
+    S_PK(w);
+    switch (v->type) {
+    case DP_NIL:
+        msgpack_pack_nil(&pk);
+        break;
+    case DP_BOOL:
+        dp_wr_bool(w, v->v.b);
+        break;
+    case DP_INT:
+        msgpack_pack_int64(&pk, v->v.i);
+        break;
+    case DP_UINT:
+        msgpack_pack_uint64(&pk, v->v.u);
+        break;
+    case DP_FLOAT:
+        msgpack_pack_double(&pk, v->v.f);
+        break;
+    case DP_STR:
+        msgpack_pack_str_with_body(&pk, v->v.s.ptr, v->v.s.len);
+        break;
+    case DP_BIN:
+        msgpack_pack_bin_with_body(&pk, v->v.s.ptr, v->v.s.len);
+        break;
+    case DP_ARRAY:
+        msgpack_pack_array(&pk, v->v.a.len);
+        for (size_t k = 0; k < v->v.a.len; k++)
+            dp_wr_value(w, &v->v.a.items[k]);
+        break;
+    case DP_MAP:
+        msgpack_pack_map(&pk, v->v.a.len);
+        for (size_t k = 0; k < 2 * v->v.a.len; k++)
+            dp_wr_value(w, &v->v.a.items[k]);
+        break;
+    }
+}
+
+void dp_wr_reset(dp_wr_t *w)
+{
+    w->buf.len = 0;
+    w->err = 0;
+}
+
+int dp_wr_take(dp_wr_t *w, char **data, size_t *len)
+{
+    int rc = w->err;
+    *len = w->buf.len;
+    *data = dp_buf_take(&w->buf);
+    w->err = 0;
+    if (rc) {
+        free(*data);
+        *data = NULL;
+        *len = 0;
+    }
+    return rc;
+}
+
+void dp_wr_release(dp_wr_t *w)
+{
+    dp_buf_release(&w->buf);
+    w->err = 0;
+}

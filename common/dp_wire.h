@@ -1,0 +1,105 @@
+/*
+ * dp_wire.h - msgpack reading and writing; with dp_msg.h, the only code in
+ * dpool that knows the msgpack format.
+ *
+ * Reading is a strict, bounded cursor over bytes the caller owns (a received
+ * ZeroMQ frame): it never allocates while walking, and every count and
+ * length is checked against the configured limits and against the bytes
+ * actually left before anything is trusted. msgpack-c's own unpacker is not
+ * used for input because it sizes allocations from untrusted counts (an
+ * 11-byte map header would ask for gigabytes); see PROTOCOL.md.
+ *
+ * Writing goes through msgpack-c's packer into a growable buffer.
+ *
+ * Ownership: a dp_rd_t borrows its bytes; strings it returns point into
+ * them (not NUL-terminated) and live as long as those bytes. A dp_wr_t owns
+ * its buffer until dp_wr_take.
+ */
+#ifndef DP_WIRE_H
+#define DP_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dp_buf.h"
+#include "dpool.h"
+
+/* Default limits on decoded input (each configurable). */
+#define DP_MAX_MSG_BYTES_DEFAULT (300u * 1024 * 1024) /* 256 MiB body + */
+#define DP_MAX_ELEMS_DEFAULT 1000000u   /* items in one array or map */
+#define DP_MAX_DEPTH_DEFAULT 32u        /* nesting of arrays and maps */
+
+typedef struct {
+    size_t max_msg_bytes;
+    uint32_t max_elems;
+    uint32_t max_depth;
+} dp_limits_t;
+
+/* dp_limits_default: the defaults above. */
+dp_limits_t dp_limits_default(void);
+
+typedef struct {
+    const uint8_t *p;
+    const uint8_t *end;
+    const dp_limits_t *lim;
+} dp_rd_t;
+
+typedef struct {
+    const uint8_t *ptr;
+    size_t len;
+} dp_slice_t;
+
+/* dp_rd_init: a reader over data[0..len) checked against lim. */
+void dp_rd_init(dp_rd_t *r, const void *data, size_t len,
+                const dp_limits_t *lim);
+/* dp_rd_left: bytes not yet read. */
+size_t dp_rd_left(const dp_rd_t *r);
+/* Each dp_rd_* reads one value of the named kind or returns
+ * DP_ERR_PROTOCOL (wrong kind, truncated) / DP_ERR_TOO_BIG (over a limit)
+ * without moving the cursor on error. */
+int dp_rd_array(dp_rd_t *r, uint32_t *n);
+int dp_rd_map(dp_rd_t *r, uint32_t *n);
+int dp_rd_uint(dp_rd_t *r, uint64_t *v);
+int dp_rd_str(dp_rd_t *r, const char **s, size_t *len);
+/* dp_rd_strbin: a str or a bin. */
+int dp_rd_strbin(dp_rd_t *r, const char **s, size_t *len);
+/* dp_rd_is_nil: true (and consumed) if the next value is nil. */
+bool dp_rd_is_nil(dp_rd_t *r);
+/* dp_rd_skip: step over one whole value, checking it completely. */
+int dp_rd_skip(dp_rd_t *r);
+/* dp_rd_raw: step over one value and return its encoded bytes. */
+int dp_rd_raw(dp_rd_t *r, dp_slice_t *raw);
+/* dp_rd_value: decode one value into *out (owned by the caller). The
+ * value is checked completely before anything is allocated. */
+int dp_rd_value(dp_rd_t *r, dp_value_t *out);
+
+typedef struct dp_wr {
+    dp_buf_t buf;
+    int err; /* first error; later writes are no-ops */
+} dp_wr_t;
+
+/* dp_wr_init: an empty writer. Errors accumulate in w->err (DP_ERR_NOMEM);
+ * check once with dp_wr_take. */
+void dp_wr_init(dp_wr_t *w);
+void dp_wr_array(dp_wr_t *w, uint32_t n);
+void dp_wr_map(dp_wr_t *w, uint32_t n);
+void dp_wr_uint(dp_wr_t *w, uint64_t v);
+void dp_wr_int(dp_wr_t *w, int64_t v);
+void dp_wr_bool(dp_wr_t *w, bool b);
+void dp_wr_nil(dp_wr_t *w);
+void dp_wr_str(dp_wr_t *w, const char *s, size_t len);
+void dp_wr_cstr(dp_wr_t *w, const char *s);
+void dp_wr_bin(dp_wr_t *w, const void *p, size_t len);
+/* dp_wr_raw: append bytes that are already one or more encoded values. */
+void dp_wr_raw(dp_wr_t *w, const void *p, size_t len);
+void dp_wr_value(dp_wr_t *w, const dp_value_t *v);
+/* dp_wr_reset: empty the writer, keep its memory. */
+void dp_wr_reset(dp_wr_t *w);
+/* dp_wr_take: 0 and the bytes (caller frees with free()), or the first
+ * error; the writer is empty afterwards either way. */
+int dp_wr_take(dp_wr_t *w, char **data, size_t *len);
+/* dp_wr_release: free the writer's memory. */
+void dp_wr_release(dp_wr_t *w);
+
+#endif /* DP_WIRE_H */

@@ -1,0 +1,121 @@
+/* dp_child.c - the cpu child: decode a job, run its kernel, answer. */
+#include "dp_child.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "dp_clock.h"
+#include "dp_frame.h"
+#include "dp_log.h"
+#include "dp_msg.h"
+
+#define S_ERR_MAX 512
+
+/* s_run: run one job into w (a RESULTS entry). */
+static void s_run(const dp_child_cfg_t *cfg, const dp_job_t *job,
+                  uint32_t attempt, dp_wr_t *w)
+{
+    char err[S_ERR_MAX] = "";
+    dp_value_t args = dp_nil(), out = dp_nil();
+    uint64_t t0 = dp_now_us();
+    const dp_jobtype_t *t = dp_jobtype_find(job->type, job->type_len);
+    int rc = 0;
+    if (!t || !t->run) {
+        rc = DP_ERR_UNKNOWN_TYPE;
+        snprintf(err, sizeof err, "job type '%.*s' does not run here",
+                 (int)job->type_len, job->type);
+    } else if (job->nargs < t->min_args || job->nargs > t->max_args) {
+        rc = DP_ERR_ARITY;
+        snprintf(err, sizeof err, "usage: %s", t->usage);
+    } else {
+        dp_rd_t r;
+        dp_rd_init(&r, job->args.ptr, job->args.len, &cfg->wire);
+        rc = dp_rd_value(&r, &args);
+        if (rc)
+            snprintf(err, sizeof err, "arguments do not decode");
+    }
+    if (!rc) {
+        uint32_t limit = job->timeout_ms ? job->timeout_ms : t->timeout_ms;
+        dp_job_ctx_t ctx = {t0 + (uint64_t)limit * 1000u, &cfg->limits};
+        rc = t->run(&ctx, args.v.a.items, args.v.a.len, &out, err,
+                    sizeof err);
+        if (rc && !err[0])
+            snprintf(err, sizeof err, "%s", dp_strerror(rc));
+    }
+    dp_msg_put_result(w, job->id, (uint32_t)rc, &out, err, cfg->name,
+                      (uint32_t)getpid(), dp_now_us() - t0, attempt);
+    dp_value_clear(&args);
+    dp_value_clear(&out);
+}
+
+/* s_batch: run every job of a JOBS frame, answering after each one so the
+ * agent sees progress (and restarts the next job's clock). */
+static int s_batch(int fd, const dp_child_cfg_t *cfg, const char *data,
+                   size_t len, dp_wr_t *w)
+{
+    int cmd;
+    dp_rd_t r;
+    uint32_t n;
+    int rc = dp_msg_open(data, len, &cfg->wire, &cmd, &r);
+    if (!rc && cmd != DP_CMD_JOBS)
+        rc = DP_ERR_UNKNOWN_CMD;
+    if (!rc)
+        rc = dp_rd_array(&r, &n);
+    for (uint32_t k = 0; !rc && k < n; k++) {
+        uint32_t two;
+        uint64_t attempt;
+        dp_job_t job;
+        rc = dp_rd_array(&r, &two);
+        if (!rc)
+            rc = two == 2 ? dp_rd_uint(&r, &attempt) : DP_ERR_PROTOCOL;
+        if (!rc)
+            rc = dp_msg_read_job(&r, &job);
+        if (rc)
+            break;
+        dp_wr_reset(w);
+        dp_msg_begin(w, DP_CMD_RESULTS);
+        dp_wr_array(w, 1);
+        s_run(cfg, &job, (uint32_t)attempt, w);
+        if (w->err || dp_frame_write(fd, w->buf.data, w->buf.len))
+            return DP_ERR_IO;
+    }
+    if (rc)
+        dp_error("bad frame from the agent: %s", dp_strerror(rc));
+    return rc;
+}
+
+int dp_child_cpu_main(int fd, const dp_child_cfg_t *cfg)
+{
+    dp_framer_t f;
+    dp_wr_t w;
+    dp_framer_init(&f, cfg->wire.max_msg_bytes);
+    dp_wr_init(&w);
+    int status = 0;
+    for (;;) {
+        const char *data;
+        size_t len;
+        int got = dp_framer_next(&f, &data, &len);
+        if (got < 0) {
+            status = 1;
+            break;
+        }
+        if (got == 1) {
+            if (s_batch(fd, cfg, data, len, &w)) {
+                status = 1;
+                break;
+            }
+            continue;
+        }
+        int rc = dp_framer_fill(&f, fd);
+        if (rc == DP_ERR_EOF)
+            break; /* the agent asks us to leave */
+        if (rc) {
+            status = 1;
+            break;
+        }
+    }
+    dp_framer_release(&f);
+    dp_wr_release(&w);
+    return status;
+}

@@ -1,0 +1,40 @@
+/*
+ * dp_child.h - the processes that run jobs. A child is `dpool-worker
+ * --child cpu|io` exec'd by the agent (fork+exec: nothing that keeps
+ * running was forked after libzmq's threads started), with one end of a
+ * socketpair on fd DP_CHILD_FD. It never touches ZeroMQ.
+ *
+ * Agent -> child frames (dp_frame.h): [1, JOBS, [[attempt, job]...]] and,
+ * to the io child, [1, CANCEL, [id...]]. Child -> agent: [1, RESULTS,
+ * [result...]], results carry the child's pid and the worker's name.
+ * EOF on the fd tells a child to exit.
+ *
+ * cpu child: one job at a time, in order. io child: many downloads at once
+ * in one curl_multi loop.
+ */
+#ifndef DP_CHILD_H
+#define DP_CHILD_H
+
+#include <stdbool.h>
+
+#include "dp_jobs.h"
+#include "dp_wire.h"
+
+#define DP_CHILD_FD 3
+
+typedef struct {
+    const char *name;        /* worker name put in results */
+    dp_job_limits_t limits;  /* kernel limits */
+    dp_limits_t wire;        /* decoding limits */
+    const char *store_dir;   /* io: save bodies here (NULL: return them) */
+    const char *ca_file;     /* io: extra CA bundle */
+    bool insecure;           /* io: no TLS verification */
+} dp_child_cfg_t;
+
+/* dp_child_cpu_main: serve cpu jobs on fd until EOF; returns the exit
+ * status. */
+int dp_child_cpu_main(int fd, const dp_child_cfg_t *cfg);
+/* dp_child_io_main: serve io jobs on fd until EOF. */
+int dp_child_io_main(int fd, const dp_child_cfg_t *cfg);
+
+#endif

@@ -1,0 +1,167 @@
+/*
+ * dp_iochild.c - the io child: many downloads at once in one curl_multi
+ * loop (dp_download.h), answering each as it finishes.
+ */
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dp_child.h"
+#include "dp_clock.h"
+#include "dp_download.h"
+#include "dp_frame.h"
+#include "dp_log.h"
+#include "dp_msg.h"
+
+/* What the child remembers of a running job to answer for it. */
+typedef struct s_run {
+    uint64_t id;
+    uint32_t attempt;
+    uint64_t t0_us;
+    struct s_run *next;
+} s_run_t;
+
+typedef struct {
+    int fd;
+    const dp_child_cfg_t *cfg;
+    s_run_t *runs;
+    dp_wr_t w;
+    bool broken; /* the agent is gone: stop */
+} s_io_t;
+
+static void s_answer(s_io_t *io, uint64_t id, uint32_t attempt, int err,
+                     const char *msg, const dp_value_t *value, uint64_t us)
+{
+    if (io->broken)
+        return;
+    dp_wr_reset(&io->w);
+    dp_msg_begin(&io->w, DP_CMD_RESULTS);
+    dp_wr_array(&io->w, 1);
+    dp_msg_put_result(&io->w, id, (uint32_t)err, value, msg, io->cfg->name,
+                      (uint32_t)getpid(), us, attempt);
+    if (io->w.err || dp_frame_write(io->fd, io->w.buf.data, io->w.buf.len))
+        io->broken = true;
+}
+
+static void s_done(void *ud, uint64_t id, int err, const char *msg,
+                   dp_value_t *result)
+{
+    s_io_t *io = ud;
+    s_run_t **pp = &io->runs;
+    while (*pp && (*pp)->id != id)
+        pp = &(*pp)->next;
+    s_run_t *r = *pp;
+    if (r)
+        *pp = r->next;
+    s_answer(io, id, r ? r->attempt : 0, err, msg, result,
+             r ? dp_now_us() - r->t0_us : 0);
+    dp_value_clear(result);
+    free(r);
+}
+
+static void s_add(s_io_t *io, dp_dl_t *dl, const dp_job_t *job,
+                  uint32_t attempt)
+{
+    dp_value_t args = dp_nil();
+    dp_rd_t r;
+    dp_rd_init(&r, job->args.ptr, job->args.len, &io->cfg->wire);
+    s_run_t *run = calloc(1, sizeof *run);
+    int rc = run ? dp_rd_value(&r, &args) : DP_ERR_NOMEM;
+    if (!rc) {
+        const dp_jobtype_t *t = dp_jobtype_find(job->type, job->type_len);
+        uint32_t limit = job->timeout_ms ? job->timeout_ms
+                                         : (t ? t->timeout_ms : 0);
+        run->id = job->id;
+        run->attempt = attempt;
+        run->t0_us = dp_now_us();
+        run->next = io->runs;
+        io->runs = run;
+        rc = dp_dl_add(dl, job->id, args.v.a.items, args.v.a.len,
+                       run->t0_us + (uint64_t)limit * 1000u, job->retries);
+        if (rc) {
+            io->runs = run->next;
+        } else {
+            run = NULL;
+        }
+    }
+    free(run);
+    if (rc)
+        s_answer(io, job->id, attempt, rc, "download could not start",
+                 NULL, 0);
+    dp_value_clear(&args);
+}
+
+/* s_frame: JOBS or CANCEL from the agent. */
+static int s_frame(s_io_t *io, dp_dl_t *dl, const char *data, size_t len)
+{
+    int cmd;
+    dp_rd_t r;
+    uint32_t n;
+    int rc = dp_msg_open(data, len, &io->cfg->wire, &cmd, &r);
+    if (!rc)
+        rc = dp_rd_array(&r, &n);
+    for (uint32_t k = 0; !rc && k < n; k++) {
+        if (cmd == DP_CMD_CANCEL) {
+            uint64_t id;
+            if (!(rc = dp_rd_uint(&r, &id)))
+                dp_dl_cancel(dl, id);
+            continue;
+        }
+        uint32_t two;
+        uint64_t attempt;
+        dp_job_t job;
+        rc = dp_rd_array(&r, &two);
+        if (!rc)
+            rc = two == 2 ? dp_rd_uint(&r, &attempt) : DP_ERR_PROTOCOL;
+        if (!rc)
+            rc = dp_msg_read_job(&r, &job);
+        if (!rc)
+            s_add(io, dl, &job, (uint32_t)attempt);
+    }
+    return rc;
+}
+
+int dp_child_io_main(int fd, const dp_child_cfg_t *cfg)
+{
+    s_io_t io = {.fd = fd, .cfg = cfg};
+    dp_wr_init(&io.w);
+    dp_dl_opts_t o;
+    dp_dl_opts_default(&o);
+    o.max_bytes = cfg->limits.download_max_bytes;
+    o.insecure = cfg->insecure;
+    o.ca_file = cfg->ca_file;
+    o.store_dir = cfg->store_dir;
+    dp_dl_t *dl = dp_dl_new(&o, s_done, &io);
+    if (!dl)
+        return 1;
+    dp_framer_t f;
+    dp_framer_init(&f, cfg->wire.max_msg_bytes);
+    int status = 0;
+    while (!io.broken) {
+        dp_dl_pollfd_t extra = {fd, POLLIN, 0};
+        if (dp_dl_poll(dl, &extra, 1, -1)) {
+            status = 1;
+            break;
+        }
+        if (!(extra.revents & (POLLIN | POLLHUP | POLLERR)))
+            continue;
+        int rc = dp_framer_fill(&f, fd);
+        const char *data;
+        size_t len;
+        int got;
+        while ((got = dp_framer_next(&f, &data, &len)) == 1)
+            if (s_frame(&io, dl, data, len))
+                got = -1;
+        if (got < 0 || rc) {
+            status = rc == DP_ERR_EOF ? 0 : 1;
+            break;
+        }
+    }
+    io.broken = true; /* no answers after this: the agent left */
+    dp_dl_destroy(&dl);
+    dp_framer_release(&f);
+    dp_wr_release(&io.w);
+    return status;
+}
