@@ -1,0 +1,60 @@
+/*
+ * dp_hash.h - the `hash` kernel's constants and the list of digest names
+ * it accepts (for `dpool hash --list`).
+ *
+ * The kernel itself, dp_job_hash, is declared in dp_jobs.h:
+ *   hash DATA [ALGO [ITERATIONS SALT [DKLEN]]]
+ * It answers what Python's hashlib answers for the same bytes:
+ * hashlib.new(ALGO, DATA).hexdigest(), .hexdigest(DKLEN) for the shake_*
+ * XOFs, or hashlib.pbkdf2_hmac(ALGO, DATA, SALT, ITERATIONS, DKLEN).hex().
+ * ALGO takes Python's names (sha3_256, blake2b, shake_128, ...) or any
+ * digest name OpenSSL's default library context knows, case-insensitively.
+ */
+#ifndef DP_HASH_H
+#define DP_HASH_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+/* Positions of the kernel's arguments. */
+enum {
+    DP_HASH_ARG_DATA = 0,
+    DP_HASH_ARG_ALGO = 1,
+    DP_HASH_ARG_ITERATIONS = 2,
+    DP_HASH_ARG_SALT = 3,
+    DP_HASH_ARG_DKLEN = 4,
+    DP_HASH_ARG_COUNT = 5
+};
+
+/* Digest used when ALGO is absent or nil. */
+#define DP_HASH_DEFAULT_ALGO "sha256"
+/* Longest ALGO name looked up, bytes; longer names are unknown. */
+#define DP_HASH_ALGO_MAX_LEN 64
+/* Bytes of an unknown ALGO name quoted back in the error message. */
+#define DP_HASH_ERR_NAME_MAX 40
+/* Room for one OpenSSL error string in an error message, bytes. */
+#define DP_HASH_SSL_ERR_LEN 256
+/* Hex digits per output byte. */
+#define DP_HASH_HEX_PER_BYTE 2
+/* A hex digit covers one nibble of a byte. */
+#define DP_HASH_NIBBLE_BITS 4
+#define DP_HASH_NIBBLE_MASK 0xfu
+/* First capacity of the name list dp_hash_list grows, entries. */
+#define DP_HASH_LIST_INITIAL 32
+
+/* dp_hash_list: the digest names the hash kernel accepts, one per
+ * algorithm (Python's name where hashlib has one, else OpenSSL's, in lower
+ * case), sorted and deduplicated. On success *names is an array of *n
+ * strings owned by the caller (free with dp_hash_list_free) and 0 is
+ * returned; DP_ERR_NOMEM otherwise, with *names NULL and *n 0. */
+int dp_hash_list(char ***names, size_t *n);
+
+/* dp_hash_list_free: free a list from dp_hash_list and set *names NULL.
+ * NULL-safe and idempotent. */
+void dp_hash_list_free(char ***names, size_t n);
+
+/* dp_hash_list_print: write dp_hash_list's names to f, one per line.
+ * Returns 0, DP_ERR_NOMEM, or DP_ERR_IO when writing fails. */
+int dp_hash_list_print(FILE *f);
+
+#endif /* DP_HASH_H */
