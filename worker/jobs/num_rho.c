@@ -1,0 +1,213 @@
+/*
+ * num_rho.c - Pollard-Brent rho (Brent 1980): x -> x^2 + c iterated in the
+ * Montgomery domain (a different but equally random map; the gcd with n
+ * does not see the factor R), differences multiplied together and one gcd
+ * per DP_NUM_RHO_BATCH steps, backtracking when a batch collapses to n.
+ */
+#include "dp_num.h"
+
+/* Starting point of every rho walk. */
+#define DP_NUM_RHO_SEED 2u
+
+static inline uint64_t s_f64(uint64_t y, uint64_t c, uint64_t n,
+                             uint64_t ninv)
+{
+    return dp_mod64_add(dp_mont64_mul(y, y, n, ninv), c, n);
+}
+
+/* s_back64: redo the batch from ys one step at a time. */
+static uint64_t s_back64(uint64_t x, uint64_t ys, uint64_t c, uint64_t n,
+                         uint64_t ninv)
+{
+    for (unsigned k = 0; k < DP_NUM_RHO_BATCH; k++) {
+        ys = s_f64(ys, c, n, ninv);
+        uint64_t g = dp_gcd64(dp_mod64_sub(x, ys, n), n);
+        if (g != 1)
+            return g;
+    }
+    return n;
+}
+
+int dp_num_rho64(dp_num_job_t *job, uint64_t n, uint64_t c, uint64_t *g)
+{
+    uint64_t ninv = dp_mont64_inv(n), y = DP_NUM_RHO_SEED, q = 1;
+    for (uint64_t r = 1;; r *= 2) {
+        uint64_t x = y;
+        for (uint64_t k = 0; k < r; k++)
+            y = s_f64(y, c, n, ninv);
+        if (dp_num_tick(job, r))
+            return DP_ERR_TIMEOUT;
+        for (uint64_t k = 0; k < r; k += DP_NUM_RHO_BATCH) {
+            uint64_t ys = y, left = r - k;
+            unsigned m = left < DP_NUM_RHO_BATCH ? (unsigned)left
+                                                 : DP_NUM_RHO_BATCH;
+            for (unsigned j = 0; j < m; j++) {
+                y = s_f64(y, c, n, ninv);
+                q = dp_mont64_mul(q, dp_mod64_sub(x, y, n), n, ninv);
+            }
+            uint64_t d = dp_gcd64(q, n);
+            if (d != 1) {
+                *g = d == n ? s_back64(x, ys, c, n, ninv) : d;
+                return 0;
+            }
+            if (dp_num_tick(job, 2 * m))
+                return DP_ERR_TIMEOUT;
+        }
+    }
+}
+
+static inline dp_u128_t s_f128(dp_u128_t y, dp_u128_t c, dp_u128_t n,
+                               dp_u128_t ninv)
+{
+    return dp_mod128_add(dp_mont128_mul(y, y, n, ninv), c, n);
+}
+
+static dp_u128_t s_back128(dp_u128_t x, dp_u128_t ys, dp_u128_t c,
+                           dp_u128_t n, dp_u128_t ninv)
+{
+    for (unsigned k = 0; k < DP_NUM_RHO_BATCH; k++) {
+        ys = s_f128(ys, c, n, ninv);
+        dp_u128_t g = dp_gcd128(dp_mod128_sub(x, ys, n), n);
+        if (g != 1)
+            return g;
+    }
+    return n;
+}
+
+int dp_num_rho128(dp_num_job_t *job, dp_u128_t n, uint64_t c,
+                  uint64_t budget, dp_u128_t *g)
+{
+    dp_u128_t ninv = dp_mont128_inv(n), y = DP_NUM_RHO_SEED, q = 1;
+    for (uint64_t r = 1; r <= budget; r *= 2) {
+        dp_u128_t x = y;
+        for (uint64_t k = 0; k < r; k++)
+            y = s_f128(y, c, n, ninv);
+        if (dp_num_tick(job, r))
+            return DP_ERR_TIMEOUT;
+        for (uint64_t k = 0; k < r; k += DP_NUM_RHO_BATCH) {
+            dp_u128_t ys = y;
+            uint64_t left = r - k;
+            unsigned m = left < DP_NUM_RHO_BATCH ? (unsigned)left
+                                                 : DP_NUM_RHO_BATCH;
+            for (unsigned j = 0; j < m; j++) {
+                y = s_f128(y, c, n, ninv);
+                q = dp_mont128_mul(q, dp_mod128_sub(x, y, n), n, ninv);
+            }
+            dp_u128_t d = dp_gcd128(q, n);
+            if (d != 1) {
+                *g = d == n ? s_back128(x, ys, c, n, ninv) : d;
+                return 0;
+            }
+            if (dp_num_tick(job, 2 * m))
+                return DP_ERR_TIMEOUT;
+        }
+    }
+    *g = 1;
+    return 0;
+}
+
+/* The BIGNUM walk: modulus, Montgomery context, scratch. */
+typedef struct {
+    const BIGNUM *n;
+    const BIGNUM *c;
+    BN_MONT_CTX *mont;
+    BN_CTX *bn;
+} s_walk_t;
+
+static int s_fbn(const s_walk_t *w, BIGNUM *y)
+{
+    return BN_mod_mul_montgomery(y, y, y, w->mont, w->bn) &&
+           BN_mod_add_quick(y, y, w->c, w->n);
+}
+
+/* s_back_bn: redo the batch from ys one step at a time; g = divisor. */
+static int s_back_bn(const s_walk_t *w, const BIGNUM *x, BIGNUM *ys,
+                     BIGNUM *t, BIGNUM *g)
+{
+    for (unsigned k = 0; k < DP_NUM_RHO_BATCH; k++) {
+        if (!s_fbn(w, ys) || !BN_mod_sub_quick(t, x, ys, w->n) ||
+            !BN_gcd(g, t, w->n, w->bn))
+            return 0;
+        if (!BN_is_one(g))
+            return 1;
+    }
+    return BN_copy(g, w->n) != NULL;
+}
+
+/* s_batch_bn: up to m steps multiplying differences into q, then the
+ * gcd into g. */
+static int s_batch_bn(const s_walk_t *w, const BIGNUM *x, BIGNUM *y,
+                      BIGNUM *q, BIGNUM *t, BIGNUM *g, unsigned m)
+{
+    for (unsigned j = 0; j < m; j++) {
+        if (!s_fbn(w, y) || !BN_mod_sub_quick(t, x, y, w->n) ||
+            !BN_mod_mul_montgomery(q, q, t, w->mont, w->bn))
+            return 0;
+    }
+    return BN_gcd(g, q, w->n, w->bn);
+}
+
+/* s_walk_bn: the Brent loop; *done when g holds a divisor. */
+static int s_walk_bn(dp_num_job_t *job, const s_walk_t *w, uint64_t budget,
+                     BIGNUM *g, bool *done)
+{
+    BN_CTX_start(w->bn);
+    BIGNUM *x = BN_CTX_get(w->bn), *y = BN_CTX_get(w->bn);
+    BIGNUM *ys = BN_CTX_get(w->bn), *q = BN_CTX_get(w->bn);
+    BIGNUM *t = BN_CTX_get(w->bn);
+    int rc = DP_ERR_NOMEM;
+    if (!t || !BN_set_word(y, DP_NUM_RHO_SEED) || !BN_one(q))
+        goto out;
+    for (uint64_t r = 1; r <= budget; r *= 2) {
+        if (!BN_copy(x, y))
+            goto out;
+        for (uint64_t k = 0; k < r; k++) {
+            if (!s_fbn(w, y))
+                goto out;
+        }
+        if ((rc = dp_num_tick(job, r)) != 0)
+            goto out;
+        rc = DP_ERR_NOMEM;
+        for (uint64_t k = 0; k < r; k += DP_NUM_RHO_BATCH) {
+            uint64_t left = r - k;
+            unsigned m = left < DP_NUM_RHO_BATCH ? (unsigned)left
+                                                 : DP_NUM_RHO_BATCH;
+            if (!BN_copy(ys, y) || !s_batch_bn(w, x, y, q, t, g, m))
+                goto out;
+            if (!BN_is_one(g)) {
+                *done = true;
+                rc = BN_cmp(g, w->n) || s_back_bn(w, x, ys, t, g)
+                         ? 0
+                         : DP_ERR_NOMEM;
+                goto out;
+            }
+            if ((rc = dp_num_tick(job, 2 * m)) != 0)
+                goto out;
+            rc = DP_ERR_NOMEM;
+        }
+    }
+    rc = 0;
+out:
+    BN_CTX_end(w->bn);
+    return rc;
+}
+
+int dp_num_rho_bn(dp_num_job_t *job, const BIGNUM *n, uint64_t c,
+                  uint64_t budget, BIGNUM *g)
+{
+    BN_MONT_CTX *mont = BN_MONT_CTX_new();
+    BIGNUM *cb = BN_new();
+    int rc = DP_ERR_NOMEM;
+    if (!mont || !cb || !BN_MONT_CTX_set(mont, n, job->bn) ||
+        !BN_set_word(cb, (BN_ULONG)c))
+        goto out;
+    s_walk_t w = {n, cb, mont, job->bn};
+    bool done = false;
+    rc = s_walk_bn(job, &w, budget, g, &done);
+    if (!rc && !done && !BN_one(g))
+        rc = DP_ERR_NOMEM;
+out:
+    BN_free(cb);
+    BN_MONT_CTX_free(mont);
+    return rc;
+}
