@@ -11,7 +11,8 @@
  *  - Clients (dp_qclient_t) and workers (dp_qworker_t) are owned by the
  *    broker; they embed the list heads this module manages.
  *
- * Job states and their legal moves (dp_queue_set_state checks them):
+ * Job states and their legal moves (each function below makes one move
+ * and asserts the state it starts from):
  *   QUEUED -> LEASED (dispatch) | gone (cancel, client lost)
  *   LEASED -> QUEUED (worker lost, requeue) | gone (result)
  *          -> ORPHAN (its client went away; wait for the worker's answer)

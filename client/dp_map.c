@@ -21,7 +21,7 @@ struct dp_map {
     dp_map_opts_t o;
     size_t chunk, cap;      /* jobs per SUBMIT; inputs in flight */
     size_t read, yielded, failed;
-    bool input_done, input_error, cancelled;
+    bool input_done, input_error, cancelled, lost;
     dp_result_t **ring;     /* ordered: slot index % cap */
     size_t fhead, fcount;   /* unordered: FIFO in ring */
     dp_wr_t batch;          /* encoded jobs not yet sent */
@@ -135,6 +135,8 @@ int dp_map_next(dp_map_t *m, dp_result_t **out)
     for (;;) {
         if ((*out = s_ready(m)))
             return 0;
+        if (m->lost)
+            return DP_ERR_BROKER_LOST; /* after what had arrived */
         if (m->input_done && m->yielded == m->read)
             return m->input_error ? DP_ERR_INVALID : DP_ERR_EOF;
         while (!m->input_done && !m->cancelled &&
@@ -155,7 +157,7 @@ int dp_map_next(dp_map_t *m, dp_result_t **out)
             return rc;
         }
         if (rc == DP_ERR_BROKER_LOST)
-            return rc;
+            m->lost = true;
     }
 }
 

@@ -221,9 +221,7 @@ int dp_pool_pump(dp_pool_t *p, double timeout)
     }
     if (p->interrupted)
         return DP_ERR_CANCELLED;
-    if (lost && rc)
-        return DP_ERR_BROKER_LOST;
-    return lost && !in ? DP_ERR_BROKER_LOST : rc;
+    return lost ? DP_ERR_BROKER_LOST : rc; /* routed results stay given */
 }
 
 /* ---- I/O thread ---- */

@@ -87,6 +87,8 @@ int dp_framer_next(dp_framer_t *f, const char **data, size_t *len)
 
 int dp_frame_write(int fd, const void *data, size_t len)
 {
+    if (len > UINT32_MAX)
+        return DP_ERR_TOO_BIG;
     unsigned char h[DP_FRAME_HDR] = {(unsigned char)len,
                                      (unsigned char)(len >> 8),
                                      (unsigned char)(len >> 16),

@@ -24,13 +24,15 @@ typedef struct {
 
 void dp_framer_init(dp_framer_t *f, size_t max_frame);
 void dp_framer_release(dp_framer_t *f);
-/* dp_framer_fill: one read() of what fd has. 0 = read something or EAGAIN, DP_ERR_EOF = peer
- * closed, DP_ERR_IO = error, DP_ERR_TOO_BIG = a frame over max. */
+/* dp_framer_fill: one read() of what fd has. 0 = read something or
+ * EAGAIN, DP_ERR_EOF = peer closed, DP_ERR_IO = error, DP_ERR_NOMEM. */
 int dp_framer_fill(dp_framer_t *f, int fd);
-/* dp_framer_next: 1 and the next complete frame, or 0 if none yet. */
+/* dp_framer_next: 1 and the next complete frame, 0 if none yet, or
+ * DP_ERR_TOO_BIG when the next frame announces more than max. */
 int dp_framer_next(dp_framer_t *f, const char **data, size_t *len);
 /* dp_frame_write: write one whole frame to a blocking or non-blocking fd
- * (waits with poll on EAGAIN). 0 or DP_ERR_IO. */
+ * (waits with poll on EAGAIN). 0, DP_ERR_TOO_BIG (over 4 GiB - 1, what
+ * the length prefix holds) or DP_ERR_IO. */
 int dp_frame_write(int fd, const void *data, size_t len);
 
 #endif

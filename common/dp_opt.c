@@ -148,16 +148,19 @@ static int s_env(const dp_opt_t *o, char *err, size_t errlen)
     }
     if (o->kind != DP_OPT_LIST)
         return s_set(o, val, false, err, errlen);
-    /* comma-separated list: values point into the environment, so split
-     * a private copy that lives as long as the program */
+    /* comma-separated list: values must outlive parsing, so split a
+     * private copy that lives as long as the program */
     char *copy = strdup(val);
     if (!copy)
         return DP_ERR_NOMEM;
-    for (char *save = NULL, *t = strtok_r(copy, ",", &save); t;
-         t = strtok_r(NULL, ",", &save)) {
-        int rc = s_set(o, t, false, err, errlen);
+    for (char *t = copy; t && *t;) {
+        char *comma = strchr(t, ',');
+        if (comma)
+            *comma = '\0';
+        int rc = *t ? s_set(o, t, false, err, errlen) : 0;
         if (rc)
             return rc;
+        t = comma ? comma + 1 : NULL;
     }
     return 0;
 }

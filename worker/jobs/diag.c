@@ -1,5 +1,6 @@
 /* diag.c - the diagnostic kernels `sleep` and `echo` (tests, demos, bench).*/
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -14,7 +15,12 @@ int dp_job_sleep(const dp_job_ctx_t *ctx, const dp_value_t *args,
     int rc = dp_job_arg_uint64(&args[0], &ms, err, errlen);
     if (rc)
         return rc;
-    uint64_t end = dp_now_us() + ms * 1000u;
+    *out = dp_nil();
+    uint64_t now = dp_now_us();
+    /* a sleep past the end of time is cut by the deadline (or waits
+     * forever without one, until the worker's own limit) */
+    uint64_t end = ms > (UINT64_MAX - now) / 1000u ? UINT64_MAX
+                                                   : now + ms * 1000u;
     bool cut = ctx->deadline_us && ctx->deadline_us < end;
     if (cut)
         end = ctx->deadline_us;

@@ -1,0 +1,614 @@
+/*
+ * test_msg.c - common/dp_msg.c: envelopes [version, cmd, body], jobs and
+ * results written and read back, dp_res_to_result, malformed input.
+ */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dp_msg.h"
+
+typedef struct {
+    char *p;
+    size_t n;
+} t_bytes_t;
+
+static t_bytes_t s_take(dp_wr_t *w)
+{
+    t_bytes_t b;
+    int rc = dp_wr_take(w, &b.p, &b.n);
+    cr_assert_eq(rc, 0, "dp_wr_take: %d", rc);
+    return b;
+}
+
+static bool s_eq(const dp_value_t *a, const dp_value_t *b)
+{
+    if (a->type != b->type)
+        return false;
+    switch (a->type) {
+    case DP_NIL:
+        return true;
+    case DP_BOOL:
+        return a->v.b == b->v.b;
+    case DP_INT:
+        return a->v.i == b->v.i;
+    case DP_UINT:
+        return a->v.u == b->v.u;
+    case DP_FLOAT:
+        return memcmp(&a->v.f, &b->v.f, sizeof a->v.f) == 0;
+    case DP_STR:
+    case DP_BIN:
+        return a->v.s.len == b->v.s.len &&
+               (a->v.s.len == 0 ||
+                memcmp(a->v.s.ptr, b->v.s.ptr, a->v.s.len) == 0);
+    case DP_ARRAY:
+    case DP_MAP: {
+        if (a->v.a.len != b->v.a.len)
+            return false;
+        size_t n = a->type == DP_MAP ? 2 * a->v.a.len : a->v.a.len;
+        for (size_t k = 0; k < n; k++)
+            if (!s_eq(&a->v.a.items[k], &b->v.a.items[k]))
+                return false;
+        return true;
+    }
+    }
+    return false;
+}
+
+/* s_open: dp_msg_open over an exact-size copy (ASAN sees overreads);
+ * the copy is leaked into *keep for the body reader to borrow. */
+static int s_open(const void *p, size_t n, const dp_limits_t *lim, int *cmd,
+                  dp_rd_t *body, void **keep)
+{
+    void *c = malloc(n ? n : 1);
+    cr_assert(c);
+    if (n)
+        memcpy(c, p, n);
+    int rc = dp_msg_open(c, n, lim, cmd, body);
+    if (keep)
+        *keep = c;
+    else
+        free(c);
+    return rc;
+}
+
+/* s_env: an envelope [version, cmd, body] with raw body bytes. */
+static t_bytes_t s_env(uint64_t version, uint64_t cmd, const void *body,
+                       size_t blen)
+{
+    dp_wr_t w;
+    dp_wr_init(&w);
+    dp_wr_array(&w, 3);
+    dp_wr_uint(&w, version);
+    dp_wr_uint(&w, cmd);
+    dp_wr_raw(&w, body, blen);
+    return s_take(&w);
+}
+
+static const uint8_t s_empty_body[] = {0x90};
+
+/* ---- envelopes ---- */
+
+Test(envelope, accepts_every_command)
+{
+    dp_limits_t lim = dp_limits_default();
+    for (int c = 1; c < DP_CMD_MAX_; c++) {
+        dp_wr_t w;
+        dp_wr_init(&w);
+        dp_msg_empty(&w, c);
+        t_bytes_t b = s_take(&w);
+        int cmd = -1;
+        dp_rd_t body;
+        void *keep;
+        int rc = s_open(b.p, b.n, &lim, &cmd, &body, &keep);
+        cr_assert_eq(rc, 0, "cmd %d: rc %d", c, rc);
+        cr_assert_eq(cmd, c);
+        uint32_t n;
+        cr_assert_eq(dp_rd_array(&body, &n), 0);
+        cr_assert_eq(n, 0);
+        cr_assert_eq(dp_rd_left(&body), 0);
+        free(keep);
+        free(b.p);
+    }
+}
+
+Test(envelope, error_message)
+{
+    dp_limits_t lim = dp_limits_default();
+    dp_wr_t w;
+    dp_wr_init(&w);
+    dp_msg_error(&w, DP_ERR_ARITY, "two arguments, please");
+    t_bytes_t b = s_take(&w);
+    int cmd;
+    dp_rd_t body;
+    void *keep;
+    cr_assert_eq(s_open(b.p, b.n, &lim, &cmd, &body, &keep), 0);
+    cr_assert_eq(cmd, DP_CMD_ERROR);
+    uint32_t n;
+    uint64_t code;
+    const char *s;
+    size_t len;
+    cr_assert_eq(dp_rd_array(&body, &n), 0);
+    cr_assert_eq(n, 2);
+    cr_assert_eq(dp_rd_uint(&body, &code), 0);
+    cr_assert_eq(code, DP_ERR_ARITY);
+    cr_assert_eq(dp_rd_str(&body, &s, &len), 0);
+    cr_assert_eq(len, strlen("two arguments, please"));
+    cr_assert_eq(memcmp(s, "two arguments, please", len), 0);
+    free(keep);
+    free(b.p);
+}
+
+Test(envelope, wrong_version)
+{
+    dp_limits_t lim = dp_limits_default();
+    const uint64_t bad[] = {0, 2, 255, UINT64_MAX};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        t_bytes_t b = s_env(bad[k], DP_CMD_HEARTBEAT, s_empty_body, 1);
+        int cmd;
+        dp_rd_t body;
+        cr_assert_eq(s_open(b.p, b.n, &lim, &cmd, &body, NULL), DP_ERR_VERSION,
+                     "version %llu", (unsigned long long)bad[k]);
+        free(b.p);
+    }
+    /* a version that is not a uint at all */
+    static const uint8_t neg[] = {0x93, 0xff, 0x0e, 0x90};
+    int cmd;
+    dp_rd_t body;
+    cr_assert_eq(s_open(neg, sizeof neg, &lim, &cmd, &body, NULL),
+                 DP_ERR_PROTOCOL);
+}
+
+Test(envelope, unknown_command)
+{
+    dp_limits_t lim = dp_limits_default();
+    const uint64_t bad[] = {0, DP_CMD_MAX_, 99, 0x100000000ULL};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        t_bytes_t b = s_env(DP_PROTOCOL_VERSION, bad[k], s_empty_body, 1);
+        int cmd;
+        dp_rd_t body;
+        cr_assert_eq(s_open(b.p, b.n, &lim, &cmd, &body, NULL),
+                     DP_ERR_UNKNOWN_CMD, "cmd %llu",
+                     (unsigned long long)bad[k]);
+        free(b.p);
+    }
+}
+
+Test(envelope, trailing_bytes_and_bad_shapes)
+{
+    dp_limits_t lim = dp_limits_default();
+    int cmd;
+    dp_rd_t body;
+    /* [1, 14, []] then one more byte */
+    static const uint8_t trail[] = {0x93, 0x01, 0x0e, 0x90, 0xc0};
+    cr_assert_eq(s_open(trail, sizeof trail, &lim, &cmd, &body, NULL),
+                 DP_ERR_PROTOCOL);
+    cr_assert_eq(s_open(trail, sizeof trail - 1, &lim, &cmd, &body, NULL), 0);
+    /* a fourth element after the body */
+    static const uint8_t four[] = {0x94, 0x01, 0x0e, 0x90, 0x90};
+    cr_assert_eq(s_open(four, sizeof four, &lim, &cmd, &body, NULL),
+                 DP_ERR_PROTOCOL);
+    /* no body */
+    static const uint8_t two[] = {0x92, 0x01, 0x0e};
+    cr_assert_eq(s_open(two, sizeof two, &lim, &cmd, &body, NULL),
+                 DP_ERR_PROTOCOL);
+    /* not an array: a map, a uint, a str, nothing */
+    static const uint8_t map[] = {0x83, 0x01, 0x01, 0x02, 0x0e, 0x03, 0x90};
+    cr_assert_eq(s_open(map, sizeof map, &lim, &cmd, &body, NULL),
+                 DP_ERR_PROTOCOL);
+    static const uint8_t one[] = {0x01};
+    cr_assert_eq(s_open(one, 1, &lim, &cmd, &body, NULL), DP_ERR_PROTOCOL);
+    static const uint8_t str[] = {0xa3, 'a', 'b', 'c'};
+    cr_assert_eq(s_open(str, sizeof str, &lim, &cmd, &body, NULL),
+                 DP_ERR_PROTOCOL);
+    cr_assert_eq(s_open("", 0, &lim, &cmd, &body, NULL), DP_ERR_PROTOCOL);
+    /* the body itself malformed */
+    static const uint8_t badbody[] = {0x93, 0x01, 0x0e, 0x92, 0x01, 0xc1};
+    cr_assert_eq(s_open(badbody, sizeof badbody, &lim, &cmd, &body, NULL),
+                 DP_ERR_PROTOCOL);
+}
+
+Test(envelope, truncated_at_every_offset)
+{
+    dp_limits_t lim = dp_limits_default();
+    dp_wr_t w;
+    dp_wr_init(&w);
+    dp_msg_error(&w, DP_ERR_TIMEOUT, "a message of some length");
+    t_bytes_t b = s_take(&w);
+    for (size_t n = 0; n < b.n; n++) {
+        int cmd;
+        dp_rd_t body;
+        cr_assert_eq(s_open(b.p, n, &lim, &cmd, &body, NULL), DP_ERR_PROTOCOL,
+                     "prefix %zu", n);
+    }
+    free(b.p);
+}
+
+Test(envelope, over_max_msg_bytes)
+{
+    dp_limits_t lim = dp_limits_default();
+    dp_wr_t w;
+    dp_wr_init(&w);
+    dp_msg_error(&w, DP_ERR_TIMEOUT, "0123456789012345678901234567890");
+    t_bytes_t b = s_take(&w);
+    lim.max_msg_bytes = b.n - 1;
+    int cmd;
+    dp_rd_t body;
+    cr_assert_eq(s_open(b.p, b.n, &lim, &cmd, &body, NULL), DP_ERR_TOO_BIG);
+    lim.max_msg_bytes = b.n;
+    cr_assert_eq(s_open(b.p, b.n, &lim, &cmd, &body, NULL), 0);
+    free(b.p);
+}
+
+Test(envelope, cmd_names)
+{
+    cr_assert_str_eq(dp_cmd_name(DP_CMD_HELLO), "HELLO");
+    cr_assert_str_eq(dp_cmd_name(3), "SUBMIT");
+    cr_assert_str_eq(dp_cmd_name(DP_CMD_STATUS_REPLY), "STATUS_REPLY");
+    cr_assert_str_eq(dp_cmd_name(15), "SHUTDOWN");
+    cr_assert_str_eq(dp_cmd_name(0), "?");
+    cr_assert_str_eq(dp_cmd_name(DP_CMD_MAX_), "?");
+    cr_assert_str_eq(dp_cmd_name(99), "?");
+    cr_assert_str_eq(dp_cmd_name(-1), "?");
+    for (int c = 1; c < DP_CMD_MAX_; c++)
+        cr_assert_str_neq(dp_cmd_name(c), "?", "cmd %d", c);
+}
+
+/* ---- jobs ---- */
+
+static dp_value_t s_args(void)
+{
+    dp_value_t a = dp_array(4);
+    a.v.a.items[0] = dp_uint(42);
+    a.v.a.items[1] = dp_str("x\0y");
+    a.v.a.items[2] = dp_array(1);
+    a.v.a.items[3] = dp_int(-5);
+    return a;
+}
+
+static t_bytes_t s_one_job(uint64_t id, const char *type,
+                           const dp_value_t *args, uint32_t tmo,
+                           uint32_t retries)
+{
+    dp_wr_t w;
+    dp_wr_init(&w);
+    dp_msg_put_job(&w, id, type, args, tmo, retries);
+    return s_take(&w);
+}
+
+Test(job, round_trip_in_submit)
+{
+    dp_limits_t lim = dp_limits_default();
+    dp_value_t args = s_args();
+    t_bytes_t j1 = s_one_job(0x700000002ULL, "factor", &args, 1500, 3);
+    t_bytes_t j2 = s_one_job(UINT64_MAX, "echo", NULL, 0, UINT32_MAX);
+    dp_wr_t w;
+    dp_wr_init(&w);
+    dp_msg_begin(&w, DP_CMD_SUBMIT);
+    dp_wr_array(&w, 2);
+    dp_wr_uint(&w, 77);
+    dp_wr_array(&w, 2);
+    dp_msg_put_job(&w, 0x700000002ULL, "factor", &args, 1500, 3);
+    dp_msg_put_job(&w, UINT64_MAX, "echo", NULL, 0, UINT32_MAX);
+    t_bytes_t b = s_take(&w);
+
+    int cmd;
+    dp_rd_t r;
+    void *keep;
+    cr_assert_eq(s_open(b.p, b.n, &lim, &cmd, &r, &keep), 0);
+    cr_assert_eq(cmd, DP_CMD_SUBMIT);
+    uint32_t n;
+    uint64_t seq;
+    cr_assert_eq(dp_rd_array(&r, &n), 0);
+    cr_assert_eq(n, 2);
+    cr_assert_eq(dp_rd_uint(&r, &seq), 0);
+    cr_assert_eq(seq, 77);
+    cr_assert_eq(dp_rd_array(&r, &n), 0);
+    cr_assert_eq(n, 2);
+
+    dp_job_t job;
+    cr_assert_eq(dp_msg_read_job(&r, &job), 0);
+    cr_assert_eq(job.id, 0x700000002ULL);
+    cr_assert_eq(job.type_len, 6);
+    cr_assert_eq(memcmp(job.type, "factor", 6), 0);
+    cr_assert_eq(job.nargs, 4);
+    cr_assert_eq(job.timeout_ms, 1500);
+    cr_assert_eq(job.retries, 3);
+    cr_assert_eq(job.raw.len, j1.n);
+    cr_assert_eq(memcmp(job.raw.ptr, j1.p, j1.n), 0);
+    dp_rd_t ar;
+    dp_rd_init(&ar, job.args.ptr, job.args.len, &lim);
+    dp_value_t got;
+    cr_assert_eq(dp_rd_value(&ar, &got), 0);
+    cr_assert_eq(dp_rd_left(&ar), 0);
+    cr_assert(s_eq(&got, &args));
+    dp_value_clear(&got);
+
+    cr_assert_eq(dp_msg_read_job(&r, &job), 0);
+    cr_assert_eq(job.id, UINT64_MAX);
+    cr_assert(job.type_len == 4 && memcmp(job.type, "echo", 4) == 0);
+    cr_assert_eq(job.nargs, 0);
+    cr_assert_eq(job.args.len, 1);
+    cr_assert_eq(job.timeout_ms, 0);
+    cr_assert_eq(job.retries, UINT32_MAX);
+    cr_assert_eq(job.raw.len, j2.n);
+    cr_assert_eq(memcmp(job.raw.ptr, j2.p, j2.n), 0);
+    cr_assert_eq(dp_rd_left(&r), 0);
+    cr_assert_eq(dp_msg_read_job(&r, &job), DP_ERR_PROTOCOL);
+
+    dp_value_clear(&args);
+    free(keep);
+    free(b.p);
+    free(j1.p);
+    free(j2.p);
+}
+
+/* s_bad_job: raw bytes of one job must be refused, the reader unmoved. */
+static void s_bad_job(const uint8_t *p, size_t n, const char *what)
+{
+    dp_limits_t lim = dp_limits_default();
+    uint8_t *c = malloc(n);
+    memcpy(c, p, n);
+    dp_rd_t r;
+    dp_rd_init(&r, c, n, &lim);
+    dp_job_t job;
+    int rc = dp_msg_read_job(&r, &job);
+    cr_assert(rc == DP_ERR_PROTOCOL || rc == DP_ERR_TOO_BIG, "%s: rc %d", what,
+              rc);
+    cr_assert_eq(dp_rd_left(&r), n, "%s: reader moved", what);
+    free(c);
+}
+
+Test(job, malformed_rejected)
+{
+    /* [1, "echo", [], 0, 0] is good; each variant breaks one thing */
+    static const uint8_t good[] = {0x95, 0x01, 0xa4, 'e',  'c',
+                                   'h',  'o',  0x90, 0x00, 0x00};
+    dp_limits_t lim = dp_limits_default();
+    dp_rd_t r;
+    dp_rd_init(&r, good, sizeof good, &lim);
+    dp_job_t job;
+    cr_assert_eq(dp_msg_read_job(&r, &job), 0);
+    cr_assert_eq(job.raw.len, sizeof good);
+
+    static const uint8_t four[] = {0x94, 0x01, 0xa4, 'e', 'c',
+                                   'h',  'o',  0x90, 0x00};
+    s_bad_job(four, sizeof four, "4 fields");
+    static const uint8_t six[] = {0x96, 0x01, 0xa4, 'e',  'c', 'h',
+                                  'o',  0x90, 0x00, 0x00, 0x00};
+    s_bad_job(six, sizeof six, "6 fields");
+    static const uint8_t idstr[] = {0x95, 0xa1, '1',  0xa4, 'e', 'c',
+                                    'h',  'o',  0x90, 0x00, 0x00};
+    s_bad_job(idstr, sizeof idstr, "id as string");
+    static const uint8_t idneg[] = {0x95, 0xff, 0xa4, 'e',  'c',
+                                    'h',  'o',  0x90, 0x00, 0x00};
+    s_bad_job(idneg, sizeof idneg, "negative id");
+    static const uint8_t typeint[] = {0x95, 0x01, 0x05, 0x90, 0x00, 0x00};
+    s_bad_job(typeint, sizeof typeint, "type as int");
+    static const uint8_t typebin[] = {0x95, 0x01, 0xc4, 0x01,
+                                      'e',  0x90, 0x00, 0x00};
+    s_bad_job(typebin, sizeof typebin, "type as bin");
+    static const uint8_t argsmap[] = {0x95, 0x01, 0xa1, 'e', 0x80, 0x00, 0x00};
+    s_bad_job(argsmap, sizeof argsmap, "args as map");
+    static const uint8_t argsnil[] = {0x95, 0x01, 0xa1, 'e', 0xc0, 0x00, 0x00};
+    s_bad_job(argsnil, sizeof argsnil, "args nil");
+    static const uint8_t tmobig[] = {0x95, 0x01, 0xa1, 'e', 0x90, 0xcf, 0,   0,
+                                     0,    1,    0,    0,   0,    0,    0x00};
+    s_bad_job(tmobig, sizeof tmobig, "timeout over 32 bits");
+    static const uint8_t retneg[] = {0x95, 0x01, 0xa1, 'e', 0x90, 0x00, 0xff};
+    s_bad_job(retneg, sizeof retneg, "negative retries");
+    static const uint8_t notarr[] = {0x85, 0x01};
+    s_bad_job(notarr, sizeof notarr, "map");
+    for (size_t n = 1; n < sizeof good; n++)
+        s_bad_job(good, n, "truncated");
+}
+
+/* ---- results ---- */
+
+static dp_value_t s_value(void)
+{
+    dp_value_t m = dp_dict(2);
+    m.v.a.items[0] = dp_str("factors");
+    m.v.a.items[1] = dp_array(2);
+    m.v.a.items[1].v.a.items[0] = dp_uint(2);
+    m.v.a.items[1].v.a.items[1] = dp_uint(UINT64_MAX);
+    m.v.a.items[2] = dp_str("f");
+    m.v.a.items[3] = dp_float(0.25);
+    return m;
+}
+
+/* s_results_open: a reader over the body of the RESULTS message in w
+ * (the reader keeps pointing at the limits, hence static). */
+static void *s_results_open(dp_wr_t *w, dp_rd_t *r, uint32_t *n)
+{
+    t_bytes_t b = s_take(w);
+    static dp_limits_t lim;
+    lim = dp_limits_default();
+    int cmd;
+    void *keep;
+    cr_assert_eq(s_open(b.p, b.n, &lim, &cmd, r, &keep), 0);
+    cr_assert_eq(cmd, DP_CMD_RESULTS);
+    cr_assert_eq(dp_rd_array(r, n), 0);
+    free(b.p);
+    return keep;
+}
+
+Test(result, ok_round_trip)
+{
+    dp_value_t v = s_value();
+    dp_wr_t one;
+    dp_wr_init(&one);
+    dp_msg_put_result(&one, 0x300000009ULL, 0, &v, "ignored", "node-1", 4242,
+                      987654321012ULL, 2);
+    t_bytes_t enc = s_take(&one);
+    dp_wr_t w;
+    dp_wr_init(&w);
+    dp_msg_begin(&w, DP_CMD_RESULTS);
+    dp_wr_array(&w, 2);
+    dp_msg_put_result(&w, 0x300000009ULL, 0, &v, "ignored", "node-1", 4242,
+                      987654321012ULL, 2);
+    dp_msg_put_result(&w, 5, 0, NULL, NULL, "", 0, 0, 0);
+    dp_rd_t r;
+    uint32_t n;
+    void *keep = s_results_open(&w, &r, &n);
+    cr_assert_eq(n, 2);
+
+    dp_res_t res;
+    cr_assert_eq(dp_msg_read_result(&r, &res), 0);
+    cr_assert_eq(res.id, 0x300000009ULL);
+    cr_assert_eq(res.code, 0);
+    cr_assert(res.worker_len == 6 && memcmp(res.worker, "node-1", 6) == 0);
+    cr_assert_eq(res.pid, 4242);
+    cr_assert_eq(res.elapsed_us, 987654321012ULL);
+    cr_assert_eq(res.attempt, 2);
+    cr_assert_eq(res.raw.len, enc.n);
+    cr_assert_eq(memcmp(res.raw.ptr, enc.p, enc.n), 0);
+
+    dp_limits_t lim = dp_limits_default();
+    dp_result_t *out = NULL;
+    cr_assert_eq(dp_res_to_result(&res, &lim, &out), 0);
+    cr_assert(out);
+    cr_assert_eq(out->index, 0);
+    cr_assert_eq(out->id, 0x300000009ULL);
+    cr_assert_eq(out->error, 0);
+    cr_assert_null(out->message);
+    cr_assert(s_eq(&out->value, &v));
+    cr_assert_str_eq(out->worker, "node-1");
+    cr_assert_eq(out->pid, 4242);
+    cr_assert_eq(out->elapsed_us, 987654321012ULL);
+    cr_assert_eq(out->attempts, 2);
+    dp_result_free(&out);
+    cr_assert_null(out);
+    dp_result_free(&out);
+    dp_result_free(NULL);
+
+    /* value NULL travels as nil */
+    cr_assert_eq(dp_msg_read_result(&r, &res), 0);
+    cr_assert_eq(res.id, 5);
+    cr_assert_eq(dp_res_to_result(&res, &lim, &out), 0);
+    cr_assert_eq(out->value.type, DP_NIL);
+    cr_assert_str_eq(out->worker, "");
+    cr_assert_eq(out->pid, 0);
+    cr_assert_eq(out->attempts, 0);
+    dp_result_free(&out);
+    cr_assert_eq(dp_rd_left(&r), 0);
+
+    dp_value_clear(&v);
+    free(enc.p);
+    free(keep);
+}
+
+Test(result, error_round_trip)
+{
+    dp_value_t v = s_value();
+    dp_wr_t w;
+    dp_wr_init(&w);
+    dp_msg_begin(&w, DP_CMD_RESULTS);
+    dp_wr_array(&w, 2);
+    /* the value is ignored when code != 0 */
+    dp_msg_put_result(&w, 11, DP_ERR_TIMEOUT, &v, "took \"too\" long", "w2", 77,
+                      5000000, 3);
+    dp_msg_put_result(&w, 12, DP_ERR_CANCELLED, NULL, NULL, "w2", 78, 1, 1);
+    dp_rd_t r;
+    uint32_t n;
+    void *keep = s_results_open(&w, &r, &n);
+    dp_limits_t lim = dp_limits_default();
+
+    dp_res_t res;
+    cr_assert_eq(dp_msg_read_result(&r, &res), 0);
+    cr_assert_eq(res.id, 11);
+    cr_assert_eq(res.code, DP_ERR_TIMEOUT);
+    cr_assert_eq(res.pid, 77);
+    cr_assert_eq(res.elapsed_us, 5000000);
+    cr_assert_eq(res.attempt, 3);
+    dp_result_t *out = NULL;
+    cr_assert_eq(dp_res_to_result(&res, &lim, &out), 0);
+    cr_assert_eq(out->index, 0);
+    cr_assert_eq(out->id, 11);
+    cr_assert_eq(out->error, DP_ERR_TIMEOUT);
+    cr_assert_str_eq(out->message, "took \"too\" long");
+    cr_assert_eq(out->value.type, DP_NIL);
+    cr_assert_str_eq(out->worker, "w2");
+    cr_assert_eq(out->pid, 77);
+    cr_assert_eq(out->elapsed_us, 5000000);
+    cr_assert_eq(out->attempts, 3);
+    dp_result_free(&out);
+
+    /* message NULL: the code's standard text */
+    cr_assert_eq(dp_msg_read_result(&r, &res), 0);
+    cr_assert_eq(dp_res_to_result(&res, &lim, &out), 0);
+    cr_assert_eq(out->error, DP_ERR_CANCELLED);
+    cr_assert_str_eq(out->message, dp_strerror(DP_ERR_CANCELLED));
+    dp_result_free(&out);
+
+    dp_value_clear(&v);
+    free(keep);
+}
+
+static void s_bad_result(const uint8_t *p, size_t n, const char *what)
+{
+    dp_limits_t lim = dp_limits_default();
+    uint8_t *c = malloc(n);
+    memcpy(c, p, n);
+    dp_rd_t r;
+    dp_rd_init(&r, c, n, &lim);
+    dp_res_t res;
+    int rc = dp_msg_read_result(&r, &res);
+    cr_assert(rc == DP_ERR_PROTOCOL || rc == DP_ERR_TOO_BIG, "%s: rc %d", what,
+              rc);
+    cr_assert_eq(dp_rd_left(&r), n, "%s: reader moved", what);
+    free(c);
+}
+
+Test(result, malformed_rejected)
+{
+    /* [1, 0, nil, "w", 2, 3, 1] is good */
+    static const uint8_t good[] = {0x97, 0x01, 0x00, 0xc0, 0xa1,
+                                   'w',  0x02, 0x03, 0x01};
+    dp_limits_t lim = dp_limits_default();
+    dp_rd_t r;
+    dp_rd_init(&r, good, sizeof good, &lim);
+    dp_res_t res;
+    cr_assert_eq(dp_msg_read_result(&r, &res), 0);
+    static const uint8_t six[] = {0x96, 0x01, 0x00, 0xc0,
+                                  0xa1, 'w',  0x02, 0x03};
+    s_bad_result(six, sizeof six, "6 fields");
+    static const uint8_t errnil[] = {0x97, 0x01, 0x07, 0xc0, 0xa1,
+                                     'w',  0x02, 0x03, 0x01};
+    s_bad_result(errnil, sizeof errnil, "error without a message str");
+    static const uint8_t wint[] = {0x97, 0x01, 0x00, 0xc0,
+                                   0x05, 0x02, 0x03, 0x01};
+    s_bad_result(wint, sizeof wint, "worker as int");
+    static const uint8_t pidbig[] = {0x97, 0x01, 0x00, 0xc0, 0xa1, 'w',
+                                     0xcf, 0,    0,    0,    1,    0,
+                                     0,    0,    0,    0x03, 0x01};
+    s_bad_result(pidbig, sizeof pidbig, "pid over 32 bits");
+    static const uint8_t codeneg[] = {0x97, 0x01, 0xff, 0xa1, 'm',
+                                      0xa1, 'w',  0x02, 0x03, 0x01};
+    s_bad_result(codeneg, sizeof codeneg, "negative code");
+    for (size_t n = 1; n < sizeof good; n++)
+        s_bad_result(good, n, "truncated");
+}
+
+Test(result, to_result_rejects_bad_value)
+{
+    /* a hand-made dp_res_t whose value slice is garbage */
+    dp_limits_t lim = dp_limits_default();
+    static const uint8_t bad[] = {0x92, 0x01};
+    dp_res_t res = {.id = 1,
+                    .code = 0,
+                    .value = {bad, sizeof bad},
+                    .worker = "w",
+                    .worker_len = 1};
+    dp_result_t *out = NULL;
+    cr_assert_eq(dp_res_to_result(&res, &lim, &out), DP_ERR_PROTOCOL);
+    cr_assert_null(out);
+    static const uint8_t notstr[] = {0x05};
+    dp_res_t res2 = {.id = 1,
+                     .code = DP_ERR_FAILED,
+                     .value = {notstr, sizeof notstr},
+                     .worker = "w",
+                     .worker_len = 1};
+    cr_assert_eq(dp_res_to_result(&res2, &lim, &out), DP_ERR_PROTOCOL);
+    cr_assert_null(out);
+}
