@@ -1,6 +1,6 @@
 /*
  * cli.h - the `dpool` command's parts: options (cli_opts.c), running a
- * batch and printing it (cli_map.c),.
+ * batch and printing it (cli_map.c), the benchmark (cli_bench.c).
  */
 #ifndef DP_CLI_H
 #define DP_CLI_H
@@ -33,6 +33,9 @@ typedef struct {
     long pbkdf2, dklen;
     /* download */
     const char *output_dir;
+    /* bench */
+    long bench_jobs, bench_rounds;
+    const char *bench_type, *bench_file;
     dp_pool_t *pool;
 } dp_cli_t;
 
@@ -44,5 +47,7 @@ void dp_cli_options(dp_cli_t *c, dp_opt_t *opts, bool *help, bool *version,
 int dp_cli_finish_options(dp_cli_t *c, char *err, size_t errlen);
 /* dp_cli_map: run job type over args (or stdin lines); print; exit code. */
 int dp_cli_map(dp_cli_t *c, const char *type, char **args, int nargs);
+/* dp_cli_bench: `dpool bench`; exit code. */
+int dp_cli_bench(dp_cli_t *c, char **args, int nargs);
 
 #endif

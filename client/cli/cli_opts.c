@@ -14,6 +14,9 @@ void dp_cli_defaults(dp_cli_t *c)
     c->format = "text";
     c->output_dir = ".";
     c->progress = isatty(STDERR_FILENO);
+    c->bench_jobs = 20000;
+    c->bench_rounds = 2000;
+    c->bench_type = "echo";
 }
 
 void dp_cli_options(dp_cli_t *c, dp_opt_t *o, bool *help, bool *version,
@@ -55,6 +58,14 @@ void dp_cli_options(dp_cli_t *c, dp_opt_t *o, bool *help, bool *version,
          "hash: list the algorithms"},
         {"output-dir", 'o', NULL, DP_OPT_STR, &c->output_dir, 0, 0, "DIR",
          "download: where bodies are written (.)"},
+        {"jobs", 'n', NULL, DP_OPT_LONG, &c->bench_jobs, 1, 100000000, "N",
+         "bench: jobs in each throughput run (20000)"},
+        {"rounds", 0, NULL, DP_OPT_LONG, &c->bench_rounds, 1, 10000000, "N",
+         "bench: sequential round trips in the latency run (2000)"},
+        {"type", 0, NULL, DP_OPT_STR, &c->bench_type, 0, 0, "TYPE",
+         "bench: job type of the throughput runs (echo)"},
+        {"input", 'i', NULL, DP_OPT_STR, &c->bench_file, 0, 0, "FILE",
+         "bench: also run --type over FILE's lines"},
         {"version", 'V', NULL, DP_OPT_FLAG, version, 0, 0, NULL,
          "print the version"},
         {"help", 'h', NULL, DP_OPT_HELP, help, 0, 0, NULL, "this help"},

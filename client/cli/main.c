@@ -39,6 +39,7 @@ static void s_usage(FILE *f, const dp_opt_t *opts)
         "  isprime N...          primality\n"
         "  hash FILE...          digest of each file (--algo, --pbkdf2)\n"
         "  download URL...       fetch URLs into --output-dir\n"
+        "  bench                 throughput and latency benchmark\n"
         "  status                broker counters\n"
         "  types                 the job types\n\n"
         "options:\n");
@@ -122,6 +123,8 @@ static int s_dispatch(dp_cli_t *c, const char *cmd, char **args, int nargs)
         return dp_cli_map(c, "download", args, nargs);
     if (strcmp(cmd, "status") == 0)
         return s_status(c);
+    if (strcmp(cmd, "bench") == 0)
+        return dp_cli_bench(c, args, nargs);
     fprintf(stderr, "dpool: unknown command '%s' (see: dpool --help)\n",
             cmd);
     return DP_EXIT_USAGE;
@@ -130,7 +133,8 @@ static int s_dispatch(dp_cli_t *c, const char *cmd, char **args, int nargs)
 static bool s_known(const char *cmd)
 {
     static const char *const cmds[] = {"map", "factor", "isprime", "hash",
-                                       "download", "status", "types"};
+                                       "download", "status", "bench",
+                                       "types"};
     for (size_t k = 0; k < sizeof cmds / sizeof cmds[0]; k++)
         if (strcmp(cmd, cmds[k]) == 0)
             return true;
