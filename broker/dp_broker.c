@@ -432,7 +432,7 @@ static int s_submit_scan(dp_broker_t *b, s_peer_t *p, dp_rd_t r,
     return 0;
 }
 
-/* SUBMIT [seq, [job...]]: buf holds the frame (moved out of the socket
+/* SUBMIT [seq, [job...], chunksize]: buf holds the frame (moved out of the socket
  * message so the jobs can point into it). */
 static int s_on_submit(dp_broker_t *b, s_peer_t *p, dp_bbuf_t *buf,
                        char *msg, size_t len)
@@ -440,15 +440,21 @@ static int s_on_submit(dp_broker_t *b, s_peer_t *p, dp_bbuf_t *buf,
     int cmd;
     dp_rd_t r;
     uint32_t n, njobs;
-    uint64_t seq;
+    uint64_t seq, chunk = 1;
     int rc = dp_msg_open(zmq_msg_data(&buf->msg), zmq_msg_size(&buf->msg),
                          &b->cfg.limits, &cmd, &r);
     if (!rc)
         rc = dp_rd_array(&r, &n);
-    if (!rc && n != 2)
+    if (!rc && n != 3)
         rc = DP_ERR_PROTOCOL;
     if (!rc)
         rc = dp_rd_uint(&r, &seq);
+    dp_rd_t jobs = r;
+    if (!rc)
+        rc = dp_rd_skip(&r);
+    if (!rc)
+        rc = dp_rd_uint(&r, &chunk);
+    r = jobs;
     if (!rc)
         rc = dp_rd_array(&r, &njobs);
     if (!rc && njobs > DP_SUBMIT_MAX_JOBS)
@@ -457,6 +463,7 @@ static int s_on_submit(dp_broker_t *b, s_peer_t *p, dp_bbuf_t *buf,
         rc = s_submit_scan(b, p, r, njobs, msg, len);
     if (rc)
         return rc;
+    chunk = chunk < 1 ? 1 : chunk > DP_CHUNK_MAX ? DP_CHUNK_MAX : chunk;
     uint32_t accepted = 0;
     for (uint32_t k = 0; k < njobs; k++) {
         dp_job_t j;
@@ -473,8 +480,11 @@ static int s_on_submit(dp_broker_t *b, s_peer_t *p, dp_bbuf_t *buf,
         }
         uint8_t retries = (uint8_t)(j.retries > DP_RETRIES_MAX
                                         ? DP_RETRIES_MAX : j.retries);
+        dp_bjob_t *bj;
         rc = dp_queue_add(&b->q, &p->qc, j.id, type->cls, retries, buf,
-                          j.raw.ptr, j.raw.len, NULL);
+                          j.raw.ptr, j.raw.len, &bj);
+        if (!rc)
+            bj->chunk = (uint16_t)chunk;
         if (rc) {
             s_client_error(b, p, j.id, rc, "could not queue the job", 0);
             continue;
@@ -713,24 +723,31 @@ static uint32_t s_lookahead(const dp_broker_t *b, const s_peer_t *w,
                                 : (uint32_t)b->cfg.lookahead;
 }
 
-/* s_dispatch_to: send worker w up to `limit` more jobs of class cls. */
+/* s_dispatch_to: send worker w chunks of class cls while it has credit:
+ * it may hold (slots + lookahead) chunks of the size the next client
+ * asked for. Each chunk is one JOBS message, run by one child in turn. */
 static void s_dispatch_to(dp_broker_t *b, s_peer_t *w, dp_class_t cls,
                           uint32_t lookahead)
 {
-    uint32_t credit = dp_queue_credit(&w->qw, cls, lookahead);
-    size_t n = b->q.queued[cls] < credit ? b->q.queued[cls] : credit;
-    if (n == 0)
-        return;
-    dp_wr_reset(&b->w);
-    dp_msg_begin(&b->w, DP_CMD_JOBS);
-    dp_wr_array(&b->w, (uint32_t)n);
-    for (size_t k = 0; k < n; k++) {
-        dp_bjob_t *j = dp_queue_next(&b->q, cls, &w->qw);
-        dp_wr_array(&b->w, 2);
-        dp_wr_uint(&b->w, j->attempts);
-        dp_wr_raw(&b->w, j->raw, j->raw_len);
+    dp_bjob_t *jobs[DP_CHUNK_MAX];
+    const dp_bjob_t *next;
+    while ((next = dp_queue_peek(&b->q, cls)) != NULL) {
+        size_t chunk = cls == DP_CLASS_IO ? 1 : next->chunk;
+        uint64_t allowed = (uint64_t)(w->qw.capacity[cls] + lookahead) *
+                           chunk;
+        if (w->qw.capacity[cls] == 0 || w->qw.inflight[cls] >= allowed)
+            return;
+        size_t n = dp_queue_take(&b->q, cls, &w->qw, chunk, jobs);
+        dp_wr_reset(&b->w);
+        dp_msg_begin(&b->w, DP_CMD_JOBS);
+        dp_wr_array(&b->w, (uint32_t)n);
+        for (size_t k = 0; k < n; k++) {
+            dp_wr_array(&b->w, 2);
+            dp_wr_uint(&b->w, jobs[k]->attempts);
+            dp_wr_raw(&b->w, jobs[k]->raw, jobs[k]->raw_len);
+        }
+        s_send(b, w, &b->w);
     }
-    s_send(b, w, &b->w);
 }
 
 /* s_dispatch: idle slots everywhere first, then lookahead, starting at a

@@ -24,6 +24,7 @@
 #define DP_SHUTDOWN_LINGER_MS 500 /* time to deliver goodbyes at exit */
 #define DP_SUBMIT_MAX_JOBS 100000u
 #define DP_POLL_BURST 256         /* messages read per poll wake-up */
+#define DP_CHUNK_MAX 4096         /* jobs per dispatch, at most */
 
 typedef struct {
     dp_optlist_t binds;  /* endpoints; empty = DP_BROKER_BIND_DEFAULT */

@@ -29,15 +29,41 @@ void dp_bbuf_unref(dp_bbuf_t *b)
 
 void dp_queue_release(dp_queue_t *q)
 {
-    for (size_t k = 0; q->buckets && k < q->nbuckets; k++) {
-        for (dp_bjob_t *j = q->buckets[k], *nx; j; j = nx) {
-            nx = j->hnext;
+    for (size_t k = 0; q->buckets && k < q->nbuckets; k++)
+        for (dp_bjob_t *j = q->buckets[k]; j; j = j->hnext)
             dp_bbuf_unref(j->buf);
-            free(j);
-        }
+    while (q->slabs) {
+        dp_qslab_t *s = q->slabs;
+        q->slabs = s->next;
+        free(s);
     }
     free(q->buckets);
     memset(q, 0, sizeof *q);
+}
+
+static dp_bjob_t *s_job_alloc(dp_queue_t *q)
+{
+    if (!q->free_jobs) {
+        dp_qslab_t *s = malloc(sizeof *s);
+        if (!s)
+            return NULL;
+        s->next = q->slabs;
+        q->slabs = s;
+        for (size_t k = 0; k < DP_QUEUE_SLAB_JOBS; k++) {
+            s->jobs[k].hnext = q->free_jobs;
+            q->free_jobs = &s->jobs[k];
+        }
+    }
+    dp_bjob_t *j = q->free_jobs;
+    q->free_jobs = j->hnext;
+    memset(j, 0, sizeof *j);
+    return j;
+}
+
+static void s_job_free(dp_queue_t *q, dp_bjob_t *j)
+{
+    j->hnext = q->free_jobs;
+    q->free_jobs = j;
 }
 
 static size_t s_slot(const dp_queue_t *q, uint64_t id)
@@ -165,10 +191,11 @@ int dp_queue_add(dp_queue_t *q, dp_qclient_t *c, uint64_t id,
 {
     if (dp_queue_find(q, id))
         return DP_ERR_INVALID;
-    dp_bjob_t *j = calloc(1, sizeof *j);
+    dp_bjob_t *j = s_job_alloc(q);
     if (!j)
         return DP_ERR_NOMEM;
     j->id = id;
+    j->chunk = 1;
     j->buf = buf;
     buf->refs++;
     j->raw = raw;
@@ -192,23 +219,38 @@ int dp_queue_add(dp_queue_t *q, dp_qclient_t *c, uint64_t id,
 
 dp_bjob_t *dp_queue_next(dp_queue_t *q, dp_class_t cls, dp_qworker_t *w)
 {
+    dp_bjob_t *j = NULL;
+    return dp_queue_take(q, cls, w, 1, &j) ? j : NULL;
+}
+
+const dp_bjob_t *dp_queue_peek(const dp_queue_t *q, dp_class_t cls)
+{
+    return q->ring[cls] ? q->ring[cls]->queue[cls].head : NULL;
+}
+
+size_t dp_queue_take(dp_queue_t *q, dp_class_t cls, dp_qworker_t *w,
+                     size_t max, dp_bjob_t **out)
+{
     dp_qclient_t *c = q->ring[cls];
+    size_t n = 0;
     if (!c)
-        return NULL;
-    dp_bjob_t *j = c->queue[cls].head;
-    assert(j); /* a client is in the ring only while it has jobs */
-    s_unlink(&c->queue[cls], j);
-    q->queued[cls]--;
+        return 0;
+    while (n < max && c->queue[cls].head) {
+        dp_bjob_t *j = c->queue[cls].head;
+        s_unlink(&c->queue[cls], j);
+        q->queued[cls]--;
+        j->state = DP_JOB_LEASED;
+        j->worker = w;
+        j->attempts++;
+        c->running++;
+        s_push(&w->leases, j, false);
+        w->inflight[cls]++;
+        out[n++] = j;
+    }
     q->ring[cls] = c->rr_next[cls];
     if (c->queue[cls].n == 0)
         s_ring_del(q, c, cls);
-    j->state = DP_JOB_LEASED;
-    j->worker = w;
-    j->attempts++;
-    c->running++;
-    s_push(&w->leases, j, false);
-    w->inflight[cls]++;
-    return j;
+    return n;
 }
 
 static void s_unlease(dp_bjob_t *j)
@@ -259,7 +301,7 @@ void dp_queue_free_job(dp_queue_t *q, dp_bjob_t *j)
     s_unindex(q, j);
     q->njobs--;
     dp_bbuf_unref(j->buf);
-    free(j);
+    s_job_free(q, j);
 }
 
 uint32_t dp_queue_credit(const dp_qworker_t *w, dp_class_t cls,

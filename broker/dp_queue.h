@@ -72,7 +72,17 @@ struct dp_bjob {
     uint8_t state;
     uint8_t attempts;            /* dispatches so far */
     uint8_t retries;             /* re-dispatches allowed after loss */
+    uint16_t chunk;              /* jobs per dispatch its client asked */
 };
+
+/* Job records come from slabs and go back to a free list: no malloc per
+ * job on the hot path. */
+#define DP_QUEUE_SLAB_JOBS 4096
+
+typedef struct dp_qslab {
+    struct dp_qslab *next;
+    dp_bjob_t jobs[DP_QUEUE_SLAB_JOBS];
+} dp_qslab_t;
 
 typedef struct {
     dp_bjob_t **buckets;
@@ -80,6 +90,8 @@ typedef struct {
     size_t njobs;
     dp_qclient_t *ring[DP_CLASS_COUNT]; /* next client to serve per class */
     size_t queued[DP_CLASS_COUNT];
+    dp_qslab_t *slabs;
+    dp_bjob_t *free_jobs; /* linked through hnext */
 } dp_queue_t;
 
 /* dp_queue_init / dp_queue_release: an empty queue; release frees every
@@ -100,6 +112,13 @@ int dp_queue_add(dp_queue_t *q, dp_qclient_t *c, uint64_t id,
 /* dp_queue_next: pop the next job of class cls, round-robin over clients
  * (one job per client per turn), and lease it to w. NULL if none. */
 dp_bjob_t *dp_queue_next(dp_queue_t *q, dp_class_t cls, dp_qworker_t *w);
+/* dp_queue_peek: the job dp_queue_next would hand out, or NULL. */
+const dp_bjob_t *dp_queue_peek(const dp_queue_t *q, dp_class_t cls);
+/* dp_queue_take: lease to w up to max jobs of class cls, all from the
+ * client whose turn it is (one chunk), then pass the turn on; *out
+ * receives them in queue order. Returns how many. */
+size_t dp_queue_take(dp_queue_t *q, dp_class_t cls, dp_qworker_t *w,
+                     size_t max, dp_bjob_t **out);
 /* dp_queue_requeue: a leased job goes back to the head of its client's
  * queue (its worker was lost or handed it back). */
 void dp_queue_requeue(dp_queue_t *q, dp_bjob_t *j);

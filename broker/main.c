@@ -1,6 +1,7 @@
 /* main.c - dpool-broker: options, signals, run. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,16 @@ static void s_usage(FILE *f, const dp_opt_t *opts)
     dp_opt_help(f, opts);
 }
 
+/* s_cleanup: an embedded broker removes its client's private dir (the ipc
+ * socket in it), so nothing is left even when the client was killed. */
+static void s_cleanup(const char *dir)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/broker", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
 static bool s_wildcard(const dp_optlist_t *binds)
 {
     for (int k = 0; k < binds->n; k++)
@@ -42,7 +53,7 @@ int main(int argc, char **argv)
 {
     dp_broker_cfg_t cfg = dp_broker_cfg_default();
     bool help = false, version = false;
-    const char *level = NULL;
+    const char *level = NULL, *cleanup = NULL;
     long parent = 0, max_msg = (long)cfg.limits.max_msg_bytes;
     const dp_opt_t opts[] = {
         {"bind", 'b', "DPOOL_BIND", DP_OPT_LIST, &cfg.binds, 0, 0,
@@ -60,6 +71,7 @@ int main(int argc, char **argv)
          "error, warn, info or debug (info)"},
         {"parent-pid", 0, NULL, DP_OPT_LONG, &parent, 0, 1L << 30, "PID",
          NULL},
+        {"cleanup-dir", 0, NULL, DP_OPT_STR, &cleanup, 0, 0, "DIR", NULL},
         {"version", 'V', NULL, DP_OPT_FLAG, &version, 0, 0, NULL,
          "print the version"},
         {"help", 'h', NULL, DP_OPT_HELP, &help, 0, 0, NULL, "this help"},
@@ -103,5 +115,7 @@ int main(int argc, char **argv)
     int rc = dp_broker_run(b, s_stop_pipe[0]);
     dp_info("stopping");
     dp_broker_destroy(&b);
+    if (cleanup)
+        s_cleanup(cleanup);
     return rc ? 1 : 0;
 }

@@ -94,7 +94,8 @@ int dp_embed_start(dp_pool_t *p, const dp_pool_opts_t *o)
     snprintf(procs, sizeof procs, "%ld", ncpu);
     snprintf(io, sizeof io, "%d", o && o->io_slots > 0 ? o->io_slots : 16);
     const char *bargs[] = {NULL, "--bind", p->endpoint, "--parent-pid", ppid,
-                           "--log-level", "warn", NULL};
+                           "--cleanup-dir", p->tmpdir, "--log-level", "warn",
+                           NULL};
     const char *wargs[] = {NULL, "--connect", p->endpoint, "--processes",
                            procs, "--io-slots", io, "--parent-pid", ppid,
                            "--grace", DP_EMBED_GRACE, "--log-level", "warn",

@@ -25,7 +25,7 @@ static int s_submit_one(dp_pool_t *p, uint64_t id, const char *type,
     dp_wr_t w;
     dp_wr_init(&w);
     dp_msg_begin(&w, DP_CMD_SUBMIT);
-    dp_wr_array(&w, 2);
+    dp_wr_array(&w, 3);
     dp_wr_uint(&w, id);
     dp_wr_array(&w, 1);
     dp_wr_array(&w, 5);
@@ -38,6 +38,7 @@ static int s_submit_one(dp_pool_t *p, uint64_t id, const char *type,
                                        : 0);
     dp_wr_uint(&w, o && o->retries >= 0 ? (uint64_t)o->retries
                                         : DP_RETRIES_DEFAULT_CLIENT);
+    dp_wr_uint(&w, 1); /* chunksize */
     return dp_pool_send(p, &w);
 }
 

@@ -20,6 +20,8 @@ struct dp_map {
     size_t argc, argi;
     dp_map_opts_t o;
     size_t chunk, cap;      /* jobs per SUBMIT; inputs in flight */
+    bool adaptive;          /* stream with automatic chunksize */
+    double job_us;          /* moving average of job run time */
     size_t read, yielded, failed;
     bool input_done, input_error, cancelled, lost;
     dp_result_t **ring;     /* ordered: slot index % cap */
@@ -40,9 +42,22 @@ static int s_slots(const dp_pool_t *p)
     return n > 0 ? n : (int)sysconf(_SC_NPROCESSORS_ONLN);
 }
 
+/* s_adapt: for a stream, size chunks so one takes about
+ * DP_CHUNK_TARGET_US of a child's time, from measured job times. */
+static void s_adapt(dp_map_t *m, const dp_result_t *r)
+{
+    double us = r->elapsed_us > 0 ? (double)r->elapsed_us : 1.0;
+    m->job_us = m->job_us > 0 ? m->job_us * 0.9 + us * 0.1 : us;
+    size_t limit = m->cap / (2 * (size_t)s_slots(m->pool));
+    m->chunk = s_clamp((size_t)(DP_CHUNK_TARGET_US / m->job_us), 1,
+                       limit < DP_CHUNK_AUTO_MAX ? limit : DP_CHUNK_AUTO_MAX);
+}
+
 void dp_map_deliver(void *owner, size_t index, dp_result_t *r)
 {
     dp_map_t *m = owner;
+    if (m->adaptive && !r->error)
+        s_adapt(m, r);
     if (r->error) {
         m->failed++;
         if (m->o.fail_fast && !m->cancelled)
@@ -64,10 +79,11 @@ static int s_flush(dp_map_t *m)
     dp_wr_t w;
     dp_wr_init(&w);
     dp_msg_begin(&w, DP_CMD_SUBMIT);
-    dp_wr_array(&w, 2);
+    dp_wr_array(&w, 3);
     dp_wr_uint(&w, ++m->seq);
     dp_wr_array(&w, m->nbatch);
     dp_wr_raw(&w, m->batch.buf.data, m->batch.buf.len);
+    dp_wr_uint(&w, m->nbatch); /* the broker dispatches it as one chunk */
     dp_wr_reset(&m->batch);
     m->nbatch = 0;
     return dp_pool_send(m->pool, &w);
@@ -139,8 +155,12 @@ int dp_map_next(dp_map_t *m, dp_result_t **out)
             return DP_ERR_BROKER_LOST; /* after what had arrived */
         if (m->input_done && m->yielded == m->read)
             return m->input_error ? DP_ERR_INVALID : DP_ERR_EOF;
+        /* a stream sends single jobs until the first result tells how
+         * long a job takes (then s_adapt sizes the chunks) */
+        size_t window = m->adaptive && m->job_us == 0
+                            ? 2 * (size_t)s_slots(m->pool) : m->cap;
         while (!m->input_done && !m->cancelled &&
-               m->read - m->yielded < m->cap) {
+               m->read - m->yielded < window) {
             if (s_read_one(m))
                 break; /* end of input, or an input error (noted) */
         }
@@ -194,11 +214,16 @@ static int s_new(dp_pool_t *p, const char *type, const dp_map_opts_t *o,
     else
         m->o.job.retries = -1;
     m->cap = m->o.max_inflight ? m->o.max_inflight : DP_MAX_INFLIGHT_DEFAULT;
+    /* known length: len / (4 x slots), as Pool.map; a stream starts with
+     * one job per chunk and adapts (s_adapt) */
     size_t quarter = 4 * (size_t)s_slots(p);
-    size_t basis = known_len ? known_len : m->cap;
+    m->adaptive = !m->o.chunksize && !known_len;
     m->chunk = m->o.chunksize ? m->o.chunksize
-                              : s_clamp((basis + quarter - 1) / quarter, 1,
-                                        DP_CHUNK_AUTO_MAX);
+               : known_len ? s_clamp((known_len + quarter - 1) / quarter, 1,
+                                     DP_CHUNK_MAX_CLIENT)
+                           : 1;
+    if (!m->o.max_inflight && m->chunk * quarter > m->cap)
+        m->cap = m->chunk * quarter; /* every chunk may be out at once */
     if (m->chunk > m->cap)
         m->cap = m->chunk;
     m->type = strdup(type);

@@ -23,7 +23,9 @@
 #define DP_EMBED_STOP_MS 5000   /* wait for embedded daemons to exit */
 #define DP_EMBED_GRACE "1"      /* seconds an embedded worker drains */
 #define DP_MAX_INFLIGHT_DEFAULT 1024
-#define DP_CHUNK_AUTO_MAX 256
+#define DP_CHUNK_AUTO_MAX 256      /* adaptive chunks, at most */
+#define DP_CHUNK_MAX_CLIENT 4096   /* the broker's DP_CHUNK_MAX */
+#define DP_CHUNK_TARGET_US 20000.0 /* a stream's chunk: ~20 ms of work */
 #define DP_RETRIES_DEFAULT_CLIENT 3
 
 typedef struct s_item {

@@ -49,7 +49,8 @@ typedef struct s_job {
     const uint8_t *raw;
     size_t raw_len;
     s_child_t *child;          /* NULL while queued */
-    uint64_t deadline_ms;      /* agent-side limit, once started */
+    uint32_t group;            /* the JOBS message (chunk) it came in */
+    uint64_t deadline_ms;      /* agent-side limit once running, else 0 */
     bool cancelled, timed_out;
     struct s_job *prev, *next; /* local queue or the child's list */
 } s_job_t;
@@ -86,6 +87,7 @@ struct dp_agent {
     uint64_t respawn_at_ms;
     bool draining;
     uint64_t drain_end_ms;
+    uint32_t next_group;
     dp_buf_t out;              /* encoded results waiting for the broker */
     uint32_t nout;
     dp_wr_t w;
@@ -285,9 +287,12 @@ static void s_child_ended(dp_agent_t *a, s_child_t *c, int status)
     s_describe(why, sizeof why, c->pid, status);
     if (c->jobs.n)
         dp_info("%s with %zu job(s)", why, c->jobs.n);
+    bool head = true;
     while (c->jobs.head) {
         s_job_t *j = c->jobs.head;
         s_unlink(&c->jobs, j);
+        bool ran = head || c->cls == DP_CLASS_IO;
+        head = false;
         if (j->timed_out) {
             char msg[S_MSG_MAX];
             snprintf(msg, sizeof msg, "time limit of %.3f s exceeded",
@@ -295,8 +300,10 @@ static void s_child_ended(dp_agent_t *a, s_child_t *c, int status)
             s_finish(a, j, DP_ERR_TIMEOUT, msg, c->pid);
         } else if (j->cancelled) {
             s_finish(a, j, DP_ERR_CANCELLED, "cancelled", c->pid);
-        } else {
+        } else if (ran) {
             s_finish(a, j, DP_ERR_LOST, why, c->pid);
+        } else { /* waited behind the job that died: never started */
+            s_finish(a, j, DP_ERR_REQUEUE, why, c->pid);
         }
     }
     if (c->done == 0 && !c->retiring) /* died at birth: do not spin */
@@ -328,20 +335,40 @@ static void s_reap(dp_agent_t *a)
 
 /* ---- handing out jobs ---- */
 
-/* s_start: send job j to child c. */
-static int s_start(dp_agent_t *a, s_child_t *c, s_job_t *j)
+/* s_start: send child c the jobs from the head of queue q: a whole chunk
+ * (the jobs of one JOBS message) for a cpu child, which runs them in
+ * order; up to its free room for the io child, which runs them at once.
+ * Only running jobs have a deadline. */
+static int s_start(dp_agent_t *a, s_child_t *c, s_jlist_t *q)
 {
+    uint32_t group = q->head->group;
+    size_t n = 0;
+    for (s_job_t *j = q->head; j && c->jobs.n + n < c->cap; j = j->next) {
+        if (c->cls == DP_CLASS_CPU && j->group != group)
+            break;
+        n++;
+    }
     dp_wr_reset(&a->w);
     dp_msg_begin(&a->w, DP_CMD_JOBS);
-    dp_wr_array(&a->w, 1);
-    dp_wr_array(&a->w, 2);
-    dp_wr_uint(&a->w, j->attempt);
-    dp_wr_raw(&a->w, j->raw, j->raw_len);
+    dp_wr_array(&a->w, (uint32_t)n);
+    size_t k = 0;
+    for (s_job_t *j = q->head; k < n; j = j->next, k++) {
+        dp_wr_array(&a->w, 2);
+        dp_wr_uint(&a->w, j->attempt);
+        dp_wr_raw(&a->w, j->raw, j->raw_len);
+    }
     if (a->w.err || dp_frame_write(c->fd, a->w.buf.data, a->w.buf.len))
         return DP_ERR_IO;
-    j->child = c;
-    j->deadline_ms = dp_now_ms() + j->timeout_ms + DP_TIMEOUT_SLACK_MS;
-    s_push(&c->jobs, j);
+    uint64_t now = dp_now_ms();
+    for (k = 0; k < n; k++) {
+        s_job_t *j = q->head;
+        s_unlink(q, j);
+        j->child = c;
+        bool running = c->cls == DP_CLASS_IO || c->jobs.n == 0;
+        j->deadline_ms = running ? now + j->timeout_ms + DP_TIMEOUT_SLACK_MS
+                                 : 0;
+        s_push(&c->jobs, j);
+    }
     return 0;
 }
 
@@ -349,14 +376,14 @@ static void s_assign(dp_agent_t *a)
 {
     for (s_child_t *c = a->children; c; c = c->next) {
         s_jlist_t *q = &a->queue[c->cls];
-        while (!c->retiring && q->head && c->jobs.n < c->cap) {
-            s_job_t *j = q->head;
-            s_unlink(q, j);
-            if (s_start(a, c, j)) {
-                s_push(q, j); /* back in line; the child is going */
-                s_kill(c, SIGKILL);
-            }
-        }
+        /* a cpu child takes a chunk only when idle: chunks left waiting
+         * in the agent go to whichever child frees first */
+        bool room = c->cls == DP_CLASS_IO ? c->jobs.n < c->cap
+                                          : c->jobs.n == 0;
+        if (c->retiring || !q->head || !room)
+            continue;
+        if (s_start(a, c, q))
+            s_kill(c, SIGKILL); /* its jobs stay queued for another */
     }
 }
 
@@ -372,8 +399,12 @@ static void s_on_child_result(dp_agent_t *a, s_child_t *c,
                 (int)c->pid);
         return;
     }
+    bool was_head = j == c->jobs.head;
     s_unlink(&c->jobs, j);
     c->done++;
+    if (was_head && c->jobs.head && c->jobs.head->deadline_ms == 0)
+        c->jobs.head->deadline_ms = dp_now_ms() + c->jobs.head->timeout_ms +
+                                    DP_TIMEOUT_SLACK_MS;
     if (j->timed_out)
         s_finish(a, j, DP_ERR_TIMEOUT, "time limit exceeded", c->pid);
     else if (j->cancelled)
@@ -503,6 +534,7 @@ static int s_on_jobs(dp_agent_t *a, s_frame_t *frame)
                          &a->cfg.child.wire, &cmd, &r);
     if (!rc)
         rc = dp_rd_array(&r, &n);
+    uint32_t group = ++a->next_group;
     for (uint32_t k = 0; !rc && k < n; k++) {
         uint32_t two;
         uint64_t attempt;
@@ -517,6 +549,7 @@ static int s_on_jobs(dp_agent_t *a, s_frame_t *frame)
         s_job_t *j = calloc(1, sizeof *j);
         if (!j)
             return DP_ERR_NOMEM;
+        j->group = group;
         const dp_jobtype_t *t = dp_jobtype_find(job.type, job.type_len);
         j->id = job.id;
         j->attempt = (uint32_t)attempt;
@@ -560,9 +593,9 @@ static void s_cancel_one(dp_agent_t *a, uint64_t id)
                 dp_wr_uint(&a->w, id);
                 if (!a->w.err)
                     dp_frame_write(c->fd, a->w.buf.data, a->w.buf.len);
-            } else {
+            } else if (j == c->jobs.head) {
                 s_kill(c, SIGKILL); /* the only way to stop a kernel */
-            }
+            } /* else: it has not started; answered when its turn comes */
             return;
         }
     }
@@ -669,7 +702,8 @@ static void s_check_deadlines(dp_agent_t *a, uint64_t now)
             kill(c->pid, SIGKILL);
         }
         for (s_job_t *j = c->jobs.head; j; j = j->next) {
-            if (j->timed_out || j->cancelled || now < j->deadline_ms)
+            if (j->timed_out || j->cancelled || j->deadline_ms == 0 ||
+                now < j->deadline_ms)
                 continue;
             j->timed_out = true;
             if (c->cls == DP_CLASS_CPU) {
@@ -726,7 +760,8 @@ static uint64_t s_next_deadline(const dp_agent_t *a, uint64_t now)
         if (c->kill_at_ms && c->kill_at_ms < t)
             t = c->kill_at_ms;
         for (const s_job_t *j = c->jobs.head; j; j = j->next)
-            if (!j->timed_out && !j->cancelled && j->deadline_ms < t)
+            if (!j->timed_out && !j->cancelled && j->deadline_ms &&
+                j->deadline_ms < t)
                 t = j->deadline_ms;
     }
     return t > now ? t - now : 0;

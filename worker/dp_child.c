@@ -49,19 +49,38 @@ static void s_run(const dp_child_cfg_t *cfg, const dp_job_t *job,
     dp_value_clear(&out);
 }
 
-/* s_batch: run every job of a JOBS frame, answering after each one so the
- * agent sees progress (and restarts the next job's clock). */
+/* s_flush: send the results gathered in body (n of them) as one frame. */
+static int s_flush(int fd, dp_wr_t *body, uint32_t *n, dp_wr_t *w)
+{
+    if (*n == 0)
+        return 0;
+    dp_wr_reset(w);
+    dp_msg_begin(w, DP_CMD_RESULTS);
+    dp_wr_array(w, *n);
+    dp_wr_raw(w, body->buf.data, body->buf.len);
+    dp_wr_reset(body);
+    *n = 0;
+    if (w->err || dp_frame_write(fd, w->buf.data, w->buf.len))
+        return DP_ERR_IO;
+    return 0;
+}
+
+/* s_batch: run every job of a JOBS frame in order. Results go back in
+ * frames of their own, gathered for at most DP_CHILD_FLUSH_US so tiny
+ * jobs do not cost a write each, and the agent still sees progress (and
+ * starts the next job's clock) about as each finishes. */
 static int s_batch(int fd, const dp_child_cfg_t *cfg, const char *data,
-                   size_t len, dp_wr_t *w)
+                   size_t len, dp_wr_t *w, dp_wr_t *body)
 {
     int cmd;
     dp_rd_t r;
-    uint32_t n;
+    uint32_t n, nres = 0;
     int rc = dp_msg_open(data, len, &cfg->wire, &cmd, &r);
     if (!rc && cmd != DP_CMD_JOBS)
         rc = DP_ERR_UNKNOWN_CMD;
     if (!rc)
         rc = dp_rd_array(&r, &n);
+    uint64_t last = dp_now_us();
     for (uint32_t k = 0; !rc && k < n; k++) {
         uint32_t two;
         uint64_t attempt;
@@ -73,12 +92,14 @@ static int s_batch(int fd, const dp_child_cfg_t *cfg, const char *data,
             rc = dp_msg_read_job(&r, &job);
         if (rc)
             break;
-        dp_wr_reset(w);
-        dp_msg_begin(w, DP_CMD_RESULTS);
-        dp_wr_array(w, 1);
-        s_run(cfg, &job, (uint32_t)attempt, w);
-        if (w->err || dp_frame_write(fd, w->buf.data, w->buf.len))
-            return DP_ERR_IO;
+        s_run(cfg, &job, (uint32_t)attempt, body);
+        nres++;
+        uint64_t now = dp_now_us();
+        if (now - last >= DP_CHILD_FLUSH_US || k + 1 == n) {
+            if (s_flush(fd, body, &nres, w))
+                return DP_ERR_IO;
+            last = now;
+        }
     }
     if (rc)
         dp_error("bad frame from the agent: %s", dp_strerror(rc));
@@ -88,9 +109,10 @@ static int s_batch(int fd, const dp_child_cfg_t *cfg, const char *data,
 int dp_child_cpu_main(int fd, const dp_child_cfg_t *cfg)
 {
     dp_framer_t f;
-    dp_wr_t w;
+    dp_wr_t w, body;
     dp_framer_init(&f, cfg->wire.max_msg_bytes);
     dp_wr_init(&w);
+    dp_wr_init(&body);
     int status = 0;
     for (;;) {
         const char *data;
@@ -101,7 +123,7 @@ int dp_child_cpu_main(int fd, const dp_child_cfg_t *cfg)
             break;
         }
         if (got == 1) {
-            if (s_batch(fd, cfg, data, len, &w)) {
+            if (s_batch(fd, cfg, data, len, &w, &body)) {
                 status = 1;
                 break;
             }
@@ -117,5 +139,6 @@ int dp_child_cpu_main(int fd, const dp_child_cfg_t *cfg)
     }
     dp_framer_release(&f);
     dp_wr_release(&w);
+    dp_wr_release(&body);
     return status;
 }

@@ -21,6 +21,7 @@
 #include "dp_wire.h"
 
 #define DP_CHILD_FD 3
+#define DP_CHILD_FLUSH_US 1000 /* results wait at most this for company */
 
 typedef struct {
     const char *name;        /* worker name put in results */

@@ -107,14 +107,8 @@ static int s_open(dp_cli_t *c)
 
 static int s_dispatch(dp_cli_t *c, const char *cmd, char **args, int nargs)
 {
-    if (strcmp(cmd, "map") == 0) {
-        if (nargs < 1) {
-            fprintf(stderr, "dpool: map needs a job TYPE (see: dpool "
-                            "types)\n");
-            return DP_EXIT_USAGE;
-        }
+    if (strcmp(cmd, "map") == 0) /* TYPE checked before connecting */
         return dp_cli_map(c, args[0], args + 1, nargs - 1);
-    }
     if (strcmp(cmd, "factor") == 0 || strcmp(cmd, "isprime") == 0)
         return dp_cli_map(c, cmd, args, nargs);
     if (strcmp(cmd, "hash") == 0)
@@ -179,9 +173,15 @@ int main(int argc, char **argv)
                 cmd);
         return DP_EXIT_USAGE;
     }
+    if (strcmp(cmd, "map") == 0 && npos < 2) {
+        fprintf(stderr, "dpool: map needs a job TYPE (see: dpool types)\n");
+        return DP_EXIT_USAGE;
+    }
     dp_log_init("dpool", NULL);
+    /* SIGINT and SIGTERM both cancel what runs and stop the pool cleanly */
     struct sigaction sa = {.sa_handler = s_on_sigint};
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     int rc = s_open(&c);
     if (rc)

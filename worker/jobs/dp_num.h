@@ -117,11 +117,12 @@ int dp_num_factor(const dp_num_t *n, uint64_t deadline_us, dp_factors_t *f);
 #define DP_NUM_TRIAL_BOUND 5003u
 /* Work units (rho iterations, curve steps) between two clock reads. */
 #define DP_NUM_CHECK_WORK 1024u
-/* Rho: iterations per gcd, and iterations tried per cofactor before ECM
- * (below 2^128 and above). */
+/* Rho: steps per gcd, and the longest Brent cycle tried per increment
+ * (about four times as many steps) before ECM takes over, below 2^128 and
+ * above (crossovers measured on 80- to 100-bit semiprimes). */
 #define DP_NUM_RHO_BATCH 32u
-#define DP_NUM_RHO128_BUDGET (1u << 22)
-#define DP_NUM_RHOBN_BUDGET (1u << 16)
+#define DP_NUM_RHO128_BUDGET (1u << 12)
+#define DP_NUM_RHOBN_BUDGET (1u << 12)
 /* Miller-Rabin bases exact below 2^32 (Jaeschke) and below 2^64
  * (Sinclair's seven bases). */
 #define DP_NUM_MR32_BASES {2, 7, 61}
@@ -134,11 +135,13 @@ int dp_num_factor(const dp_num_t *n, uint64_t deadline_us, dp_factors_t *f);
 #define DP_NUM_TRIAL_BITS 12
 /* Lucas: first Selfridge D (then -7, 9, -11, ...). */
 #define DP_NUM_LUCAS_D0 5
-/* ECM: {B1, curves} per step, the last repeated forever (GMP-ECM's
- * table for 15, 20, 25, 30, 35 digit factors); B2 = B1 * factor; stage-2
- * window half-width (precomputed multiples); first Suyama sigma. */
+/* ECM: {B1, curves} per step, the last repeated forever (a warm-up for
+ * 12-digit factors, then GMP-ECM's table for 15, 20, 25, 30, 35 digits);
+ * B2 = B1 * factor; stage-2 window half-width (precomputed multiples);
+ * first Suyama sigma. */
 #define DP_NUM_ECM_PLAN                                                      \
-    {{2000, 25}, {11000, 90}, {50000, 300}, {250000, 700}, {1000000, 1800}}
+    {{1000, 10},   {2000, 25},   {11000, 90},                               \
+     {50000, 300}, {250000, 700}, {1000000, 1800}}
 #define DP_NUM_ECM_B2_FACTOR 100u
 #define DP_NUM_ECM_D 100u
 #define DP_NUM_ECM_SIGMA0 6u
@@ -211,6 +214,8 @@ int dp_num_rho128(dp_num_job_t *job, dp_u128_t n, uint64_t c,
 /* dp_num_rho_bn: the same on a BIGNUM; g is set to the divisor. */
 int dp_num_rho_bn(dp_num_job_t *job, const BIGNUM *n, uint64_t c,
                   uint64_t budget, BIGNUM *g);
+/* dp_num_ecm128: the same below 2^128 in native words (no allocation). */
+int dp_num_ecm128(dp_num_job_t *job, dp_u128_t n, dp_u128_t *g);
 /* dp_num_ecm_bn: a proper divisor of composite n (no prime power) into g,
  * by ECM with ever larger bounds until found or the deadline.
  * 0, DP_ERR_TIMEOUT or DP_ERR_NOMEM. */
@@ -307,6 +312,12 @@ static inline dp_u128_t dp_mod128_add(dp_u128_t a, dp_u128_t b, dp_u128_t n)
 static inline dp_u128_t dp_mod128_sub(dp_u128_t a, dp_u128_t b, dp_u128_t n)
 {
     return a >= b ? a - b : a - b + n;
+}
+
+/* dp_mod128_half: x / 2 mod odd n, for x < n ((x + n) / 2 when odd). */
+static inline dp_u128_t dp_mod128_half(dp_u128_t x, dp_u128_t n)
+{
+    return (x & 1) ? (x >> 1) + (n >> 1) + 1 : x >> 1;
 }
 
 /* dp_u128_ctz: trailing zero bits of v != 0. */

@@ -54,20 +54,6 @@ static int s_u64(dp_num_job_t *job, uint64_t n)
     return rc ? rc : s_u64(job, n / g);
 }
 
-/* s_ecm128: a proper divisor of n by ECM on its BIGNUM. */
-static int s_ecm128(dp_num_job_t *job, dp_u128_t n, dp_u128_t *g)
-{
-    BIGNUM *bn = BN_new(), *bg = BN_new();
-    int rc = DP_ERR_NOMEM;
-    if (bn && bg && !dp_num_u128_to_bn(n, bn))
-        rc = dp_num_ecm_bn(job, bn, bg);
-    if (!rc)
-        *g = dp_num_bn_to_u128(bg);
-    BN_free(bg);
-    BN_free(bn);
-    return rc;
-}
-
 /* s_power128: if n is a perfect power r^k, factor r into *done. */
 static int s_power128(dp_num_job_t *job, dp_u128_t n, bool *done);
 
@@ -87,7 +73,7 @@ static int s_u128(dp_num_job_t *job, dp_u128_t n)
         if ((rc = dp_num_rho128(job, n, c, DP_NUM_RHO128_BUDGET, &g)) != 0)
             return rc;
     }
-    if ((g == 1 || g == n) && (rc = s_ecm128(job, n, &g)) != 0)
+    if ((g == 1 || g == n) && (rc = dp_num_ecm128(job, n, &g)) != 0)
         return rc;
     rc = s_u128(job, g);
     return rc ? rc : s_u128(job, n / g);

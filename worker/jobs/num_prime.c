@@ -171,11 +171,6 @@ static dp_u128_t s_small128(const s_mont128_t *m, int64_t v)
     return v < 0 && x ? m->n - x : x;
 }
 
-static dp_u128_t s_half128(dp_u128_t x, dp_u128_t n)
-{
-    return (x & 1) ? (x >> 1) + (n >> 1) + 1 : x >> 1;
-}
-
 static bool s_sprp2_128(const s_mont128_t *m)
 {
     dp_u128_t n = m->n, mone = n - m->one, d = n - 1;
@@ -235,8 +230,8 @@ static bool s_lucas128(const s_mont128_t *m, int64_t D)
         if ((k >> b) & 1) {
             dp_u128_t u2 = dp_mod128_add(u, v, n);
             dp_u128_t v2 = dp_mod128_add(s_mul128(m, dm, u), v, n);
-            u = s_half128(u2, n);
-            v = s_half128(v2, n);
+            u = dp_mod128_half(u2, n);
+            v = dp_mod128_half(v2, n);
             qk = s_mul128(m, qk, q);
         }
     }

@@ -1,0 +1,533 @@
+/*
+ * test_e2e.c - end-to-end: the real dpool-broker, dpool-worker and dpool
+ * on loopback. Batches, ordering, several clients, time limits, errors,
+ * usage, stdin, hostile bytes on the broker's socket.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "dpool.h"
+#include "e2e.h"
+
+TestSuite(e2e, .init = e2e_setup, .fini = e2e_teardown, .timeout = 60);
+
+/* 1. results come in input order although they finish out of order */
+Test(e2e, map_keeps_input_order, .timeout = 30)
+{
+    e2e_pool(1, 2);
+    dp_e2e_run_t r;
+    e2e_run(&r, E2E_RUN_MS,
+            ARGV("dpool", "--broker", T.ep, "--format", "json", "map",
+                 "sleep", "600", "50", "300", "10"));
+    cr_assert_eq(r.code, 0, "exit %d; stderr:\n%s", r.code, r.err);
+    char **l = e2e_json_lines(&r, 4);
+    const long long ms[] = {600, 50, 300, 10};
+    for (int k = 0; k < 4; k++) {
+        cr_assert_eq(dp_e2e_jint(l[k], "index"), k, "line %d: %s", k, l[k]);
+        cr_assert(dp_e2e_jtrue(l[k], "ok"), "%s", l[k]);
+        cr_assert_eq(dp_e2e_jint(l[k], "result"), ms[k], "%s", l[k]);
+        cr_assert_eq(dp_e2e_jint(l[k], "attempts"), 1, "%s", l[k]);
+        double el = dp_e2e_jnum(l[k], "elapsed_ms");
+        cr_assert(el >= (double)ms[k] - 1 && el < (double)ms[k] + 250,
+                  "elapsed_ms %.3f for sleep %lld", el, ms[k]);
+        char w[16];
+        cr_assert_eq(dp_e2e_jstr(l[k], "worker", w, sizeof w), 0);
+        cr_assert_str_eq(w, "w0");
+    }
+    /* 0 held one child for 600 ms while 1, 2, 3 ran one after the other
+     * on the other: the first line printed was the last to finish */
+    long long p0 = dp_e2e_jint(l[0], "pid"), p1 = dp_e2e_jint(l[1], "pid");
+    cr_assert_neq(p0, p1);
+    cr_assert_eq(dp_e2e_jint(l[2], "pid"), p1);
+    cr_assert_eq(dp_e2e_jint(l[3], "pid"), p1);
+    free(l);
+    dp_e2e_run_free(&r);
+}
+
+/* 2. --unordered gives completion order */
+Test(e2e, unordered_gives_completion_order, .timeout = 30)
+{
+    e2e_pool(1, 4);
+    dp_e2e_run_t r;
+    e2e_run(&r, E2E_RUN_MS,
+            ARGV("dpool", "--broker", T.ep, "--format", "json", "--unordered",
+                 "map", "sleep", "600", "50", "300", "10"));
+    cr_assert_eq(r.code, 0, "exit %d; stderr:\n%s", r.code, r.err);
+    char **l = e2e_json_lines(&r, 4);
+    const long long idx[] = {3, 1, 2, 0}, ms[] = {10, 50, 300, 600};
+    for (int k = 0; k < 4; k++) {
+        cr_assert_eq(dp_e2e_jint(l[k], "index"), idx[k], "line %d: %s", k,
+                     l[k]);
+        cr_assert_eq(dp_e2e_jint(l[k], "result"), ms[k], "%s", l[k]);
+    }
+    /* all four ran at once: four different children */
+    for (int a = 0; a < 4; a++)
+        for (int b = a + 1; b < 4; b++)
+            cr_assert_neq(dp_e2e_jint(l[a], "pid"),
+                          dp_e2e_jint(l[b], "pid"));
+    free(l);
+    dp_e2e_run_free(&r);
+}
+
+/* 3. two clients at once each get exactly their own results */
+#define S_CLIENT_JOBS 300
+Test(e2e, concurrent_clients_get_their_own_results, .timeout = 30)
+{
+    e2e_pool(1, 2);
+    static char words[2][S_CLIENT_JOBS][16];
+    const char *argv[2][S_CLIENT_JOBS + 10];
+    dp_e2e_proc_t cl[2];
+    for (int c = 0; c < 2; c++) {
+        int n = 0;
+        const char *head[] = {"dpool", "--broker", T.ep, "--format", "json",
+                              "--chunksize", "7", "map", "echo"};
+        for (size_t k = 0; k < sizeof head / sizeof head[0]; k++)
+            argv[c][n++] = head[k];
+        for (int k = 0; k < S_CLIENT_JOBS; k++) {
+            snprintf(words[c][k], sizeof words[c][k], "%c%d", 'a' + c,
+                     k + 1);
+            argv[c][n++] = words[c][k];
+        }
+        argv[c][n] = NULL;
+    }
+    for (int c = 0; c < 2; c++)
+        cr_assert_eq(dp_e2e_spawn(&T.e, &cl[c], -1, argv[c]), 0);
+    for (int c = 0; c < 2; c++) {
+        int code = dp_e2e_wait(&T.e, cl[c].pid, E2E_RUN_MS);
+        dp_e2e_run_t r = {.code = code, .out = dp_e2e_slurp(cl[c].out),
+                          .err = dp_e2e_slurp(cl[c].err)};
+        cr_assert_eq(code, 0, "client %d exit %d:\n%s", c, code, r.err);
+        char **l = e2e_json_lines(&r, S_CLIENT_JOBS);
+        bool seen[S_CLIENT_JOBS] = {false};
+        for (int k = 0; k < S_CLIENT_JOBS; k++) {
+            char in[32], res[32];
+            cr_assert_eq(dp_e2e_jstr(l[k], "input", in, sizeof in), 0);
+            cr_assert_eq(dp_e2e_jstr(l[k], "result", res, sizeof res), 0,
+                         "%s", l[k]);
+            cr_assert_str_eq(in, res, "%s", l[k]);
+            cr_assert_eq(in[0], 'a' + c, "client %d got %s", c, l[k]);
+            long long i = dp_e2e_jint(l[k], "index");
+            cr_assert_eq(i, k, "%s", l[k]);
+            cr_assert_str_eq(in, words[c][k]);
+            cr_assert(!seen[i]);
+            seen[i] = true;
+        }
+        free(l);
+        dp_e2e_run_free(&r);
+    }
+}
+
+/* 6. a job over its time limit fails with TIMEOUT; the pool goes on */
+Test(e2e, time_limit, .timeout = 30)
+{
+    e2e_pool(1, 2);
+    dp_e2e_run_t r;
+    e2e_run(&r, E2E_RUN_MS,
+            ARGV("dpool", "--broker", T.ep, "--format", "json", "--timeout",
+                 "0.3", "map", "sleep", "5000", "10"));
+    cr_assert_eq(r.code, 1, "exit %d; stderr:\n%s", r.code, r.err);
+    cr_assert(r.secs < 3.0, "took %.1f s: the limit did not cut", r.secs);
+    char **l = e2e_json_lines(&r, 2);
+    char name[32];
+    cr_assert_str_eq(e2e_errname(l[0], name, sizeof name), "TIMEOUT", "%s",
+                     l[0]);
+    cr_assert_eq(dp_e2e_jint(l[0], "code"), 7);
+    cr_assert(dp_e2e_jtrue(l[1], "ok"), "%s", l[1]);
+    cr_assert_eq(dp_e2e_jint(l[1], "result"), 10);
+    free(l);
+    dp_e2e_run_free(&r);
+
+    e2e_run(&r, E2E_RUN_MS,
+            ARGV("dpool", "--broker", T.ep, "map", "echo", "x"));
+    cr_assert_eq(r.code, 0, "exit %d; stderr:\n%s", r.code, r.err);
+    cr_assert_str_eq(r.out, "x: x\n");
+    dp_e2e_run_free(&r);
+    pid_t kids[8];
+    cr_assert_eq(dp_e2e_children(T.worker[0].pid, "cpu", kids, 8), 2);
+}
+
+/* 10. an unreachable broker: exit 3 soon, naming the endpoint */
+Test(e2e, unreachable_broker, .timeout = 20)
+{
+    char ep[DP_E2E_EP_MAX];
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", dp_e2e_free_port());
+    dp_e2e_run_t r;
+    e2e_run(&r, 10000, ARGV("dpool", "--broker", ep, "--connect-timeout",
+                            "0.5", "map", "echo", "x"));
+    cr_assert_eq(r.code, 3, "exit %d; stderr:\n%s", r.code, r.err);
+    cr_assert(r.secs < 3.0, "took %.1f s", r.secs);
+    cr_assert(strstr(r.err, ep), "stderr does not name %s:\n%s", ep, r.err);
+    cr_assert_str_eq(r.out, "");
+    dp_e2e_run_free(&r);
+}
+
+/* 11. usage errors exit 2, at once, before touching any broker.
+ * PRODUCT BUG (case 3, `map` without a TYPE): client/cli/main.c main()
+ * calls s_open() (connects, or starts an embedded pool) before
+ * s_dispatch() checks that `map` has a TYPE, so with an unreachable
+ * broker this exits 3 ("unreachable") instead of 2, after the connect
+ * timeout (10 s by default). */
+Test(e2e, usage_errors, .timeout = 30)
+{
+    char ep[DP_E2E_EP_MAX];
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", dp_e2e_free_port());
+#define S_CT "--connect-timeout", "0.5"
+    const char *const *cases[] = {
+        ARGV("dpool", "--broker", ep, S_CT, "--no-such-option", "map",
+             "echo", "x"),
+        ARGV("dpool", "--broker", ep, S_CT, "frobnicate", "x"),
+        ARGV("dpool", "--broker", ep, S_CT, "--format", "xml", "map", "echo",
+             "x"),
+        ARGV("dpool", "--broker", ep, S_CT, "map"), /* see PRODUCT BUG */
+        ARGV("dpool", "--broker", ep, S_CT, "--timeout", "abc", "map",
+             "echo", "x"),
+        ARGV("dpool", "--broker", ep, S_CT, "--chunksize", "0", "map",
+             "echo", "x"),
+        ARGV("dpool"),
+    };
+#undef S_CT
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        dp_e2e_run_t r;
+        e2e_run(&r, 10000, cases[k]);
+        cr_expect_eq(r.code, 2, "case %zu: exit %d; stderr:\n%s", k, r.code,
+                     r.err);
+        cr_expect(r.secs < 0.4, "case %zu took %.1f s", k, r.secs);
+        cr_expect_str_eq(r.out, "", "case %zu", k);
+        cr_expect(strncmp(r.err, "dpool", 5) == 0 ||
+                      strncmp(r.err, "usage", 5) == 0,
+                  "case %zu: stderr says: %s", k, r.err);
+        dp_e2e_run_free(&r);
+    }
+}
+
+/* 12. unknown type, bad input and wrong arity fail their own jobs only */
+Test(e2e, bad_jobs_fail_alone, .timeout = 30)
+{
+    e2e_pool(1, 2);
+    dp_e2e_run_t r;
+    char name[32];
+    e2e_run(&r, E2E_RUN_MS, ARGV("dpool", "--broker", T.ep, "--format",
+                                 "json", "map", "nosuchtype", "x", "y"));
+    cr_assert_eq(r.code, 1, "exit %d; stderr:\n%s", r.code, r.err);
+    char **l = e2e_json_lines(&r, 2);
+    for (int k = 0; k < 2; k++) {
+        cr_assert_str_eq(e2e_errname(l[k], name, sizeof name),
+                         "UNKNOWN_TYPE", "%s", l[k]);
+        cr_assert_eq(dp_e2e_jint(l[k], "code"), 5);
+        cr_assert_eq(dp_e2e_jint(l[k], "index"), k);
+    }
+    free(l);
+    dp_e2e_run_free(&r);
+
+    e2e_run(&r, E2E_RUN_MS, ARGV("dpool", "--broker", T.ep, "--format",
+                                 "json", "map", "sleep", "10", "abc", "20"));
+    cr_assert_eq(r.code, 1, "exit %d; stderr:\n%s", r.code, r.err);
+    l = e2e_json_lines(&r, 3);
+    cr_assert_eq(dp_e2e_jint(l[0], "result"), 10, "%s", l[0]);
+    cr_assert_str_eq(e2e_errname(l[1], name, sizeof name), "INVALID", "%s",
+                     l[1]);
+    cr_assert_eq(dp_e2e_jint(l[2], "result"), 20, "%s", l[2]);
+    free(l);
+    dp_e2e_run_free(&r);
+
+    /* arity: the CLI always sends one argument, so use the library */
+    dp_pool_t *pool = NULL;
+    dp_pool_opts_t po = {.connect_timeout = 5};
+    cr_assert_eq(dp_pool_open(T.ep, &po, &pool), 0);
+    dp_value_t argv[3] = {dp_array(1), dp_array(2), dp_array(1)};
+    argv[0].v.a.items[0] = dp_uint(10);
+    argv[1].v.a.items[0] = dp_uint(1);
+    argv[1].v.a.items[1] = dp_uint(2);
+    argv[2].v.a.items[0] = dp_uint(20);
+    dp_map_t *m = NULL;
+    cr_assert_eq(dp_map_array(pool, "sleep", argv, 3, NULL, &m), 0);
+    int want[3] = {0, DP_ERR_ARITY, 0};
+    for (int k = 0; k < 3; k++) {
+        dp_result_t *res = NULL;
+        cr_assert_eq(dp_map_next(m, &res), 0);
+        cr_assert_eq(res->index, (size_t)k);
+        cr_assert_eq(res->error, want[k], "job %d: %s (%s)", k,
+                     dp_errname(res->error), res->message);
+        dp_result_free(&res);
+    }
+    dp_result_t *res = NULL;
+    cr_assert_eq(dp_map_next(m, &res), DP_ERR_EOF);
+    dp_map_destroy(&m);
+    for (int k = 0; k < 3; k++)
+        dp_value_clear(&argv[k]);
+    /* echo takes at most 64 arguments */
+    dp_value_t many[65];
+    for (int k = 0; k < 65; k++)
+        many[k] = dp_uint((uint64_t)k);
+    dp_future_t *f = NULL;
+    cr_assert_eq(dp_submit(pool, "echo", many, 65, NULL, &f), 0);
+    cr_assert_eq(dp_future_wait(f, 10), 0);
+    cr_assert_eq(dp_future_result(f)->error, DP_ERR_ARITY);
+    dp_future_destroy(&f);
+    cr_assert_eq(dp_submit(pool, "echo", many, 64, NULL, &f), 0);
+    cr_assert_eq(dp_future_wait(f, 10), 0);
+    cr_assert_eq(dp_future_result(f)->error, 0);
+    cr_assert_eq(dp_future_result(f)->value.v.a.len, 64);
+    dp_future_destroy(&f);
+    dp_pool_close(&pool);
+}
+
+/* 13. --fail-fast: the first failure cancels the rest, quickly */
+Test(e2e, fail_fast, .timeout = 30)
+{
+    e2e_pool(1, 1);
+    dp_e2e_run_t r;
+    e2e_run(&r, E2E_RUN_MS,
+            ARGV("dpool", "--broker", T.ep, "--format", "json", "--fail-fast",
+                 "map", "sleep", "10", "nonnumber", "3000", "3000", "3000",
+                 "3000"));
+    cr_assert_eq(r.code, 1, "exit %d; stderr:\n%s", r.code, r.err);
+    cr_assert(r.secs < 2.5, "took %.1f s: the 3000 ms jobs ran", r.secs);
+    char **l = NULL;
+    int n = dp_e2e_lines(r.out, &l);
+    cr_assert(n >= 2 && n <= 6, "%d lines", n);
+    char name[32];
+    cr_assert(dp_e2e_jtrue(l[0], "ok"), "%s", l[0]);
+    cr_assert_str_eq(e2e_errname(l[1], name, sizeof name), "INVALID", "%s",
+                     l[1]);
+    for (int k = 2; k < n; k++) {
+        cr_assert_eq(dp_e2e_jint(l[k], "index"), k);
+        cr_assert_str_eq(e2e_errname(l[k], name, sizeof name), "CANCELLED",
+                         "%s", l[k]);
+    }
+    free(l);
+    dp_e2e_run_free(&r);
+    cr_assert(dp_e2e_wait_stat(&T.e, T.ep, "running", 0, 0, 3000),
+              "a cancelled job still runs");
+    cr_assert_eq(dp_e2e_stat(&T.e, T.ep, "queued"), 0);
+}
+
+/* 15a. stdin: 20000 lines through a pipe, in order; the pipe's writer
+ * is this process, so the client must read as the lines come */
+#define S_LINES 20000
+#define S_FIRST 100
+
+typedef struct {
+    const dp_e2e_proc_t *p;
+    int want;
+} s_lines_ctx_t;
+
+static bool s_has_lines(void *arg)
+{
+    const s_lines_ctx_t *c = arg;
+    char *s = dp_e2e_slurp(c->p->out);
+    int n = 0;
+    for (char *ch = s; ch && *ch; ch++)
+        n += *ch == '\n';
+    free(s);
+    return n >= c->want;
+}
+
+static void s_write_lines(int fd, int from, int to)
+{
+    char buf[65536];
+    size_t len = 0;
+    for (int k = from; k < to; k++) {
+        len += (size_t)snprintf(buf + len, sizeof buf - len, "l%d\n", k);
+        if (len > sizeof buf - 32 || k + 1 == to) {
+            for (size_t off = 0; off < len;) {
+                ssize_t n = write(fd, buf + off, len - off);
+                cr_assert(n > 0 || errno == EINTR, "write: %s",
+                          strerror(errno));
+                off += n > 0 ? (size_t)n : 0;
+            }
+            len = 0;
+        }
+    }
+}
+
+/* s_stdin_client: a `map echo` client reading the pipe *wfd writes to. */
+static void s_stdin_client(dp_e2e_proc_t *cl, int *wfd,
+                           const char *const argv[])
+{
+    int fds[2];
+    cr_assert_eq(pipe2(fds, O_CLOEXEC), 0);
+    cr_assert_eq(dp_e2e_spawn(&T.e, cl, fds[0], argv), 0);
+    close(fds[0]);
+    *wfd = fds[1];
+}
+
+static void s_check_echo_lines(const dp_e2e_proc_t *cl, int total)
+{
+    int code = dp_e2e_wait(&T.e, cl->pid, 40000);
+    char *out = dp_e2e_slurp(cl->out), *err = dp_e2e_slurp(cl->err);
+    cr_assert_eq(code, 0, "exit %d; stderr:\n%s", code, err);
+    char **l = NULL;
+    int n = dp_e2e_lines(out, &l);
+    cr_assert_eq(n, total);
+    for (int k = 0; k < n; k++) {
+        char want[32];
+        snprintf(want, sizeof want, "l%d: l%d", k, k);
+        cr_assert_str_eq(l[k], want, "line %d", k);
+    }
+    free(l);
+    free(out);
+    free(err);
+}
+
+Test(e2e, stdin_pipe_20000_in_order, .timeout = 60)
+{
+    e2e_pool(1, 2);
+    dp_e2e_proc_t cl;
+    int wfd;
+    s_stdin_client(&cl, &wfd, ARGV("dpool", "--broker", T.ep, "map", "echo"));
+    s_write_lines(wfd, 0, S_LINES);
+    close(wfd);
+    s_check_echo_lines(&cl, S_LINES);
+}
+
+/* With a small window, results stream while stdin is still open (and
+ * the client reads no further ahead than the window: 100 lines written,
+ * at least 100 - 10 printed). */
+Test(e2e, stdin_streams_with_small_window, .timeout = 30)
+{
+    e2e_pool(1, 2);
+    dp_e2e_proc_t cl;
+    int wfd;
+    s_stdin_client(&cl, &wfd, ARGV("dpool", "--broker", T.ep, "--chunksize",
+                                   "1", "--max-inflight", "10", "map",
+                                   "echo"));
+    s_write_lines(wfd, 0, S_FIRST);
+    s_lines_ctx_t c = {&cl, S_FIRST - 10};
+    cr_assert(dp_e2e_wait_until(s_has_lines, &c, 5000),
+              "results do not stream while stdin is open");
+    s_write_lines(wfd, S_FIRST, 2 * S_FIRST);
+    close(wfd);
+    s_check_echo_lines(&cl, 2 * S_FIRST);
+}
+
+/* PRODUCT BUG: with the default options, lines read from a pipe that
+ * stays open are neither submitted nor answered until 128 more lines (the
+ * automatic chunk, 1024 / (4 * slots)) or 1024 (the in-flight window)
+ * have been read: client/dp_map.c dp_map_next() keeps calling the input
+ * function (a blocking getline in client/cli/cli_map.c s_next_input)
+ * until read - yielded reaches the window, and s_read_one() only sends a
+ * SUBMIT when a chunk is full. A slow producer (`tail -f log | dpool map
+ * ...`) sees nothing for a long time; 100 lines written here give no
+ * result at all. Expected: what was read is sent, and results are printed,
+ * while waiting for more input. */
+Test(e2e, stdin_streams_by_default, .timeout = 30)
+{
+    e2e_pool(1, 2);
+    dp_e2e_proc_t cl;
+    int wfd;
+    s_stdin_client(&cl, &wfd, ARGV("dpool", "--broker", T.ep, "map", "echo"));
+    s_write_lines(wfd, 0, S_FIRST);
+    s_lines_ctx_t c = {&cl, 1};
+    bool streamed = dp_e2e_wait_until(s_has_lines, &c, 3000);
+    s_write_lines(wfd, S_FIRST, 2 * S_FIRST);
+    close(wfd);
+    s_check_echo_lines(&cl, 2 * S_FIRST);
+    cr_assert(streamed, "no result within 3 s of 100 lines on an open "
+                        "stdin (see PRODUCT BUG above)");
+}
+
+/* 15b. garbage on the broker's socket: an ERROR reply, the broker lives */
+static void s_hostile(void *sock, const void *const *frames,
+                      const size_t *lens, int nframes, int want_code)
+{
+    for (int k = 0; k < nframes; k++)
+        cr_assert_eq(zmq_send(sock, frames[k], lens[k],
+                              k + 1 < nframes ? ZMQ_SNDMORE : 0),
+                     (int)lens[k]);
+    zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
+    cr_assert_eq(zmq_poll(&it, 1, 3000), 1, "no reply to garbage");
+    unsigned char delim[8], body[512];
+    cr_assert_eq(zmq_recv(sock, delim, sizeof delim, 0), 0,
+                 "reply lacks the empty delimiter frame");
+    int n = zmq_recv(sock, body, sizeof body, 0);
+    cr_assert(n >= 5, "reply of %d bytes", n);
+    /* [version=1, ERROR=9, [code, message]] */
+    cr_assert_eq(body[0], 0x93, "reply is not a 3-array: %02x", body[0]);
+    cr_assert_eq(body[1], 0x01);
+    cr_assert_eq(body[2], 0x09, "reply is command %d, not ERROR", body[2]);
+    cr_assert_eq(body[3], 0x92);
+    if (want_code >= 0)
+        cr_assert_eq(body[4], want_code, "error code %d, want %d", body[4],
+                     want_code);
+}
+
+Test(e2e, hostile_bytes, .timeout = 30)
+{
+    e2e_pool(1, 1);
+    void *ctx = zmq_ctx_new();
+    void *sock = zmq_socket(ctx, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
+    cr_assert_eq(zmq_connect(sock, T.ep), 0);
+
+    /* a map32 header claiming 4 G pairs, then junk */
+    static const unsigned char bigmap[] = {0xdf, 0xff, 0xff, 0xff, 0xff,
+                                           0x01, 0x02, 0x03, 0x04, 0x05,
+                                           0x06};
+    const void *f1[] = {"", bigmap};
+    const size_t l1[] = {0, sizeof bigmap};
+    s_hostile(sock, f1, l1, 2, -1);
+    /* no empty delimiter frame at all */
+    const void *f2[] = {"garbage"};
+    const size_t l2[] = {7};
+    s_hostile(sock, f2, l2, 1, DP_ERR_PROTOCOL);
+    /* a well-formed SUBMIT [0, []] from a peer that never said HELLO */
+    static const unsigned char submit[] = {0x93, 0x01, 0x03, 0x92, 0x00,
+                                           0x90};
+    const void *f3[] = {"", submit};
+    const size_t l3[] = {0, sizeof submit};
+    s_hostile(sock, f3, l3, 2, DP_ERR_UNKNOWN_PEER);
+    /* protocol version 2 */
+    static const unsigned char v2[] = {0x93, 0x02, 0x0e, 0x90};
+    const void *f4[] = {"", v2};
+    const size_t l4[] = {0, sizeof v2};
+    s_hostile(sock, f4, l4, 2, DP_ERR_VERSION);
+    /* truncated str32: claims 2 GiB, has 3 bytes */
+    static const unsigned char trunc[] = {0x93, 0x01, 0x01, 0x92, 0xdb,
+                                          0x7f, 0xff, 0xff, 0xff, 'a', 'b',
+                                          'c'};
+    const void *f5[] = {"", trunc};
+    const size_t l5[] = {0, sizeof trunc};
+    s_hostile(sock, f5, l5, 2, -1);
+    /* 100000 nested arrays */
+    static unsigned char deep[100004];
+    deep[0] = 0x93;
+    deep[1] = 0x01;
+    deep[2] = 0x01;
+    memset(deep + 3, 0x91, sizeof deep - 4);
+    deep[sizeof deep - 1] = 0xc0;
+    const void *f6[] = {"", deep};
+    const size_t l6[] = {0, sizeof deep};
+    s_hostile(sock, f6, l6, 2, -1);
+    /* an empty body */
+    const void *f7[] = {"", ""};
+    const size_t l7[] = {0, 0};
+    s_hostile(sock, f7, l7, 2, -1);
+    zmq_close(sock);
+    zmq_ctx_term(ctx);
+
+    cr_assert_eq(dp_e2e_wait(&T.e, T.broker.pid, 0), -1,
+                 "the broker died of garbage");
+    cr_assert_geq(dp_e2e_stat(&T.e, T.ep, "bad_messages"), 7);
+    dp_e2e_run_t r;
+    e2e_run(&r, E2E_RUN_MS,
+            ARGV("dpool", "--broker", T.ep, "map", "echo", "still", "here"));
+    cr_assert_eq(r.code, 0, "exit %d; stderr:\n%s", r.code, r.err);
+    cr_assert_str_eq(r.out, "still: still\nhere: here\n");
+    dp_e2e_run_free(&r);
+}
+
+/* smoke: the real factor kernel through the CLI */
+Test(e2e, factor_smoke, .timeout = 30)
+{
+    e2e_pool(1, 2);
+    dp_e2e_run_t r;
+    e2e_run(&r, E2E_RUN_MS,
+            ARGV("dpool", "--broker", T.ep, "factor", "12", "7"));
+    cr_assert_eq(r.code, 0, "exit %d; stderr:\n%s", r.code, r.err);
+    cr_assert_str_eq(r.out, "12: 2 2 3\n7: 7\n");
+    dp_e2e_run_free(&r);
+}
