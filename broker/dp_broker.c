@@ -454,6 +454,8 @@ static int s_on_submit(dp_broker_t *b, s_peer_t *p, dp_bbuf_t *buf,
         rc = dp_rd_skip(&r);
     if (!rc)
         rc = dp_rd_uint(&r, &chunk);
+    if (!rc)
+        rc = dp_msg_end(&r);
     r = jobs;
     if (!rc)
         rc = dp_rd_array(&r, &njobs);
@@ -580,7 +582,8 @@ static void s_on_result(dp_broker_t *b, s_peer_t *p, const dp_res_t *res)
     dp_queue_free_job(&b->q, j);
 }
 
-/* RESULTS [result...] */
+/* RESULTS [result...]: each well-formed result counts, up to the first
+ * malformed one (then ERROR). */
 static int s_on_results(dp_broker_t *b, s_peer_t *p, dp_rd_t *r)
 {
     uint32_t n;
@@ -590,7 +593,7 @@ static int s_on_results(dp_broker_t *b, s_peer_t *p, dp_rd_t *r)
         if (!(rc = dp_msg_read_result(r, &res)))
             s_on_result(b, p, &res);
     }
-    return rc;
+    return rc ? rc : dp_msg_end(r);
 }
 
 static void s_on_status(dp_broker_t *b, s_peer_t *p)

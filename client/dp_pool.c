@@ -269,6 +269,7 @@ static void s_on_results(dp_pool_t *p, dp_rd_t *r)
         if (dp_res_to_result(&res, &p->lim, &out) == 0)
             s_inbox_add(p, &head, &tail, out);
     }
+    (void)dp_msg_end(r); /* trailing bytes: the results read still count */
     if (!head)
         return;
     pthread_mutex_lock(&p->mu);

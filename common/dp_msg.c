@@ -43,15 +43,25 @@ int dp_msg_open(const void *data, size_t len, const dp_limits_t *lim,
         return rc;
     if (c == 0 || c >= DP_CMD_MAX_)
         return DP_ERR_UNKNOWN_CMD;
-    /* The body is one value and nothing may follow it. */
-    dp_rd_t probe = r;
-    if ((rc = dp_rd_skip(&probe)))
-        return rc;
-    if (dp_rd_left(&probe) != 0)
-        return DP_ERR_PROTOCOL;
+    /* The body is one value and nothing may follow it. Batches are not
+     * walked here: their readers check every byte as they go and call
+     * dp_msg_end (walking them twice cost the broker a fifth of its
+     * instructions). */
+    if (c != DP_CMD_SUBMIT && c != DP_CMD_RESULTS && c != DP_CMD_JOBS) {
+        dp_rd_t probe = r;
+        if ((rc = dp_rd_skip(&probe)))
+            return rc;
+        if (dp_rd_left(&probe) != 0)
+            return DP_ERR_PROTOCOL;
+    }
     *cmd = (int)c;
     *body = r;
     return 0;
+}
+
+int dp_msg_end(const dp_rd_t *r)
+{
+    return dp_rd_left(r) == 0 ? 0 : DP_ERR_PROTOCOL;
 }
 
 static int s_u32(dp_rd_t *r, uint32_t *v)

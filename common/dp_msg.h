@@ -73,10 +73,15 @@ typedef struct {
 } dp_res_t;
 
 /* dp_msg_open: check the envelope of data[0..len): version and command.
- * On success *cmd is set and *body reads the body. Errors: PROTOCOL,
+ * On success *cmd is set and *body reads the body; every body but a
+ * batch's (SUBMIT, RESULTS, JOBS) is checked whole. Errors: PROTOCOL,
  * VERSION, TOO_BIG, UNKNOWN_CMD. */
 int dp_msg_open(const void *data, size_t len, const dp_limits_t *lim,
                 int *cmd, dp_rd_t *body);
+/* dp_msg_end: 0 when r has nothing left, else DP_ERR_PROTOCOL. Readers
+ * of SUBMIT, RESULTS and JOBS bodies (which dp_msg_open does not walk)
+ * call it after the last item. */
+int dp_msg_end(const dp_rd_t *r);
 /* dp_msg_read_job: one job from r. Errors: PROTOCOL (shape), TOO_BIG. */
 int dp_msg_read_job(dp_rd_t *r, dp_job_t *job);
 /* dp_msg_read_result: one result from r. */

@@ -81,56 +81,55 @@ static int s_head(const dp_rd_t *r, s_head_t *h)
         h->n = b & 0x1f;
         return 0;
     }
-    /* Fixed-size heads: extra header bytes, then kind. */
+    /* 0xc0..0xdf: a table indexed by the byte (callgrind showed a search
+     * here costing a fifth of the broker's instructions) */
     static const struct {
-        uint8_t code;
-        s_kind_t kind;
-        uint8_t len; /* bytes of count/value after the code */
+        uint8_t valid;
+        uint8_t kind;
+        uint8_t len;   /* bytes of count/value after the code */
         uint8_t fixed; /* ext: fixed payload size; 0 = counted */
-    } s_codes[] = {
-        {0xc0, K_NIL, 0, 0},   {0xc2, K_BOOL, 0, 0},  {0xc3, K_BOOL, 0, 0},
-        {0xc4, K_BIN, 1, 0},   {0xc5, K_BIN, 2, 0},   {0xc6, K_BIN, 4, 0},
-        {0xc7, K_EXT, 1, 0},   {0xc8, K_EXT, 2, 0},   {0xc9, K_EXT, 4, 0},
-        {0xca, K_FLOAT, 4, 0}, {0xcb, K_FLOAT, 8, 0}, {0xcc, K_UINT, 1, 0},
-        {0xcd, K_UINT, 2, 0},  {0xce, K_UINT, 4, 0},  {0xcf, K_UINT, 8, 0},
-        {0xd0, K_INT, 1, 0},   {0xd1, K_INT, 2, 0},   {0xd2, K_INT, 4, 0},
-        {0xd3, K_INT, 8, 0},   {0xd4, K_EXT, 0, 1},   {0xd5, K_EXT, 0, 2},
-        {0xd6, K_EXT, 0, 4},   {0xd7, K_EXT, 0, 8},   {0xd8, K_EXT, 0, 16},
-        {0xd9, K_STR, 1, 0},   {0xda, K_STR, 2, 0},   {0xdb, K_STR, 4, 0},
-        {0xdc, K_ARRAY, 2, 0}, {0xdd, K_ARRAY, 4, 0}, {0xde, K_MAP, 2, 0},
-        {0xdf, K_MAP, 4, 0},
+    } s_codes[32] = {
+        {1, K_NIL, 0, 0},   {0, 0, 0, 0},       {1, K_BOOL, 0, 0},
+        {1, K_BOOL, 0, 0},  {1, K_BIN, 1, 0},   {1, K_BIN, 2, 0},
+        {1, K_BIN, 4, 0},   {1, K_EXT, 1, 0},   {1, K_EXT, 2, 0},
+        {1, K_EXT, 4, 0},   {1, K_FLOAT, 4, 0}, {1, K_FLOAT, 8, 0},
+        {1, K_UINT, 1, 0},  {1, K_UINT, 2, 0},  {1, K_UINT, 4, 0},
+        {1, K_UINT, 8, 0},  {1, K_INT, 1, 0},   {1, K_INT, 2, 0},
+        {1, K_INT, 4, 0},   {1, K_INT, 8, 0},   {1, K_EXT, 0, 1},
+        {1, K_EXT, 0, 2},   {1, K_EXT, 0, 4},   {1, K_EXT, 0, 8},
+        {1, K_EXT, 0, 16},  {1, K_STR, 1, 0},   {1, K_STR, 2, 0},
+        {1, K_STR, 4, 0},   {1, K_ARRAY, 2, 0}, {1, K_ARRAY, 4, 0},
+        {1, K_MAP, 2, 0},   {1, K_MAP, 4, 0},
     };
-    for (size_t k = 0; k < sizeof s_codes / sizeof s_codes[0]; k++) {
-        if (s_codes[k].code != b)
-            continue;
-        h->kind = s_codes[k].kind;
-        h->hdr = 1u + s_codes[k].len;
-        if (left < h->hdr)
-            return DP_ERR_PROTOCOL;
-        uint64_t v = s_be(p + 1, s_codes[k].len);
-        switch (h->kind) {
-        case K_BOOL:
-            h->u = b == 0xc3;
-            break;
-        case K_UINT:
-        case K_FLOAT:
-            h->u = v;
-            break;
-        case K_INT: {
-            unsigned bits = 8u * s_codes[k].len;
-            h->u = bits < 64 && (v >> (bits - 1)) ? v | (~0ULL << bits) : v;
-            break;
-        }
-        case K_EXT:
-            /* one type byte follows the size */
-            h->n = (s_codes[k].fixed ? s_codes[k].fixed : v) + 1;
-            break;
-        default:
-            h->n = v;
-        }
-        return 0;
+    unsigned k = b - 0xc0u;
+    if (!s_codes[k].valid)
+        return DP_ERR_PROTOCOL; /* 0xc1 is never used */
+    h->kind = (s_kind_t)s_codes[k].kind;
+    h->hdr = 1u + s_codes[k].len;
+    if (left < h->hdr)
+        return DP_ERR_PROTOCOL;
+    uint64_t v = s_be(p + 1, s_codes[k].len);
+    switch (h->kind) {
+    case K_BOOL:
+        h->u = b == 0xc3;
+        break;
+    case K_UINT:
+    case K_FLOAT:
+        h->u = v;
+        break;
+    case K_INT: {
+        unsigned bits = 8u * s_codes[k].len;
+        h->u = bits < 64 && (v >> (bits - 1)) ? v | (~0ULL << bits) : v;
+        break;
     }
-    return DP_ERR_PROTOCOL; /* 0xc1 is never used */
+    case K_EXT:
+        /* one type byte follows the size */
+        h->n = (s_codes[k].fixed ? s_codes[k].fixed : v) + 1;
+        break;
+    default:
+        h->n = v;
+    }
+    return 0;
 }
 
 /* s_check: a header's counts against limits and bytes left. Every array

@@ -566,7 +566,7 @@ static int s_on_jobs(dp_agent_t *a, s_frame_t *frame)
             s_push(&a->queue[j->cls], j); /* unknown types: the child
                                               answers UNKNOWN_TYPE */
     }
-    return rc;
+    return rc ? rc : dp_msg_end(&r);
 }
 
 /* s_cancel_one: the broker cancels job id. */

@@ -93,6 +93,8 @@ static int s_batch(int fd, const dp_child_cfg_t *cfg, const char *data,
         if (rc)
             break;
         s_run(cfg, &job, (uint32_t)attempt, body);
+        if (k + 1 == n && dp_msg_end(&r))
+            rc = DP_ERR_PROTOCOL; /* answered, then reported below */
         nres++;
         uint64_t now = dp_now_us();
         if (now - last >= DP_CHILD_FLUSH_US || k + 1 == n) {

@@ -120,7 +120,7 @@ static int s_frame(s_io_t *io, dp_dl_t *dl, const char *data, size_t len)
         if (!rc)
             s_add(io, dl, &job, (uint32_t)attempt);
     }
-    return rc;
+    return rc ? rc : dp_msg_end(&r);
 }
 
 int dp_child_io_main(int fd, const dp_child_cfg_t *cfg)

@@ -24,7 +24,7 @@
 typedef struct {
     const char *broker;   /* NULL = embedded */
     bool unordered, fail_fast, json;
-    long chunksize, retries, max_inflight, processes;
+    long chunksize, retries, max_inflight, processes, io_slots;
     double timeout, connect_timeout;
     const char *format;
     bool progress;        /* default: stderr is a terminal */

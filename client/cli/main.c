@@ -88,6 +88,7 @@ static int s_open(dp_cli_t *c)
 {
     dp_pool_opts_t po = {.connect_timeout = c->connect_timeout,
                          .processes = (int)c->processes,
+                         .io_slots = (int)c->io_slots,
                          .name = "dpool"};
     int rc = dp_pool_open(c->broker, &po, &c->pool);
     if (rc == DP_ERR_UNREACHABLE) {

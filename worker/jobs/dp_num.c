@@ -10,9 +10,6 @@
 #include "dp_clock.h"
 #include "dp_num.h"
 
-/* Initial capacity of a factor list. */
-#define DP_NUM_LIST_CAP0 16u
-
 static const char *const s_type_names[] = {
     [DP_NIL] = "nil",     [DP_BOOL] = "bool", [DP_INT] = "int",
     [DP_UINT] = "uint",   [DP_FLOAT] = "float", [DP_STR] = "string",

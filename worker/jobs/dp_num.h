@@ -112,6 +112,9 @@ int dp_num_factor(const dp_num_t *n, uint64_t deadline_us, dp_factors_t *f);
 #define DP_NUM_DEC_CHUNK 10000000000000000000ULL
 #define DP_NUM_DEC_CHUNK_DIGITS 19
 
+/* Newton steps for an inverse mod 2^64 / 2^128 (3 bits doubled each). */
+#define DP_NUM_INV64_STEPS 5
+#define DP_NUM_INV128_STEPS 6
 /* Trial division: the odd primes below DP_NUM_TRIAL_BOUND, with inverses. */
 #define DP_NUM_TRIAL_COUNT 668
 #define DP_NUM_TRIAL_BOUND 5003u
@@ -131,7 +134,8 @@ int dp_num_factor(const dp_num_t *n, uint64_t deadline_us, dp_factors_t *f);
  * DP_NUM_TRIAL_BOUND (12.3 bits): 5003^7 > 2^64, 5003^11 > 2^128. */
 #define DP_NUM_POW64_EXPS {2, 3, 5}
 #define DP_NUM_POW128_EXPS {2, 3, 5, 7}
-/* Bits of a trial bound, rounded down: exponent ceiling for BIGNUMs. */
+/* Bits of the trial bound, rounded down (5003 > 2^12): a cofactor r^k of
+ * b bits with no factor below the bound has k <= b / 12. */
 #define DP_NUM_TRIAL_BITS 12
 /* Lucas: first Selfridge D (then -7, 9, -11, ...). */
 #define DP_NUM_LUCAS_D0 5
@@ -153,6 +157,23 @@ int dp_num_factor(const dp_num_t *n, uint64_t deadline_us, dp_factors_t *f);
 #define DP_NUM_SUYAMA_DEN 16u
 /* Prime sieve segment, odd numbers per segment. */
 #define DP_NUM_SIEVE_SEG 32768u
+/* ECM work accounting: multiplications per bit of a ladder step (xADD 6
+ * + xDBL 5), and per stage-2 prime (the cross term, the accumulation). */
+#define DP_NUM_ECM_LADDER_COST 11u
+#define DP_NUM_ECM_PRIME_COST 2u
+/* Rho increments tried (1, 2, ...) before ECM when walks collapse to n. */
+#define DP_NUM_RHO_TRIES 8u
+/* Starting point of every rho walk. */
+#define DP_NUM_RHO_SEED 2u
+/* Jacobi symbols: n mod 8 decides (2/n), n mod 4 decides (-1/n). */
+#define DP_NUM_MOD8 8u
+#define DP_NUM_MOD4_MASK 3u
+/* Roots: bits of a double's mantissa, and the relative margin added to an
+ * estimate so that it starts above the root. */
+#define DP_NUM_MANT_BITS 52
+#define DP_NUM_ROOT_MARGIN 1e-12
+/* Initial capacity of a factor list. */
+#define DP_NUM_LIST_CAP0 16u
 
 typedef struct {
     uint32_t p;   /* the odd prime */
@@ -205,20 +226,23 @@ bool dp_num_bpsw128(dp_u128_t n);
  * factor below it; 0 or DP_ERR_NOMEM. */
 int dp_num_bpsw_bn(const BIGNUM *n, BN_CTX *bn, bool *prime);
 
-/* dp_num_rho64 / dp_num_rho128: Pollard-Brent rho with increment c on odd
- * composite n; *g receives a divisor (n when this c failed, 1 when the
- * budget ran out). 0 or DP_ERR_TIMEOUT. */
+/* dp_num_rho64: Pollard-Brent rho with increment c on odd composite n
+ * (at most 64 bits, so no budget); *g receives a divisor > 1, n itself
+ * when this c failed. 0 or DP_ERR_TIMEOUT. */
 int dp_num_rho64(dp_num_job_t *job, uint64_t n, uint64_t c, uint64_t *g);
+/* dp_num_rho128 / dp_num_rho_bn: the same on 128-bit words and BIGNUMs,
+ * giving up when the Brent cycle would pass `budget` (then *g / g is 1).
+ * 0, DP_ERR_TIMEOUT, or (BIGNUM) DP_ERR_NOMEM. */
 int dp_num_rho128(dp_num_job_t *job, dp_u128_t n, uint64_t c,
                   uint64_t budget, dp_u128_t *g);
-/* dp_num_rho_bn: the same on a BIGNUM; g is set to the divisor. */
 int dp_num_rho_bn(dp_num_job_t *job, const BIGNUM *n, uint64_t c,
                   uint64_t budget, BIGNUM *g);
-/* dp_num_ecm128: the same below 2^128 in native words (no allocation). */
-int dp_num_ecm128(dp_num_job_t *job, dp_u128_t n, dp_u128_t *g);
-/* dp_num_ecm_bn: a proper divisor of composite n (no prime power) into g,
- * by ECM with ever larger bounds until found or the deadline.
+/* dp_num_ecm128 / dp_num_ecm_bn: a proper divisor of odd composite n (not
+ * a prime power, no factor below DP_NUM_TRIAL_BOUND) into *g / g, by ECM
+ * with ever larger bounds until found or the deadline: in native words
+ * below 2^128 (no allocation but the sieve), on BIGNUMs above.
  * 0, DP_ERR_TIMEOUT or DP_ERR_NOMEM. */
+int dp_num_ecm128(dp_num_job_t *job, dp_u128_t n, dp_u128_t *g);
 int dp_num_ecm_bn(dp_num_job_t *job, const BIGNUM *n, BIGNUM *g);
 
 /* dp_num_iroot_u128: floor(n^(1/k)) for k >= 2. */
@@ -240,7 +264,7 @@ int dp_num_push(dp_factors_t *f, dp_u128_t small, const BIGNUM *big);
 static inline uint64_t dp_mont64_inv(uint64_t n)
 {
     uint64_t x = n;
-    for (int k = 0; k < 5; k++)
+    for (int k = 0; k < DP_NUM_INV64_STEPS; k++)
         x *= 2 - n * x;
     return x;
 }
@@ -272,7 +296,7 @@ static inline uint64_t dp_mod64_sub(uint64_t a, uint64_t b, uint64_t n)
 static inline dp_u128_t dp_mont128_inv(dp_u128_t n)
 {
     dp_u128_t x = n;
-    for (int k = 0; k < 6; k++)
+    for (int k = 0; k < DP_NUM_INV128_STEPS; k++)
         x *= 2 - n * x;
     return x;
 }

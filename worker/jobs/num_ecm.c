@@ -9,11 +9,6 @@
  */
 #include "dp_num.h"
 
-/* Multiplications per bit of a ladder step (xADD 6 + xDBL 5), and per
- * stage-2 prime (the cross term and the accumulation). */
-#define DP_NUM_ECM_LADDER_COST 11u
-#define DP_NUM_ECM_PRIME_COST 2u
-
 typedef struct {
     BIGNUM *x, *z;
 } s_pt_t;
@@ -49,7 +44,7 @@ static void s_wire(s_ecm_t *e)
 {
     BIGNUM **v = e->v;
     e->a24 = v[S_A24];
-    for (int k = 0; k < 4; k++)
+    for (size_t k = 0; k < sizeof e->t / sizeof e->t[0]; k++)
         e->t[k] = v[S_T0 + k];
     e->acc = v[S_ACC];
     e->alpha = v[S_ALPHA];

@@ -6,10 +6,6 @@
  */
 #include "dp_num.h"
 
-/* Multiplications per bit of a ladder step, per stage-2 prime. */
-#define DP_NUM_ECM_LADDER_COST 11u
-#define DP_NUM_ECM_PRIME_COST 2u
-
 typedef struct {
     dp_u128_t x, z;
 } s_pt_t;

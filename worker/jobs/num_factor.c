@@ -9,10 +9,6 @@
 
 #include "dp_num.h"
 
-/* Rho increments tried (each 1, 2, ...) before handing over to ECM when
- * a walk collapses to n itself. */
-#define DP_NUM_RHO_TRIES 8u
-
 /* s_repeat: append items [from, len) k - 1 more times (a k-th power). */
 static int s_repeat(dp_factors_t *f, size_t from, unsigned k)
 {
@@ -269,7 +265,7 @@ int dp_num_factor(const dp_num_t *n, uint64_t deadline_us, dp_factors_t *f)
     int rc = n->big ? s_trial_big(&job, n->big)
                     : s_trial128(&job, n->small, 0);
     BN_CTX_free(job.bn);
-    if (!rc)
+    if (!rc && f->len > from)
         qsort(f->items + from, f->len - from, sizeof *f->items, s_cmp);
     return rc;
 }

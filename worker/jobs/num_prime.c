@@ -6,10 +6,6 @@
  */
 #include "dp_num.h"
 
-/* Jacobi symbol bits: n mod 8 decides (2/n), n mod 4 decides (-1/n). */
-#define DP_NUM_MOD8 8u
-#define DP_NUM_MOD4_MASK 3u
-
 /* ---- Jacobi symbols ---- */
 
 /* s_jacobi: (a/m) for odd m >= 1. */

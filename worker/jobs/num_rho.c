@@ -6,9 +6,6 @@
  */
 #include "dp_num.h"
 
-/* Starting point of every rho walk. */
-#define DP_NUM_RHO_SEED 2u
-
 static inline uint64_t s_f64(uint64_t y, uint64_t c, uint64_t n,
                              uint64_t ninv)
 {

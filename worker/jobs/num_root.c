@@ -8,11 +8,6 @@
 
 #include "dp_num.h"
 
-/* Bits of a double's mantissa, and the relative margin added to an
- * estimate so it starts above the root. */
-#define DP_NUM_MANT_BITS 52
-#define DP_NUM_ROOT_MARGIN 1e-12
-
 /* s_pow_le: whether r^k <= n, without overflow. */
 static bool s_pow_le(dp_u128_t r, unsigned k, dp_u128_t n)
 {
