@@ -432,15 +432,33 @@ static int s_submit_scan(dp_broker_t *b, s_peer_t *p, dp_rd_t r,
     return 0;
 }
 
-/* SUBMIT [seq, [job...], chunksize]: buf holds the frame (moved out of the socket
- * message so the jobs can point into it). */
+/* s_refuse: ERROR [code, message, seq, count] for a refused SUBMIT, so
+ * the client can fail the jobs it sent in it (ids seq .. seq+count-1). */
+static void s_refuse(dp_broker_t *b, s_peer_t *p, int code, const char *msg,
+                     uint64_t seq, uint32_t count)
+{
+    b->st.bad_msgs++;
+    dp_debug("refused a SUBMIT from %s: %s", p->name, msg);
+    dp_wr_reset(&b->w);
+    dp_msg_begin(&b->w, DP_CMD_ERROR);
+    dp_wr_array(&b->w, 4);
+    dp_wr_uint(&b->w, (uint64_t)code);
+    dp_wr_cstr(&b->w, msg[0] ? msg : dp_strerror(code));
+    dp_wr_uint(&b->w, seq);
+    dp_wr_uint(&b->w, count);
+    s_send(b, p, &b->w);
+}
+
+/* SUBMIT [seq, [job...], chunksize]: buf holds the frame (moved out of the
+ * socket message so the jobs can point into it). A batch that cannot be
+ * taken whole is refused whole (s_refuse). */
 static int s_on_submit(dp_broker_t *b, s_peer_t *p, dp_bbuf_t *buf,
                        char *msg, size_t len)
 {
     int cmd;
     dp_rd_t r;
-    uint32_t n, njobs;
-    uint64_t seq, chunk = 1;
+    uint32_t n, njobs = 0;
+    uint64_t seq = 0, chunk = 1;
     int rc = dp_msg_open(zmq_msg_data(&buf->msg), zmq_msg_size(&buf->msg),
                          &b->cfg.limits, &cmd, &r);
     if (!rc)
@@ -450,8 +468,12 @@ static int s_on_submit(dp_broker_t *b, s_peer_t *p, dp_bbuf_t *buf,
     if (!rc)
         rc = dp_rd_uint(&r, &seq);
     dp_rd_t jobs = r;
-    if (!rc)
+    if (!rc) {
+        dp_rd_t head = r;
+        if (dp_rd_array(&head, &njobs))
+            njobs = 0;
         rc = dp_rd_skip(&r);
+    }
     if (!rc)
         rc = dp_rd_uint(&r, &chunk);
     if (!rc)
@@ -459,12 +481,17 @@ static int s_on_submit(dp_broker_t *b, s_peer_t *p, dp_bbuf_t *buf,
     r = jobs;
     if (!rc)
         rc = dp_rd_array(&r, &njobs);
-    if (!rc && njobs > DP_SUBMIT_MAX_JOBS)
+    if (!rc && njobs > DP_SUBMIT_MAX_JOBS) {
         rc = DP_ERR_TOO_BIG;
+        snprintf(msg, len, "%u jobs in one SUBMIT; at most %u", njobs,
+                 DP_SUBMIT_MAX_JOBS);
+    }
     if (!rc)
         rc = s_submit_scan(b, p, r, njobs, msg, len);
-    if (rc)
-        return rc;
+    if (rc) {
+        s_refuse(b, p, rc, msg, seq, njobs);
+        return 0;
+    }
     chunk = chunk < 1 ? 1 : chunk > DP_CHUNK_MAX ? DP_CHUNK_MAX : chunk;
     uint32_t accepted = 0;
     for (uint32_t k = 0; k < njobs; k++) {

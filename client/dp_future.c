@@ -65,7 +65,7 @@ int dp_submit(dp_pool_t *p, const char *type, const dp_value_t *args,
 int dp_future_wait(dp_future_t *f, double timeout)
 {
     while (!f->res) {
-        int rc = dp_pool_pump(f->pool, timeout);
+        int rc = dp_pool_pump(f->pool, timeout, -1);
         if (f->res)
             break;
         if (rc)

@@ -24,11 +24,12 @@ struct dp_map {
     double job_us;          /* moving average of job run time */
     size_t read, yielded, failed;
     bool input_done, input_error, cancelled, lost;
+    bool input_wait;        /* the input said DP_INPUT_WAIT */
     dp_result_t **ring;     /* ordered: slot index % cap */
     size_t fhead, fcount;   /* unordered: FIFO in ring */
     dp_wr_t batch;          /* encoded jobs not yet sent */
     uint32_t nbatch;
-    uint64_t seq;
+    uint64_t batch_id;      /* first job id in batch: the SUBMIT's seq */
 };
 
 static size_t s_clamp(size_t v, size_t lo, size_t hi)
@@ -80,7 +81,7 @@ static int s_flush(dp_map_t *m)
     dp_wr_init(&w);
     dp_msg_begin(&w, DP_CMD_SUBMIT);
     dp_wr_array(&w, 3);
-    dp_wr_uint(&w, ++m->seq);
+    dp_wr_uint(&w, m->batch_id);
     dp_wr_array(&w, m->nbatch);
     dp_wr_raw(&w, m->batch.buf.data, m->batch.buf.len);
     dp_wr_uint(&w, m->nbatch); /* the broker dispatches it as one chunk */
@@ -102,6 +103,11 @@ static int s_read_one(dp_map_t *m)
     } else {
         got = m->in(m->in_ctx, &args);
     }
+    if (got == DP_INPUT_WAIT) {
+        dp_value_clear(&args);
+        m->input_wait = true;
+        return DP_ERR_EOF; /* for now: the loop stops reading */
+    }
     if (got <= 0) {
         m->input_done = true;
         m->input_error = got < 0;
@@ -112,6 +118,8 @@ static int s_read_one(dp_map_t *m)
     int rc = dp_route_add(m->pool, id, DP_SINK_MAP, m, m->read);
     const dp_job_opts_t *jo = &m->o.job;
     if (!rc) {
+        if (m->nbatch == 0)
+            m->batch_id = id;
         dp_msg_put_job(&m->batch, id, m->type, &args,
                        jo->timeout > 0 ? (uint32_t)(jo->timeout * 1000 + 0.5)
                                        : 0,
@@ -159,6 +167,7 @@ int dp_map_next(dp_map_t *m, dp_result_t **out)
          * long a job takes (then s_adapt sizes the chunks) */
         size_t window = m->adaptive && m->job_us == 0
                             ? 2 * (size_t)s_slots(m->pool) : m->cap;
+        m->input_wait = false;
         while (!m->input_done && !m->cancelled &&
                m->read - m->yielded < window) {
             if (s_read_one(m))
@@ -171,7 +180,7 @@ int dp_map_next(dp_map_t *m, dp_result_t **out)
             return rc;
         if (m->input_done && m->yielded == m->read)
             continue;
-        rc = dp_pool_pump(m->pool, -1);
+        rc = dp_pool_pump(m->pool, -1, m->input_wait ? m->o.input_fd : -1);
         if (rc == DP_ERR_CANCELLED) {
             dp_map_cancel(m);
             return rc;
@@ -218,7 +227,7 @@ static int s_new(dp_pool_t *p, const char *type, const dp_map_opts_t *o,
      * one job per chunk and adapts (s_adapt) */
     size_t quarter = 4 * (size_t)s_slots(p);
     m->adaptive = !m->o.chunksize && !known_len;
-    m->chunk = m->o.chunksize ? m->o.chunksize
+    m->chunk = m->o.chunksize ? s_clamp(m->o.chunksize, 1, DP_CHUNK_MAX_CLIENT)
                : known_len ? s_clamp((known_len + quarter - 1) / quarter, 1,
                                      DP_CHUNK_MAX_CLIENT)
                            : 1;

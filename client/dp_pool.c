@@ -193,14 +193,20 @@ static void s_route_result(dp_pool_t *p, dp_result_t *r)
         dp_map_deliver(owner, index, r);
 }
 
-int dp_pool_pump(dp_pool_t *p, double timeout)
+int dp_pool_pump(dp_pool_t *p, double timeout, int fd)
 {
     struct timespec ts;
     if (timeout >= 0)
         s_deadline(&ts, timeout);
     pthread_mutex_lock(&p->mu);
+    p->watch_fd = fd;
+    p->fd_ready = false;
+    pthread_mutex_unlock(&p->mu);
+    if (fd >= 0)
+        s_wake(p); /* the I/O thread starts watching fd */
+    pthread_mutex_lock(&p->mu);
     int rc = 0;
-    while (!p->in_head && !p->lost && !p->interrupted) {
+    while (!p->in_head && !p->lost && !p->interrupted && !p->fd_ready) {
         if (timeout < 0) {
             pthread_cond_wait(&p->cv, &p->mu);
         } else if (pthread_cond_timedwait(&p->cv, &p->mu, &ts) ==
@@ -212,6 +218,7 @@ int dp_pool_pump(dp_pool_t *p, double timeout)
     dp_item_t *in = p->in_head;
     p->in_head = p->in_tail = NULL;
     bool lost = p->lost;
+    p->watch_fd = -1;
     pthread_mutex_unlock(&p->mu);
     for (dp_item_t *nx; in; in = nx) {
         nx = in->next;
@@ -282,6 +289,48 @@ static void s_on_results(dp_pool_t *p, dp_rd_t *r)
     pthread_mutex_unlock(&p->mu);
 }
 
+/* s_on_error: ERROR [code, message] or, for a refused SUBMIT, [code,
+ * message, seq, count]: its jobs (ids seq .. seq+count-1, as clients
+ * number batches by their first id) each get the error as their result. */
+static void s_on_error(dp_pool_t *p, dp_rd_t *r)
+{
+    uint32_t n;
+    uint64_t code = 0, seq = 0, count = 0;
+    const char *msg = "";
+    size_t len = 0;
+    if (dp_rd_array(r, &n) || n < 2 || dp_rd_uint(r, &code) ||
+        dp_rd_str(r, &msg, &len))
+        return;
+    if (code == DP_ERR_BROKER_LOST || code == DP_ERR_UNKNOWN_PEER) {
+        s_set_lost(p, DP_ERR_BROKER_LOST);
+        return;
+    }
+    if (n != 4 || dp_rd_uint(r, &seq) || dp_rd_uint(r, &count) ||
+        count > DP_SUBMIT_MAX_JOBS_CLIENT)
+        return;
+    dp_item_t *head = NULL, *tail = NULL;
+    for (uint64_t k = 0; k < count; k++) {
+        dp_result_t *res = calloc(1, sizeof *res);
+        if (!res)
+            break;
+        res->id = seq + k;
+        res->error = (int)code;
+        res->message = strndup(msg, len);
+        res->worker = strdup("");
+        s_inbox_add(p, &head, &tail, res);
+    }
+    if (!head)
+        return;
+    pthread_mutex_lock(&p->mu);
+    if (p->in_tail)
+        p->in_tail->next = head;
+    else
+        p->in_head = head;
+    p->in_tail = tail;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
 static void s_on_message(dp_pool_t *p, zmq_msg_t *body)
 {
     int cmd;
@@ -302,11 +351,7 @@ static void s_on_message(dp_pool_t *p, zmq_msg_t *body)
             pthread_mutex_unlock(&p->mu);
         }
     } else if (cmd == DP_CMD_ERROR) {
-        uint32_t n;
-        uint64_t code = 0;
-        if (!dp_rd_array(&r, &n) && n == 2 && !dp_rd_uint(&r, &code) &&
-            (code == DP_ERR_BROKER_LOST || code == DP_ERR_UNKNOWN_PEER))
-            s_set_lost(p, DP_ERR_BROKER_LOST);
+        s_on_error(p, &r);
     }
 }
 
@@ -334,9 +379,20 @@ static void *s_io_main(void *arg)
     for (;;) {
         uint64_t now = dp_now_ms();
         long wait = next_hb > now ? (long)(next_hb - now) : 0;
-        zmq_pollitem_t items[2] = {{p->sock, 0, ZMQ_POLLIN, 0},
-                                   {NULL, p->wake_fd, ZMQ_POLLIN, 0}};
-        int n = zmq_poll(items, 2, wait);
+        pthread_mutex_lock(&p->mu);
+        int watch = p->fd_ready ? -1 : p->watch_fd;
+        pthread_mutex_unlock(&p->mu);
+        zmq_pollitem_t items[3] = {{p->sock, 0, ZMQ_POLLIN, 0},
+                                   {NULL, p->wake_fd, ZMQ_POLLIN, 0},
+                                   {NULL, watch, ZMQ_POLLIN, 0}};
+        int n = zmq_poll(items, watch >= 0 ? 3 : 2, wait);
+        if (n > 0 && watch >= 0 &&
+            (items[2].revents & (ZMQ_POLLIN | ZMQ_POLLERR))) {
+            pthread_mutex_lock(&p->mu);
+            p->fd_ready = true; /* the caller's input can be read */
+            pthread_cond_broadcast(&p->cv);
+            pthread_mutex_unlock(&p->mu);
+        }
         if (n < 0 && zmq_errno() != EINTR)
             break;
         if (n > 0 && (items[1].revents & ZMQ_POLLIN)) {
@@ -447,6 +503,7 @@ int dp_pool_open(const char *endpoint, const dp_pool_opts_t *opts,
     if (!p)
         return DP_ERR_NOMEM;
     p->lim = dp_limits_default();
+    p->watch_fd = -1;
     p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     pthread_mutex_init(&p->mu, NULL);
     pthread_condattr_t ca;

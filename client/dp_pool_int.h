@@ -25,6 +25,7 @@
 #define DP_MAX_INFLIGHT_DEFAULT 1024
 #define DP_CHUNK_AUTO_MAX 256      /* adaptive chunks, at most */
 #define DP_CHUNK_MAX_CLIENT 4096   /* the broker's DP_CHUNK_MAX */
+#define DP_SUBMIT_MAX_JOBS_CLIENT 100000 /* the broker's DP_SUBMIT_MAX_JOBS */
 #define DP_CHUNK_TARGET_US 20000.0 /* a stream's chunk: ~20 ms of work */
 #define DP_RETRIES_DEFAULT_CLIENT 3
 
@@ -67,6 +68,8 @@ struct dp_pool {
     int lost_code;
     bool status_ready;
     dp_value_t status;
+    int watch_fd;                /* input fd the caller waits on, or -1 */
+    bool fd_ready;
     /* caller side */
     uint32_t client_no;
     uint32_t next_seq;
@@ -79,10 +82,11 @@ struct dp_pool {
 int dp_pool_send(dp_pool_t *p, dp_wr_t *w);
 /* dp_pool_next_id: a new job id (client_no << 32 | seq). */
 uint64_t dp_pool_next_id(dp_pool_t *p);
-/* dp_pool_pump: wait up to timeout s (< 0 forever) for results, route
- * each to its future or map. 0 when something arrived, DP_ERR_TIMEOUT,
+/* dp_pool_pump: wait up to timeout s (< 0 forever) for results, or for
+ * fd (>= 0) to become readable; route each result to its future or map.
+ * 0 when something arrived (or fd is readable), DP_ERR_TIMEOUT,
  * DP_ERR_BROKER_LOST, DP_ERR_CANCELLED (interrupted). */
-int dp_pool_pump(dp_pool_t *p, double timeout);
+int dp_pool_pump(dp_pool_t *p, double timeout, int fd);
 /* dp_route_add / dp_route_del: the routing table, caller thread only. */
 int dp_route_add(dp_pool_t *p, uint64_t id, dp_sinkkind_t kind, void *owner,
                  size_t index);

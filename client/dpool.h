@@ -221,10 +221,13 @@ void dp_future_destroy(dp_future_t **f);
 /* ---- batches: map and as_completed ---- */
 
 /* dp_input_fn: produce the next job's arguments into *args (a DP_ARRAY the
- * library takes ownership of). Return 1 = produced, 0 = end of input, or a
+ * library takes ownership of). Return 1 = produced, 0 = end of input,
+ * DP_INPUT_WAIT = nothing ready yet (dp_map_next sends what it has, gives
+ * back results, and asks again once opts.input_fd is readable), or a
  * negative number = input error (the map stops with DP_ERR_INVALID). Called
  * lazily: only as many inputs are read as are in flight. */
 typedef int (*dp_input_fn)(void *ctx, dp_value_t *args);
+#define DP_INPUT_WAIT 2
 
 typedef struct {
     bool unordered;      /* false: input order (imap); true: as_completed */
@@ -232,6 +235,7 @@ typedef struct {
     size_t max_inflight; /* inputs read ahead; 0 = automatic */
     bool fail_fast;      /* first error cancels the rest */
     dp_job_opts_t job;   /* per-job time limit and retries */
+    int input_fd;        /* watched when the input says DP_INPUT_WAIT */
 } dp_map_opts_t;
 
 typedef struct dp_map dp_map_t;

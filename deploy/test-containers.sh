@@ -29,8 +29,8 @@ if [ ${#need[@]} -gt 0 ]; then
     step "apt-get install ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get -o DPkg::Lock::Timeout=600 -q update >/dev/null
-    apt-get -o DPkg::Lock::Timeout=600 -y -q install podman debootstrap runc \
-        >/dev/null
+    apt-get -o DPkg::Lock::Timeout=600 -y -q install --no-install-recommends \
+        podman debootstrap runc >/dev/null
 fi
 
 # the mirror apt is configured with (deb822 or one-line sources)
@@ -65,6 +65,8 @@ PODMAN=(podman --root "$T/storage" --runroot "$T/run")
 cleanup() {
     local rc=$?
     set +e
+    trap - INT TERM
+    printf '== [%3ds] %s\n' $((SECONDS - T0)) "cleanup"
     if [ "$rc" -ne 0 ]; then
         echo "---- container logs (failure) ----" >&2
         for c in $("${PODMAN[@]}" ps -a --format '{{.Names}}' 2>/dev/null |
@@ -100,7 +102,9 @@ if [ ! -s "$tarball" ]; then
     debootstrap --variant=minbase bookworm "$T/rootfs" "$mirror" \
         >"$T/debootstrap.log" 2>&1 ||
         { tail -20 "$T/debootstrap.log"; die "debootstrap failed"; }
-    rm -rf "$T"/rootfs/var/cache/apt/archives/*.deb
+    # what apt-get update remakes anyway: smaller image layers
+    find "$T/rootfs/var/cache/apt" "$T/rootfs/var/lib/apt/lists" -type f \
+        -delete
     tar -C "$T/rootfs" -cf "$tarball" .
     rm -rf "$T/rootfs"
 fi
@@ -118,10 +122,11 @@ step "podman build --isolation=chroot -f deploy/Dockerfile"
 size=$("${PODMAN[@]}" image inspect -f '{{.Size}}' "$IMG")
 step "image built: $((size / 1000000)) MB"
 
-user=$("${PODMAN[@]}" run --rm "$IMG" id -un)
+user=$("${PODMAN[@]}" run --rm --network none "$IMG" id -un)
 [ "$user" = dpool ] || die "image runs as '$user', not dpool"
 for p in dpool dpool-broker dpool-worker; do
-    "${PODMAN[@]}" run --rm "$IMG" "$p" --version >/dev/null ||
+    "${PODMAN[@]}" run --rm --network none "$IMG" "$p" --version \
+        >/dev/null ||
         die "$p --version failed in the image"
 done
 

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,8 @@
 #include "dp_download.h"
 
 #define S_FILE_MAX (256u * 1024 * 1024) /* hash: largest file sent */
+#define S_LINE_MAX (1u << 20)            /* longest stdin line */
+#define S_READ_CHUNK 65536u
 
 typedef struct {
     dp_cli_t *c;
@@ -27,8 +30,9 @@ typedef struct {
     int nargs, next;
     char **inputs;     /* ring: input text by index % cap */
     size_t cap, count;
-    char *line;
-    size_t line_cap;
+    char *rbuf;        /* stdin bytes read, not yet taken as lines */
+    size_t roff, rlen, rcap;
+    bool eof;
     int bad_input;     /* exit code when an input could not be read */
 } s_in_t;
 
@@ -87,25 +91,75 @@ static int s_make_args(s_in_t *in, const char *text, dp_value_t *args)
     return 0;
 }
 
+/* s_stdin_line: the next line of stdin (NUL-terminated in place) into
+ * *line: 1, 0 at the end, DP_INPUT_WAIT when no whole line is there yet
+ * (never blocks, so results keep flowing while the producer is slow), -1
+ * for a line over S_LINE_MAX. */
+static int s_stdin_line(s_in_t *in, char **line)
+{
+    for (;;) {
+        char *start = in->rbuf + in->roff;
+        char *nl = in->rlen > in->roff
+                       ? memchr(start, '\n', in->rlen - in->roff) : NULL;
+        if (nl || (in->eof && in->rlen > in->roff)) {
+            size_t len = nl ? (size_t)(nl - start) : in->rlen - in->roff;
+            in->roff += len + (nl ? 1 : 0);
+            start[len] = '\0'; /* over the newline, or the spare byte */
+            *line = start;
+            return 1;
+        }
+        if (in->eof)
+            return 0;
+        if (in->roff) { /* keep the partial line at the front */
+            memmove(in->rbuf, start, in->rlen - in->roff);
+            in->rlen -= in->roff;
+            in->roff = 0;
+        }
+        if (in->rlen + 1 >= in->rcap) {
+            if (in->rcap >= S_LINE_MAX)
+                return -1;
+            size_t cap = in->rcap ? in->rcap * 2 : S_READ_CHUNK;
+            char *p = realloc(in->rbuf, cap);
+            if (!p)
+                return -1;
+            in->rbuf = p;
+            in->rcap = cap;
+        }
+        struct pollfd pf = {STDIN_FILENO, POLLIN, 0};
+        if (poll(&pf, 1, 0) == 0)
+            return DP_INPUT_WAIT;
+        ssize_t n = read(STDIN_FILENO, in->rbuf + in->rlen,
+                         in->rcap - in->rlen - 1);
+        if (n > 0)
+            in->rlen += (size_t)n;
+        else if (n == 0 || (errno != EINTR && errno != EAGAIN))
+            in->eof = true;
+    }
+}
+
 static int s_next_input(void *ctx, dp_value_t *args)
 {
     s_in_t *in = ctx;
-    const char *text;
+    char *text;
     for (;;) {
         if (in->nargs > 0) {
             if (in->next >= in->nargs)
                 return 0;
             text = in->args[in->next++];
         } else {
-            ssize_t n = getline(&in->line, &in->line_cap, stdin);
-            if (n < 0)
-                return 0;
-            while (n > 0 && (in->line[n - 1] == '\n' ||
-                             in->line[n - 1] == '\r'))
-                in->line[--n] = '\0';
+            int got = s_stdin_line(in, &text);
+            if (got == -1) {
+                fprintf(stderr, "dpool: stdin: a line over %u bytes\n",
+                        S_LINE_MAX);
+                return -1;
+            }
+            if (got != 1)
+                return got; /* 0 (end) or DP_INPUT_WAIT */
+            size_t n = strlen(text);
+            if (n && text[n - 1] == '\r')
+                text[--n] = '\0';
             if (n == 0)
                 continue; /* blank lines are no input */
-            text = in->line;
         }
         break;
     }
@@ -271,7 +325,8 @@ int dp_cli_map(dp_cli_t *c, const char *type, char **args, int nargs)
                        .max_inflight = (size_t)c->max_inflight,
                        .fail_fast = c->fail_fast,
                        .job = {.timeout = c->timeout,
-                               .retries = (int)c->retries}};
+                               .retries = (int)c->retries},
+                       .input_fd = STDIN_FILENO};
     in.cap = o.max_inflight ? o.max_inflight : DP_MAX_INFLIGHT_CLI;
     o.max_inflight = in.cap;
     in.inputs = calloc(in.cap, sizeof *in.inputs);
@@ -317,6 +372,6 @@ int dp_cli_map(dp_cli_t *c, const char *type, char **args, int nargs)
     for (size_t k = 0; in.inputs && k < in.cap; k++)
         free(in.inputs[k]);
     free(in.inputs);
-    free(in.line);
+    free(in.rbuf);
     return code;
 }

@@ -373,13 +373,9 @@ Test(faults, embedded_dies_with_client, .timeout = 30)
 }
 
 /* 9c. SIGTERM to an embedded client (what timeout(1), CI runners and
- * service managers send): the pool stops and its temp dir goes.
- * PRODUCT BUG: client/cli/main.c main() installs a handler for SIGINT
- * only, so SIGTERM ends the client at once (status 143): dp_pool_close /
- * dp_embed_stop never run, and /tmp/dpool-XXXXXX with its `broker` socket
- * file stays behind for good (the broker and worker do die, through their
- * PDEATHSIG). Expected: SIGTERM handled like SIGINT (cancel, stop the
- * pool, remove the dir). */
+ * service managers send): the pool stops and its temp dir goes. Before
+ * fbc33ab the client had a SIGINT handler only and left /tmp/dpool-XXXXXX
+ * with its socket behind; kept as a regression test. */
 Test(faults, embedded_sigterm_cleans_up, .timeout = 30)
 {
     dp_e2e_proc_t cl;
@@ -398,5 +394,5 @@ Test(faults, embedded_sigterm_cleans_up, .timeout = 30)
     cr_assert(code == 130 || code == 143 || code == 1,
               "client exit %d after SIGTERM", code);
     cr_assert(gone, "the embedded pool outlived its client");
-    cr_assert(!left, "%s left behind (see PRODUCT BUG above)", bind + 6);
+    cr_assert(!left, "%s left behind", bind + 6);
 }

@@ -241,6 +241,24 @@ static void s_remove_stale(void)
         s_ip("netns", "del", names[k], NULL);
 }
 
+/* s_rm_dir: the temp dir and its files (kept with $DP_E2E_KEEP). */
+static void s_rm_dir(void)
+{
+    if (!N.dir[0])
+        return;
+    if (getenv("DP_E2E_KEEP")) {
+        fprintf(stderr, "multihost: logs kept in %s\n", N.dir);
+        return;
+    }
+    char p[PATH_MAX + 8];
+    const char *files[] = {"log", "out", "status"};
+    for (size_t k = 0; k < sizeof files / sizeof *files; k++) {
+        snprintf(p, sizeof p, "%s/%s", N.dir, files[k]);
+        unlink(p);
+    }
+    rmdir(N.dir);
+}
+
 /* s_guard: a process that deletes our namespaces when we die without a
  * teardown (its pipe closes). It keeps no other descriptor of ours. */
 static void s_guard(void)
@@ -271,6 +289,7 @@ static void s_guard(void)
             if (k > 0)
                 waitpid(k, NULL, 0);
         }
+        s_rm_dir();
         _exit(0);
     }
     close(p[0]);
@@ -299,17 +318,7 @@ static void s_net_down(void)
             s_kill_wait(N.guard, SIGKILL);
         N.guard = -1;
     }
-    if (N.dir[0] && !getenv("DP_E2E_KEEP")) {
-        char p[PATH_MAX + 8];
-        const char *files[] = {"log", "out", "status"};
-        for (size_t k = 0; k < sizeof files / sizeof *files; k++) {
-            snprintf(p, sizeof p, "%s/%s", N.dir, files[k]);
-            unlink(p);
-        }
-        rmdir(N.dir);
-    } else if (N.dir[0]) {
-        fprintf(stderr, "multihost: logs kept in %s\n", N.dir);
-    }
+    s_rm_dir();
     N.dir[0] = '\0';
 }
 
@@ -328,9 +337,11 @@ static void s_net_up(void)
         snprintf(N.ns[h], sizeof N.ns[h], NS_PREFIX "%d-%s", (int)getpid(),
                  s_suffix[h]);
     s_guard();
-    if (s_ip("netns", "add", N.ns[H_SW], NULL) != 0)
+    if (s_ip("netns", "add", N.ns[H_SW], NULL) != 0) {
+        s_net_down(); /* no teardown after a skip */
         cr_skip_test("multihost: `ip netns add` does not work here "
                      "(no CAP_SYS_ADMIN / CAP_NET_ADMIN?)");
+    }
     N.made[H_SW] = true;
     const char *sw = N.ns[H_SW];
     cr_assert_eq(s_ip("-n", sw, "link", "add", "br0", "type", "bridge",
