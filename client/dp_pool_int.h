@@ -19,7 +19,8 @@
 
 #define DP_CONNECT_TIMEOUT_DEFAULT 10.0
 #define DP_CLIENT_HB_MS_DEFAULT 1000
-#define DP_CLIENT_LIVENESS 3
+#define DP_CLIENT_LIVENESS 5 /* missed broker heartbeats: lost (a client
+                                 may wait out a starved broker) */
 #define DP_EMBED_STOP_MS 5000   /* wait for embedded daemons to exit */
 #define DP_EMBED_GRACE "1"      /* seconds an embedded worker drains */
 #define DP_MAX_INFLIGHT_DEFAULT 1024
