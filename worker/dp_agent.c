@@ -831,7 +831,8 @@ static void s_on_signals(dp_agent_t *a, int sig_fd)
             }
         }
     }
-    s_reap(a); /* SIGCHLD, or a byte we do not care to tell apart */
+    /* SIGCHLD: children are reaped by the loop after their fds are read
+     * (freeing one here would pull it from under this poll round) */
 }
 
 static void s_read_broker(dp_agent_t *a)

@@ -34,7 +34,8 @@ static inline void e2e_setup(void)
 
 static inline void e2e_teardown(void)
 {
-    dp_e2e_fini(&T.e);
+    cr_expect_eq(dp_e2e_fini(&T.e), 0,
+                 "a program reported a sanitizer error (see stderr)");
 }
 
 /* e2e_workers_up: wait until the broker counts n workers. */

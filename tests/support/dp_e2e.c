@@ -75,7 +75,28 @@ static int s_rm(const char *path, const struct stat *st, int flag,
     return 0;
 }
 
-void dp_e2e_fini(dp_e2e_t *e)
+/* s_sanitized: a sanitizer's report in any log of the test's dir (the
+ * daemons' stderr): printed, and counted so the test fails. */
+static int s_reports;
+
+static int s_scan(const char *path, const struct stat *st, int flag,
+                  struct FTW *ftw)
+{
+    (void)ftw;
+    if (flag != FTW_F || !S_ISREG(st->st_mode))
+        return 0;
+    char *text = dp_e2e_slurp(path);
+    if (text && (strstr(text, "ERROR: AddressSanitizer") ||
+                 strstr(text, "ERROR: LeakSanitizer") ||
+                 strstr(text, "runtime error:"))) {
+        fprintf(stderr, "e2e: sanitizer report in %s:\n%s\n", path, text);
+        s_reports++;
+    }
+    free(text);
+    return 0;
+}
+
+int dp_e2e_fini(dp_e2e_t *e)
 {
     /* SIGINT: all three programs stop cleanly on it (an embedded client
      * also removes its temp dir, which it does not on SIGTERM) */
@@ -99,11 +120,15 @@ void dp_e2e_fini(dp_e2e_t *e)
         }
         s_nap(S_REAP_STEP_MS);
     }
+    s_reports = 0;
+    if (e->dir[0])
+        nftw(e->dir, s_scan, S_NFTW_FDS, FTW_PHYS);
     if (e->dir[0] && !getenv("DP_E2E_KEEP"))
         nftw(e->dir, s_rm, S_NFTW_FDS, FTW_DEPTH | FTW_PHYS);
     else if (e->dir[0])
         fprintf(stderr, "e2e: kept %s\n", e->dir);
     e->dir[0] = '\0';
+    return s_reports;
 }
 
 /* ---- processes ---- */

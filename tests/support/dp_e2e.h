@@ -56,8 +56,10 @@ typedef struct {
 int dp_e2e_init(dp_e2e_t *e, const char *bin_dir);
 /* dp_e2e_fini: stop every process still tracked (SIGINT, SIGKILL after
  * DP_E2E_STOP_MS), reap them, remove the temp dir (kept when
- * $DP_E2E_KEEP is set, for reading the logs). Idempotent. */
-void dp_e2e_fini(dp_e2e_t *e);
+ * $DP_E2E_KEEP is set, for reading the logs). Idempotent. Returns how
+ * many logs hold a sanitizer report (printed on stderr): a daemon that
+ * crashed or leaked under -DDP_SANITIZE fails the test that ran it. */
+int dp_e2e_fini(dp_e2e_t *e);
 
 /* dp_e2e_spawn: start argv (argv[0] a program name in bin_dir, or a path)
  * with stdin from stdin_fd (-1: /dev/null), stdout and stderr to files in
