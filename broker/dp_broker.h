@@ -25,11 +25,16 @@
 #define DP_SUBMIT_MAX_JOBS 100000u
 #define DP_POLL_BURST 256         /* messages read per poll wake-up */
 #define DP_CHUNK_MAX 4096         /* jobs per dispatch, at most */
+#define DP_LOOKAHEAD_US 2000.0    /* work a slot may have waiting, when
+                                     jobs are short (microseconds) */
+#define DP_LOOKAHEAD_MAX_JOBS 256 /* waiting jobs per slot, at most */
+#define DP_AVG_WEIGHT 0.1         /* moving average of job times */
 
 typedef struct {
     dp_optlist_t binds;  /* endpoints; empty = DP_BROKER_BIND_DEFAULT */
     long heartbeat_ms;
-    long lookahead;      /* jobs per worker beyond its slots; -1 = slots */
+    long lookahead;      /* chunks per worker beyond its slots; -1 = by
+                            time (see s_allowed in dp_broker.c) */
     dp_limits_t limits;
 } dp_broker_cfg_t;
 

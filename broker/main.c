@@ -63,8 +63,8 @@ int main(int argc, char **argv)
          &cfg.heartbeat_ms, 50, 600000, "MS",
          "heartbeat interval; a peer is dead after 3 missed (1000)"},
         {"lookahead", 0, "DPOOL_LOOKAHEAD", DP_OPT_LONG, &cfg.lookahead, -1,
-         1000000, "N", "jobs a worker may hold beyond its slots (-1: as "
-         "many as its slots)"},
+         1000000, "N", "chunks a worker may hold beyond its slots (-1: "
+         "auto, about 2 ms of work per slot)"},
         {"max-msg-size", 0, "DPOOL_MAX_MSG_SIZE", DP_OPT_LONG, &max_msg,
          1024, 1L << 31, "BYTES", "largest message accepted"},
         {"log-level", 0, "DPOOL_LOG", DP_OPT_STR, &level, 0, 0, "LEVEL",

@@ -34,7 +34,7 @@ int dp_buf_reserve(dp_buf_t *b, size_t extra)
 
 int dp_buf_put(dp_buf_t *b, const void *p, size_t len)
 {
-    if (dp_buf_reserve(b, len))
+    if (b->cap - b->len < len && dp_buf_reserve(b, len))
         return DP_ERR_NOMEM;
     if (len)
         memcpy(b->data + b->len, p, len);

@@ -171,6 +171,11 @@ static int s_expect(dp_rd_t *r, s_kind_t kind, s_head_t *h)
 
 int dp_rd_array(dp_rd_t *r, uint32_t *n)
 {
+    if (r->p < r->end && (*r->p & 0xf0) == 0x90 &&
+        (uint32_t)(*r->p & 0x0f) <= dp_rd_left(r) - 1) {
+        *n = *r->p++ & 0x0f; /* fixarray: the common case, inline */
+        return 0;
+    }
     s_head_t h;
     int rc = s_expect(r, K_ARRAY, &h);
     if (rc)
@@ -193,6 +198,10 @@ int dp_rd_map(dp_rd_t *r, uint32_t *n)
 
 int dp_rd_uint(dp_rd_t *r, uint64_t *v)
 {
+    if (r->p < r->end && *r->p <= 0x7f) {
+        *v = *r->p++; /* positive fixint: the common case, inline */
+        return 0;
+    }
     s_head_t h;
     int rc = s_head(r, &h);
     if (rc)

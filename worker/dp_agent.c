@@ -60,6 +60,15 @@ typedef struct {
     size_t n;
 } s_jlist_t;
 
+/* Job records come from slabs and go back to a free list (linked through
+ * next): no malloc per job on the hot path. */
+#define S_SLAB_JOBS 1024
+
+typedef struct s_slab {
+    struct s_slab *next;
+    s_job_t jobs[S_SLAB_JOBS];
+} s_slab_t;
+
 struct s_child {
     pid_t pid;
     int fd;
@@ -88,6 +97,8 @@ struct dp_agent {
     bool draining;
     uint64_t drain_end_ms;
     uint32_t next_group;
+    s_slab_t *slabs;
+    s_job_t *free_jobs;
     dp_buf_t out;              /* encoded results waiting for the broker */
     uint32_t nout;
     dp_wr_t w;
@@ -121,6 +132,36 @@ static void s_unlink(s_jlist_t *l, s_job_t *j)
     l->n--;
 }
 
+static s_job_t *s_job_new(dp_agent_t *a)
+{
+    if (!a->free_jobs) {
+        s_slab_t *sl = malloc(sizeof *sl);
+        if (!sl)
+            return NULL;
+        sl->next = a->slabs;
+        a->slabs = sl;
+        for (size_t k = 0; k < S_SLAB_JOBS; k++) {
+            sl->jobs[k].next = a->free_jobs;
+            a->free_jobs = &sl->jobs[k];
+        }
+    }
+    s_job_t *j = a->free_jobs;
+    a->free_jobs = j->next;
+    memset(j, 0, sizeof *j);
+    return j;
+}
+
+static void s_frame_unref(s_frame_t *f);
+
+/* s_job_free: the job's frame reference goes, the record back to the
+ * free list. */
+static void s_job_free(dp_agent_t *a, s_job_t *j)
+{
+    s_frame_unref(j->frame);
+    j->next = a->free_jobs;
+    a->free_jobs = j;
+}
+
 static void s_frame_unref(s_frame_t *f)
 {
     if (f && --f->refs == 0) {
@@ -150,8 +191,7 @@ static void s_finish(dp_agent_t *a, s_job_t *j, int code, const char *msg,
     if (!w.err)
         s_out_raw(a, w.buf.data, w.buf.len);
     dp_wr_release(&w);
-    s_frame_unref(j->frame);
-    free(j);
+    s_job_free(a, j);
 }
 
 static void s_flush(dp_agent_t *a)
@@ -411,8 +451,7 @@ static void s_on_child_result(dp_agent_t *a, s_child_t *c,
         s_finish(a, j, DP_ERR_CANCELLED, "cancelled", c->pid);
     else {
         s_out_raw(a, res->raw.ptr, res->raw.len);
-        s_frame_unref(j->frame);
-        free(j);
+        s_job_free(a, j);
     }
     if (a->cfg.max_jobs_per_child > 0 && c->cls == DP_CLASS_CPU &&
         c->done >= (uint32_t)a->cfg.max_jobs_per_child)
@@ -510,8 +549,7 @@ static void s_broker_lost(dp_agent_t *a, const char *why)
         while (a->queue[cls].head) {
             s_job_t *j = a->queue[cls].head;
             s_unlink(&a->queue[cls], j);
-            s_frame_unref(j->frame);
-            free(j);
+            s_job_free(a, j);
             dropped++;
         }
     }
@@ -546,7 +584,7 @@ static int s_on_jobs(dp_agent_t *a, s_frame_t *frame)
             rc = dp_msg_read_job(&r, &job);
         if (rc)
             break;
-        s_job_t *j = calloc(1, sizeof *j);
+        s_job_t *j = s_job_new(a);
         if (!j)
             return DP_ERR_NOMEM;
         j->group = group;
@@ -943,9 +981,13 @@ void dp_agent_destroy(dp_agent_t **ap)
         while (a->queue[cls].head) {
             s_job_t *j = a->queue[cls].head;
             s_unlink(&a->queue[cls], j);
-            s_frame_unref(j->frame);
-            free(j);
+            s_job_free(a, j);
         }
+    }
+    while (a->slabs) {
+        s_slab_t *sl = a->slabs;
+        a->slabs = sl->next;
+        free(sl);
     }
     if (a->sock)
         zmq_close(a->sock);
