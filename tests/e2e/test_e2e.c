@@ -576,3 +576,90 @@ Test(e2e, refused_submit_completes, .timeout = 30)
     cr_assert_eq(r.code, 0, "exit %d; stderr:\n%s", r.code, r.err);
     dp_e2e_run_free(&r);
 }
+
+/* Credit flow: a worker holds its slots' jobs plus a small lookahead, so
+ * a worker that joins late still gets work (no Celery-style prefetch
+ * surprise): 8 jobs of 600 ms on one worker of 1 child; a second worker
+ * joins while the batch runs and must run some of them. */
+Test(e2e, late_worker_gets_work, .timeout = 40)
+{
+    e2e_pool(1, 1);
+    dp_e2e_proc_t cl;
+    cr_assert_eq(dp_e2e_spawn(&T.e, &cl, -1,
+                              ARGV("dpool", "--broker", T.ep, "--format",
+                                   "json", "--unordered", "map", "sleep",
+                                   "600", "600", "600", "600", "600", "600",
+                                   "600", "600")),
+                 0);
+    cr_assert(dp_e2e_wait_stat(&T.e, T.ep, "running", 1, 8, E2E_UP_MS));
+    cr_assert_eq(dp_e2e_worker(&T.e, &T.worker[1], T.ep, 1, "w1", NULL), 0);
+    e2e_workers_up(2);
+    int st = dp_e2e_wait(&T.e, cl.pid, E2E_RUN_MS);
+    cr_assert_eq(st, 0, "client exit %d", st);
+    char *out = dp_e2e_slurp(cl.out);
+    char **l = NULL;
+    int n = dp_e2e_lines(out, &l), late = 0;
+    cr_assert_eq(n, 8, "%d results", n);
+    for (int k = 0; k < n; k++) {
+        char who[16] = "";
+        cr_assert(dp_e2e_jtrue(l[k], "ok"), "%s", l[k]);
+        dp_e2e_jstr(l[k], "worker", who, sizeof who);
+        late += strcmp(who, "w1") == 0;
+    }
+    cr_assert(late >= 2, "the late worker ran %d of 8 jobs", late);
+    free(l);
+    free(out);
+}
+
+/* --max-jobs-per-child 2: a child is replaced after 2 jobs (like
+ * maxtasksperchild), so 6 jobs on 1 child run in 3 different processes. */
+Test(e2e, max_jobs_per_child, .timeout = 40)
+{
+    cr_assert_eq(dp_e2e_broker(&T.e, &T.broker, 0, T.ep, sizeof T.ep), 0);
+    cr_assert_eq(dp_e2e_spawn(&T.e, &T.worker[0], -1,
+                              ARGV("dpool-worker", "--connect", T.ep, "-p",
+                                   "1", "--max-jobs-per-child", "2")),
+                 0);
+    e2e_workers_up(1);
+    dp_e2e_run_t r;
+    e2e_run(&r, E2E_RUN_MS,
+            ARGV("dpool", "--broker", T.ep, "--format", "json",
+                 "--chunksize", "1", "map", "echo", "a", "b", "c", "d", "e",
+                 "f"));
+    cr_assert_eq(r.code, 0, "exit %d; stderr:\n%s", r.code, r.err);
+    char **l = e2e_json_lines(&r, 6);
+    long long pids[6];
+    int distinct = 0;
+    for (int k = 0; k < 6; k++) {
+        pids[k] = dp_e2e_jint(l[k], "pid");
+        bool seen = false;
+        for (int j = 0; j < k; j++)
+            seen |= pids[j] == pids[k];
+        distinct += !seen;
+    }
+    cr_assert_eq(distinct, 3, "6 jobs ran in %d processes", distinct);
+    free(l);
+    dp_e2e_run_free(&r);
+}
+
+/* --progress: a batch longer than a moment shows done/total, failures,
+ * jobs/s on stderr, ending with a newline; stdout stays clean. */
+Test(e2e, progress_line, .timeout = 40)
+{
+    e2e_pool(1, 1);
+    dp_e2e_run_t r;
+    e2e_run(&r, E2E_RUN_MS,
+            ARGV("dpool", "--broker", T.ep, "--progress", "map", "sleep",
+                 "500", "500", "500", "x"));
+    cr_assert_eq(r.code, 1, "exit %d; stderr:\n%s", r.code, r.err);
+    cr_assert(strstr(r.err, "4/4 done, 1 failed"), "stderr:\n%s", r.err);
+    cr_assert(strstr(r.err, "jobs/s"), "stderr:\n%s", r.err);
+    cr_assert_null(strstr(r.out, "done"), "stdout:\n%s", r.out);
+    dp_e2e_run_free(&r);
+    e2e_run(&r, E2E_RUN_MS,
+            ARGV("dpool", "--broker", T.ep, "--no-progress", "map", "sleep",
+                 "500", "500", "500"));
+    cr_assert_eq(r.code, 0);
+    cr_assert_null(strstr(r.err, "done"), "stderr:\n%s", r.err);
+    dp_e2e_run_free(&r);
+}
