@@ -41,7 +41,7 @@ typedef struct s_peer {
     dp_qclient_t qc; /* clients */
     dp_buf_t out;    /* clients: encoded results waiting to be sent */
     uint32_t nout;
-    dp_qworker_t qw; /* workers */
+    dp_qworker_t qw;               /* workers */
     double avg_us[DP_CLASS_COUNT]; /* workers: moving average job time */
 } s_peer_t;
 
@@ -119,8 +119,8 @@ static void s_client_raw(s_peer_t *p, const void *raw, size_t len)
 }
 
 /* s_client_error: queue a result the broker makes itself. */
-static void s_client_error(dp_broker_t *b, s_peer_t *p, uint64_t id,
-                           int code, const char *msg, uint32_t attempts)
+static void s_client_error(dp_broker_t *b, s_peer_t *p, uint64_t id, int code,
+                           const char *msg, uint32_t attempts)
 {
     dp_wr_t w;
     dp_wr_init(&w);
@@ -176,18 +176,18 @@ static void s_job_lost(dp_broker_t *b, dp_bjob_t *j, const char *why)
         return;
     }
     char msg[S_ERRMSG_MAX];
-    snprintf(msg, sizeof msg, "worker lost after %u attempt%s: %s",
-             j->attempts, j->attempts == 1 ? "" : "s", why);
-    s_client_error(b, s_peer_of_client(j->client), j->id,
-                   DP_ERR_WORKER_LOST, msg, j->attempts);
+    snprintf(msg, sizeof msg, "worker lost after %u attempt%s: %s", j->attempts,
+             j->attempts == 1 ? "" : "s", why);
+    s_client_error(b, s_peer_of_client(j->client), j->id, DP_ERR_WORKER_LOST,
+                   msg, j->attempts);
     dp_queue_free_job(&b->q, j);
 }
 
 static void s_worker_gone(dp_broker_t *b, s_peer_t *p, const char *why)
 {
     char reason[S_ERRMSG_MAX];
-    snprintf(reason, sizeof reason, "worker %s (pid %u) %s", p->name,
-             p->pid, why);
+    snprintf(reason, sizeof reason, "worker %s (pid %u) %s", p->name, p->pid,
+             why);
     dp_info("%s; %zu leased jobs to requeue", reason, p->qw.leases.n);
     while (p->qw.leases.head)
         s_job_lost(b, p->qw.leases.head, reason);
@@ -224,7 +224,8 @@ static void s_client_gone(dp_broker_t *b, s_peer_t *p, const char *why)
         free(ids);
     }
     dp_info("client %s (pid %u) %s: dropped %zu queued, cancelling %zu "
-            "running", p->name, p->pid, why, queued, running);
+            "running",
+            p->name, p->pid, why, queued, running);
     p->dead = true;
 }
 
@@ -238,8 +239,8 @@ static void s_purge(dp_broker_t *b)
         }
         if (p->kind == S_WORKER && p->qw.leases.n)
             s_worker_gone(b, p, "unreachable");
-        if (p->kind == S_CLIENT && (p->qc.running ||
-                                    p->qc.queue[0].n || p->qc.queue[1].n))
+        if (p->kind == S_CLIENT &&
+            (p->qc.running || p->qc.queue[0].n || p->qc.queue[1].n))
             s_client_gone(b, p, "unreachable");
         *pp = p->next;
         dp_buf_release(&p->out);
@@ -279,8 +280,7 @@ static void s_welcome(dp_broker_t *b, s_peer_t *p)
     s_send(b, p, &b->w);
 }
 
-static s_peer_t *s_peer_new(dp_broker_t *b, const dp_zmsg_t *m,
-                            s_kind_t kind)
+static s_peer_t *s_peer_new(dp_broker_t *b, const dp_zmsg_t *m, s_kind_t kind)
 {
     s_peer_t *p = calloc(1, sizeof *p);
     if (!p)
@@ -359,8 +359,8 @@ static int s_on_ready(dp_broker_t *b, const dp_zmsg_t *m, s_peer_t *p,
     p->pid = (uint32_t)pid;
     p->qw.capacity[DP_CLASS_CPU] = (uint32_t)cpu;
     p->qw.capacity[DP_CLASS_IO] = (uint32_t)io;
-    dp_info("worker %s (pid %u) ready: %u cpu, %u io slots", p->name,
-            p->pid, (unsigned)cpu, (unsigned)io);
+    dp_info("worker %s (pid %u) ready: %u cpu, %u io slots", p->name, p->pid,
+            (unsigned)cpu, (unsigned)io);
     s_welcome(b, p);
     return 0;
 }
@@ -389,8 +389,8 @@ static int s_on_credit(dp_broker_t *b, s_peer_t *p, dp_rd_t *r)
 
 /* s_check_job: type and arity against the job table; 0 or an error code
  * with msg filled (the job gets an error result, the batch goes on). */
-static int s_check_job(const dp_job_t *j, const dp_jobtype_t **type,
-                       char *msg, size_t len)
+static int s_check_job(const dp_job_t *j, const dp_jobtype_t **type, char *msg,
+                       size_t len)
 {
     *type = dp_jobtype_find(j->type, j->type_len);
     if (!*type) {
@@ -400,8 +400,8 @@ static int s_check_job(const dp_job_t *j, const dp_jobtype_t **type,
     }
     if (j->nargs < (*type)->min_args || j->nargs > (*type)->max_args) {
         snprintf(msg, len, "%s takes %u to %u arguments, got %u; usage: %s",
-                 (*type)->name, (*type)->min_args, (*type)->max_args,
-                 j->nargs, (*type)->usage);
+                 (*type)->name, (*type)->min_args, (*type)->max_args, j->nargs,
+                 (*type)->usage);
         return DP_ERR_ARITY;
     }
     return 0;
@@ -409,8 +409,8 @@ static int s_check_job(const dp_job_t *j, const dp_jobtype_t **type,
 
 /* s_submit_scan: check the batch's shape and ids before taking any of it:
  * a malformed batch is refused whole, so nothing is half-queued. */
-static int s_submit_scan(dp_broker_t *b, s_peer_t *p, dp_rd_t r,
-                         uint32_t njobs, char *msg, size_t len)
+static int s_submit_scan(dp_broker_t *b, s_peer_t *p, dp_rd_t r, uint32_t njobs,
+                         char *msg, size_t len)
 {
     for (uint32_t k = 0; k < njobs; k++) {
         dp_job_t j;
@@ -420,8 +420,10 @@ static int s_submit_scan(dp_broker_t *b, s_peer_t *p, dp_rd_t r,
             return rc;
         }
         if ((j.id >> 32) != p->no) {
-            snprintf(msg, len, "job id %llx is outside this client's "
-                     "range (client #%u)", (unsigned long long)j.id, p->no);
+            snprintf(msg, len,
+                     "job id %llx is outside this client's "
+                     "range (client #%u)",
+                     (unsigned long long)j.id, p->no);
             return DP_ERR_INVALID;
         }
         if (dp_queue_find(&b->q, j.id)) {
@@ -453,8 +455,8 @@ static void s_refuse(dp_broker_t *b, s_peer_t *p, int code, const char *msg,
 /* SUBMIT [seq, [job...], chunksize]: buf holds the frame (moved out of the
  * socket message so the jobs can point into it). A batch that cannot be
  * taken whole is refused whole (s_refuse). */
-static int s_on_submit(dp_broker_t *b, s_peer_t *p, dp_bbuf_t *buf,
-                       char *msg, size_t len)
+static int s_on_submit(dp_broker_t *b, s_peer_t *p, dp_bbuf_t *buf, char *msg,
+                       size_t len)
 {
     int cmd;
     dp_rd_t r;
@@ -508,8 +510,8 @@ static int s_on_submit(dp_broker_t *b, s_peer_t *p, dp_bbuf_t *buf,
             s_client_error(b, p, j.id, bad, why, 0);
             continue;
         }
-        uint8_t retries = (uint8_t)(j.retries > DP_RETRIES_MAX
-                                        ? DP_RETRIES_MAX : j.retries);
+        uint8_t retries =
+            (uint8_t)(j.retries > DP_RETRIES_MAX ? DP_RETRIES_MAX : j.retries);
         dp_bjob_t *bj;
         rc = dp_queue_add(&b->q, &p->qc, j.id, type->cls, retries, buf,
                           j.raw.ptr, j.raw.len, &bj);
@@ -602,8 +604,7 @@ static void s_on_result(dp_broker_t *b, s_peer_t *p, const dp_res_t *res)
     double us = (double)res->elapsed_us, *avg = &p->avg_us[j->cls];
     *avg = *avg > 0 ? *avg * (1 - DP_AVG_WEIGHT) + us * DP_AVG_WEIGHT : us;
     if (j->client) {
-        s_client_raw(s_peer_of_client(j->client), res->raw.ptr,
-                     res->raw.len);
+        s_client_raw(s_peer_of_client(j->client), res->raw.ptr, res->raw.len);
         if (res->code)
             b->st.failed++;
         else

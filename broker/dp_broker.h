@@ -18,23 +18,24 @@
 
 #define DP_BROKER_BIND_DEFAULT "tcp://127.0.0.1:5555"
 #define DP_HEARTBEAT_MS_DEFAULT 1000
-#define DP_HEARTBEAT_LIVENESS 3   /* missed heartbeats before a peer is dead */
+#define DP_HEARTBEAT_LIVENESS 3 /* missed heartbeats before a peer is dead */
 #define DP_RETRIES_DEFAULT 3
 #define DP_RETRIES_MAX 100
 #define DP_SHUTDOWN_LINGER_MS 500 /* time to deliver goodbyes at exit */
 #define DP_SUBMIT_MAX_JOBS 100000u
-#define DP_POLL_BURST 256         /* messages read per poll wake-up */
-#define DP_CHUNK_MAX 4096         /* jobs per dispatch, at most */
-#define DP_LOOKAHEAD_US 2000.0    /* work a slot may have waiting, when
+#define DP_POLL_BURST 256 /* messages read per poll wake-up */
+#define DP_CHUNK_MAX 4096 /* jobs per dispatch, at most */
+#define DP_LOOKAHEAD_US                                                        \
+    2000.0                        /* work a slot may have waiting, when        \
                                      jobs are short (microseconds) */
 #define DP_LOOKAHEAD_MAX_JOBS 256 /* waiting jobs per slot, at most */
 #define DP_AVG_WEIGHT 0.1         /* moving average of job times */
 
 typedef struct {
-    dp_optlist_t binds;  /* endpoints; empty = DP_BROKER_BIND_DEFAULT */
+    dp_optlist_t binds; /* endpoints; empty = DP_BROKER_BIND_DEFAULT */
     long heartbeat_ms;
-    long lookahead;      /* chunks per worker beyond its slots; -1 = by
-                            time (see s_allowed in dp_broker.c) */
+    long lookahead; /* chunks per worker beyond its slots; -1 = by
+                       time (see s_allowed in dp_broker.c) */
     dp_limits_t limits;
 } dp_broker_cfg_t;
 

@@ -185,9 +185,9 @@ void dp_queue_client_remove(dp_queue_t *q, dp_qclient_t *c)
         s_ring_del(q, c, cls);
 }
 
-int dp_queue_add(dp_queue_t *q, dp_qclient_t *c, uint64_t id,
-                 dp_class_t cls, uint8_t retries, dp_bbuf_t *buf,
-                 const uint8_t *raw, size_t raw_len, dp_bjob_t **out)
+int dp_queue_add(dp_queue_t *q, dp_qclient_t *c, uint64_t id, dp_class_t cls,
+                 uint8_t retries, dp_bbuf_t *buf, const uint8_t *raw,
+                 size_t raw_len, dp_bjob_t **out)
 {
     if (dp_queue_find(q, id))
         return DP_ERR_INVALID;
@@ -228,8 +228,8 @@ const dp_bjob_t *dp_queue_peek(const dp_queue_t *q, dp_class_t cls)
     return q->ring[cls] ? q->ring[cls]->queue[cls].head : NULL;
 }
 
-size_t dp_queue_take(dp_queue_t *q, dp_class_t cls, dp_qworker_t *w,
-                     size_t max, dp_bjob_t **out)
+size_t dp_queue_take(dp_queue_t *q, dp_class_t cls, dp_qworker_t *w, size_t max,
+                     dp_bjob_t **out)
 {
     dp_qclient_t *c = q->ring[cls];
     size_t n = 0;

@@ -47,32 +47,32 @@ typedef struct {
 } dp_jlist_t;
 
 typedef struct dp_qclient {
-    dp_jlist_t queue[DP_CLASS_COUNT];  /* waiting jobs, oldest first */
+    dp_jlist_t queue[DP_CLASS_COUNT]; /* waiting jobs, oldest first */
     struct dp_qclient *rr_prev[DP_CLASS_COUNT], *rr_next[DP_CLASS_COUNT];
     bool in_ring[DP_CLASS_COUNT];
-    size_t running;                     /* leased jobs */
+    size_t running; /* leased jobs */
 } dp_qclient_t;
 
 typedef struct dp_qworker {
-    dp_jlist_t leases;                  /* jobs it holds */
-    uint32_t capacity[DP_CLASS_COUNT];  /* slots it announced */
-    uint32_t inflight[DP_CLASS_COUNT];  /* leases per class */
+    dp_jlist_t leases;                 /* jobs it holds */
+    uint32_t capacity[DP_CLASS_COUNT]; /* slots it announced */
+    uint32_t inflight[DP_CLASS_COUNT]; /* leases per class */
 } dp_qworker_t;
 
 struct dp_bjob {
     uint64_t id;
-    dp_bjob_t *hnext;            /* id index chain */
-    dp_bjob_t *prev, *next;      /* client queue or worker leases */
-    dp_bbuf_t *buf;              /* holds the encoded job */
-    const uint8_t *raw;          /* the encoded job inside buf */
+    dp_bjob_t *hnext;       /* id index chain */
+    dp_bjob_t *prev, *next; /* client queue or worker leases */
+    dp_bbuf_t *buf;         /* holds the encoded job */
+    const uint8_t *raw;     /* the encoded job inside buf */
     uint32_t raw_len;
-    dp_qclient_t *client;        /* NULL once orphaned */
-    dp_qworker_t *worker;        /* when leased */
+    dp_qclient_t *client; /* NULL once orphaned */
+    dp_qworker_t *worker; /* when leased */
     uint8_t cls;
     uint8_t state;
-    uint8_t attempts;            /* dispatches so far */
-    uint8_t retries;             /* re-dispatches allowed after loss */
-    uint16_t chunk;              /* jobs per dispatch its client asked */
+    uint8_t attempts; /* dispatches so far */
+    uint8_t retries;  /* re-dispatches allowed after loss */
+    uint16_t chunk;   /* jobs per dispatch its client asked */
 };
 
 /* Job records come from slabs and go back to a free list: no malloc per
@@ -106,9 +106,9 @@ void dp_bbuf_unref(dp_bbuf_t *b);
 dp_bjob_t *dp_queue_find(const dp_queue_t *q, uint64_t id);
 /* dp_queue_add: a new QUEUED job at the tail of its client's queue; takes a
  * reference on buf. DP_ERR_INVALID if the id is in use, DP_ERR_NOMEM. */
-int dp_queue_add(dp_queue_t *q, dp_qclient_t *c, uint64_t id,
-                 dp_class_t cls, uint8_t retries, dp_bbuf_t *buf,
-                 const uint8_t *raw, size_t raw_len, dp_bjob_t **out);
+int dp_queue_add(dp_queue_t *q, dp_qclient_t *c, uint64_t id, dp_class_t cls,
+                 uint8_t retries, dp_bbuf_t *buf, const uint8_t *raw,
+                 size_t raw_len, dp_bjob_t **out);
 /* dp_queue_next: pop the next job of class cls, round-robin over clients
  * (one job per client per turn), and lease it to w. NULL if none. */
 dp_bjob_t *dp_queue_next(dp_queue_t *q, dp_class_t cls, dp_qworker_t *w);
@@ -117,8 +117,8 @@ const dp_bjob_t *dp_queue_peek(const dp_queue_t *q, dp_class_t cls);
 /* dp_queue_take: lease to w up to max jobs of class cls, all from the
  * client whose turn it is (one chunk), then pass the turn on; *out
  * receives them in queue order. Returns how many. */
-size_t dp_queue_take(dp_queue_t *q, dp_class_t cls, dp_qworker_t *w,
-                     size_t max, dp_bjob_t **out);
+size_t dp_queue_take(dp_queue_t *q, dp_class_t cls, dp_qworker_t *w, size_t max,
+                     dp_bjob_t **out);
 /* dp_queue_requeue: a leased job goes back to the head of its client's
  * queue (its worker was lost or handed it back). */
 void dp_queue_requeue(dp_queue_t *q, dp_bjob_t *j);

@@ -56,21 +56,20 @@ int main(int argc, char **argv)
     const char *level = NULL, *cleanup = NULL;
     long parent = 0, max_msg = (long)cfg.limits.max_msg_bytes;
     const dp_opt_t opts[] = {
-        {"bind", 'b', "DPOOL_BIND", DP_OPT_LIST, &cfg.binds, 0, 0,
-         "ENDPOINT", "listen here (repeatable; default "
-         DP_BROKER_BIND_DEFAULT ")"},
-        {"heartbeat", 0, "DPOOL_HEARTBEAT_MS", DP_OPT_LONG,
-         &cfg.heartbeat_ms, 50, 600000, "MS",
+        {"bind", 'b', "DPOOL_BIND", DP_OPT_LIST, &cfg.binds, 0, 0, "ENDPOINT",
+         "listen here (repeatable; default " DP_BROKER_BIND_DEFAULT ")"},
+        {"heartbeat", 0, "DPOOL_HEARTBEAT_MS", DP_OPT_LONG, &cfg.heartbeat_ms,
+         50, 600000, "MS",
          "heartbeat interval; a peer is dead after 3 missed (1000)"},
         {"lookahead", 0, "DPOOL_LOOKAHEAD", DP_OPT_LONG, &cfg.lookahead, -1,
-         1000000, "N", "chunks a worker may hold beyond its slots (-1: "
+         1000000, "N",
+         "chunks a worker may hold beyond its slots (-1: "
          "auto, about 2 ms of work per slot)"},
-        {"max-msg-size", 0, "DPOOL_MAX_MSG_SIZE", DP_OPT_LONG, &max_msg,
-         1024, 1L << 31, "BYTES", "largest message accepted"},
+        {"max-msg-size", 0, "DPOOL_MAX_MSG_SIZE", DP_OPT_LONG, &max_msg, 1024,
+         1L << 31, "BYTES", "largest message accepted"},
         {"log-level", 0, "DPOOL_LOG", DP_OPT_STR, &level, 0, 0, "LEVEL",
          "error, warn, info or debug (info)"},
-        {"parent-pid", 0, NULL, DP_OPT_LONG, &parent, 0, 1L << 30, "PID",
-         NULL},
+        {"parent-pid", 0, NULL, DP_OPT_LONG, &parent, 0, 1L << 30, "PID", NULL},
         {"cleanup-dir", 0, NULL, DP_OPT_STR, &cleanup, 0, 0, "DIR", NULL},
         {"version", 'V', NULL, DP_OPT_FLAG, &version, 0, 0, NULL,
          "print the version"},

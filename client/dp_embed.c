@@ -65,8 +65,7 @@ static pid_t s_spawn(const char *dir, const char *prog, const char **args)
     posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
     pid_t pid = 0;
     args[0] = prog;
-    int rc = posix_spawn(&pid, path, NULL, &at, (char *const *)args,
-                         environ);
+    int rc = posix_spawn(&pid, path, NULL, &at, (char *const *)args, environ);
     posix_spawnattr_destroy(&at);
     return rc == 0 ? pid : -1;
 }
@@ -89,16 +88,28 @@ int dp_embed_start(dp_pool_t *p, const dp_pool_opts_t *o)
     snprintf(p->endpoint, len, "ipc://%s/broker", tmpl);
     char ppid[S_NUM_MAX], procs[S_NUM_MAX], io[S_NUM_MAX];
     snprintf(ppid, sizeof ppid, "%d", (int)getpid());
-    long ncpu = o && o->processes > 0 ? o->processes
-                                      : sysconf(_SC_NPROCESSORS_ONLN);
+    long ncpu =
+        o && o->processes > 0 ? o->processes : sysconf(_SC_NPROCESSORS_ONLN);
     snprintf(procs, sizeof procs, "%ld", ncpu);
     snprintf(io, sizeof io, "%d", o && o->io_slots > 0 ? o->io_slots : 16);
-    const char *bargs[] = {NULL, "--bind", p->endpoint, "--parent-pid", ppid,
-                           "--cleanup-dir", p->tmpdir, "--log-level", "warn",
-                           NULL};
-    const char *wargs[] = {NULL, "--connect", p->endpoint, "--processes",
-                           procs, "--io-slots", io, "--parent-pid", ppid,
-                           "--grace", DP_EMBED_GRACE, "--log-level", "warn",
+    const char *bargs[] = {NULL,        "--bind",
+                           p->endpoint, "--parent-pid",
+                           ppid,        "--cleanup-dir",
+                           p->tmpdir,   "--log-level",
+                           "warn",      NULL};
+    const char *wargs[] = {NULL,
+                           "--connect",
+                           p->endpoint,
+                           "--processes",
+                           procs,
+                           "--io-slots",
+                           io,
+                           "--parent-pid",
+                           ppid,
+                           "--grace",
+                           DP_EMBED_GRACE,
+                           "--log-level",
+                           "warn",
                            NULL};
     p->broker_pid = s_spawn(bin, "dpool-broker", bargs);
     p->worker_pid = s_spawn(bin, "dpool-worker", wargs);

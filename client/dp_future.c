@@ -34,8 +34,8 @@ static int s_submit_one(dp_pool_t *p, uint64_t id, const char *type,
     dp_wr_array(&w, (uint32_t)nargs);
     for (size_t k = 0; k < nargs; k++)
         dp_wr_value(&w, &args[k]);
-    dp_wr_uint(&w, o && o->timeout > 0 ? (uint64_t)(o->timeout * 1000 + 0.5)
-                                       : 0);
+    dp_wr_uint(&w,
+               o && o->timeout > 0 ? (uint64_t)(o->timeout * 1000 + 0.5) : 0);
     dp_wr_uint(&w, o && o->retries >= 0 ? (uint64_t)o->retries
                                         : DP_RETRIES_DEFAULT_CLIENT);
     dp_wr_uint(&w, 1); /* chunksize */

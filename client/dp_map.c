@@ -19,17 +19,17 @@ struct dp_map {
     const dp_value_t *argv; /* dp_map_array's inputs (borrowed) */
     size_t argc, argi;
     dp_map_opts_t o;
-    size_t chunk, cap;      /* jobs per SUBMIT; inputs in flight */
-    bool adaptive;          /* stream with automatic chunksize */
-    double job_us;          /* moving average of job run time */
+    size_t chunk, cap; /* jobs per SUBMIT; inputs in flight */
+    bool adaptive;     /* stream with automatic chunksize */
+    double job_us;     /* moving average of job run time */
     size_t read, yielded, failed;
     bool input_done, input_error, cancelled, lost;
-    bool input_wait;        /* the input said DP_INPUT_WAIT */
-    dp_result_t **ring;     /* ordered: slot index % cap */
-    size_t fhead, fcount;   /* unordered: FIFO in ring */
-    dp_wr_t batch;          /* encoded jobs not yet sent */
+    bool input_wait;      /* the input said DP_INPUT_WAIT */
+    dp_result_t **ring;   /* ordered: slot index % cap */
+    size_t fhead, fcount; /* unordered: FIFO in ring */
+    dp_wr_t batch;        /* encoded jobs not yet sent */
     uint32_t nbatch;
-    uint64_t batch_id;      /* first job id in batch: the SUBMIT's seq */
+    uint64_t batch_id; /* first job id in batch: the SUBMIT's seq */
 };
 
 static size_t s_clamp(size_t v, size_t lo, size_t hi)
@@ -166,7 +166,8 @@ int dp_map_next(dp_map_t *m, dp_result_t **out)
         /* a stream sends single jobs until the first result tells how
          * long a job takes (then s_adapt sizes the chunks) */
         size_t window = m->adaptive && m->job_us == 0
-                            ? 2 * (size_t)s_slots(m->pool) : m->cap;
+                            ? 2 * (size_t)s_slots(m->pool)
+                            : m->cap;
         m->input_wait = false;
         while (!m->input_done && !m->cancelled &&
                m->read - m->yielded < window) {
@@ -228,9 +229,9 @@ static int s_new(dp_pool_t *p, const char *type, const dp_map_opts_t *o,
     size_t quarter = 4 * (size_t)s_slots(p);
     m->adaptive = !m->o.chunksize && !known_len;
     m->chunk = m->o.chunksize ? s_clamp(m->o.chunksize, 1, DP_CHUNK_MAX_CLIENT)
-               : known_len ? s_clamp((known_len + quarter - 1) / quarter, 1,
-                                     DP_CHUNK_MAX_CLIENT)
-                           : 1;
+               : known_len    ? s_clamp((known_len + quarter - 1) / quarter, 1,
+                                        DP_CHUNK_MAX_CLIENT)
+                              : 1;
     if (!m->o.max_inflight && m->chunk * quarter > m->cap)
         m->cap = m->chunk * quarter; /* every chunk may be out at once */
     if (m->chunk > m->cap)

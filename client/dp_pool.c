@@ -209,8 +209,7 @@ int dp_pool_pump(dp_pool_t *p, double timeout, int fd)
     while (!p->in_head && !p->lost && !p->interrupted && !p->fd_ready) {
         if (timeout < 0) {
             pthread_cond_wait(&p->cv, &p->mu);
-        } else if (pthread_cond_timedwait(&p->cv, &p->mu, &ts) ==
-                   ETIMEDOUT) {
+        } else if (pthread_cond_timedwait(&p->cv, &p->mu, &ts) == ETIMEDOUT) {
             rc = DP_ERR_TIMEOUT;
             break;
         }
@@ -335,8 +334,7 @@ static void s_on_message(dp_pool_t *p, zmq_msg_t *body)
 {
     int cmd;
     dp_rd_t r;
-    if (dp_msg_open(zmq_msg_data(body), zmq_msg_size(body), &p->lim, &cmd,
-                    &r))
+    if (dp_msg_open(zmq_msg_data(body), zmq_msg_size(body), &p->lim, &cmd, &r))
         return;
     if (cmd == DP_CMD_RESULTS) {
         s_on_results(p, &r);

@@ -19,28 +19,29 @@
 
 #define DP_CONNECT_TIMEOUT_DEFAULT 10.0
 #define DP_CLIENT_HB_MS_DEFAULT 1000
-#define DP_CLIENT_LIVENESS 5 /* missed broker heartbeats: lost (a client
-                                 may wait out a starved broker) */
-#define DP_EMBED_STOP_MS 5000   /* wait for embedded daemons to exit */
-#define DP_EMBED_GRACE "1"      /* seconds an embedded worker drains */
+#define DP_CLIENT_LIVENESS                                                     \
+    5                         /* missed broker heartbeats: lost (a client      \
+                                  may wait out a starved broker) */
+#define DP_EMBED_STOP_MS 5000 /* wait for embedded daemons to exit */
+#define DP_EMBED_GRACE "1"    /* seconds an embedded worker drains */
 #define DP_MAX_INFLIGHT_DEFAULT 1024
-#define DP_CHUNK_AUTO_MAX 256      /* adaptive chunks, at most */
-#define DP_CHUNK_MAX_CLIENT 4096   /* the broker's DP_CHUNK_MAX */
+#define DP_CHUNK_AUTO_MAX 256            /* adaptive chunks, at most */
+#define DP_CHUNK_MAX_CLIENT 4096         /* the broker's DP_CHUNK_MAX */
 #define DP_SUBMIT_MAX_JOBS_CLIENT 100000 /* the broker's DP_SUBMIT_MAX_JOBS */
-#define DP_CHUNK_TARGET_US 20000.0 /* a stream's chunk: ~20 ms of work */
+#define DP_CHUNK_TARGET_US 20000.0       /* a stream's chunk: ~20 ms of work */
 #define DP_RETRIES_DEFAULT_CLIENT 3
 
 typedef struct s_item {
     struct s_item *next;
-    char *data;        /* outbox: encoded message */
+    char *data; /* outbox: encoded message */
     size_t len;
-    dp_result_t *res;  /* inbox: decoded result */
+    dp_result_t *res; /* inbox: decoded result */
 } dp_item_t;
 
 typedef enum { DP_SINK_FUTURE, DP_SINK_MAP } dp_sinkkind_t;
 
 typedef struct {
-    uint64_t id;    /* 0 = empty slot */
+    uint64_t id; /* 0 = empty slot */
     void *owner;
     size_t index;
     uint8_t kind;
@@ -56,7 +57,7 @@ struct dp_pool {
     void *ctx, *sock;
     pthread_t thr;
     bool thr_started;
-    int wake_fd;                 /* eventfd: caller -> I/O thread */
+    int wake_fd; /* eventfd: caller -> I/O thread */
     volatile sig_atomic_t interrupted;
     dp_limits_t lim;
     uint64_t hb_ms;
@@ -69,13 +70,13 @@ struct dp_pool {
     int lost_code;
     bool status_ready;
     dp_value_t status;
-    int watch_fd;                /* input fd the caller waits on, or -1 */
+    int watch_fd; /* input fd the caller waits on, or -1 */
     bool fd_ready;
     /* caller side */
     uint32_t client_no;
     uint32_t next_seq;
     int cpu_slots;
-    dp_route_t *routes;          /* id -> owner, open addressing */
+    dp_route_t *routes; /* id -> owner, open addressing */
     size_t nroutes, cap_routes, used_routes;
 };
 

@@ -45,40 +45,40 @@ extern "C" {
  * a code by leaving its row with a "(retired)" message.
  * XX(NAME, number, message)
  */
-#define DP_ERR_MAP(XX)                                                        \
-    XX(OK, 0, "success")                                                      \
-    XX(INVALID, 1, "invalid argument")                                        \
-    XX(PROTOCOL, 2, "malformed message")                                      \
-    XX(VERSION, 3, "unsupported protocol version")                            \
-    XX(TOO_BIG, 4, "message or value over a configured limit")                \
-    XX(UNKNOWN_TYPE, 5, "unknown job type")                                   \
-    XX(ARITY, 6, "wrong number of job arguments")                             \
-    XX(TIMEOUT, 7, "time limit exceeded")                                     \
-    XX(CANCELLED, 8, "cancelled")                                             \
-    XX(WORKER_LOST, 9, "worker lost")                                         \
-    XX(BROKER_LOST, 10, "broker connection lost")                             \
-    XX(UNREACHABLE, 11, "broker unreachable")                                 \
-    XX(NOMEM, 12, "out of memory")                                            \
-    XX(IO, 13, "system I/O error")                                            \
-    XX(RANGE, 14, "number out of range")                                      \
-    XX(HTTP, 15, "HTTP error status")                                         \
-    XX(NETWORK, 16, "network error")                                          \
-    XX(UNKNOWN_PEER, 17, "unknown peer: say HELLO or READY first")            \
-    XX(EOF, 18, "no more results")                                            \
-    XX(LOST, 19, "job lost with its process")                                 \
-    XX(REQUEUE, 20, "job handed back unstarted")                              \
-    XX(UNKNOWN_ALGO, 21, "unknown algorithm")                                 \
-    XX(LIMIT, 22, "over a configured limit")                                  \
-    XX(TLS, 23, "TLS error")                                                  \
-    XX(INTERNAL, 24, "internal error")                                        \
-    XX(UNKNOWN_CMD, 25, "unknown command")                                    \
+#define DP_ERR_MAP(XX)                                                         \
+    XX(OK, 0, "success")                                                       \
+    XX(INVALID, 1, "invalid argument")                                         \
+    XX(PROTOCOL, 2, "malformed message")                                       \
+    XX(VERSION, 3, "unsupported protocol version")                             \
+    XX(TOO_BIG, 4, "message or value over a configured limit")                 \
+    XX(UNKNOWN_TYPE, 5, "unknown job type")                                    \
+    XX(ARITY, 6, "wrong number of job arguments")                              \
+    XX(TIMEOUT, 7, "time limit exceeded")                                      \
+    XX(CANCELLED, 8, "cancelled")                                              \
+    XX(WORKER_LOST, 9, "worker lost")                                          \
+    XX(BROKER_LOST, 10, "broker connection lost")                              \
+    XX(UNREACHABLE, 11, "broker unreachable")                                  \
+    XX(NOMEM, 12, "out of memory")                                             \
+    XX(IO, 13, "system I/O error")                                             \
+    XX(RANGE, 14, "number out of range")                                       \
+    XX(HTTP, 15, "HTTP error status")                                          \
+    XX(NETWORK, 16, "network error")                                           \
+    XX(UNKNOWN_PEER, 17, "unknown peer: say HELLO or READY first")             \
+    XX(EOF, 18, "no more results")                                             \
+    XX(LOST, 19, "job lost with its process")                                  \
+    XX(REQUEUE, 20, "job handed back unstarted")                               \
+    XX(UNKNOWN_ALGO, 21, "unknown algorithm")                                  \
+    XX(LIMIT, 22, "over a configured limit")                                   \
+    XX(TLS, 23, "TLS error")                                                   \
+    XX(INTERNAL, 24, "internal error")                                         \
+    XX(UNKNOWN_CMD, 25, "unknown command")                                     \
     XX(FAILED, 26, "job failed")
 
 typedef enum {
 #define DP_ERR_ENUM(name, num, msg) DP_ERR_##name = num,
     DP_ERR_MAP(DP_ERR_ENUM)
 #undef DP_ERR_ENUM
-    DP_ERR_COUNT_
+        DP_ERR_COUNT_
 } dp_err_t;
 
 /* dp_strerror: the message of code `err` ("unknown error" for others). */
@@ -91,8 +91,8 @@ const char *dp_errname(int err);
 typedef enum {
     DP_NIL,
     DP_BOOL,
-    DP_INT,   /* signed; negative numbers decode here */
-    DP_UINT,  /* non-negative integers decode here */
+    DP_INT,  /* signed; negative numbers decode here */
+    DP_UINT, /* non-negative integers decode here */
     DP_FLOAT,
     DP_STR,   /* UTF-8 text, len bytes, NUL-terminated for convenience */
     DP_BIN,   /* raw bytes */

@@ -4,8 +4,8 @@
 const char *dp_strerror(int err)
 {
     switch (err) {
-#define DP_ERR_MSG(name, num, msg)                                            \
-    case num:                                                                 \
+#define DP_ERR_MSG(name, num, msg)                                             \
+    case num:                                                                  \
         return msg;
         DP_ERR_MAP(DP_ERR_MSG)
 #undef DP_ERR_MSG
@@ -17,8 +17,8 @@ const char *dp_strerror(int err)
 const char *dp_errname(int err)
 {
     switch (err) {
-#define DP_ERR_NAME(name, num, msg)                                           \
-    case num:                                                                 \
+#define DP_ERR_NAME(name, num, msg)                                            \
+    case num:                                                                  \
         return #name;
         DP_ERR_MAP(DP_ERR_NAME)
 #undef DP_ERR_NAME

@@ -89,10 +89,9 @@ int dp_frame_write(int fd, const void *data, size_t len)
 {
     if (len > UINT32_MAX)
         return DP_ERR_TOO_BIG;
-    unsigned char h[DP_FRAME_HDR] = {(unsigned char)len,
-                                     (unsigned char)(len >> 8),
-                                     (unsigned char)(len >> 16),
-                                     (unsigned char)(len >> 24)};
+    unsigned char h[DP_FRAME_HDR] = {
+        (unsigned char)len, (unsigned char)(len >> 8),
+        (unsigned char)(len >> 16), (unsigned char)(len >> 24)};
     struct iovec iov[2] = {{h, sizeof h}, {(void *)data, len}};
     int cnt = 2;
     struct iovec *v = iov;

@@ -40,9 +40,9 @@ void dp_log(dp_loglevel_t level, const char *fmt, ...)
     gettimeofday(&tv, NULL);
     struct tm tm;
     localtime_r(&tv.tv_sec, &tm);
-    int n = snprintf(line, sizeof line, "%02d:%02d:%02d.%03d %s[%d] %s: ",
-                     tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     (int)(tv.tv_usec / 1000), s_prog, (int)getpid(),
+    int n = snprintf(line, sizeof line,
+                     "%02d:%02d:%02d.%03d %s[%d] %s: ", tm.tm_hour, tm.tm_min,
+                     tm.tm_sec, (int)(tv.tv_usec / 1000), s_prog, (int)getpid(),
                      s_names[level]);
     va_list ap;
     va_start(ap, fmt);

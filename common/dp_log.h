@@ -6,7 +6,12 @@
 #ifndef DP_LOG_H
 #define DP_LOG_H
 
-typedef enum { DP_LOG_ERROR, DP_LOG_WARN, DP_LOG_INFO, DP_LOG_DEBUG } dp_loglevel_t;
+typedef enum {
+    DP_LOG_ERROR,
+    DP_LOG_WARN,
+    DP_LOG_INFO,
+    DP_LOG_DEBUG
+} dp_loglevel_t;
 
 /* dp_log_init: name the program and set the level (NULL = env or info). */
 void dp_log_init(const char *prog, const char *level);

@@ -11,8 +11,8 @@
 const char *dp_cmd_name(int cmd)
 {
     switch (cmd) {
-#define DP_CMD_NAME(name, num)                                                \
-    case num:                                                                 \
+#define DP_CMD_NAME(name, num)                                                 \
+    case num:                                                                  \
         return #name;
         DP_CMD_MAP(DP_CMD_NAME)
 #undef DP_CMD_NAME
@@ -21,8 +21,8 @@ const char *dp_cmd_name(int cmd)
     }
 }
 
-int dp_msg_open(const void *data, size_t len, const dp_limits_t *lim,
-                int *cmd, dp_rd_t *body)
+int dp_msg_open(const void *data, size_t len, const dp_limits_t *lim, int *cmd,
+                dp_rd_t *body)
 {
     if (len > lim->max_msg_bytes)
         return DP_ERR_TOO_BIG;

@@ -19,29 +19,29 @@
 #define DP_PROTOCOL_VERSION 1
 
 /* Commands: wire numbers, frozen. */
-#define DP_CMD_MAP(XX)                                                        \
-    XX(HELLO, 1)        /* client -> broker: [name, pid] */                   \
-    XX(WELCOME, 2)      /* broker -> peer: [peer_no, hb_ms, max_msg,          \
-                           cpu_slots, io_slots] */                            \
-    XX(SUBMIT, 3)       /* client -> broker: [seq, [job...]] */               \
-    XX(ACCEPTED, 4)     /* broker -> client: [seq, count] */                  \
-    XX(RESULTS, 5)      /* worker -> broker -> client: [result...] */         \
-    XX(CANCEL, 6)       /* client -> broker, broker -> worker: [id...] */     \
-    XX(STATUS, 7)       /* client -> broker: [] */                            \
-    XX(STATUS_REPLY, 8) /* broker -> client: {name: uint...} */               \
-    XX(ERROR, 9)        /* broker -> peer: [code, message] */                 \
-    XX(BYE, 10)         /* client or worker -> broker: [] */                  \
-    XX(READY, 11)       /* worker -> broker: [name, pid, cpu, io, [type..]] */\
-    XX(CREDIT, 12)      /* worker -> broker: [cpu_slots, io_slots] */         \
-    XX(JOBS, 13)        /* broker -> worker: [[attempt, job]...] */           \
-    XX(HEARTBEAT, 14)   /* any -> any: [] */                                  \
+#define DP_CMD_MAP(XX)                                                         \
+    XX(HELLO, 1)        /* client -> broker: [name, pid] */                    \
+    XX(WELCOME, 2)      /* broker -> peer: [peer_no, hb_ms, max_msg,           \
+                           cpu_slots, io_slots] */                             \
+    XX(SUBMIT, 3)       /* client -> broker: [seq, [job...]] */                \
+    XX(ACCEPTED, 4)     /* broker -> client: [seq, count] */                   \
+    XX(RESULTS, 5)      /* worker -> broker -> client: [result...] */          \
+    XX(CANCEL, 6)       /* client -> broker, broker -> worker: [id...] */      \
+    XX(STATUS, 7)       /* client -> broker: [] */                             \
+    XX(STATUS_REPLY, 8) /* broker -> client: {name: uint...} */                \
+    XX(ERROR, 9)        /* broker -> peer: [code, message] */                  \
+    XX(BYE, 10)         /* client or worker -> broker: [] */                   \
+    XX(READY, 11)       /* worker -> broker: [name, pid, cpu, io, [type..]] */ \
+    XX(CREDIT, 12)      /* worker -> broker: [cpu_slots, io_slots] */          \
+    XX(JOBS, 13)        /* broker -> worker: [[attempt, job]...] */            \
+    XX(HEARTBEAT, 14)   /* any -> any: [] */                                   \
     XX(SHUTDOWN, 15)    /* broker -> worker: [reason] */
 
 typedef enum {
 #define DP_CMD_ENUM(name, num) DP_CMD_##name = num,
     DP_CMD_MAP(DP_CMD_ENUM)
 #undef DP_CMD_ENUM
-    DP_CMD_MAX_
+        DP_CMD_MAX_
 } dp_cmd_t;
 
 /* dp_cmd_name: "SUBMIT" for logs; "?" for unknown numbers. */
@@ -56,28 +56,28 @@ typedef struct {
     dp_slice_t args;     /* the encoded args array */
     uint32_t timeout_ms; /* 0 = the type's default */
     uint32_t retries;
-    dp_slice_t raw;      /* the whole encoded job */
+    dp_slice_t raw; /* the whole encoded job */
 } dp_job_t;
 
 /* A result: [id, code, value|message, worker, pid, elapsed_us, attempt]. */
 typedef struct {
     uint64_t id;
-    uint32_t code;       /* 0 = ok */
-    dp_slice_t value;    /* encoded value (ok) or message str (error) */
-    const char *worker;  /* borrowed, not NUL-terminated */
+    uint32_t code;      /* 0 = ok */
+    dp_slice_t value;   /* encoded value (ok) or message str (error) */
+    const char *worker; /* borrowed, not NUL-terminated */
     size_t worker_len;
     uint32_t pid;
     uint64_t elapsed_us;
     uint32_t attempt;
-    dp_slice_t raw;      /* the whole encoded result */
+    dp_slice_t raw; /* the whole encoded result */
 } dp_res_t;
 
 /* dp_msg_open: check the envelope of data[0..len): version and command.
  * On success *cmd is set and *body reads the body; every body but a
  * batch's (SUBMIT, RESULTS, JOBS) is checked whole. Errors: PROTOCOL,
  * VERSION, TOO_BIG, UNKNOWN_CMD. */
-int dp_msg_open(const void *data, size_t len, const dp_limits_t *lim,
-                int *cmd, dp_rd_t *body);
+int dp_msg_open(const void *data, size_t len, const dp_limits_t *lim, int *cmd,
+                dp_rd_t *body);
 /* dp_msg_end: 0 when r has nothing left, else DP_ERR_PROTOCOL. Readers
  * of SUBMIT, RESULTS and JOBS bodies (which dp_msg_open does not walk)
  * call it after the last item. */

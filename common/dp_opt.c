@@ -39,8 +39,8 @@ static const dp_opt_t *s_find_short(const dp_opt_t *o, char c)
     return NULL;
 }
 
-static int s_set(const dp_opt_t *o, const char *val, bool negated,
-                 char *err, size_t errlen)
+static int s_set(const dp_opt_t *o, const char *val, bool negated, char *err,
+                 size_t errlen)
 {
     char *end = NULL;
     switch (o->kind) {
@@ -65,8 +65,10 @@ static int s_set(const dp_opt_t *o, const char *val, bool negated,
         errno = 0;
         long v = strtol(val, &end, 10);
         if (errno || end == val || *end || v < o->min || v > o->max) {
-            snprintf(err, errlen, "--%s: expected a whole number from %ld "
-                     "to %ld, got '%s'", o->name, o->min, o->max, val);
+            snprintf(err, errlen,
+                     "--%s: expected a whole number from %ld "
+                     "to %ld, got '%s'",
+                     o->name, o->min, o->max, val);
             return DP_ERR_INVALID;
         }
         *(long *)o->dest = v;
@@ -141,8 +143,8 @@ static int s_env(const dp_opt_t *o, char *err, size_t errlen)
     if (!val || !*val)
         return 0;
     if (o->kind == DP_OPT_FLAG) {
-        bool off = !strcmp(val, "0") || !strcmp(val, "false") ||
-                   !strcmp(val, "no");
+        bool off =
+            !strcmp(val, "0") || !strcmp(val, "false") || !strcmp(val, "no");
         *(bool *)o->dest = !off;
         return 0;
     }

@@ -31,12 +31,12 @@ typedef struct {
 } dp_optlist_t;
 
 typedef struct {
-    const char *name;    /* long name without dashes */
-    char short_name;     /* 0 = none */
-    const char *env;     /* environment variable, NULL = none */
+    const char *name; /* long name without dashes */
+    char short_name;  /* 0 = none */
+    const char *env;  /* environment variable, NULL = none */
     dp_optkind_t kind;
-    void *dest;          /* bool*, const char**, dp_optlist_t*, long*, double* */
-    long min, max;       /* DP_OPT_LONG bounds */
+    void *dest;    /* bool*, const char**, dp_optlist_t*, long*, double* */
+    long min, max; /* DP_OPT_LONG bounds */
     const char *metavar; /* "N", "ENDPOINT" */
     const char *help;    /* NULL = hidden from --help */
 } dp_opt_t;

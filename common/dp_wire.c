@@ -40,15 +40,23 @@ static uint64_t s_be(const uint8_t *p, unsigned n)
 
 /* The kinds a header can announce. */
 typedef enum {
-    K_NIL, K_BOOL, K_UINT, K_INT, K_FLOAT, K_STR, K_BIN, K_ARRAY, K_MAP,
+    K_NIL,
+    K_BOOL,
+    K_UINT,
+    K_INT,
+    K_FLOAT,
+    K_STR,
+    K_BIN,
+    K_ARRAY,
+    K_MAP,
     K_EXT
 } s_kind_t;
 
 typedef struct {
     s_kind_t kind;
-    size_t hdr;     /* header bytes */
-    uint64_t n;     /* payload bytes (str/bin/ext), items (array/map) */
-    uint64_t u;     /* uint, or int bits, or bool, or float bits */
+    size_t hdr; /* header bytes */
+    uint64_t n; /* payload bytes (str/bin/ext), items (array/map) */
+    uint64_t u; /* uint, or int bits, or bool, or float bits */
 } s_head_t;
 
 /* s_head: decode the header at r->p without moving; 0 or PROTOCOL. */
@@ -89,17 +97,17 @@ static int s_head(const dp_rd_t *r, s_head_t *h)
         uint8_t len;   /* bytes of count/value after the code */
         uint8_t fixed; /* ext: fixed payload size; 0 = counted */
     } s_codes[32] = {
-        {1, K_NIL, 0, 0},   {0, 0, 0, 0},       {1, K_BOOL, 0, 0},
-        {1, K_BOOL, 0, 0},  {1, K_BIN, 1, 0},   {1, K_BIN, 2, 0},
-        {1, K_BIN, 4, 0},   {1, K_EXT, 1, 0},   {1, K_EXT, 2, 0},
-        {1, K_EXT, 4, 0},   {1, K_FLOAT, 4, 0}, {1, K_FLOAT, 8, 0},
-        {1, K_UINT, 1, 0},  {1, K_UINT, 2, 0},  {1, K_UINT, 4, 0},
-        {1, K_UINT, 8, 0},  {1, K_INT, 1, 0},   {1, K_INT, 2, 0},
-        {1, K_INT, 4, 0},   {1, K_INT, 8, 0},   {1, K_EXT, 0, 1},
-        {1, K_EXT, 0, 2},   {1, K_EXT, 0, 4},   {1, K_EXT, 0, 8},
-        {1, K_EXT, 0, 16},  {1, K_STR, 1, 0},   {1, K_STR, 2, 0},
-        {1, K_STR, 4, 0},   {1, K_ARRAY, 2, 0}, {1, K_ARRAY, 4, 0},
-        {1, K_MAP, 2, 0},   {1, K_MAP, 4, 0},
+        {1, K_NIL, 0, 0},  {0, 0, 0, 0},       {1, K_BOOL, 0, 0},
+        {1, K_BOOL, 0, 0}, {1, K_BIN, 1, 0},   {1, K_BIN, 2, 0},
+        {1, K_BIN, 4, 0},  {1, K_EXT, 1, 0},   {1, K_EXT, 2, 0},
+        {1, K_EXT, 4, 0},  {1, K_FLOAT, 4, 0}, {1, K_FLOAT, 8, 0},
+        {1, K_UINT, 1, 0}, {1, K_UINT, 2, 0},  {1, K_UINT, 4, 0},
+        {1, K_UINT, 8, 0}, {1, K_INT, 1, 0},   {1, K_INT, 2, 0},
+        {1, K_INT, 4, 0},  {1, K_INT, 8, 0},   {1, K_EXT, 0, 1},
+        {1, K_EXT, 0, 2},  {1, K_EXT, 0, 4},   {1, K_EXT, 0, 8},
+        {1, K_EXT, 0, 16}, {1, K_STR, 1, 0},   {1, K_STR, 2, 0},
+        {1, K_STR, 4, 0},  {1, K_ARRAY, 2, 0}, {1, K_ARRAY, 4, 0},
+        {1, K_MAP, 2, 0},  {1, K_MAP, 4, 0},
     };
     unsigned k = b - 0xc0u;
     if (!s_codes[k].valid)
@@ -391,8 +399,8 @@ static int s_write(void *data, const char *buf, size_t len)
     return 0;
 }
 
-#define S_PK(w)                                                               \
-    msgpack_packer pk;                                                        \
+#define S_PK(w)                                                                \
+    msgpack_packer pk;                                                         \
     msgpack_packer_init(&pk, (w), s_write)
 
 void dp_wr_init(dp_wr_t *w)

@@ -27,8 +27,8 @@
 
 /* Default limits on decoded input (each configurable). */
 #define DP_MAX_MSG_BYTES_DEFAULT (300u * 1024 * 1024) /* 256 MiB body + */
-#define DP_MAX_ELEMS_DEFAULT 1000000u   /* items in one array or map */
-#define DP_MAX_DEPTH_DEFAULT 32u        /* nesting of arrays and maps */
+#define DP_MAX_ELEMS_DEFAULT 1000000u /* items in one array or map */
+#define DP_MAX_DEPTH_DEFAULT 32u      /* nesting of arrays and maps */
 
 typedef struct {
     size_t max_msg_bytes;

@@ -10,8 +10,7 @@ static void s_free(void *data, void *hint)
     free(data);
 }
 
-int dp_zsend(void *sock, const void *rid, size_t rid_len, dp_wr_t *w,
-             int flags)
+int dp_zsend(void *sock, const void *rid, size_t rid_len, dp_wr_t *w, int flags)
 {
     char *data;
     size_t len;

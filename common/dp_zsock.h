@@ -17,8 +17,8 @@
 
 typedef struct {
     unsigned char rid[DP_ROUTING_ID_MAX];
-    size_t rid_len;   /* 0 on a DEALER */
-    zmq_msg_t body;   /* the payload frame; close with zmq_msg_close */
+    size_t rid_len; /* 0 on a DEALER */
+    zmq_msg_t body; /* the payload frame; close with zmq_msg_close */
 } dp_zmsg_t;
 
 /* dp_zsend: send w's bytes (taken, w left empty) to rid (NULL on a

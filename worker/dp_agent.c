@@ -43,14 +43,14 @@ typedef struct {
 typedef struct s_job {
     uint64_t id;
     uint32_t attempt;
-    uint32_t timeout_ms;       /* resolved: the job's or its type's */
+    uint32_t timeout_ms; /* resolved: the job's or its type's */
     dp_class_t cls;
     s_frame_t *frame;
     const uint8_t *raw;
     size_t raw_len;
-    s_child_t *child;          /* NULL while queued */
-    uint32_t group;            /* the JOBS message (chunk) it came in */
-    uint64_t deadline_ms;      /* agent-side limit once running, else 0 */
+    s_child_t *child;     /* NULL while queued */
+    uint32_t group;       /* the JOBS message (chunk) it came in */
+    uint64_t deadline_ms; /* agent-side limit once running, else 0 */
     bool cancelled, timed_out;
     struct s_job *prev, *next; /* local queue or the child's list */
 } s_job_t;
@@ -73,12 +73,12 @@ struct s_child {
     pid_t pid;
     int fd;
     dp_class_t cls;
-    uint32_t cap;           /* jobs at once: 1 (cpu) or io_slots */
-    s_jlist_t jobs;         /* jobs it holds, oldest first */
-    uint32_t done;          /* jobs finished (max-jobs-per-child) */
-    bool retiring;          /* fd closed or killed: gets no more jobs */
-    bool eof;               /* its end closed: no longer polled */
-    uint64_t kill_at_ms;    /* SIGKILL deadline after SIGTERM, 0 = none */
+    uint32_t cap;        /* jobs at once: 1 (cpu) or io_slots */
+    s_jlist_t jobs;      /* jobs it holds, oldest first */
+    uint32_t done;       /* jobs finished (max-jobs-per-child) */
+    bool retiring;       /* fd closed or killed: gets no more jobs */
+    bool eof;            /* its end closed: no longer polled */
+    uint64_t kill_at_ms; /* SIGKILL deadline after SIGTERM, 0 = none */
     dp_framer_t in;
     s_child_t *next;
 };
@@ -86,7 +86,7 @@ struct s_child {
 struct dp_agent {
     dp_agent_cfg_t cfg;
     void *ctx, *sock;
-    bool connected;            /* WELCOME received on this socket */
+    bool connected; /* WELCOME received on this socket */
     uint64_t hb_ms;
     uint64_t last_rx_ms, next_hb_ms, next_ready_ms;
     uint64_t backoff_ms;
@@ -99,7 +99,7 @@ struct dp_agent {
     uint32_t next_group;
     s_slab_t *slabs;
     s_job_t *free_jobs;
-    dp_buf_t out;              /* encoded results waiting for the broker */
+    dp_buf_t out; /* encoded results waiting for the broker */
     uint32_t nout;
     dp_wr_t w;
 };
@@ -186,8 +186,8 @@ static void s_finish(dp_agent_t *a, s_job_t *j, int code, const char *msg,
 {
     dp_wr_t w;
     dp_wr_init(&w);
-    dp_msg_put_result(&w, j->id, (uint32_t)code, NULL, msg,
-                      a->cfg.child.name, (uint32_t)pid, 0, j->attempt);
+    dp_msg_put_result(&w, j->id, (uint32_t)code, NULL, msg, a->cfg.child.name,
+                      (uint32_t)pid, 0, j->attempt);
     if (!w.err)
         s_out_raw(a, w.buf.data, w.buf.len);
     dp_wr_release(&w);
@@ -232,11 +232,21 @@ static s_child_t *s_spawn(dp_agent_t *a, dp_class_t cls)
     s_num(dlmax, sizeof dlmax, cc->limits.download_max_bytes);
     s_num(maxmsg, sizeof maxmsg, cc->wire.max_msg_bytes);
     s_num(ppid, sizeof ppid, (unsigned long long)getpid());
-    const char *argv[S_ARG_MAX] = {
-        "dpool-worker", "--child", cls == DP_CLASS_IO ? "io" : "cpu",
-        "--name", cc->name, "--parent-pid", ppid,
-        "--hash-max-iterations", iters, "--hash-max-dklen", dklen,
-        "--max-download", dlmax, "--max-msg-size", maxmsg};
+    const char *argv[S_ARG_MAX] = {"dpool-worker",
+                                   "--child",
+                                   cls == DP_CLASS_IO ? "io" : "cpu",
+                                   "--name",
+                                   cc->name,
+                                   "--parent-pid",
+                                   ppid,
+                                   "--hash-max-iterations",
+                                   iters,
+                                   "--hash-max-dklen",
+                                   dklen,
+                                   "--max-download",
+                                   dlmax,
+                                   "--max-msg-size",
+                                   maxmsg};
     int argc = 15;
     if (cc->store_dir) {
         argv[argc++] = "--store-on-worker";
@@ -253,8 +263,8 @@ static s_child_t *s_spawn(dp_agent_t *a, dp_class_t cls)
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, sv[1], DP_CHILD_FD);
     pid_t pid;
-    int rc = posix_spawn(&pid, a->cfg.self_exe, &fa, NULL,
-                         (char *const *)argv, environ);
+    int rc = posix_spawn(&pid, a->cfg.self_exe, &fa, NULL, (char *const *)argv,
+                         environ);
     posix_spawn_file_actions_destroy(&fa);
     close(sv[1]);
     s_child_t *c = rc == 0 ? calloc(1, sizeof *c) : NULL;
@@ -405,8 +415,8 @@ static int s_start(dp_agent_t *a, s_child_t *c, s_jlist_t *q)
         s_unlink(q, j);
         j->child = c;
         bool running = c->cls == DP_CLASS_IO || c->jobs.n == 0;
-        j->deadline_ms = running ? now + j->timeout_ms + DP_TIMEOUT_SLACK_MS
-                                 : 0;
+        j->deadline_ms =
+            running ? now + j->timeout_ms + DP_TIMEOUT_SLACK_MS : 0;
         s_push(&c->jobs, j);
     }
     return 0;
@@ -418,8 +428,7 @@ static void s_assign(dp_agent_t *a)
         s_jlist_t *q = &a->queue[c->cls];
         /* a cpu child takes a chunk only when idle: chunks left waiting
          * in the agent go to whichever child frees first */
-        bool room = c->cls == DP_CLASS_IO ? c->jobs.n < c->cap
-                                          : c->jobs.n == 0;
+        bool room = c->cls == DP_CLASS_IO ? c->jobs.n < c->cap : c->jobs.n == 0;
         if (c->retiring || !q->head || !room)
             continue;
         if (s_start(a, c, q))
@@ -428,23 +437,21 @@ static void s_assign(dp_agent_t *a)
 }
 
 /* s_on_child_result: one result from child c. */
-static void s_on_child_result(dp_agent_t *a, s_child_t *c,
-                              const dp_res_t *res)
+static void s_on_child_result(dp_agent_t *a, s_child_t *c, const dp_res_t *res)
 {
     s_job_t *j = c->jobs.head;
     while (j && j->id != res->id)
         j = j->next;
     if (!j) {
-        dp_warn("child %d answered for a job it does not hold",
-                (int)c->pid);
+        dp_warn("child %d answered for a job it does not hold", (int)c->pid);
         return;
     }
     bool was_head = j == c->jobs.head;
     s_unlink(&c->jobs, j);
     c->done++;
     if (was_head && c->jobs.head && c->jobs.head->deadline_ms == 0)
-        c->jobs.head->deadline_ms = dp_now_ms() + c->jobs.head->timeout_ms +
-                                    DP_TIMEOUT_SLACK_MS;
+        c->jobs.head->deadline_ms =
+            dp_now_ms() + c->jobs.head->timeout_ms + DP_TIMEOUT_SLACK_MS;
     if (j->timed_out)
         s_finish(a, j, DP_ERR_TIMEOUT, "time limit exceeded", c->pid);
     else if (j->cancelled)
@@ -596,8 +603,8 @@ static int s_on_jobs(dp_agent_t *a, s_frame_t *frame)
         j->raw = job.raw.ptr;
         j->raw_len = job.raw.len;
         j->cls = t ? t->cls : DP_CLASS_CPU;
-        j->timeout_ms = job.timeout_ms ? job.timeout_ms
-                                       : (t ? t->timeout_ms : 0);
+        j->timeout_ms =
+            job.timeout_ms ? job.timeout_ms : (t ? t->timeout_ms : 0);
         if (a->draining)
             s_finish(a, j, DP_ERR_REQUEUE, "worker is stopping", 0);
         else
@@ -746,8 +753,7 @@ static void s_check_deadlines(dp_agent_t *a, uint64_t now)
             j->timed_out = true;
             if (c->cls == DP_CLASS_CPU) {
                 dp_info("job %llx over its %u ms limit; stopping child %d",
-                        (unsigned long long)j->id, j->timeout_ms,
-                        (int)c->pid);
+                        (unsigned long long)j->id, j->timeout_ms, (int)c->pid);
                 s_kill(c, SIGTERM);
             } else {
                 s_cancel_one(a, j->id); /* marks it; TIMEOUT wins */
@@ -765,7 +771,8 @@ static void s_link_timers(dp_agent_t *a, uint64_t now)
             s_send_ready(a);
             a->next_ready_ms = now + a->backoff_ms;
             a->backoff_ms = a->backoff_ms * 2 > DP_RECONNECT_MAX_MS
-                                ? DP_RECONNECT_MAX_MS : a->backoff_ms * 2;
+                                ? DP_RECONNECT_MAX_MS
+                                : a->backoff_ms * 2;
         }
         return;
     }

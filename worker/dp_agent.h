@@ -17,25 +17,26 @@
 
 #define DP_AGENT_CONNECT_DEFAULT "tcp://127.0.0.1:5555"
 #define DP_IO_SLOTS_DEFAULT 16
-#define DP_KILL_GRACE_MS 1000      /* SIGTERM -> SIGKILL */
-#define DP_TIMEOUT_SLACK_MS 200    /* kernels answer TIMEOUT themselves
-                                      first; the agent kills after this */
+#define DP_KILL_GRACE_MS 1000 /* SIGTERM -> SIGKILL */
+#define DP_TIMEOUT_SLACK_MS                                                    \
+    200 /* kernels answer TIMEOUT themselves                                   \
+           first; the agent kills after this */
 #define DP_DRAIN_GRACE_S_DEFAULT 30.0
 #define DP_RECONNECT_MIN_MS 100
 #define DP_RECONNECT_MAX_MS 5000
 #define DP_WORKER_HB_MS_DEFAULT 1000 /* until the broker names its own */
-#define DP_RESPAWN_MIN_MS 100      /* a child dying at birth waits this */
-#define DP_HEARTBEAT_LIVENESS_W 3  /* missed broker heartbeats: lost */
-#define DP_AGENT_BURST 256         /* broker messages read per wake-up */
+#define DP_RESPAWN_MIN_MS 100        /* a child dying at birth waits this */
+#define DP_HEARTBEAT_LIVENESS_W 3    /* missed broker heartbeats: lost */
+#define DP_AGENT_BURST 256           /* broker messages read per wake-up */
 
 typedef struct {
-    const char *connect;       /* broker endpoint */
-    long processes;            /* cpu children */
-    long io_slots;             /* concurrent io jobs (0: no io child) */
-    long max_jobs_per_child;   /* 0 = unlimited */
-    double drain_grace_s;      /* SIGTERM: time running jobs get */
-    const char *self_exe;      /* this program, exec'd as children */
-    dp_child_cfg_t child;      /* passed on to the children */
+    const char *connect;         /* broker endpoint */
+    long processes;              /* cpu children */
+    long io_slots;               /* concurrent io jobs (0: no io child) */
+    long max_jobs_per_child;     /* 0 = unlimited */
+    double drain_grace_s;        /* SIGTERM: time running jobs get */
+    const char *self_exe;        /* this program, exec'd as children */
+    dp_child_cfg_t child;        /* passed on to the children */
     const char *parent_exe_args; /* unused */
 } dp_agent_cfg_t;
 

@@ -38,8 +38,7 @@ static void s_run(const dp_child_cfg_t *cfg, const dp_job_t *job,
     if (!rc) {
         uint32_t limit = job->timeout_ms ? job->timeout_ms : t->timeout_ms;
         dp_job_ctx_t ctx = {t0 + (uint64_t)limit * 1000u, &cfg->limits};
-        rc = t->run(&ctx, args.v.a.items, args.v.a.len, &out, err,
-                    sizeof err);
+        rc = t->run(&ctx, args.v.a.items, args.v.a.len, &out, err, sizeof err);
         if (rc && !err[0])
             snprintf(err, sizeof err, "%s", dp_strerror(rc));
     }

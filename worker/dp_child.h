@@ -24,12 +24,12 @@
 #define DP_CHILD_FLUSH_US 1000 /* results wait at most this for company */
 
 typedef struct {
-    const char *name;        /* worker name put in results */
-    dp_job_limits_t limits;  /* kernel limits */
-    dp_limits_t wire;        /* decoding limits */
-    const char *store_dir;   /* io: save bodies here (NULL: return them) */
-    const char *ca_file;     /* io: extra CA bundle */
-    bool insecure;           /* io: no TLS verification */
+    const char *name;       /* worker name put in results */
+    dp_job_limits_t limits; /* kernel limits */
+    dp_limits_t wire;       /* decoding limits */
+    const char *store_dir;  /* io: save bodies here (NULL: return them) */
+    const char *ca_file;    /* io: extra CA bundle */
+    bool insecure;          /* io: no TLS verification */
 } dp_child_cfg_t;
 
 /* dp_child_cpu_main: serve cpu jobs on fd until EOF; returns the exit

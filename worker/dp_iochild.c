@@ -71,8 +71,8 @@ static void s_add(s_io_t *io, dp_dl_t *dl, const dp_job_t *job,
     int rc = run ? dp_rd_value(&r, &args) : DP_ERR_NOMEM;
     if (!rc) {
         const dp_jobtype_t *t = dp_jobtype_find(job->type, job->type_len);
-        uint32_t limit = job->timeout_ms ? job->timeout_ms
-                                         : (t ? t->timeout_ms : 0);
+        uint32_t limit =
+            job->timeout_ms ? job->timeout_ms : (t ? t->timeout_ms : 0);
         run->id = job->id;
         run->attempt = attempt;
         run->t0_us = dp_now_us();
@@ -88,8 +88,7 @@ static void s_add(s_io_t *io, dp_dl_t *dl, const dp_job_t *job,
     }
     free(run);
     if (rc)
-        s_answer(io, job->id, attempt, rc, "download could not start",
-                 NULL, 0);
+        s_answer(io, job->id, attempt, rc, "download could not start", NULL, 0);
     dp_value_clear(&args);
 }
 

@@ -105,14 +105,13 @@ int main(int argc, char **argv)
     bool help = false, version = false;
     const dp_opt_t opts[] = {
         {"connect", 'c', "DPOOL_BROKER", DP_OPT_STR, &cfg.connect, 0, 0,
-         "ENDPOINT", "broker to serve (default " DP_AGENT_CONNECT_DEFAULT
-         ")"},
+         "ENDPOINT", "broker to serve (default " DP_AGENT_CONNECT_DEFAULT ")"},
         {"processes", 'p', "DPOOL_PROCESSES", DP_OPT_LONG, &cfg.processes, 1,
          4096, "N", "cpu child processes (default: cores)"},
-        {"io-slots", 0, "DPOOL_IO_SLOTS", DP_OPT_LONG, &cfg.io_slots, 0,
-         4096, "N", "downloads at once in the io child (16; 0: none)"},
-        {"name", 'n', "DPOOL_NAME", DP_OPT_STR, &cfg.child.name, 0, 0,
-         "NAME", "name shown in results and logs (default: host name)"},
+        {"io-slots", 0, "DPOOL_IO_SLOTS", DP_OPT_LONG, &cfg.io_slots, 0, 4096,
+         "N", "downloads at once in the io child (16; 0: none)"},
+        {"name", 'n', "DPOOL_NAME", DP_OPT_STR, &cfg.child.name, 0, 0, "NAME",
+         "name shown in results and logs (default: host name)"},
         {"max-jobs-per-child", 0, "DPOOL_MAX_JOBS_PER_CHILD", DP_OPT_LONG,
          &cfg.max_jobs_per_child, 0, LONG_MAX, "N",
          "replace a child after N jobs (0: never)"},
@@ -129,15 +128,14 @@ int main(int argc, char **argv)
          "save download bodies here instead of returning them"},
         {"ca-file", 0, "DPOOL_CA_FILE", DP_OPT_STR, &cfg.child.ca_file, 0, 0,
          "FILE", "extra CA certificates for https downloads"},
-        {"insecure", 0, "DPOOL_INSECURE", DP_OPT_FLAG, &cfg.child.insecure,
-         0, 0, NULL, "do not verify TLS certificates (unsafe)"},
+        {"insecure", 0, "DPOOL_INSECURE", DP_OPT_FLAG, &cfg.child.insecure, 0,
+         0, NULL, "do not verify TLS certificates (unsafe)"},
         {"max-msg-size", 0, "DPOOL_MAX_MSG_SIZE", DP_OPT_LONG, &maxmsg, 1024,
          1L << 31, "BYTES", "largest message accepted"},
         {"log-level", 0, "DPOOL_LOG", DP_OPT_STR, &level, 0, 0, "LEVEL",
          "error, warn, info or debug (info)"},
         {"child", 0, NULL, DP_OPT_STR, &child, 0, 0, "KIND", NULL},
-        {"parent-pid", 0, NULL, DP_OPT_LONG, &parent, 0, 1L << 30, "PID",
-         NULL},
+        {"parent-pid", 0, NULL, DP_OPT_LONG, &parent, 0, 1L << 30, "PID", NULL},
         {"version", 'V', NULL, DP_OPT_FLAG, &version, 0, 0, NULL,
          "print the version"},
         {"help", 'h', NULL, DP_OPT_HELP, &help, 0, 0, NULL, "this help"},
@@ -146,8 +144,8 @@ int main(int argc, char **argv)
     char err[256];
     int npos = 0;
     if (dp_opt_parse(opts, argc, argv, &npos, err, sizeof err) || npos) {
-        fprintf(stderr, "dpool-worker: %s\n", npos ? "takes no arguments"
-                                                   : err);
+        fprintf(stderr, "dpool-worker: %s\n",
+                npos ? "takes no arguments" : err);
         s_usage(stderr, opts);
         return 2;
     }

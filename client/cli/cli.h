@@ -22,12 +22,12 @@
 #define DP_MAX_INFLIGHT_CLI 1024  /* inputs read ahead of the output */
 
 typedef struct {
-    const char *broker;   /* NULL = embedded */
+    const char *broker; /* NULL = embedded */
     bool unordered, fail_fast, json;
     long chunksize, retries, max_inflight, processes, io_slots;
     double timeout, connect_timeout;
     const char *format;
-    bool progress;        /* default: stderr is a terminal */
+    bool progress; /* default: stderr is a terminal */
     /* hash */
     const char *algo, *salt;
     long pbkdf2, dklen;

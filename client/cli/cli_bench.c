@@ -33,9 +33,10 @@ typedef struct {
 static int s_run_map(dp_cli_t *c, const char *type, const dp_value_t *argv,
                      size_t n, size_t chunk, s_tput_t *out)
 {
-    dp_map_opts_t o = {.unordered = true, .chunksize = chunk,
-                       .max_inflight = c->max_inflight
-                                           ? (size_t)c->max_inflight : 0,
+    dp_map_opts_t o = {.unordered = true,
+                       .chunksize = chunk,
+                       .max_inflight =
+                           c->max_inflight ? (size_t)c->max_inflight : 0,
                        .job = {.timeout = c->timeout, .retries = -1}};
     dp_map_t *m;
     uint64_t t0 = dp_now_us();
@@ -145,11 +146,11 @@ static void s_print(const dp_cli_t *c, const s_tput_t *t, size_t nt,
         for (size_t k = 0; k < nt; k++)
             printf("%s{\"name\":\"%s\",\"jobs\":%zu,\"failed\":%zu,"
                    "\"chunksize\":%zu,\"seconds\":%.6f,\"jobs_per_s\":%.1f}",
-                   k ? "," : "", t[k].name, t[k].jobs, t[k].failed,
-                   t[k].chunk, t[k].secs, t[k].jobs / t[k].secs);
+                   k ? "," : "", t[k].name, t[k].jobs, t[k].failed, t[k].chunk,
+                   t[k].secs, t[k].jobs / t[k].secs);
         printf("],\"latency_us\":{\"rounds\":%zu,\"failed\":%zu,\"p50\":%llu,"
-               "\"p90\":%llu,\"p99\":%llu,\"max\":%llu}}\n", lat->rounds,
-               lat->failed, (unsigned long long)lat->p50,
+               "\"p90\":%llu,\"p99\":%llu,\"max\":%llu}}\n",
+               lat->rounds, lat->failed, (unsigned long long)lat->p50,
                (unsigned long long)lat->p90, (unsigned long long)lat->p99,
                (unsigned long long)lat->max);
         return;
@@ -178,8 +179,7 @@ int dp_cli_bench(dp_cli_t *c, char **args, int nargs)
     }
     size_t n = (size_t)c->bench_jobs;
     dp_value_t *in = s_inputs_index(n);
-    s_tput_t t[3] = {{"per job (chunksize 1)"}, {"auto-chunked"},
-                     {"file"}};
+    s_tput_t t[3] = {{"per job (chunksize 1)"}, {"auto-chunked"}, {"file"}};
     size_t nt = 2;
     s_lat_t lat;
     int rc = in ? 0 : DP_ERR_NOMEM;
@@ -191,8 +191,7 @@ int dp_cli_bench(dp_cli_t *c, char **args, int nargs)
     if (!rc && c->bench_file) {
         size_t nf = 0;
         dp_value_t *fin = s_inputs_file(c->bench_file, &nf);
-        rc = fin ? s_run_map(c, c->bench_type, fin, nf, 0, &t[2])
-                 : DP_ERR_IO;
+        rc = fin ? s_run_map(c, c->bench_type, fin, nf, 0, &t[2]) : DP_ERR_IO;
         s_free_inputs(fin, nf);
         nt = 3;
     }
@@ -200,8 +199,7 @@ int dp_cli_bench(dp_cli_t *c, char **args, int nargs)
         rc = s_latency(c, (size_t)c->bench_rounds, &lat);
     if (rc) {
         fprintf(stderr, "dpool: bench: %s\n", dp_strerror(rc));
-        return rc == DP_ERR_BROKER_LOST ? DP_EXIT_UNREACHABLE
-                                        : DP_EXIT_FAILED;
+        return rc == DP_ERR_BROKER_LOST ? DP_EXIT_UNREACHABLE : DP_EXIT_FAILED;
     }
     s_print(c, t, nt, &lat);
     return t[0].failed || t[1].failed || lat.failed ? DP_EXIT_FAILED : 0;

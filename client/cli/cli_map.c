@@ -20,7 +20,7 @@
 #include "dp_download.h"
 
 #define S_FILE_MAX (256u * 1024 * 1024) /* hash: largest file sent */
-#define S_LINE_MAX (1u << 20)            /* longest stdin line */
+#define S_LINE_MAX (1u << 20)           /* longest stdin line */
 #define S_READ_CHUNK 65536u
 
 typedef struct {
@@ -28,12 +28,12 @@ typedef struct {
     const char *type;
     char **args;
     int nargs, next;
-    char **inputs;     /* ring: input text by index % cap */
+    char **inputs; /* ring: input text by index % cap */
     size_t cap, count;
-    char *rbuf;        /* stdin bytes read, not yet taken as lines */
+    char *rbuf; /* stdin bytes read, not yet taken as lines */
     size_t roff, rlen, rcap;
     bool eof;
-    int bad_input;     /* exit code when an input could not be read */
+    int bad_input; /* exit code when an input could not be read */
 } s_in_t;
 
 /* s_file_arg: a file's content as a bin value. */
@@ -46,8 +46,7 @@ static int s_file_arg(const char *path, dp_value_t *out)
     }
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || st.st_size > (off_t)S_FILE_MAX) {
-        fprintf(stderr, "dpool: %s: larger than %u bytes\n", path,
-                S_FILE_MAX);
+        fprintf(stderr, "dpool: %s: larger than %u bytes\n", path, S_FILE_MAX);
         fclose(f);
         return -1;
     }
@@ -82,8 +81,8 @@ static int s_make_args(s_in_t *in, const char *text, dp_value_t *args)
         return -1;
     args->v.a.items[1] = dp_str(c->algo ? c->algo : "sha256");
     if (n > 2) {
-        args->v.a.items[2] = c->pbkdf2 ? dp_uint((uint64_t)c->pbkdf2)
-                                       : dp_nil();
+        args->v.a.items[2] =
+            c->pbkdf2 ? dp_uint((uint64_t)c->pbkdf2) : dp_nil();
         args->v.a.items[3] = c->salt ? dp_str(c->salt) : dp_nil();
     }
     if (c->dklen)
@@ -100,7 +99,8 @@ static int s_stdin_line(s_in_t *in, char **line)
     for (;;) {
         char *start = in->rbuf + in->roff;
         char *nl = in->rlen > in->roff
-                       ? memchr(start, '\n', in->rlen - in->roff) : NULL;
+                       ? memchr(start, '\n', in->rlen - in->roff)
+                       : NULL;
         if (nl || (in->eof && in->rlen > in->roff)) {
             size_t len = nl ? (size_t)(nl - start) : in->rlen - in->roff;
             in->roff += len + (nl ? 1 : 0);
@@ -128,8 +128,8 @@ static int s_stdin_line(s_in_t *in, char **line)
         struct pollfd pf = {STDIN_FILENO, POLLIN, 0};
         if (poll(&pf, 1, 0) == 0)
             return DP_INPUT_WAIT;
-        ssize_t n = read(STDIN_FILENO, in->rbuf + in->rlen,
-                         in->rcap - in->rlen - 1);
+        ssize_t n =
+            read(STDIN_FILENO, in->rbuf + in->rlen, in->rcap - in->rlen - 1);
         if (n > 0)
             in->rlen += (size_t)n;
         else if (n == 0 || (errno != EINTR && errno != EAGAIN))
@@ -194,8 +194,8 @@ static int s_save_body(dp_cli_t *c, dp_result_t *r, char *path, size_t len)
     if (!body || body->type != DP_BIN)
         return 0;
     char base[DP_DL_NAME_MAX + 1];
-    if (dp_dl_safe_name(url && url->type == DP_STR ? url->v.s.ptr : "",
-                        base, sizeof base))
+    if (dp_dl_safe_name(url && url->type == DP_STR ? url->v.s.ptr : "", base,
+                        sizeof base))
         return -1;
     int fd = dp_dl_open_unique(c->output_dir, base, path, len);
     if (fd < 0)
@@ -269,8 +269,8 @@ static void s_print_json(const char *type, const char *input,
     s_json_str(stdout, input);
     printf(",\"ok\":%s,", r->error ? "false" : "true");
     if (r->error) {
-        printf("\"error\":{\"code\":%d,\"name\":\"%s\",\"message\":",
-               r->error, dp_errname(r->error));
+        printf("\"error\":{\"code\":%d,\"name\":\"%s\",\"message\":", r->error,
+               dp_errname(r->error));
         s_json_str(stdout, r->message);
         putchar('}');
     } else {
@@ -291,8 +291,8 @@ typedef struct {
     bool shown;
 } s_progress_t;
 
-static void s_progress(dp_cli_t *c, s_progress_t *pg, dp_map_t *m,
-                       size_t total, bool end)
+static void s_progress(dp_cli_t *c, s_progress_t *pg, dp_map_t *m, size_t total,
+                       bool end)
 {
     uint64_t now = dp_now_ms();
     if (!c->progress || (!end && now - pg->last < DP_PROGRESS_MS) ||
@@ -320,13 +320,13 @@ static void s_progress(dp_cli_t *c, s_progress_t *pg, dp_map_t *m,
 int dp_cli_map(dp_cli_t *c, const char *type, char **args, int nargs)
 {
     s_in_t in = {.c = c, .type = type, .args = args, .nargs = nargs};
-    dp_map_opts_t o = {.unordered = c->unordered,
-                       .chunksize = (size_t)c->chunksize,
-                       .max_inflight = (size_t)c->max_inflight,
-                       .fail_fast = c->fail_fast,
-                       .job = {.timeout = c->timeout,
-                               .retries = (int)c->retries},
-                       .input_fd = STDIN_FILENO};
+    dp_map_opts_t o = {
+        .unordered = c->unordered,
+        .chunksize = (size_t)c->chunksize,
+        .max_inflight = (size_t)c->max_inflight,
+        .fail_fast = c->fail_fast,
+        .job = {.timeout = c->timeout, .retries = (int)c->retries},
+        .input_fd = STDIN_FILENO};
     in.cap = o.max_inflight ? o.max_inflight : DP_MAX_INFLIGHT_CLI;
     o.max_inflight = in.cap;
     in.inputs = calloc(in.cap, sizeof *in.inputs);

@@ -40,8 +40,8 @@ void dp_cli_options(dp_cli_t *c, dp_opt_t *o, bool *help, bool *version,
         {"connect-timeout", 0, "DPOOL_CONNECT_TIMEOUT", DP_OPT_DOUBLE,
          &c->connect_timeout, 0, 0, "SECONDS",
          "give up on an unreachable broker after this (10)"},
-        {"max-inflight", 0, NULL, DP_OPT_LONG, &c->max_inflight, 1,
-         10000000, "N", "inputs read ahead of the results (1024)"},
+        {"max-inflight", 0, NULL, DP_OPT_LONG, &c->max_inflight, 1, 10000000,
+         "N", "inputs read ahead of the results (1024)"},
         {"processes", 'p', "DPOOL_PROCESSES", DP_OPT_LONG, &c->processes, 1,
          4096, "N", "embedded pool: worker processes (default: cores)"},
         {"io-slots", 0, "DPOOL_IO_SLOTS", DP_OPT_LONG, &c->io_slots, 1, 4096,
@@ -50,8 +50,8 @@ void dp_cli_options(dp_cli_t *c, dp_opt_t *o, bool *help, bool *version,
          "progress line on stderr (default: when it is a terminal)"},
         {"algo", 'a', NULL, DP_OPT_STR, &c->algo, 0, 0, "NAME",
          "hash: digest algorithm (sha256; see --list)"},
-        {"pbkdf2", 0, NULL, DP_OPT_LONG, &c->pbkdf2, 1, LONG_MAX,
-         "ITERATIONS", "hash: PBKDF2-HMAC with this many iterations"},
+        {"pbkdf2", 0, NULL, DP_OPT_LONG, &c->pbkdf2, 1, LONG_MAX, "ITERATIONS",
+         "hash: PBKDF2-HMAC with this many iterations"},
         {"salt", 0, NULL, DP_OPT_STR, &c->salt, 0, 0, "SALT",
          "hash: PBKDF2 salt"},
         {"dklen", 0, NULL, DP_OPT_LONG, &c->dklen, 1, LONG_MAX, "BYTES",
@@ -86,12 +86,13 @@ int dp_cli_finish_options(dp_cli_t *c, char *err, size_t errlen)
         return 1;
     }
     if ((c->salt != NULL) != (c->pbkdf2 != 0)) {
-        snprintf(err, errlen, "--pbkdf2 ITERATIONS and --salt SALT go "
+        snprintf(err, errlen,
+                 "--pbkdf2 ITERATIONS and --salt SALT go "
                  "together");
         return 1;
     }
-    if (c->dklen && !c->pbkdf2 && !(c->algo && strncmp(c->algo, "shake", 5)
-                                              == 0)) {
+    if (c->dklen && !c->pbkdf2 &&
+        !(c->algo && strncmp(c->algo, "shake", 5) == 0)) {
         snprintf(err, errlen, "--dklen needs --pbkdf2 (or a shake algo)");
         return 1;
     }

@@ -29,20 +29,20 @@ static void s_on_sigint(int sig)
 
 static void s_usage(FILE *f, const dp_opt_t *opts)
 {
-    fprintf(f,
-        "usage: dpool [OPTIONS] COMMAND [ARG...]\n"
-        "Run jobs on a dpool broker, or on an embedded local pool when no\n"
-        "broker is given.\n\n"
-        "commands:\n"
-        "  map TYPE [ARG...]     run job TYPE once per ARG (or stdin line)\n"
-        "  factor N...           prime factors, like coreutils factor\n"
-        "  isprime N...          primality\n"
-        "  hash FILE...          digest of each file (--algo, --pbkdf2)\n"
-        "  download URL...       fetch URLs into --output-dir\n"
-        "  bench                 throughput and latency benchmark\n"
-        "  status                broker counters\n"
-        "  types                 the job types\n\n"
-        "options:\n");
+    fprintf(
+        f, "usage: dpool [OPTIONS] COMMAND [ARG...]\n"
+           "Run jobs on a dpool broker, or on an embedded local pool when no\n"
+           "broker is given.\n\n"
+           "commands:\n"
+           "  map TYPE [ARG...]     run job TYPE once per ARG (or stdin line)\n"
+           "  factor N...           prime factors, like coreutils factor\n"
+           "  isprime N...          primality\n"
+           "  hash FILE...          digest of each file (--algo, --pbkdf2)\n"
+           "  download URL...       fetch URLs into --output-dir\n"
+           "  bench                 throughput and latency benchmark\n"
+           "  status                broker counters\n"
+           "  types                 the job types\n\n"
+           "options:\n");
     dp_opt_help(f, opts);
     fprintf(f, "\nexit status: 0 all ok, 1 some jobs failed, 2 usage, "
                "3 broker unreachable, 130 interrupted\n");
@@ -54,8 +54,8 @@ static int s_types(void)
     const dp_jobtype_t *t = dp_jobtype_all(&n);
     for (size_t k = 0; k < n; k++)
         printf("%-9s %-3s %6.0fs  %s\n", t[k].name,
-               t[k].cls == DP_CLASS_IO ? "io" : "cpu",
-               t[k].timeout_ms / 1000.0, t[k].usage);
+               t[k].cls == DP_CLASS_IO ? "io" : "cpu", t[k].timeout_ms / 1000.0,
+               t[k].usage);
     return 0;
 }
 
@@ -92,8 +92,10 @@ static int s_open(dp_cli_t *c)
                          .name = "dpool"};
     int rc = dp_pool_open(c->broker, &po, &c->pool);
     if (rc == DP_ERR_UNREACHABLE) {
-        fprintf(stderr, "dpool: broker %s unreachable: no answer within "
-                "%.1f s\n", c->broker, c->connect_timeout);
+        fprintf(stderr,
+                "dpool: broker %s unreachable: no answer within "
+                "%.1f s\n",
+                c->broker, c->connect_timeout);
         return DP_EXIT_UNREACHABLE;
     }
     if (rc) {
@@ -120,16 +122,15 @@ static int s_dispatch(dp_cli_t *c, const char *cmd, char **args, int nargs)
         return s_status(c);
     if (strcmp(cmd, "bench") == 0)
         return dp_cli_bench(c, args, nargs);
-    fprintf(stderr, "dpool: unknown command '%s' (see: dpool --help)\n",
-            cmd);
+    fprintf(stderr, "dpool: unknown command '%s' (see: dpool --help)\n", cmd);
     return DP_EXIT_USAGE;
 }
 
 static bool s_known(const char *cmd)
 {
-    static const char *const cmds[] = {"map", "factor", "isprime", "hash",
-                                       "download", "status", "bench",
-                                       "types"};
+    static const char *const cmds[] = {"map",   "factor",   "isprime",
+                                       "hash",  "download", "status",
+                                       "bench", "types"};
     for (size_t k = 0; k < sizeof cmds / sizeof cmds[0]; k++)
         if (strcmp(cmd, cmds[k]) == 0)
             return true;

@@ -45,8 +45,7 @@ int main(void)
     if (dp_submit(pool, "echo", &one, 1, NULL, &f) == 0 &&
         dp_future_wait(f, 10.0) == 0) {
         const dp_result_t *res = dp_future_result(f);
-        printf("echo -> %s\n", res->error ? res->message
-                                          : res->value.v.s.ptr);
+        printf("echo -> %s\n", res->error ? res->message : res->value.v.s.ptr);
         failed += res->error != 0;
     }
     dp_future_destroy(&f);

@@ -824,6 +824,7 @@ class Bench:
         finally:
             shutil.rmtree(self.tmp, ignore_errors=True)
         m["loadavg_end"] = os.getloadavg()[0]
+        m["cpu_busy_after_end"] = self.busy_others()
         m["total_seconds"] = time.perf_counter() - t_all
         tl = ["Targets",
               "  %-4s %-48s %12s %12s  %s" % ("", "target", "got", "need",
@@ -836,8 +837,11 @@ class Bench:
             tl.append("  %-4s %-48s %12s %12s  %s" % (w, "(no figures)", "-",
                                                       "-", "ERROR: " + e[:80]))
         tl.append("")
-        tl.append("total %.0f s; load average %.2f at start, %.2f at end"
-                  % (m["total_seconds"], m["loadavg_start"], m["loadavg_end"]))
+        tl.append("total %.0f s; load average %.2f at start, %.2f at end; "
+                  "machine busy (other processes) %.0f%% before, %.0f%% after"
+                  % (m["total_seconds"], m["loadavg_start"], m["loadavg_end"],
+                     100 * m["cpu_busy_before_start"],
+                     100 * m["cpu_busy_after_end"]))
         print("\n".join(tl), flush=True)
         if self.a.json:
             with open(self.a.json, "w") as f:

@@ -15,8 +15,8 @@
 #include "dp_e2e.h"
 
 #define E2E_MAX_WORKERS 2
-#define E2E_UP_MS 5000     /* processes join within this */
-#define E2E_RUN_MS 20000   /* a client run's deadline */
+#define E2E_UP_MS 5000   /* processes join within this */
+#define E2E_RUN_MS 20000 /* a client run's deadline */
 
 /* a NULL-terminated argv literal */
 #define ARGV(...) ((const char *const[]){__VA_ARGS__, NULL})
@@ -68,8 +68,8 @@ static inline void e2e_pool(int nworkers, int procs)
     for (int k = 0; k < nworkers && k < E2E_MAX_WORKERS; k++) {
         char name[8];
         snprintf(name, sizeof name, "w%d", k);
-        cr_assert_eq(dp_e2e_worker(&T.e, &T.worker[k], T.ep, procs, name,
-                                   NULL), 0);
+        cr_assert_eq(dp_e2e_worker(&T.e, &T.worker[k], T.ep, procs, name, NULL),
+                     0);
     }
     e2e_workers_up(nworkers);
     /* every cpu child started (their count is what some tests watch) */
@@ -101,8 +101,7 @@ static inline char **e2e_json_lines(dp_e2e_run_t *r, int want)
 }
 
 /* e2e_errname: the error name of a failed result line, "" when ok. */
-static inline const char *e2e_errname(const char *line, char *buf,
-                                      size_t len)
+static inline const char *e2e_errname(const char *line, char *buf, size_t len)
 {
     if (dp_e2e_jtrue(line, "ok"))
         return "";

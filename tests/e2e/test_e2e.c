@@ -19,8 +19,8 @@ Test(e2e, map_keeps_input_order, .timeout = 30)
     e2e_pool(1, 2);
     dp_e2e_run_t r;
     e2e_run(&r, E2E_RUN_MS,
-            ARGV("dpool", "--broker", T.ep, "--format", "json", "map",
-                 "sleep", "600", "50", "300", "10"));
+            ARGV("dpool", "--broker", T.ep, "--format", "json", "map", "sleep",
+                 "600", "50", "300", "10"));
     cr_assert_eq(r.code, 0, "exit %d; stderr:\n%s", r.code, r.err);
     char **l = e2e_json_lines(&r, 4);
     const long long ms[] = {600, 50, 300, 10};
@@ -65,8 +65,7 @@ Test(e2e, unordered_gives_completion_order, .timeout = 30)
     /* all four ran at once: four different children */
     for (int a = 0; a < 4; a++)
         for (int b = a + 1; b < 4; b++)
-            cr_assert_neq(dp_e2e_jint(l[a], "pid"),
-                          dp_e2e_jint(l[b], "pid"));
+            cr_assert_neq(dp_e2e_jint(l[a], "pid"), dp_e2e_jint(l[b], "pid"));
     free(l);
     dp_e2e_run_free(&r);
 }
@@ -81,13 +80,13 @@ Test(e2e, concurrent_clients_get_their_own_results, .timeout = 30)
     dp_e2e_proc_t cl[2];
     for (int c = 0; c < 2; c++) {
         int n = 0;
-        const char *head[] = {"dpool", "--broker", T.ep, "--format", "json",
-                              "--chunksize", "7", "map", "echo"};
+        const char *head[] = {"dpool",    "--broker", T.ep,
+                              "--format", "json",     "--chunksize",
+                              "7",        "map",      "echo"};
         for (size_t k = 0; k < sizeof head / sizeof head[0]; k++)
             argv[c][n++] = head[k];
         for (int k = 0; k < S_CLIENT_JOBS; k++) {
-            snprintf(words[c][k], sizeof words[c][k], "%c%d", 'a' + c,
-                     k + 1);
+            snprintf(words[c][k], sizeof words[c][k], "%c%d", 'a' + c, k + 1);
             argv[c][n++] = words[c][k];
         }
         argv[c][n] = NULL;
@@ -96,7 +95,8 @@ Test(e2e, concurrent_clients_get_their_own_results, .timeout = 30)
         cr_assert_eq(dp_e2e_spawn(&T.e, &cl[c], -1, argv[c]), 0);
     for (int c = 0; c < 2; c++) {
         int code = dp_e2e_wait(&T.e, cl[c].pid, E2E_RUN_MS);
-        dp_e2e_run_t r = {.code = code, .out = dp_e2e_slurp(cl[c].out),
+        dp_e2e_run_t r = {.code = code,
+                          .out = dp_e2e_slurp(cl[c].out),
                           .err = dp_e2e_slurp(cl[c].err)};
         cr_assert_eq(code, 0, "client %d exit %d:\n%s", c, code, r.err);
         char **l = e2e_json_lines(&r, S_CLIENT_JOBS);
@@ -104,8 +104,8 @@ Test(e2e, concurrent_clients_get_their_own_results, .timeout = 30)
         for (int k = 0; k < S_CLIENT_JOBS; k++) {
             char in[32], res[32];
             cr_assert_eq(dp_e2e_jstr(l[k], "input", in, sizeof in), 0);
-            cr_assert_eq(dp_e2e_jstr(l[k], "result", res, sizeof res), 0,
-                         "%s", l[k]);
+            cr_assert_eq(dp_e2e_jstr(l[k], "result", res, sizeof res), 0, "%s",
+                         l[k]);
             cr_assert_str_eq(in, res, "%s", l[k]);
             cr_assert_eq(in[0], 'a' + c, "client %d got %s", c, l[k]);
             long long i = dp_e2e_jint(l[k], "index");
@@ -154,8 +154,9 @@ Test(e2e, unreachable_broker, .timeout = 20)
     char ep[DP_E2E_EP_MAX];
     snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", dp_e2e_free_port());
     dp_e2e_run_t r;
-    e2e_run(&r, 10000, ARGV("dpool", "--broker", ep, "--connect-timeout",
-                            "0.5", "map", "echo", "x"));
+    e2e_run(&r, 10000,
+            ARGV("dpool", "--broker", ep, "--connect-timeout", "0.5", "map",
+                 "echo", "x"));
     cr_assert_eq(r.code, 3, "exit %d; stderr:\n%s", r.code, r.err);
     cr_assert(r.secs < 3.0, "took %.1f s", r.secs);
     cr_assert(strstr(r.err, ep), "stderr does not name %s:\n%s", ep, r.err);
@@ -172,16 +173,16 @@ Test(e2e, usage_errors, .timeout = 30)
     snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", dp_e2e_free_port());
 #define S_CT "--connect-timeout", "0.5"
     const char *const *cases[] = {
-        ARGV("dpool", "--broker", ep, S_CT, "--no-such-option", "map",
-             "echo", "x"),
+        ARGV("dpool", "--broker", ep, S_CT, "--no-such-option", "map", "echo",
+             "x"),
         ARGV("dpool", "--broker", ep, S_CT, "frobnicate", "x"),
         ARGV("dpool", "--broker", ep, S_CT, "--format", "xml", "map", "echo",
              "x"),
         ARGV("dpool", "--broker", ep, S_CT, "map"),
-        ARGV("dpool", "--broker", ep, S_CT, "--timeout", "abc", "map",
-             "echo", "x"),
-        ARGV("dpool", "--broker", ep, S_CT, "--chunksize", "0", "map",
-             "echo", "x"),
+        ARGV("dpool", "--broker", ep, S_CT, "--timeout", "abc", "map", "echo",
+             "x"),
+        ARGV("dpool", "--broker", ep, S_CT, "--chunksize", "0", "map", "echo",
+             "x"),
         ARGV("dpool"),
     };
 #undef S_CT
@@ -205,21 +206,23 @@ Test(e2e, bad_jobs_fail_alone, .timeout = 30)
     e2e_pool(1, 2);
     dp_e2e_run_t r;
     char name[32];
-    e2e_run(&r, E2E_RUN_MS, ARGV("dpool", "--broker", T.ep, "--format",
-                                 "json", "map", "nosuchtype", "x", "y"));
+    e2e_run(&r, E2E_RUN_MS,
+            ARGV("dpool", "--broker", T.ep, "--format", "json", "map",
+                 "nosuchtype", "x", "y"));
     cr_assert_eq(r.code, 1, "exit %d; stderr:\n%s", r.code, r.err);
     char **l = e2e_json_lines(&r, 2);
     for (int k = 0; k < 2; k++) {
-        cr_assert_str_eq(e2e_errname(l[k], name, sizeof name),
-                         "UNKNOWN_TYPE", "%s", l[k]);
+        cr_assert_str_eq(e2e_errname(l[k], name, sizeof name), "UNKNOWN_TYPE",
+                         "%s", l[k]);
         cr_assert_eq(dp_e2e_jint(l[k], "code"), 5);
         cr_assert_eq(dp_e2e_jint(l[k], "index"), k);
     }
     free(l);
     dp_e2e_run_free(&r);
 
-    e2e_run(&r, E2E_RUN_MS, ARGV("dpool", "--broker", T.ep, "--format",
-                                 "json", "map", "sleep", "10", "abc", "20"));
+    e2e_run(&r, E2E_RUN_MS,
+            ARGV("dpool", "--broker", T.ep, "--format", "json", "map", "sleep",
+                 "10", "abc", "20"));
     cr_assert_eq(r.code, 1, "exit %d; stderr:\n%s", r.code, r.err);
     l = e2e_json_lines(&r, 3);
     cr_assert_eq(dp_e2e_jint(l[0], "result"), 10, "%s", l[0]);
@@ -388,9 +391,9 @@ Test(e2e, stdin_streams_with_small_window, .timeout = 30)
     e2e_pool(1, 2);
     dp_e2e_proc_t cl;
     int wfd;
-    s_stdin_client(&cl, &wfd, ARGV("dpool", "--broker", T.ep, "--chunksize",
-                                   "1", "--max-inflight", "10", "map",
-                                   "echo"));
+    s_stdin_client(&cl, &wfd,
+                   ARGV("dpool", "--broker", T.ep, "--chunksize", "1",
+                        "--max-inflight", "10", "map", "echo"));
     s_write_lines(wfd, 0, S_FIRST);
     s_lines_ctx_t c = {&cl, S_FIRST - 10};
     cr_assert(dp_e2e_wait_until(s_has_lines, &c, 5000),
@@ -425,13 +428,15 @@ Test(e2e, stdin_streams_by_default, .timeout = 30)
     s_write_lines(wfd, S_FIRST, 2 * S_FIRST);
     close(wfd);
     s_check_echo_lines(&cl, 2 * S_FIRST);
-    cr_assert(streamed, "not all %d results within 3 s of %d lines on an "
-              "open stdin (see PRODUCT BUG above)", S_FIRST, S_FIRST);
+    cr_assert(streamed,
+              "not all %d results within 3 s of %d lines on an "
+              "open stdin (see PRODUCT BUG above)",
+              S_FIRST, S_FIRST);
 }
 
 /* 15b. garbage on the broker's socket: an ERROR reply, the broker lives */
-static void s_hostile(void *sock, const void *const *frames,
-                      const size_t *lens, int nframes, int want_code)
+static void s_hostile(void *sock, const void *const *frames, const size_t *lens,
+                      int nframes, int want_code)
 {
     for (int k = 0; k < nframes; k++)
         cr_assert_eq(zmq_send(sock, frames[k], lens[k],
@@ -464,9 +469,8 @@ Test(e2e, hostile_bytes, .timeout = 30)
     cr_assert_eq(zmq_connect(sock, T.ep), 0);
 
     /* a map32 header claiming 4 G pairs, then junk */
-    static const unsigned char bigmap[] = {0xdf, 0xff, 0xff, 0xff, 0xff,
-                                           0x01, 0x02, 0x03, 0x04, 0x05,
-                                           0x06};
+    static const unsigned char bigmap[] = {0xdf, 0xff, 0xff, 0xff, 0xff, 0x01,
+                                           0x02, 0x03, 0x04, 0x05, 0x06};
     const void *f1[] = {"", bigmap};
     const size_t l1[] = {0, sizeof bigmap};
     s_hostile(sock, f1, l1, 2, -1);
@@ -475,8 +479,7 @@ Test(e2e, hostile_bytes, .timeout = 30)
     const size_t l2[] = {7};
     s_hostile(sock, f2, l2, 1, DP_ERR_PROTOCOL);
     /* a well-formed SUBMIT [0, []] from a peer that never said HELLO */
-    static const unsigned char submit[] = {0x93, 0x01, 0x03, 0x92, 0x00,
-                                           0x90};
+    static const unsigned char submit[] = {0x93, 0x01, 0x03, 0x92, 0x00, 0x90};
     const void *f3[] = {"", submit};
     const size_t l3[] = {0, sizeof submit};
     s_hostile(sock, f3, l3, 2, DP_ERR_UNKNOWN_PEER);
@@ -486,9 +489,8 @@ Test(e2e, hostile_bytes, .timeout = 30)
     const size_t l4[] = {0, sizeof v2};
     s_hostile(sock, f4, l4, 2, DP_ERR_VERSION);
     /* truncated str32: claims 2 GiB, has 3 bytes */
-    static const unsigned char trunc[] = {0x93, 0x01, 0x01, 0x92, 0xdb,
-                                          0x7f, 0xff, 0xff, 0xff, 'a', 'b',
-                                          'c'};
+    static const unsigned char trunc[] = {0x93, 0x01, 0x01, 0x92, 0xdb, 0x7f,
+                                          0xff, 0xff, 0xff, 'a',  'b',  'c'};
     const void *f5[] = {"", trunc};
     const size_t l5[] = {0, sizeof trunc};
     s_hostile(sock, f5, l5, 2, -1);
@@ -562,8 +564,10 @@ Test(e2e, refused_submit_completes, .timeout = 30)
     dp_value_clear(&deep);
     if (rc == 0) { /* refused later, by the broker: the future must end */
         rc = dp_future_wait(f, 3);
-        cr_expect_eq(rc, 0, "no result 3 s after a refused SUBMIT: %s "
-                     "(see PRODUCT BUG above)", dp_errname(rc));
+        cr_expect_eq(rc, 0,
+                     "no result 3 s after a refused SUBMIT: %s "
+                     "(see PRODUCT BUG above)",
+                     dp_errname(rc));
         if (rc == 0)
             cr_expect_neq(dp_future_result(f)->error, 0);
         dp_future_destroy(&f);
@@ -571,8 +575,8 @@ Test(e2e, refused_submit_completes, .timeout = 30)
     dp_pool_close(&pool);
     /* and the broker serves the next batch */
     dp_e2e_run_t r;
-    e2e_run(&r, E2E_RUN_MS, ARGV("dpool", "--broker", T.ep, "map", "echo",
-                                 "ok"));
+    e2e_run(&r, E2E_RUN_MS,
+            ARGV("dpool", "--broker", T.ep, "map", "echo", "ok"));
     cr_assert_eq(r.code, 0, "exit %d; stderr:\n%s", r.code, r.err);
     dp_e2e_run_free(&r);
 }
@@ -585,12 +589,12 @@ Test(e2e, late_worker_gets_work, .timeout = 40)
 {
     e2e_pool(1, 1);
     dp_e2e_proc_t cl;
-    cr_assert_eq(dp_e2e_spawn(&T.e, &cl, -1,
-                              ARGV("dpool", "--broker", T.ep, "--format",
-                                   "json", "--unordered", "map", "sleep",
-                                   "600", "600", "600", "600", "600", "600",
-                                   "600", "600")),
-                 0);
+    cr_assert_eq(
+        dp_e2e_spawn(&T.e, &cl, -1,
+                     ARGV("dpool", "--broker", T.ep, "--format", "json",
+                          "--unordered", "map", "sleep", "600", "600", "600",
+                          "600", "600", "600", "600", "600")),
+        0);
     cr_assert(dp_e2e_wait_stat(&T.e, T.ep, "running", 1, 8, E2E_UP_MS));
     cr_assert_eq(dp_e2e_worker(&T.e, &T.worker[1], T.ep, 1, "w1", NULL), 0);
     e2e_workers_up(2);
@@ -617,15 +621,14 @@ Test(e2e, max_jobs_per_child, .timeout = 40)
 {
     cr_assert_eq(dp_e2e_broker(&T.e, &T.broker, 0, T.ep, sizeof T.ep), 0);
     cr_assert_eq(dp_e2e_spawn(&T.e, &T.worker[0], -1,
-                              ARGV("dpool-worker", "--connect", T.ep, "-p",
-                                   "1", "--max-jobs-per-child", "2")),
+                              ARGV("dpool-worker", "--connect", T.ep, "-p", "1",
+                                   "--max-jobs-per-child", "2")),
                  0);
     e2e_workers_up(1);
     dp_e2e_run_t r;
     e2e_run(&r, E2E_RUN_MS,
-            ARGV("dpool", "--broker", T.ep, "--format", "json",
-                 "--chunksize", "1", "map", "echo", "a", "b", "c", "d", "e",
-                 "f"));
+            ARGV("dpool", "--broker", T.ep, "--format", "json", "--chunksize",
+                 "1", "map", "echo", "a", "b", "c", "d", "e", "f"));
     cr_assert_eq(r.code, 0, "exit %d; stderr:\n%s", r.code, r.err);
     char **l = e2e_json_lines(&r, 6);
     long long pids[6];
@@ -649,8 +652,8 @@ Test(e2e, progress_line, .timeout = 40)
     e2e_pool(1, 1);
     dp_e2e_run_t r;
     e2e_run(&r, E2E_RUN_MS,
-            ARGV("dpool", "--broker", T.ep, "--progress", "map", "sleep",
-                 "500", "500", "500", "x"));
+            ARGV("dpool", "--broker", T.ep, "--progress", "map", "sleep", "500",
+                 "500", "500", "x"));
     cr_assert_eq(r.code, 1, "exit %d; stderr:\n%s", r.code, r.err);
     cr_assert(strstr(r.err, "4/4 done, 1 failed"), "stderr:\n%s", r.err);
     cr_assert(strstr(r.err, "jobs/s"), "stderr:\n%s", r.err);

@@ -34,8 +34,7 @@ static void s_spawn_client(dp_e2e_proc_t *cl, const char *const argv[])
  * inside their `sleep` job. */
 static void s_running(int n, pid_t w)
 {
-    cr_assert(dp_e2e_wait_stat(&T.e, T.ep, "running", n, 1000000,
-                               E2E_UP_MS),
+    cr_assert(dp_e2e_wait_stat(&T.e, T.ep, "running", n, 1000000, E2E_UP_MS),
               "status never showed running >= %d", n);
     e2e_busy_ctx_t b = {w, n};
     cr_assert(dp_e2e_wait_until(e2e_sleeping, &b, E2E_UP_MS),
@@ -118,8 +117,7 @@ Test(faults, child_killed_mid_job, .timeout = 30)
                              "map", "sleep", "1500", "1500"));
     s_running(2, T.worker[0].pid);
     pid_t kids[S_MAX_KIDS];
-    cr_assert_eq(dp_e2e_children(T.worker[0].pid, "cpu", kids, S_MAX_KIDS),
-                 2);
+    cr_assert_eq(dp_e2e_children(T.worker[0].pid, "cpu", kids, S_MAX_KIDS), 2);
     pid_t victim = kids[0];
     cr_assert_eq(kill(victim, SIGKILL), 0);
 
@@ -160,8 +158,8 @@ Test(faults, worker_killed_mid_batch, .timeout = 40)
     e2e_pool(2, 2);
     const char *argv[S_BATCH + 16];
     int n = 0;
-    const char *head[] = {"dpool", "--broker", T.ep, "--format", "json",
-                          "--unordered", "map", "sleep"};
+    const char *head[] = {"dpool", "--broker",    T.ep,  "--format",
+                          "json",  "--unordered", "map", "sleep"};
     for (size_t k = 0; k < sizeof head / sizeof head[0]; k++)
         argv[n++] = head[k];
     for (int k = 0; k < S_BATCH; k++)
@@ -207,12 +205,11 @@ Test(faults, broker_restarted, .timeout = 40)
 {
     e2e_pool(1, 1);
     dp_e2e_run_t r;
-    e2e_run(&r, E2E_RUN_MS, ARGV("dpool", "--broker", T.ep, "map", "echo",
-                                 "before"));
+    e2e_run(&r, E2E_RUN_MS,
+            ARGV("dpool", "--broker", T.ep, "map", "echo", "before"));
     cr_assert_eq(r.code, 0, "exit %d; stderr:\n%s", r.code, r.err);
     dp_e2e_run_free(&r);
-    cr_assert_eq(dp_e2e_stop(&T.e, T.broker.pid, SIGKILL, 1000),
-                 128 + SIGKILL);
+    cr_assert_eq(dp_e2e_stop(&T.e, T.broker.pid, SIGKILL, 1000), 128 + SIGKILL);
     int port = atoi(strrchr(T.ep, ':') + 1);
     char ep2[DP_E2E_EP_MAX];
     cr_assert_eq(dp_e2e_broker(&T.e, &T.broker, port, ep2, sizeof ep2), 0,
@@ -220,8 +217,9 @@ Test(faults, broker_restarted, .timeout = 40)
     cr_assert(dp_e2e_wait_stat(&T.e, T.ep, "workers", 1, 1, 15000),
               "the worker did not rejoin the new broker");
     cr_assert(dp_e2e_alive(T.worker[0].pid), "the worker restarted");
-    e2e_run(&r, E2E_RUN_MS, ARGV("dpool", "--broker", T.ep, "--format",
-                                 "json", "map", "echo", "after"));
+    e2e_run(&r, E2E_RUN_MS,
+            ARGV("dpool", "--broker", T.ep, "--format", "json", "map", "echo",
+                 "after"));
     cr_assert_eq(r.code, 0, "exit %d; stderr:\n%s", r.code, r.err);
     char **l = e2e_json_lines(&r, 1);
     char w[16];
@@ -237,8 +235,8 @@ Test(faults, client_killed_mid_batch, .timeout = 30)
 {
     e2e_pool(1, 2);
     dp_e2e_proc_t cl;
-    s_spawn_client(&cl, ARGV("dpool", "--broker", T.ep, "map", "sleep",
-                             "20000", "20000", "20000"));
+    s_spawn_client(&cl, ARGV("dpool", "--broker", T.ep, "map", "sleep", "20000",
+                             "20000", "20000"));
     s_running(2, T.worker[0].pid);
     pid_t kids[S_MAX_KIDS];
     int nk = dp_e2e_children(T.worker[0].pid, "cpu", kids, S_MAX_KIDS);
@@ -254,8 +252,8 @@ Test(faults, client_killed_mid_batch, .timeout = 30)
     e2e_kids_ctx_t kc = {T.worker[0].pid, 2};
     cr_assert(dp_e2e_wait_until(e2e_has_kids, &kc, E2E_UP_MS));
     dp_e2e_run_t r;
-    e2e_run(&r, E2E_RUN_MS, ARGV("dpool", "--broker", T.ep, "map", "echo",
-                                 "next"));
+    e2e_run(&r, E2E_RUN_MS,
+            ARGV("dpool", "--broker", T.ep, "map", "echo", "next"));
     cr_assert_eq(r.code, 0, "exit %d; stderr:\n%s", r.code, r.err);
     cr_assert_str_eq(r.out, "next: next\n");
     dp_e2e_run_free(&r);
@@ -266,8 +264,8 @@ Test(faults, sigint_cancels, .timeout = 30)
 {
     e2e_pool(1, 2);
     dp_e2e_proc_t cl;
-    s_spawn_client(&cl, ARGV("dpool", "--broker", T.ep, "map", "sleep",
-                             "20000", "20000"));
+    s_spawn_client(
+        &cl, ARGV("dpool", "--broker", T.ep, "map", "sleep", "20000", "20000"));
     s_running(2, T.worker[0].pid);
     pid_t kids[S_MAX_KIDS];
     int nk = dp_e2e_children(T.worker[0].pid, "cpu", kids, S_MAX_KIDS);
@@ -346,8 +344,8 @@ Test(faults, embedded_leaves_nothing, .timeout = 30)
                   (int)ec.procs[k]);
     cr_assert_neq(stat(dir, &st), 0, "%s left behind", dir);
 
-    e2e_run(&r, E2E_RUN_MS, ARGV("dpool", "-p", "1", "map", "echo", "a",
-                                 "b", "c"));
+    e2e_run(&r, E2E_RUN_MS,
+            ARGV("dpool", "-p", "1", "map", "echo", "a", "b", "c"));
     cr_assert_eq(r.code, 0, "exit %d; stderr:\n%s", r.code, r.err);
     cr_assert_str_eq(r.out, "a: a\nb: b\nc: c\n");
     dp_e2e_run_free(&r);

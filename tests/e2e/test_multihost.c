@@ -40,12 +40,12 @@
 #define NS_RUN_DIR "/run/netns"
 #define SUBNET_PREFIX "10.213.0."
 #define PORT "5555"
-#define HEARTBEAT_MS "300"     /* a peer is dead after 3 missed: ~0.9 s */
+#define HEARTBEAT_MS "300" /* a peer is dead after 3 missed: ~0.9 s */
 #define POLL_MS 50
-#define UP_MS 8000             /* broker and workers joined */
-#define REJOIN_MS 20000        /* worker back after its link returns */
-#define STOP_MS 3000           /* SIGTERM -> SIGKILL */
-#define CMD_MS 5000            /* one ip / status command */
+#define UP_MS 8000      /* broker and workers joined */
+#define REJOIN_MS 20000 /* worker back after its link returns */
+#define STOP_MS 3000    /* SIGTERM -> SIGKILL */
+#define CMD_MS 5000     /* one ip / status command */
 #define MAX_PROCS 16
 
 enum { H_SW, H_BR, H_A, H_B, H_CL, H_N };
@@ -100,10 +100,9 @@ static pid_t s_spawn(const char *const argv[], const char *out)
     if (getppid() != self)
         _exit(127);
     int in = open("/dev/null", O_RDONLY);
-    int o = open(out ? out : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC,
-                 0644);
-    int e = open(N.dir[0] ? log : "/dev/null",
-                 O_WRONLY | O_CREAT | O_APPEND, 0644);
+    int o = open(out ? out : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int e =
+        open(N.dir[0] ? log : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (in < 0 || o < 0 || e < 0)
         _exit(127);
     dup2(in, 0);
@@ -229,8 +228,8 @@ static void s_remove_stale(void)
             strncmp(de->d_name, NS_PREFIX, strlen(NS_PREFIX)) != 0)
             continue;
         long pid = strtol(de->d_name + strlen(NS_PREFIX), &end, 10);
-        if (end == de->d_name + strlen(NS_PREFIX) || *end != '-' ||
-            pid <= 0 || pid == getpid())
+        if (end == de->d_name + strlen(NS_PREFIX) || *end != '-' || pid <= 0 ||
+            pid == getpid())
             continue;
         if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
             continue;
@@ -344,8 +343,8 @@ static void s_net_up(void)
     }
     N.made[H_SW] = true;
     const char *sw = N.ns[H_SW];
-    cr_assert_eq(s_ip("-n", sw, "link", "add", "br0", "type", "bridge",
-                      NULL), 0, "cannot create a bridge");
+    cr_assert_eq(s_ip("-n", sw, "link", "add", "br0", "type", "bridge", NULL),
+                 0, "cannot create a bridge");
     cr_assert_eq(s_ip("-n", sw, "link", "set", "br0", "up", NULL), 0);
     for (int h = H_BR; h < H_N; h++) {
         char veth[16], cidr[32];
@@ -353,17 +352,16 @@ static void s_net_up(void)
         snprintf(cidr, sizeof cidr, "%s/24", s_addr[h]);
         cr_assert_eq(s_ip("netns", "add", N.ns[h], NULL), 0);
         N.made[h] = true;
-        cr_assert_eq(s_ip("-n", sw, "link", "add", veth, "type", "veth",
-                          "peer", "name", "eth0", "netns", N.ns[h], NULL),
+        cr_assert_eq(s_ip("-n", sw, "link", "add", veth, "type", "veth", "peer",
+                          "name", "eth0", "netns", N.ns[h], NULL),
                      0, "cannot create veth %s", veth);
-        cr_assert_eq(s_ip("-n", sw, "link", "set", veth, "master", "br0",
-                          "up", NULL), 0);
-        cr_assert_eq(s_ip("-n", N.ns[h], "addr", "add", cidr, "dev", "eth0",
-                          NULL), 0);
-        cr_assert_eq(s_ip("-n", N.ns[h], "link", "set", "eth0", "up", NULL),
-                     0);
-        cr_assert_eq(s_ip("-n", N.ns[h], "link", "set", "lo", "up", NULL),
-                     0);
+        cr_assert_eq(
+            s_ip("-n", sw, "link", "set", veth, "master", "br0", "up", NULL),
+            0);
+        cr_assert_eq(
+            s_ip("-n", N.ns[h], "addr", "add", cidr, "dev", "eth0", NULL), 0);
+        cr_assert_eq(s_ip("-n", N.ns[h], "link", "set", "eth0", "up", NULL), 0);
+        cr_assert_eq(s_ip("-n", N.ns[h], "link", "set", "lo", "up", NULL), 0);
     }
     snprintf(N.ep, sizeof N.ep, "tcp://%s:" PORT, s_addr[H_BR]);
 }
@@ -398,8 +396,9 @@ static long long s_stat(const char *key)
 {
     char out[PATH_MAX + 8];
     snprintf(out, sizeof out, "%s/status", N.dir);
-    const char *args[] = {"dpool", "--broker", N.ep, "--connect-timeout",
-                          "2", "--format", "json", "status", NULL};
+    const char *args[] = {"dpool", "--broker", N.ep,   "--connect-timeout",
+                          "2",     "--format", "json", "status",
+                          NULL};
     pid_t pid = s_exec_in(H_CL, out, args);
     int rc = pid > 0 ? s_wait(pid, CMD_MS) : -1;
     if (pid > 0 && rc < 0)
@@ -427,13 +426,15 @@ static bool s_wait_stat(const char *key, long long want, int timeout_ms)
 
 static void s_start_cluster(void)
 {
-    const char *broker[] = {"dpool-broker", "--bind", "tcp://0.0.0.0:" PORT,
-                            "--heartbeat", HEARTBEAT_MS, NULL};
+    const char *broker[] = {"dpool-broker", "--bind",     "tcp://0.0.0.0:" PORT,
+                            "--heartbeat",  HEARTBEAT_MS, NULL};
     s_track(s_exec_in(H_BR, NULL, broker));
-    const char *wa[] = {"dpool-worker", "--connect", N.ep, "--name", "hostA",
-                        "-p", "2", "--io-slots", "1", "--grace", "2", NULL};
-    const char *wb[] = {"dpool-worker", "--connect", N.ep, "--name", "hostB",
-                        "-p", "2", "--io-slots", "1", "--grace", "2", NULL};
+    const char *wa[] = {
+        "dpool-worker", "--connect", N.ep,      "--name", "hostA", "-p", "2",
+        "--io-slots",   "1",         "--grace", "2",      NULL};
+    const char *wb[] = {
+        "dpool-worker", "--connect", N.ep,      "--name", "hostB", "-p", "2",
+        "--io-slots",   "1",         "--grace", "2",      NULL};
     s_track(s_exec_in(H_A, NULL, wa));
     s_track(s_exec_in(H_B, NULL, wb));
     cr_assert(s_wait_stat("workers", 2, UP_MS),
@@ -449,8 +450,8 @@ typedef struct {
 
 static void s_batch_start(s_batch_t *b, int njobs, const char *ms)
 {
-    const char *args[64] = {"dpool", "--broker", N.ep, "--format", "json",
-                            "--unordered", "map", "sleep"};
+    const char *args[64] = {"dpool", "--broker",    N.ep,  "--format",
+                            "json",  "--unordered", "map", "sleep"};
     int n = 8;
     for (int k = 0; k < njobs && n < 63; k++)
         args[n++] = ms;
@@ -471,8 +472,7 @@ static void s_tally(const char *text, s_tally_t *t)
         const char *nl = strchr(line, '\n');
         size_t len = nl ? (size_t)(nl - line) : strlen(line);
         char buf[1024];
-        snprintf(buf, sizeof buf, "%.*s", (int)(len < 1023 ? len : 1023),
-                 line);
+        snprintf(buf, sizeof buf, "%.*s", (int)(len < 1023 ? len : 1023), line);
         if (len > 0) {
             t->lines++;
             long long i = s_jint(buf, "index");
@@ -490,8 +490,7 @@ static void s_tally(const char *text, s_tally_t *t)
 }
 
 /* s_batch_end: wait for the client, check one ok result per job. */
-static void s_batch_end(s_batch_t *b, int njobs, int timeout_ms,
-                        s_tally_t *t)
+static void s_batch_end(s_batch_t *b, int njobs, int timeout_ms, s_tally_t *t)
 {
     int rc = s_wait(b->pid, timeout_ms);
     if (rc < 0)
@@ -530,7 +529,8 @@ Test(multihost, batch_spreads_over_two_hosts, .timeout = 20)
               "results from hostA: %d, hostB: %d (both expected)", t.by_a,
               t.by_b);
     cr_log_info("20 x sleep 200 on 2 hosts x 2 slots: %lld ms (hostA %d, "
-                "hostB %d)", s_now_ms() - t0, t.by_a, t.by_b);
+                "hostB %d)",
+                s_now_ms() - t0, t.by_a, t.by_b);
 }
 
 /* hostA loses its link mid-batch: its jobs go to hostB after heartbeat
@@ -554,8 +554,9 @@ Test(multihost, link_cut_requeues_then_worker_rejoins, .timeout = 38)
         free(text);
         if (t.by_a > 0) {
             cr_assert_lt(t.lines, 12, "batch nearly done before the cut");
-            cr_assert_eq(s_ip("-n", N.ns[H_SW], "link", "set", "v-a", "down",
-                              NULL), 0, "cannot cut hostA's link");
+            cr_assert_eq(
+                s_ip("-n", N.ns[H_SW], "link", "set", "v-a", "down", NULL), 0,
+                "cannot cut hostA's link");
             cut = true;
         } else {
             s_sleep_ms(POLL_MS);

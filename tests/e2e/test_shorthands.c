@@ -90,10 +90,11 @@ Test(shorthands, factor_equals_gnu_factor)
 Test(shorthands, isprime_known_values_and_bad_input)
 {
     char out[4096];
-    int rc = run(DP_BIN_DIR "/dpool isprime 2 1 0 561 2047 "
-                 "18446744073709551557 18446744073709551615 "
-                 "170141183460469231731687303715884105727 2>/dev/null",
-                 out, sizeof out);
+    int rc =
+        run(DP_BIN_DIR "/dpool isprime 2 1 0 561 2047 "
+                       "18446744073709551557 18446744073709551615 "
+                       "170141183460469231731687303715884105727 2>/dev/null",
+            out, sizeof out);
     cr_assert_eq(rc, 0);
     cr_assert_str_eq(out, "2: prime\n1: not prime\n0: not prime\n"
                           "561: not prime\n2047: not prime\n"
@@ -125,27 +126,35 @@ Test(shorthands, hash_equals_coreutils_and_hashlib)
     write_file(b, 0, 0);
     for (int k = 0; k < 2; k++) {
         const char *algo = k ? "md5" : "sha256";
-        snprintf(cmd, sizeof cmd, DP_BIN_DIR "/dpool hash --algo %s '%s' '%s'"
-                 " | sed 's/^.*: //'", algo, a, b);
+        snprintf(cmd, sizeof cmd,
+                 DP_BIN_DIR "/dpool hash --algo %s '%s' '%s'"
+                            " | sed 's/^.*: //'",
+                 algo, a, b);
         cr_assert_eq(run(cmd, mine, sizeof mine), 0);
-        snprintf(cmd, sizeof cmd, "%ssum '%s' '%s' | cut -d' ' -f1", algo,
-                 a, b);
+        snprintf(cmd, sizeof cmd, "%ssum '%s' '%s' | cut -d' ' -f1", algo, a,
+                 b);
         cr_assert_eq(run(cmd, ref, sizeof ref), 0);
         cr_assert_str_eq(mine, ref, "%s", algo);
     }
     if (access("/usr/bin/python3", X_OK) != 0)
         cr_skip_test("no /usr/bin/python3 for the PBKDF2 reference");
-    snprintf(cmd, sizeof cmd, DP_BIN_DIR "/dpool hash --algo sha512 "
+    snprintf(cmd, sizeof cmd,
+             DP_BIN_DIR
+             "/dpool hash --algo sha512 "
              "--pbkdf2 2000 --salt salt --dklen 40 '%s' | sed 's/^.*: //'",
              a);
     cr_assert_eq(run(cmd, mine, sizeof mine), 0);
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 -c \"import hashlib,sys;"
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 -c \"import hashlib,sys;"
              "print(hashlib.pbkdf2_hmac('sha512', open(sys.argv[1],'rb')"
-             ".read(), b'salt', 2000, 40).hex())\" '%s'", a);
+             ".read(), b'salt', 2000, 40).hex())\" '%s'",
+             a);
     cr_assert_eq(run(cmd, ref, sizeof ref), 0);
     cr_assert_str_eq(mine, ref);
     cr_assert_eq(run(DP_BIN_DIR "/dpool hash --algo nosuch /etc/hostname "
-                     "2>&1", mine, sizeof mine), 1);
+                                "2>&1",
+                     mine, sizeof mine),
+                 1);
     cr_assert_not_null(strstr(mine, "UNKNOWN_ALGO"), "%s", mine);
 }
 
@@ -175,8 +184,8 @@ Test(shorthands, download_many_files_byte_identical)
     }
     fclose(f);
     /* URLs from stdin, many at once in the worker's io child */
-    snprintf(cmd, sizeof cmd, DP_BIN_DIR "/dpool download -o %s < %s",
-             outdir, list);
+    snprintf(cmd, sizeof cmd, DP_BIN_DIR "/dpool download -o %s < %s", outdir,
+             list);
     int rc = run(cmd, out, sizeof out);
     cr_assert_eq(rc, 0, "%s", out);
     snprintf(cmd, sizeof cmd, "diff -r %s %s && echo same", docroot, outdir);
@@ -186,8 +195,10 @@ Test(shorthands, download_many_files_byte_identical)
     char u404[256], uok[256];
     dp_httpd_url(h, "/status/404", u404, sizeof u404);
     dp_httpd_url(h, "/f00.bin", uok, sizeof uok);
-    snprintf(cmd, sizeof cmd, DP_BIN_DIR "/dpool download --format json "
-             "-o %s %s %s", outdir, u404, uok);
+    snprintf(cmd, sizeof cmd,
+             DP_BIN_DIR "/dpool download --format json "
+                        "-o %s %s %s",
+             outdir, u404, uok);
     rc = run(cmd, out, sizeof out);
     cr_assert_eq(rc, 1);
     cr_assert_not_null(strstr(out, "\"name\":\"HTTP\""), "%s", out);

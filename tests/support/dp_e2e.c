@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define S_REAP_STEP_MS 5   /* waitpid polling step */
+#define S_REAP_STEP_MS 5 /* waitpid polling step */
 #define S_CMDLINE_MAX 8192
 #define S_NFTW_FDS 16
 
@@ -145,10 +145,8 @@ int dp_e2e_spawn(dp_e2e_t *e, dp_e2e_proc_t *p, int stdin_fd,
         return -1;
     const char *base = strrchr(prog, '/') ? strrchr(prog, '/') + 1 : prog;
     unsigned n = ++e->seq;
-    int lo = snprintf(p->out, sizeof p->out, "%s/%02u-%s.out", e->dir, n,
-                      base);
-    int le = snprintf(p->err, sizeof p->err, "%s/%02u-%s.err", e->dir, n,
-                      base);
+    int lo = snprintf(p->out, sizeof p->out, "%s/%02u-%s.out", e->dir, n, base);
+    int le = snprintf(p->err, sizeof p->err, "%s/%02u-%s.err", e->dir, n, base);
     if (lo < 0 || le < 0 || (size_t)lo >= sizeof p->out ||
         (size_t)le >= sizeof p->err)
         return -1;
@@ -303,8 +301,9 @@ int dp_e2e_broker(dp_e2e_t *e, dp_e2e_proc_t *p, int port, char *ep,
     if (port <= 0)
         return -1;
     snprintf(ep, eplen, "tcp://127.0.0.1:%d", port);
-    const char *argv[] = {"dpool-broker", "--bind", ep, "--heartbeat",
-                          DP_E2E_HEARTBEAT, "--log-level", "debug", NULL};
+    const char *argv[] = {
+        "dpool-broker",   "--bind",      ep,      "--heartbeat",
+        DP_E2E_HEARTBEAT, "--log-level", "debug", NULL};
     if (dp_e2e_spawn(e, p, -1, argv))
         return -1;
     uint64_t end = s_now_ms() + DP_E2E_UP_MS;
@@ -330,16 +329,19 @@ int dp_e2e_worker(dp_e2e_t *e, dp_e2e_proc_t *p, const char *ep, int procs,
 {
     char n[16];
     snprintf(n, sizeof n, "%d", procs);
-    const char *argv[] = {"dpool-worker", "--connect", ep, "-p", n,
-                          "--name", name, "--grace", grace ? grace : "2",
-                          "--io-slots", "1", "--log-level", "debug", NULL};
+    const char *argv[] = {"dpool-worker", "--connect", ep,
+                          "-p",           n,           "--name",
+                          name,           "--grace",   grace ? grace : "2",
+                          "--io-slots",   "1",         "--log-level",
+                          "debug",        NULL};
     return dp_e2e_spawn(e, p, -1, argv);
 }
 
 int dp_e2e_status(dp_e2e_t *e, const char *ep, char **json)
 {
-    const char *argv[] = {"dpool", "--broker", ep, "--connect-timeout", "1",
-                          "--format", "json", "status", NULL};
+    const char *argv[] = {"dpool", "--broker", ep,     "--connect-timeout",
+                          "1",     "--format", "json", "status",
+                          NULL};
     dp_e2e_run_t r;
     *json = NULL;
     if (dp_e2e_run(e, &r, DP_E2E_STATUS_MS, -1, argv))
@@ -411,8 +413,7 @@ static ssize_t s_cmdline(pid_t pid, char *buf, size_t len)
 
 /* s_has_pair: the NUL-separated args hold `a` followed by `b` (or just a
  * when b is NULL). */
-static bool s_has_pair(const char *args, size_t n, const char *a,
-                       const char *b)
+static bool s_has_pair(const char *args, size_t n, const char *a, const char *b)
 {
     for (size_t off = 0; off < n; off += strlen(args + off) + 1) {
         if (strcmp(args + off, a) != 0)

@@ -20,20 +20,20 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#define DP_E2E_MAX_PROCS 64      /* processes one test may start */
-#define DP_E2E_POLL_MS 50        /* wait_until polling step */
-#define DP_E2E_STOP_MS 3000      /* SIGINT -> SIGKILL in dp_e2e_fini */
-#define DP_E2E_HEARTBEAT "200"   /* broker --heartbeat: dead after 600 ms */
-#define DP_E2E_UP_MS 5000        /* broker / workers up within this */
-#define DP_E2E_STATUS_MS 3000    /* one `dpool status` call */
-#define DP_E2E_EP_MAX 64         /* "tcp://127.0.0.1:65535" and more */
+#define DP_E2E_MAX_PROCS 64    /* processes one test may start */
+#define DP_E2E_POLL_MS 50      /* wait_until polling step */
+#define DP_E2E_STOP_MS 3000    /* SIGINT -> SIGKILL in dp_e2e_fini */
+#define DP_E2E_HEARTBEAT "200" /* broker --heartbeat: dead after 600 ms */
+#define DP_E2E_UP_MS 5000      /* broker / workers up within this */
+#define DP_E2E_STATUS_MS 3000  /* one `dpool status` call */
+#define DP_E2E_EP_MAX 64       /* "tcp://127.0.0.1:65535" and more */
 
 typedef struct {
-    char bin[PATH_MAX];          /* where the three programs are */
-    char dir[PATH_MAX];          /* per-test temp dir (logs, inputs) */
-    pid_t pids[DP_E2E_MAX_PROCS];/* started and not yet reaped */
+    char bin[PATH_MAX];           /* where the three programs are */
+    char dir[PATH_MAX];           /* per-test temp dir (logs, inputs) */
+    pid_t pids[DP_E2E_MAX_PROCS]; /* started and not yet reaped */
     int npids;
-    unsigned seq;                /* numbers the log files */
+    unsigned seq; /* numbers the log files */
 } dp_e2e_t;
 
 /* A started process and where its output goes. */
@@ -44,11 +44,11 @@ typedef struct {
 
 /* What a finished client run gave. */
 typedef struct {
-    int code;       /* exit status, 128+N if killed by signal N, -1 if it
-                       overran its deadline (then killed) */
-    char *out, *err;/* its whole stdout and stderr (caller frees via
-                       dp_e2e_run_free) */
-    double secs;    /* wall time */
+    int code;        /* exit status, 128+N if killed by signal N, -1 if it
+                        overran its deadline (then killed) */
+    char *out, *err; /* its whole stdout and stderr (caller frees via
+                        dp_e2e_run_free) */
+    double secs;     /* wall time */
 } dp_e2e_run_t;
 
 /* dp_e2e_init: a temp dir under /tmp, programs looked up in bin_dir.

@@ -41,7 +41,8 @@ static char *s_line(const char *n, const dp_value_t *v)
     size_t cap = strlen(n) + 2, len;
     for (size_t k = 0; k < v->v.a.len; k++)
         cap += (v->v.a.items[k].type == DP_STR ? v->v.a.items[k].v.s.len
-                                               : DP_NUM_U128_DEC_MAX) + 1;
+                                               : DP_NUM_U128_DEC_MAX) +
+               1;
     char *s = malloc(cap + 1);
     cr_assert_not_null(s);
     len = (size_t)snprintf(s, cap, "%s:", n);
@@ -209,8 +210,7 @@ static void s_reject(dp_value_t arg, int rc, const char *msg)
 Test(factor, rejects)
 {
     s_reject(dp_uint(0), DP_ERR_INVALID, "0 has no prime factorization");
-    s_reject(dp_str(" 000 "), DP_ERR_INVALID,
-             "0 has no prime factorization");
+    s_reject(dp_str(" 000 "), DP_ERR_INVALID, "0 has no prime factorization");
     s_reject(dp_int(-5), DP_ERR_INVALID, "negative number -5");
     s_reject(dp_str("-5"), DP_ERR_INVALID, "negative number -5");
     s_reject(dp_str("abc"), DP_ERR_INVALID, "not a decimal integer: 'abc'");

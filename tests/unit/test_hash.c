@@ -16,9 +16,9 @@
 #define ERRLEN 256
 #define PYTHON "/usr/bin/python3"
 
-static const dp_job_limits_t s_limits = {
-    DP_HASH_MAX_ITERATIONS_DEFAULT, DP_HASH_MAX_DKLEN_DEFAULT,
-    DP_DOWNLOAD_MAX_BYTES_DEFAULT};
+static const dp_job_limits_t s_limits = {DP_HASH_MAX_ITERATIONS_DEFAULT,
+                                         DP_HASH_MAX_DKLEN_DEFAULT,
+                                         DP_DOWNLOAD_MAX_BYTES_DEFAULT};
 
 /* Run the kernel; frees args. Returns rc, *out owned by the caller. */
 static int s_run(const dp_job_limits_t *lim, dp_value_t *args, size_t n,
@@ -59,16 +59,16 @@ static void s_fail(int want_rc, const char *want_msg, dp_value_t *args,
                   want_msg);
 }
 
-#define CHECK(want, ...)                                                      \
-    do {                                                                      \
-        dp_value_t a_[] = {__VA_ARGS__};                                      \
-        s_check(want, a_, sizeof a_ / sizeof a_[0]);                          \
+#define CHECK(want, ...)                                                       \
+    do {                                                                       \
+        dp_value_t a_[] = {__VA_ARGS__};                                       \
+        s_check(want, a_, sizeof a_ / sizeof a_[0]);                           \
     } while (0)
 
-#define FAIL_LIM(lim, rc, msg, ...)                                           \
-    do {                                                                      \
-        dp_value_t a_[] = {__VA_ARGS__};                                      \
-        s_fail(rc, msg, a_, sizeof a_ / sizeof a_[0], lim);                   \
+#define FAIL_LIM(lim, rc, msg, ...)                                            \
+    do {                                                                       \
+        dp_value_t a_[] = {__VA_ARGS__};                                       \
+        s_fail(rc, msg, a_, sizeof a_ / sizeof a_[0], lim);                    \
     } while (0)
 
 #define FAIL(rc, msg, ...) FAIL_LIM(NULL, rc, msg, __VA_ARGS__)
@@ -178,12 +178,12 @@ Test(hash, binary_data_with_nul)
 
 Test(hash, rfc6070_pbkdf2_sha1)
 {
-    CHECK("0c60c80f961f0e71f3a9b524af6012062fe037a6", S("password"),
-          S("sha1"), U(1), S("salt"), U(20));
-    CHECK("ea6c014dc72d6f8ccd1ed92ace1d41f0d8de8957", S("password"),
-          S("sha1"), U(2), S("salt"), U(20));
-    CHECK("4b007901b765489abead49d926f721d065a429c1", S("password"),
-          S("sha1"), U(4096), S("salt"));
+    CHECK("0c60c80f961f0e71f3a9b524af6012062fe037a6", S("password"), S("sha1"),
+          U(1), S("salt"), U(20));
+    CHECK("ea6c014dc72d6f8ccd1ed92ace1d41f0d8de8957", S("password"), S("sha1"),
+          U(2), S("salt"), U(20));
+    CHECK("4b007901b765489abead49d926f721d065a429c1", S("password"), S("sha1"),
+          U(4096), S("salt"));
     CHECK("3d2eec4fe41c849b80c8d83662c0e44a8b291a964cf2f07038",
           S("passwordPASSWORDpassword"), S("sha1"), U(4096),
           S("saltSALTsaltSALTsaltSALTsaltSALTsalt"), U(25));
@@ -194,8 +194,8 @@ Test(hash, rfc6070_pbkdf2_sha1)
 /* 2^24 iterations: about 3 s on a 2020s core. */
 Test(hash, rfc6070_pbkdf2_sha1_16777216, .timeout = 60)
 {
-    CHECK("eefe3d61cd4da4e4e9945b3d6ba2158c2634e984", S("password"),
-          S("sha1"), U(16777216), S("salt"), U(20));
+    CHECK("eefe3d61cd4da4e4e9945b3d6ba2158c2634e984", S("password"), S("sha1"),
+          U(16777216), S("salt"), U(20));
 }
 
 Test(hash, pbkdf2_sha256_sha512)
@@ -249,8 +249,7 @@ Test(hash, wrong_types)
     FAIL(DP_ERR_INVALID, "ITERATIONS", S("abc"), S("sha1"), dp_float(2.0),
          S("salt"));
     FAIL(DP_ERR_INVALID, "SALT", S("abc"), S("sha1"), U(2), U(7));
-    FAIL(DP_ERR_INVALID, "DKLEN", S("abc"), S("sha1"), U(2), S("s"),
-         S("x"));
+    FAIL(DP_ERR_INVALID, "DKLEN", S("abc"), S("sha1"), U(2), S("s"), S("x"));
 }
 
 Test(hash, pbkdf2_argument_errors)
@@ -259,14 +258,13 @@ Test(hash, pbkdf2_argument_errors)
          S("sha256"), U(10));
     FAIL(DP_ERR_INVALID, "PBKDF2 needs ITERATIONS and SALT", S("pw"),
          S("sha256"), U(10), NIL);
-    FAIL(DP_ERR_INVALID, "SALT given without ITERATIONS", S("pw"),
-         S("sha256"), NIL, S("salt"));
-    FAIL(DP_ERR_INVALID, "at least 1", S("pw"), S("sha256"), U(0),
-         S("salt"));
-    FAIL(DP_ERR_INVALID, "at least 1", S("pw"), S("sha256"), U(1),
-         S("salt"), U(0));
-    FAIL(DP_ERR_INVALID, "fixed-size", S("pw"), S("shake_128"), U(1),
-         S("salt"), U(16));
+    FAIL(DP_ERR_INVALID, "SALT given without ITERATIONS", S("pw"), S("sha256"),
+         NIL, S("salt"));
+    FAIL(DP_ERR_INVALID, "at least 1", S("pw"), S("sha256"), U(0), S("salt"));
+    FAIL(DP_ERR_INVALID, "at least 1", S("pw"), S("sha256"), U(1), S("salt"),
+         U(0));
+    FAIL(DP_ERR_INVALID, "fixed-size", S("pw"), S("shake_128"), U(1), S("salt"),
+         U(16));
     FAIL(DP_ERR_INVALID, "DKLEN applies", S("abc"), S("sha256"), NIL, NIL,
          U(16));
     FAIL(DP_ERR_INVALID, "XOF", S("abc"), S("shake_128"));
@@ -277,16 +275,16 @@ Test(hash, pbkdf2_argument_errors)
 Test(hash, limits)
 {
     dp_job_limits_t lim = {1000, 64, 0};
-    FAIL_LIM(&lim, DP_ERR_LIMIT, "hash_max_iterations=1000", S("pw"),
-             S("sha1"), U(1001), S("salt"));
-    FAIL_LIM(&lim, DP_ERR_LIMIT, "hash_max_dklen=64", S("pw"), S("sha1"),
-             U(1), S("salt"), U(65));
+    FAIL_LIM(&lim, DP_ERR_LIMIT, "hash_max_iterations=1000", S("pw"), S("sha1"),
+             U(1001), S("salt"));
+    FAIL_LIM(&lim, DP_ERR_LIMIT, "hash_max_dklen=64", S("pw"), S("sha1"), U(1),
+             S("salt"), U(65));
     FAIL_LIM(&lim, DP_ERR_LIMIT, "hash_max_dklen", S("abc"), S("shake_128"),
              NIL, NIL, U(65));
-    FAIL(DP_ERR_RANGE, NULL, S("pw"), S("sha1"),
-         S("99999999999999999999999"), S("salt"));
-    FAIL(DP_ERR_LIMIT, "hash_max_iterations", S("pw"), S("sha1"),
-         U(UINT64_MAX), S("salt"));
+    FAIL(DP_ERR_RANGE, NULL, S("pw"), S("sha1"), S("99999999999999999999999"),
+         S("salt"));
+    FAIL(DP_ERR_LIMIT, "hash_max_iterations", S("pw"), S("sha1"), U(UINT64_MAX),
+         S("salt"));
 }
 
 Test(hash, arity_and_deadline)
@@ -322,8 +320,8 @@ Test(hash, list)
     char **names;
     size_t n;
     cr_assert_eq(dp_hash_list(&names, &n), 0);
-    const char *want[] = {"md5",      "sha1",     "sha256",  "sha512",
-                          "sha3_256", "blake2b",  "blake2s", "shake_128",
+    const char *want[] = {"md5",       "sha1",      "sha256",  "sha512",
+                          "sha3_256",  "blake2b",   "blake2s", "shake_128",
                           "shake_256", "sha512_256"};
     for (size_t w = 0; w < sizeof want / sizeof want[0]; w++) {
         size_t k = 0;
@@ -370,9 +368,8 @@ typedef struct {
 static const char *s_sweep_algos[] = {
     "md5",      "sha1",     "sha224",  "sha256",  "sha384",    "sha512",
     "sha3_256", "sha3_512", "blake2b", "blake2s", "sha512_256"};
-static const char *s_sweep_kdf_algos[] = {"sha1",     "sha256", "sha512",
-                                          "sha3_256", "blake2b", "md5",
-                                          "sha512_256"};
+static const char *s_sweep_kdf_algos[] = {
+    "sha1", "sha256", "sha512", "sha3_256", "blake2b", "md5", "sha512_256"};
 
 static const char s_sweep_py[] =
     "import sys, hashlib\n"
@@ -411,11 +408,10 @@ static void s_put_hex(FILE *f, const unsigned char *p, size_t n)
 /* Our answer for one case, as a string the caller frees. */
 static char *s_ours(const sweep_case_t *c)
 {
-    dp_value_t a[] = {
-        dp_bin(c->data, c->len), S(c->algo),
-        c->iterations ? U(c->iterations) : NIL,
-        c->iterations ? dp_bin(c->salt, c->salt_len) : NIL,
-        c->dklen ? U(c->dklen) : NIL};
+    dp_value_t a[] = {dp_bin(c->data, c->len), S(c->algo),
+                      c->iterations ? U(c->iterations) : NIL,
+                      c->iterations ? dp_bin(c->salt, c->salt_len) : NIL,
+                      c->dklen ? U(c->dklen) : NIL};
     dp_value_t out;
     char err[ERRLEN];
     int rc = s_run(&s_limits, a, 5, &out, err);
@@ -425,8 +421,8 @@ static char *s_ours(const sweep_case_t *c)
     return s;
 }
 
-static size_t s_make_cases(uint64_t *st, unsigned char **inputs,
-                           size_t *sizes, sweep_case_t *cases)
+static size_t s_make_cases(uint64_t *st, unsigned char **inputs, size_t *sizes,
+                           sweep_case_t *cases)
 {
     size_t n = 0;
     size_t nalgo = sizeof s_sweep_algos / sizeof s_sweep_algos[0];
@@ -436,14 +432,22 @@ static size_t s_make_cases(uint64_t *st, unsigned char **inputs,
         inputs[i] = malloc(sizes[i] + 1);
         s_fill(st, inputs[i], sizes[i]);
         for (size_t a = 0; a < nalgo; a++)
-            cases[n++] = (sweep_case_t){s_sweep_algos[a], 0, 0, NULL, 0,
-                                        inputs[i], sizes[i]};
-        cases[n++] = (sweep_case_t){i % 2 ? "shake_128" : "shake_256", 0,
-                                    1 + s_rand(st) % 300, NULL, 0,
-                                    inputs[i], sizes[i]};
-        sweep_case_t k = {s_sweep_kdf_algos[i % nkdf], 1 + s_rand(st) % 64,
-                          i % 3 ? 1 + s_rand(st) % 100 : 0, NULL, 0,
-                          inputs[i], sizes[i] % 200};
+            cases[n++] = (sweep_case_t){s_sweep_algos[a], 0,       0, NULL, 0,
+                                        inputs[i],        sizes[i]};
+        cases[n++] = (sweep_case_t){i % 2 ? "shake_128" : "shake_256",
+                                    0,
+                                    1 + s_rand(st) % 300,
+                                    NULL,
+                                    0,
+                                    inputs[i],
+                                    sizes[i]};
+        sweep_case_t k = {s_sweep_kdf_algos[i % nkdf],
+                          1 + s_rand(st) % 64,
+                          i % 3 ? 1 + s_rand(st) % 100 : 0,
+                          NULL,
+                          0,
+                          inputs[i],
+                          sizes[i] % 200};
         k.salt_len = (size_t)(s_rand(st) % (SWEEP_MAX_SALT + 1));
         k.salt = malloc(k.salt_len + 1);
         s_fill(st, k.salt, k.salt_len);

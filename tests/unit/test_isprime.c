@@ -195,8 +195,7 @@ static char **s_inputs(size_t *n)
         if (k >= N_SMALL) {
             unsigned hi = 1 + (unsigned)(s_rng(&seed) % (LARGE_MAX_BITS - 64));
             x = s_rng(&seed) |
-                (dp_u128_t)(s_rng(&seed) >> (64 - hi) | 1ULL << (hi - 1))
-                    << 64;
+                (dp_u128_t)(s_rng(&seed) >> (64 - hi) | 1ULL << (hi - 1)) << 64;
         }
         dp_num_u128_to_dec(x | (k % 8 != 0), buf);
         v[k] = strdup(buf);

@@ -71,8 +71,8 @@ Test(num, parse_accepts_forms)
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         dp_num_t n;
         char err[ERRLEN];
-        int rc = dp_num_parse(cases[k].in, strlen(cases[k].in), &n, err,
-                              sizeof err);
+        int rc =
+            dp_num_parse(cases[k].in, strlen(cases[k].in), &n, err, sizeof err);
         cr_assert_eq(rc, 0, "'%s': %s", cases[k].in, err);
         char *s = dp_num_to_dec(&n);
         cr_assert_str_eq(s, cases[k].out);
@@ -122,8 +122,8 @@ Test(num, parse_rejects)
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         dp_num_t n;
         char err[ERRLEN] = "";
-        int rc = dp_num_parse(cases[k].in, strlen(cases[k].in), &n, err,
-                              sizeof err);
+        int rc =
+            dp_num_parse(cases[k].in, strlen(cases[k].in), &n, err, sizeof err);
         cr_assert_eq(rc, cases[k].rc, "'%s' gave %d", cases[k].in, rc);
         cr_assert_str_eq(err, cases[k].msg);
         cr_assert(dp_num_is_zero(&n));
@@ -235,8 +235,7 @@ Test(num, montgomery_matches_division)
         /* mont(a, b) * R == a * b (mod n) */
         dp_u128_t r = (dp_u128_t)1 << 64;
         uint64_t m = dp_mont64_mul(a, b, n, ninv);
-        cr_assert((dp_u128_t)m * (uint64_t)(r % n) % n ==
-                  (dp_u128_t)a * b % n);
+        cr_assert((dp_u128_t)m * (uint64_t)(r % n) % n == (dp_u128_t)a * b % n);
         dp_u128_t N = ((dp_u128_t)s_rng(&seed) << 64) | s_rng(&seed) | 1;
         dp_u128_t A = (((dp_u128_t)s_rng(&seed) << 64) | s_rng(&seed)) % N;
         dp_u128_t B = (((dp_u128_t)s_rng(&seed) << 64) | s_rng(&seed)) % N;
@@ -267,8 +266,8 @@ Test(num, gcd_and_exact_division)
 {
     cr_assert_eq(dp_gcd64(0, 12), 12u);
     cr_assert_eq(dp_gcd64(12, 18), 6u);
-    cr_assert(dp_gcd128((dp_u128_t)3 << 100, (dp_u128_t)9 << 90) ==
-              (dp_u128_t)3 << 90);
+    cr_assert(dp_gcd128((dp_u128_t)3 << 100, (dp_u128_t)9 << 90) == (dp_u128_t)3
+                                                                        << 90);
     uint64_t seed = SEED;
     for (int k = 0; k < RANDOM_ROUNDS; k++) {
         const dp_num_prime_t *p =
@@ -364,9 +363,15 @@ Test(num, isprime_u64_exhaustive_small)
 
 /* Strong pseudoprimes to base 2 (and more bases): the traps of MR. */
 static const uint64_t s_spsp[] = {
-    2047u,           3277u,           4033u,
-    4681u,           8321u,           3215031751u,
-    2152302898747u,  3474749660383u,  341550071728321u,
+    2047u,
+    3277u,
+    4033u,
+    4681u,
+    8321u,
+    3215031751u,
+    2152302898747u,
+    3474749660383u,
+    341550071728321u,
     3825123056546413051u,
 };
 
@@ -413,21 +418,20 @@ Test(num, bpsw_agrees_with_mr_below_2_64)
 Test(num, bpsw_128_known)
 {
     cr_assert(dp_num_isprime_u128(s_u128("618970019642690137449562111")));
-    cr_assert(dp_num_isprime_u128(
-        s_u128("162259276829213363391578010288127")));
-    cr_assert(dp_num_isprime_u128(
-        s_u128("170141183460469231731687303715884105727")));
+    cr_assert(dp_num_isprime_u128(s_u128("162259276829213363391578010288127")));
+    cr_assert(
+        dp_num_isprime_u128(s_u128("170141183460469231731687303715884105727")));
     cr_assert(dp_num_isprime_u128(s_u128("18446744073709551629")));
     cr_assert(!dp_num_isprime_u128(s_u128("18446744073709551617")));
     /* (2^61-1)^2; 2^128 - 159, the largest prime below 2^128; 2^128 - 1;
      * a product of two 64-bit primes */
-    cr_assert(!dp_num_isprime_u128(
-        s_u128("5316911983139663487003542222693990401")));
-    cr_assert(dp_num_isprime_u128(
-        s_u128("340282366920938463463374607431768211297")));
+    cr_assert(
+        !dp_num_isprime_u128(s_u128("5316911983139663487003542222693990401")));
+    cr_assert(
+        dp_num_isprime_u128(s_u128("340282366920938463463374607431768211297")));
     cr_assert(!dp_num_isprime_u128(~(dp_u128_t)0));
-    cr_assert(!dp_num_isprime_u128(
-        (dp_u128_t)18446744073709551557u * 18446744073709551533u));
+    cr_assert(!dp_num_isprime_u128((dp_u128_t)18446744073709551557u *
+                                   18446744073709551533u));
 }
 
 /* The BIGNUM BPSW must agree with the native one. */

@@ -19,8 +19,7 @@ int dp_job_arg_uint64(const dp_value_t *arg, uint64_t *out, char *err,
         return 0;
     case DP_INT:
         if (arg->v.i < 0) {
-            snprintf(err, errlen, "negative number %lld",
-                     (long long)arg->v.i);
+            snprintf(err, errlen, "negative number %lld", (long long)arg->v.i);
             return DP_ERR_INVALID;
         }
         *out = (uint64_t)arg->v.i;
@@ -43,7 +42,8 @@ int dp_job_arg_uint64(const dp_value_t *arg, uint64_t *out, char *err,
                    s[len - 1] == '\n' || s[len - 1] == '\r'))
         len--;
     if (len && s[0] == '-') {
-        snprintf(err, errlen, "negative number '%.*s'", (int)(len > 40 ? 40 : len), s);
+        snprintf(err, errlen, "negative number '%.*s'",
+                 (int)(len > 40 ? 40 : len), s);
         return DP_ERR_INVALID;
     }
     if (len == 0) {

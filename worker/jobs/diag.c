@@ -7,8 +7,8 @@
 #include "dp_clock.h"
 #include "dp_jobs.h"
 
-int dp_job_sleep(const dp_job_ctx_t *ctx, const dp_value_t *args,
-                 size_t nargs, dp_value_t *out, char *err, size_t errlen)
+int dp_job_sleep(const dp_job_ctx_t *ctx, const dp_value_t *args, size_t nargs,
+                 dp_value_t *out, char *err, size_t errlen)
 {
     uint64_t ms;
     (void)nargs;
@@ -19,8 +19,8 @@ int dp_job_sleep(const dp_job_ctx_t *ctx, const dp_value_t *args,
     uint64_t now = dp_now_us();
     /* a sleep past the end of time is cut by the deadline (or waits
      * forever without one, until the worker's own limit) */
-    uint64_t end = ms > (UINT64_MAX - now) / 1000u ? UINT64_MAX
-                                                   : now + ms * 1000u;
+    uint64_t end =
+        ms > (UINT64_MAX - now) / 1000u ? UINT64_MAX : now + ms * 1000u;
     bool cut = ctx->deadline_us && ctx->deadline_us < end;
     if (cut)
         end = ctx->deadline_us;
@@ -39,8 +39,8 @@ int dp_job_sleep(const dp_job_ctx_t *ctx, const dp_value_t *args,
     return 0;
 }
 
-int dp_job_echo(const dp_job_ctx_t *ctx, const dp_value_t *args,
-                size_t nargs, dp_value_t *out, char *err, size_t errlen)
+int dp_job_echo(const dp_job_ctx_t *ctx, const dp_value_t *args, size_t nargs,
+                dp_value_t *out, char *err, size_t errlen)
 {
     (void)ctx;
     (void)err;

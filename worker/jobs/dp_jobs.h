@@ -48,9 +48,9 @@ typedef int (*dp_job_fn)(const dp_job_ctx_t *ctx, const dp_value_t *args,
                          size_t errlen);
 
 typedef struct {
-    const char *name;    /* wire name, matched exactly ("factor") */
-    dp_class_t cls;      /* where it runs: cpu child or io child */
-    unsigned min_args;   /* arity range, checked by broker and worker */
+    const char *name;  /* wire name, matched exactly ("factor") */
+    dp_class_t cls;    /* where it runs: cpu child or io child */
+    unsigned min_args; /* arity range, checked by broker and worker */
     unsigned max_args;
     uint32_t timeout_ms; /* default time limit when the job names none */
     dp_job_fn run;       /* the kernel; NULL for io jobs, which the io child
@@ -68,12 +68,12 @@ int dp_job_factor(const dp_job_ctx_t *, const dp_value_t *, size_t,
                   dp_value_t *, char *, size_t);
 int dp_job_isprime(const dp_job_ctx_t *, const dp_value_t *, size_t,
                    dp_value_t *, char *, size_t);
-int dp_job_hash(const dp_job_ctx_t *, const dp_value_t *, size_t,
-                dp_value_t *, char *, size_t);
-int dp_job_sleep(const dp_job_ctx_t *, const dp_value_t *, size_t,
-                 dp_value_t *, char *, size_t);
-int dp_job_echo(const dp_job_ctx_t *, const dp_value_t *, size_t,
-                dp_value_t *, char *, size_t);
+int dp_job_hash(const dp_job_ctx_t *, const dp_value_t *, size_t, dp_value_t *,
+                char *, size_t);
+int dp_job_sleep(const dp_job_ctx_t *, const dp_value_t *, size_t, dp_value_t *,
+                 char *, size_t);
+int dp_job_echo(const dp_job_ctx_t *, const dp_value_t *, size_t, dp_value_t *,
+                char *, size_t);
 
 /* dp_job_arg_uint64: read a non-negative integer argument given as a
  * msgpack integer or decimal text into *out. DP_ERR_INVALID for non-numbers

@@ -11,9 +11,9 @@
 #include "dp_num.h"
 
 static const char *const s_type_names[] = {
-    [DP_NIL] = "nil",     [DP_BOOL] = "bool", [DP_INT] = "int",
-    [DP_UINT] = "uint",   [DP_FLOAT] = "float", [DP_STR] = "string",
-    [DP_BIN] = "binary",  [DP_ARRAY] = "array", [DP_MAP] = "map",
+    [DP_NIL] = "nil",    [DP_BOOL] = "bool",   [DP_INT] = "int",
+    [DP_UINT] = "uint",  [DP_FLOAT] = "float", [DP_STR] = "string",
+    [DP_BIN] = "binary", [DP_ARRAY] = "array", [DP_MAP] = "map",
 };
 
 static bool s_blank(char c)
@@ -164,8 +164,8 @@ void dp_num_u128_to_dec(dp_u128_t v, char *buf)
     unsigned long long top = (unsigned long long)(hi / DP_NUM_DEC_CHUNK);
     int w = DP_NUM_DEC_CHUNK_DIGITS;
     if (top)
-        snprintf(buf, DP_NUM_U128_DEC_MAX, "%llu%0*llu%0*llu", top, w, mid,
-                 w, lo);
+        snprintf(buf, DP_NUM_U128_DEC_MAX, "%llu%0*llu%0*llu", top, w, mid, w,
+                 lo);
     else if (mid)
         snprintf(buf, DP_NUM_U128_DEC_MAX, "%llu%0*llu", mid, w, lo);
     else

@@ -128,12 +128,24 @@ int dp_num_factor(const dp_num_t *n, uint64_t deadline_us, dp_factors_t *f);
 #define DP_NUM_RHOBN_BUDGET (1u << 12)
 /* Miller-Rabin bases exact below 2^32 (Jaeschke) and below 2^64
  * (Sinclair's seven bases). */
-#define DP_NUM_MR32_BASES {2, 7, 61}
-#define DP_NUM_MR64_BASES {2, 325, 9375, 28178, 450775, 9780504, 1795265022}
+#define DP_NUM_MR32_BASES                                                      \
+    {                                                                          \
+        2, 7, 61                                                               \
+    }
+#define DP_NUM_MR64_BASES                                                      \
+    {                                                                          \
+        2, 325, 9375, 28178, 450775, 9780504, 1795265022                       \
+    }
 /* Perfect-power exponents worth trying once no factor is below
  * DP_NUM_TRIAL_BOUND (12.3 bits): 5003^7 > 2^64, 5003^11 > 2^128. */
-#define DP_NUM_POW64_EXPS {2, 3, 5}
-#define DP_NUM_POW128_EXPS {2, 3, 5, 7}
+#define DP_NUM_POW64_EXPS                                                      \
+    {                                                                          \
+        2, 3, 5                                                                \
+    }
+#define DP_NUM_POW128_EXPS                                                     \
+    {                                                                          \
+        2, 3, 5, 7                                                             \
+    }
 /* Bits of the trial bound, rounded down (5003 > 2^12): a cofactor r^k of
  * b bits with no factor below the bound has k <= b / 12. */
 #define DP_NUM_TRIAL_BITS 12
@@ -143,9 +155,13 @@ int dp_num_factor(const dp_num_t *n, uint64_t deadline_us, dp_factors_t *f);
  * 12-digit factors, then GMP-ECM's table for 15, 20, 25, 30, 35 digits);
  * B2 = B1 * factor; stage-2 window half-width (precomputed multiples);
  * first Suyama sigma. */
-#define DP_NUM_ECM_PLAN                                                      \
-    {{1000, 10},   {2000, 25},   {11000, 90},                               \
-     {50000, 300}, {250000, 700}, {1000000, 1800}}
+#define DP_NUM_ECM_PLAN                                                        \
+    {                                                                          \
+        {1000, 10}, {2000, 25}, {11000, 90}, {50000, 300}, {250000, 700},      \
+        {                                                                      \
+            1000000, 1800                                                      \
+        }                                                                      \
+    }
 #define DP_NUM_ECM_B2_FACTOR 100u
 #define DP_NUM_ECM_D 100u
 #define DP_NUM_ECM_SIGMA0 6u
@@ -198,13 +214,13 @@ int dp_num_tick(dp_num_job_t *job, uint64_t units);
 
 /* Increasing primes up to a limit, from a segmented sieve (ECM). */
 typedef struct {
-    uint32_t *base;   /* odd primes up to sqrt(limit) */
+    uint32_t *base; /* odd primes up to sqrt(limit) */
     size_t nbase;
-    uint8_t *seg;     /* seg[k]: lo + 2k is composite */
-    uint64_t lo;      /* odd number at seg[0] */
-    size_t pos;       /* next slot of seg to look at */
+    uint8_t *seg; /* seg[k]: lo + 2k is composite */
+    uint64_t lo;  /* odd number at seg[0] */
+    size_t pos;   /* next slot of seg to look at */
     uint64_t limit;
-    bool two_done;    /* 2 was returned */
+    bool two_done; /* 2 was returned */
 } dp_num_primes_t;
 
 /* dp_num_primes_init: iterate the primes <= limit; 0 or DP_ERR_NOMEM. */
@@ -233,8 +249,8 @@ int dp_num_rho64(dp_num_job_t *job, uint64_t n, uint64_t c, uint64_t *g);
 /* dp_num_rho128 / dp_num_rho_bn: the same on 128-bit words and BIGNUMs,
  * giving up when the Brent cycle would pass `budget` (then *g / g is 1).
  * 0, DP_ERR_TIMEOUT, or (BIGNUM) DP_ERR_NOMEM. */
-int dp_num_rho128(dp_num_job_t *job, dp_u128_t n, uint64_t c,
-                  uint64_t budget, dp_u128_t *g);
+int dp_num_rho128(dp_num_job_t *job, dp_u128_t n, uint64_t c, uint64_t budget,
+                  dp_u128_t *g);
 int dp_num_rho_bn(dp_num_job_t *job, const BIGNUM *n, uint64_t c,
                   uint64_t budget, BIGNUM *g);
 /* dp_num_ecm128 / dp_num_ecm_bn: a proper divisor of odd composite n (not
@@ -316,8 +332,8 @@ static inline void dp_mul128_full(dp_u128_t a, dp_u128_t b, dp_u128_t *hi,
 }
 
 /* dp_mont128_mul: a * b / R mod n for a, b < n; ninv = n^-1 mod 2^128. */
-static inline dp_u128_t dp_mont128_mul(dp_u128_t a, dp_u128_t b,
-                                       dp_u128_t n, dp_u128_t ninv)
+static inline dp_u128_t dp_mont128_mul(dp_u128_t a, dp_u128_t b, dp_u128_t n,
+                                       dp_u128_t ninv)
 {
     dp_u128_t th, tl, mh, ml;
     dp_mul128_full(a, b, &th, &tl);

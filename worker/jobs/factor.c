@@ -12,8 +12,8 @@
 #include "dp_jobs.h"
 #include "dp_num.h"
 
-int dp_job_factor(const dp_job_ctx_t *ctx, const dp_value_t *args,
-                  size_t nargs, dp_value_t *out, char *err, size_t errlen)
+int dp_job_factor(const dp_job_ctx_t *ctx, const dp_value_t *args, size_t nargs,
+                  dp_value_t *out, char *err, size_t errlen)
 {
     dp_num_t n = {0};
     dp_factors_t f;

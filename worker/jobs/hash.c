@@ -63,7 +63,7 @@ typedef struct {
     uint64_t iterations;       /* 0: plain digest, else PBKDF2 */
     const unsigned char *salt; /* borrowed; PBKDF2 only */
     size_t salt_len;
-    uint64_t outlen;           /* bytes to produce */
+    uint64_t outlen; /* bytes to produce */
 } hash_req_t;
 
 /* A usable digest has a fixed size or is an XOF (skips OpenSSL's "NULL"). */
@@ -107,14 +107,15 @@ static int s_unknown_algo(const char *name, size_t len, char *err,
                           size_t errlen)
 {
     int show = len > DP_HASH_ERR_NAME_MAX ? DP_HASH_ERR_NAME_MAX : (int)len;
-    snprintf(err, errlen, "unknown algorithm '%.*s%s' (see: dpool hash "
-             "--list)", show, name, (size_t)show < len ? "..." : "");
+    snprintf(err, errlen,
+             "unknown algorithm '%.*s%s' (see: dpool hash "
+             "--list)",
+             show, name, (size_t)show < len ? "..." : "");
     return DP_ERR_UNKNOWN_ALGO;
 }
 
 /* Fetch the digest ALGO names: Python's name first, then OpenSSL's. */
-static int s_fetch(const dp_value_t *arg, EVP_MD **md, char *err,
-                   size_t errlen)
+static int s_fetch(const dp_value_t *arg, EVP_MD **md, char *err, size_t errlen)
 {
     const char *name = DP_HASH_DEFAULT_ALGO;
     size_t len = strlen(name);
@@ -130,7 +131,8 @@ static int s_fetch(const dp_value_t *arg, EVP_MD **md, char *err,
         return s_unknown_algo(name, len, err, errlen);
     for (size_t k = 0; k < len; k++) {
         if (!isgraph((unsigned char)name[k])) {
-            snprintf(err, errlen, "unknown algorithm: name has "
+            snprintf(err, errlen,
+                     "unknown algorithm: name has "
                      "non-printable bytes (see: dpool hash --list)");
             return DP_ERR_UNKNOWN_ALGO;
         }
@@ -181,17 +183,15 @@ static int s_count_arg(const dp_value_t *args, size_t nargs, size_t at,
 
 /* ITERATIONS and SALT: both for PBKDF2, neither for a plain digest. */
 static int s_parse_kdf(const dp_job_ctx_t *ctx, const dp_value_t *args,
-                       size_t nargs, hash_req_t *req, char *err,
-                       size_t errlen)
+                       size_t nargs, hash_req_t *req, char *err, size_t errlen)
 {
     int rc = s_count_arg(args, nargs, DP_HASH_ARG_ITERATIONS, "ITERATIONS",
                          ctx->limits->hash_max_iterations,
-                         "hash_max_iterations", &req->iterations, err,
-                         errlen);
+                         "hash_max_iterations", &req->iterations, err, errlen);
     if (rc)
         return rc;
-    int has_salt = nargs > DP_HASH_ARG_SALT &&
-                   args[DP_HASH_ARG_SALT].type != DP_NIL;
+    int has_salt =
+        nargs > DP_HASH_ARG_SALT && args[DP_HASH_ARG_SALT].type != DP_NIL;
     if (req->iterations == 0) {
         if (!has_salt)
             return 0;
@@ -203,8 +203,10 @@ static int s_parse_kdf(const dp_job_ctx_t *ctx, const dp_value_t *args,
         return DP_ERR_INVALID;
     }
     if (s_md_xof(req->md)) {
-        snprintf(err, errlen, "PBKDF2 needs a fixed-size digest, not the "
-                 "XOF %s", EVP_MD_get0_name(req->md));
+        snprintf(err, errlen,
+                 "PBKDF2 needs a fixed-size digest, not the "
+                 "XOF %s",
+                 EVP_MD_get0_name(req->md));
         return DP_ERR_INVALID;
     }
     return s_bytes_arg(&args[DP_HASH_ARG_SALT], "SALT", &req->salt,
@@ -228,12 +230,15 @@ static int s_parse_outlen(const dp_job_ctx_t *ctx, const dp_value_t *args,
     if (s_md_xof(req->md)) {
         if (req->outlen)
             return 0;
-        snprintf(err, errlen, "%s is an XOF: give its output length in "
-                 "bytes as DKLEN", EVP_MD_get0_name(req->md));
+        snprintf(err, errlen,
+                 "%s is an XOF: give its output length in "
+                 "bytes as DKLEN",
+                 EVP_MD_get0_name(req->md));
         return DP_ERR_INVALID;
     }
     if (req->outlen && req->iterations == 0) {
-        snprintf(err, errlen, "DKLEN applies to PBKDF2 and XOF digests "
+        snprintf(err, errlen,
+                 "DKLEN applies to PBKDF2 and XOF digests "
                  "(shake_128, shake_256) only");
         return DP_ERR_INVALID;
     }
@@ -250,8 +255,8 @@ static int s_parse(const dp_job_ctx_t *ctx, const dp_value_t *args,
                  DP_HASH_ARG_COUNT, nargs);
         return DP_ERR_ARITY;
     }
-    int rc = s_bytes_arg(&args[DP_HASH_ARG_DATA], "DATA", &req->data,
-                         &req->len, err, errlen);
+    int rc = s_bytes_arg(&args[DP_HASH_ARG_DATA], "DATA", &req->data, &req->len,
+                         err, errlen);
     if (rc)
         return rc;
     rc = s_fetch(nargs > DP_HASH_ARG_ALGO ? &args[DP_HASH_ARG_ALGO] : NULL,
@@ -305,8 +310,8 @@ static int s_pbkdf2(const hash_req_t *req, unsigned char *out, char *err,
         OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT,
                                           (void *)req->salt, req->salt_len),
         OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_ITER, &iter),
-        OSSL_PARAM_construct_utf8_string(
-            OSSL_KDF_PARAM_DIGEST, (char *)EVP_MD_get0_name(req->md), 0),
+        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
+                                         (char *)EVP_MD_get0_name(req->md), 0),
         OSSL_PARAM_construct_int(OSSL_KDF_PARAM_PKCS5, &pkcs5),
         OSSL_PARAM_construct_end(),
     };
@@ -341,8 +346,8 @@ static int s_hex(const unsigned char *bytes, size_t n, dp_value_t *out,
     return DP_ERR_NOMEM;
 }
 
-int dp_job_hash(const dp_job_ctx_t *ctx, const dp_value_t *args,
-                size_t nargs, dp_value_t *out, char *err, size_t errlen)
+int dp_job_hash(const dp_job_ctx_t *ctx, const dp_value_t *args, size_t nargs,
+                dp_value_t *out, char *err, size_t errlen)
 {
     hash_req_t req = {0};
     unsigned char *buf = NULL;

@@ -31,8 +31,7 @@ static int s_answer_map(bool prime, dp_value_t *out)
     it[1] = dp_bool(prime);
     it[2] = dp_str(DP_ISPRIME_KEY_METHOD);
     it[3] = dp_str(DP_ISPRIME_METHOD_BPSW);
-    if (it[0].type == DP_NIL || it[2].type == DP_NIL ||
-        it[3].type == DP_NIL) {
+    if (it[0].type == DP_NIL || it[2].type == DP_NIL || it[3].type == DP_NIL) {
         dp_value_clear(out);
         return DP_ERR_NOMEM;
     }

@@ -15,7 +15,13 @@ typedef struct {
 
 /* Slots of the BIGNUM pool: scalars, then points, then stage-2 betas. */
 enum {
-    S_A24, S_T0, S_T1, S_T2, S_T3, S_ACC, S_ALPHA,
+    S_A24,
+    S_T0,
+    S_T1,
+    S_T2,
+    S_T3,
+    S_ACC,
+    S_ALPHA,
     S_NSCALAR,
     S_NPTS = 6 + DP_NUM_ECM_D + 1, /* p, r0, r1, pr, pt, pn, s[0..D] */
     S_NSLOTS = S_NSCALAR + 2 * S_NPTS + DP_NUM_ECM_D + 1
@@ -28,8 +34,8 @@ typedef struct {
     BN_CTX *bn;
     BIGNUM *v[S_NSLOTS];
     BIGNUM *a24, *t[4], *acc, *alpha;
-    s_pt_t p, r0, r1, pr, pt, pn;  /* curve point, ladder, R, T, next R */
-    s_pt_t s[DP_NUM_ECM_D + 1];    /* s[d] = [2d] Q for stage 2 */
+    s_pt_t p, r0, r1, pr, pt, pn;   /* curve point, ladder, R, T, next R */
+    s_pt_t s[DP_NUM_ECM_D + 1];     /* s[d] = [2d] Q for stage 2 */
     BIGNUM *beta[DP_NUM_ECM_D + 1]; /* x * z of s[d] */
 } s_ecm_t;
 
@@ -94,8 +100,7 @@ static int s_dbl(s_ecm_t *e, s_pt_t *r, const s_pt_t *p)
            s_mul(e, t[0], t[0], t[0]) && s_mul(e, t[1], t[1], t[1]) &&
            BN_mod_sub_quick(t[2], t[0], t[1], n) &&
            s_mul(e, r->x, t[0], t[1]) && s_mul(e, t[3], e->a24, t[2]) &&
-           BN_mod_add_quick(t[3], t[3], t[1], n) &&
-           s_mul(e, r->z, t[2], t[3]);
+           BN_mod_add_quick(t[3], t[3], t[1], n) && s_mul(e, r->z, t[2], t[3]);
 }
 
 /* s_add: r = p + q given d = p - q (r may be p or q, not d). */
@@ -139,20 +144,19 @@ static int s_curve_init(s_ecm_t *e, uint64_t sigma, BIGNUM *g)
     BIGNUM *x = e->p.x, *z = e->p.z;
     const BIGNUM *n = e->n;
     BN_CTX *bn = e->bn;
-    int ok = BN_set_word(u, sigma) && BN_sqr(u, u, bn) &&
-             BN_sub_word(u, DP_NUM_SUYAMA_U) && BN_nnmod(u, u, n, bn) &&
-             BN_set_word(v, sigma) && BN_mul_word(v, DP_NUM_SUYAMA_V) &&
-             BN_nnmod(v, v, n, bn) && BN_mod_sqr(x, u, n, bn) &&
-             BN_mod_mul(x, x, u, n, bn) && BN_mod_sqr(z, v, n, bn) &&
-             BN_mod_mul(z, z, v, n, bn) && BN_mod_sub(num, v, u, n, bn) &&
-             BN_mod_sqr(e->acc, num, n, bn) &&
-             BN_mod_mul(num, num, e->acc, n, bn) && BN_copy(e->acc, u) &&
-             BN_mul_word(e->acc, DP_NUM_SUYAMA_3U) &&
-             BN_mod_add(e->acc, e->acc, v, n, bn) &&
-             BN_mod_mul(num, num, e->acc, n, bn) &&
-             BN_mod_mul(den, x, v, n, bn) &&
-             BN_mul_word(den, DP_NUM_SUYAMA_DEN) &&
-             BN_nnmod(den, den, n, bn) && BN_gcd(g, den, n, bn);
+    int ok =
+        BN_set_word(u, sigma) && BN_sqr(u, u, bn) &&
+        BN_sub_word(u, DP_NUM_SUYAMA_U) && BN_nnmod(u, u, n, bn) &&
+        BN_set_word(v, sigma) && BN_mul_word(v, DP_NUM_SUYAMA_V) &&
+        BN_nnmod(v, v, n, bn) && BN_mod_sqr(x, u, n, bn) &&
+        BN_mod_mul(x, x, u, n, bn) && BN_mod_sqr(z, v, n, bn) &&
+        BN_mod_mul(z, z, v, n, bn) && BN_mod_sub(num, v, u, n, bn) &&
+        BN_mod_sqr(e->acc, num, n, bn) && BN_mod_mul(num, num, e->acc, n, bn) &&
+        BN_copy(e->acc, u) && BN_mul_word(e->acc, DP_NUM_SUYAMA_3U) &&
+        BN_mod_add(e->acc, e->acc, v, n, bn) &&
+        BN_mod_mul(num, num, e->acc, n, bn) && BN_mod_mul(den, x, v, n, bn) &&
+        BN_mul_word(den, DP_NUM_SUYAMA_DEN) && BN_nnmod(den, den, n, bn) &&
+        BN_gcd(g, den, n, bn);
     if (!ok)
         return DP_ERR_NOMEM;
     if (!BN_is_one(g))
@@ -224,8 +228,7 @@ static int s_stage2_step(s_ecm_t *e)
 
 /* s_stage2: acc = product over the primes q in (b1, B2] of the cross
  * terms that vanish mod p when [q] p is the identity mod p. */
-static int s_stage2(s_ecm_t *e, dp_num_primes_t *it, uint64_t b1,
-                    uint64_t q)
+static int s_stage2(s_ecm_t *e, dp_num_primes_t *it, uint64_t b1, uint64_t q)
 {
     uint64_t r = (b1 & 1) ? b1 : b1 - 1, w = 2 * DP_NUM_ECM_D;
     if (r <= w)

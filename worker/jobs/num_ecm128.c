@@ -106,9 +106,9 @@ static void s_curve_init(s_ecm_t *e, uint64_t sigma, dp_u128_t *g)
     dp_u128_t v = s_mont(e, (dp_u128_t)sigma * DP_NUM_SUYAMA_V);
     dp_u128_t x = s_mul(e, s_mul(e, u, u), u), z = s_mul(e, s_mul(e, v, v), v);
     dp_u128_t w = s_sub(e, v, u);
-    dp_u128_t num = s_mul(e, s_mul(e, s_mul(e, w, w), w),
-                          s_add(e, s_mul(e, u, s_mont(e, DP_NUM_SUYAMA_3U)),
-                                v));
+    dp_u128_t num =
+        s_mul(e, s_mul(e, s_mul(e, w, w), w),
+              s_add(e, s_mul(e, u, s_mont(e, DP_NUM_SUYAMA_3U)), v));
     dp_u128_t den = s_mul(e, s_mul(e, x, v), s_mont(e, DP_NUM_SUYAMA_DEN));
     dp_u128_t plain = s_mul(e, den, 1);
     *g = dp_gcd128(plain, e->n);
@@ -138,8 +138,8 @@ static int s_stage1(s_ecm_t *e, dp_num_primes_t *it, uint64_t b1,
 
 /* s_stage2: the product over primes q in (b1, B2] of the cross terms
  * X_R Z_S - X_S Z_R (see num_ecm.c) into *acc. */
-static int s_stage2(s_ecm_t *e, dp_num_primes_t *it, uint64_t b1,
-                    uint64_t q, dp_u128_t *acc)
+static int s_stage2(s_ecm_t *e, dp_num_primes_t *it, uint64_t b1, uint64_t q,
+                    dp_u128_t *acc)
 {
     s_pt_t *s = e->s;
     s[1] = s_dbl(e, e->p);

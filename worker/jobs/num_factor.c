@@ -262,8 +262,7 @@ int dp_num_factor(const dp_num_t *n, uint64_t deadline_us, dp_factors_t *f)
     size_t from = f->len;
     if (!(job.bn = BN_CTX_new()))
         return DP_ERR_NOMEM;
-    int rc = n->big ? s_trial_big(&job, n->big)
-                    : s_trial128(&job, n->small, 0);
+    int rc = n->big ? s_trial_big(&job, n->big) : s_trial128(&job, n->small, 0);
     BN_CTX_free(job.bn);
     if (!rc && f->len > from)
         qsort(f->items + from, f->len - from, sizeof *f->items, s_cmp);

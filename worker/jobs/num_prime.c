@@ -199,8 +199,8 @@ static bool s_selfridge128(dp_u128_t n, int64_t *d)
         return false;
     for (int64_t D = DP_NUM_LUCAS_D0;; D = s_next_d(D)) {
         uint64_t ad = D < 0 ? (uint64_t)-D : (uint64_t)D;
-        int j = s_jacobi_d(D, (uint64_t)(n % ad),
-                           (unsigned)(n & DP_NUM_MOD4_MASK));
+        int j =
+            s_jacobi_d(D, (uint64_t)(n % ad), (unsigned)(n & DP_NUM_MOD4_MASK));
         if (j == 0 && n != ad)
             return false;
         if (j == -1) {
@@ -273,8 +273,7 @@ static int s_sprp2_bn(const BIGNUM *n, BN_CTX *bn, BN_MONT_CTX *mont,
     int s = 0;
     while (ok && !BN_is_bit_set(nm1, s))
         s++;
-    ok = ok && BN_rshift(d, nm1, s) &&
-         BN_mod_exp_mont(y, two, d, n, bn, mont);
+    ok = ok && BN_rshift(d, nm1, s) && BN_mod_exp_mont(y, two, d, n, bn, mont);
     *pass = ok && (BN_is_one(y) || BN_cmp(y, nm1) == 0);
     for (int k = 1; ok && k < s && !*pass; k++) {
         ok = BN_mod_sqr(y, y, n, bn);
@@ -288,8 +287,7 @@ static int s_sprp2_bn(const BIGNUM *n, BN_CTX *bn, BN_MONT_CTX *mont,
 
 /* s_selfridge_bn: Selfridge's D for n into *d; *found false when n is
  * proved composite (a square, or sharing a factor with some D). */
-static int s_selfridge_bn(const BIGNUM *n, BN_CTX *bn, int64_t *d,
-                          bool *found)
+static int s_selfridge_bn(const BIGNUM *n, BN_CTX *bn, int64_t *d, bool *found)
 {
     BN_CTX_start(bn);
     BIGNUM *r = BN_CTX_get(bn);
@@ -317,8 +315,8 @@ static int s_selfridge_bn(const BIGNUM *n, BN_CTX *bn, int64_t *d,
 }
 
 /* s_small_bn: the small signed v in Montgomery form into x. */
-static int s_small_bn(BIGNUM *x, int64_t v, const BIGNUM *n,
-                      BN_MONT_CTX *mont, BN_CTX *bn)
+static int s_small_bn(BIGNUM *x, int64_t v, const BIGNUM *n, BN_MONT_CTX *mont,
+                      BN_CTX *bn)
 {
     uint64_t a = v < 0 ? (uint64_t)-v : (uint64_t)v;
     int ok = BN_set_word(x, (BN_ULONG)a) && BN_to_montgomery(x, x, mont, bn);
@@ -343,8 +341,8 @@ static int s_lucas_dbl_bn(BIGNUM *v, BIGNUM *qk, BIGNUM *t, const BIGNUM *n,
 }
 
 /* s_lucas_bn: the strong Lucas test with P = 1, Q = (1 - D) / 4. */
-static int s_lucas_bn(const BIGNUM *n, int64_t D, BN_CTX *bn,
-                      BN_MONT_CTX *mont, bool *pass)
+static int s_lucas_bn(const BIGNUM *n, int64_t D, BN_CTX *bn, BN_MONT_CTX *mont,
+                      bool *pass)
 {
     BN_CTX_start(bn);
     BIGNUM *k = BN_CTX_get(bn), *u = BN_CTX_get(bn), *v = BN_CTX_get(bn);
@@ -363,9 +361,9 @@ static int s_lucas_bn(const BIGNUM *n, int64_t D, BN_CTX *bn,
              s_lucas_dbl_bn(v, qk, t, n, mont, bn);
         if (ok && BN_is_bit_set(k, b))
             ok = BN_mod_mul_montgomery(t, dm, u, mont, bn) &&
-                 BN_mod_add_quick(u, u, v, n) &&
-                 BN_mod_add_quick(v, t, v, n) && s_half_bn(u, n) &&
-                 s_half_bn(v, n) && BN_mod_mul_montgomery(qk, qk, q, mont, bn);
+                 BN_mod_add_quick(u, u, v, n) && BN_mod_add_quick(v, t, v, n) &&
+                 s_half_bn(u, n) && s_half_bn(v, n) &&
+                 BN_mod_mul_montgomery(qk, qk, q, mont, bn);
     }
     *pass = ok && (BN_is_zero(u) || BN_is_zero(v));
     for (int r = 1; ok && r < s && !*pass; r++) {

@@ -6,8 +6,7 @@
  */
 #include "dp_num.h"
 
-static inline uint64_t s_f64(uint64_t y, uint64_t c, uint64_t n,
-                             uint64_t ninv)
+static inline uint64_t s_f64(uint64_t y, uint64_t c, uint64_t n, uint64_t ninv)
 {
     return dp_mod64_add(dp_mont64_mul(y, y, n, ninv), c, n);
 }
@@ -36,8 +35,8 @@ int dp_num_rho64(dp_num_job_t *job, uint64_t n, uint64_t c, uint64_t *g)
             return DP_ERR_TIMEOUT;
         for (uint64_t k = 0; k < r; k += DP_NUM_RHO_BATCH) {
             uint64_t ys = y, left = r - k;
-            unsigned m = left < DP_NUM_RHO_BATCH ? (unsigned)left
-                                                 : DP_NUM_RHO_BATCH;
+            unsigned m =
+                left < DP_NUM_RHO_BATCH ? (unsigned)left : DP_NUM_RHO_BATCH;
             for (unsigned j = 0; j < m; j++) {
                 y = s_f64(y, c, n, ninv);
                 q = dp_mont64_mul(q, dp_mod64_sub(x, y, n), n, ninv);
@@ -59,8 +58,8 @@ static inline dp_u128_t s_f128(dp_u128_t y, dp_u128_t c, dp_u128_t n,
     return dp_mod128_add(dp_mont128_mul(y, y, n, ninv), c, n);
 }
 
-static dp_u128_t s_back128(dp_u128_t x, dp_u128_t ys, dp_u128_t c,
-                           dp_u128_t n, dp_u128_t ninv)
+static dp_u128_t s_back128(dp_u128_t x, dp_u128_t ys, dp_u128_t c, dp_u128_t n,
+                           dp_u128_t ninv)
 {
     for (unsigned k = 0; k < DP_NUM_RHO_BATCH; k++) {
         ys = s_f128(ys, c, n, ninv);
@@ -71,8 +70,8 @@ static dp_u128_t s_back128(dp_u128_t x, dp_u128_t ys, dp_u128_t c,
     return n;
 }
 
-int dp_num_rho128(dp_num_job_t *job, dp_u128_t n, uint64_t c,
-                  uint64_t budget, dp_u128_t *g)
+int dp_num_rho128(dp_num_job_t *job, dp_u128_t n, uint64_t c, uint64_t budget,
+                  dp_u128_t *g)
 {
     dp_u128_t ninv = dp_mont128_inv(n), y = DP_NUM_RHO_SEED, q = 1;
     for (uint64_t r = 1; r <= budget; r *= 2) {
@@ -84,8 +83,8 @@ int dp_num_rho128(dp_num_job_t *job, dp_u128_t n, uint64_t c,
         for (uint64_t k = 0; k < r; k += DP_NUM_RHO_BATCH) {
             dp_u128_t ys = y;
             uint64_t left = r - k;
-            unsigned m = left < DP_NUM_RHO_BATCH ? (unsigned)left
-                                                 : DP_NUM_RHO_BATCH;
+            unsigned m =
+                left < DP_NUM_RHO_BATCH ? (unsigned)left : DP_NUM_RHO_BATCH;
             for (unsigned j = 0; j < m; j++) {
                 y = s_f128(y, c, n, ninv);
                 q = dp_mont128_mul(q, dp_mod128_sub(x, y, n), n, ninv);
@@ -118,8 +117,8 @@ static int s_fbn(const s_walk_t *w, BIGNUM *y)
 }
 
 /* s_back_bn: redo the batch from ys one step at a time; g = divisor. */
-static int s_back_bn(const s_walk_t *w, const BIGNUM *x, BIGNUM *ys,
-                     BIGNUM *t, BIGNUM *g)
+static int s_back_bn(const s_walk_t *w, const BIGNUM *x, BIGNUM *ys, BIGNUM *t,
+                     BIGNUM *g)
 {
     for (unsigned k = 0; k < DP_NUM_RHO_BATCH; k++) {
         if (!s_fbn(w, ys) || !BN_mod_sub_quick(t, x, ys, w->n) ||
@@ -133,8 +132,8 @@ static int s_back_bn(const s_walk_t *w, const BIGNUM *x, BIGNUM *ys,
 
 /* s_batch_bn: up to m steps multiplying differences into q, then the
  * gcd into g. */
-static int s_batch_bn(const s_walk_t *w, const BIGNUM *x, BIGNUM *y,
-                      BIGNUM *q, BIGNUM *t, BIGNUM *g, unsigned m)
+static int s_batch_bn(const s_walk_t *w, const BIGNUM *x, BIGNUM *y, BIGNUM *q,
+                      BIGNUM *t, BIGNUM *g, unsigned m)
 {
     for (unsigned j = 0; j < m; j++) {
         if (!s_fbn(w, y) || !BN_mod_sub_quick(t, x, y, w->n) ||
@@ -167,8 +166,8 @@ static int s_walk_bn(dp_num_job_t *job, const s_walk_t *w, uint64_t budget,
         rc = DP_ERR_NOMEM;
         for (uint64_t k = 0; k < r; k += DP_NUM_RHO_BATCH) {
             uint64_t left = r - k;
-            unsigned m = left < DP_NUM_RHO_BATCH ? (unsigned)left
-                                                 : DP_NUM_RHO_BATCH;
+            unsigned m =
+                left < DP_NUM_RHO_BATCH ? (unsigned)left : DP_NUM_RHO_BATCH;
             if (!BN_copy(ys, y) || !s_batch_bn(w, x, y, q, t, g, m))
                 goto out;
             if (!BN_is_one(g)) {

@@ -52,9 +52,8 @@ dp_u128_t dp_num_iroot_u128(dp_u128_t n, unsigned k)
 /* s_estimate_bn: about n^(1/k), at least 1, into x. */
 static int s_estimate_bn(const BIGNUM *n, unsigned k, BIGNUM *x)
 {
-    int bits = BN_num_bits(n), sh = bits > DP_NUM_WORD_BITS
-                                        ? bits - DP_NUM_WORD_BITS
-                                        : 0;
+    int bits = BN_num_bits(n),
+        sh = bits > DP_NUM_WORD_BITS ? bits - DP_NUM_WORD_BITS : 0;
     if (!BN_rshift(x, n, sh))
         return 0;
     double l = log2((double)BN_get_word(x)) + sh;
@@ -66,14 +65,14 @@ static int s_estimate_bn(const BIGNUM *n, unsigned k, BIGNUM *x)
         return BN_set_word(x, m);
     }
     m = (uint64_t)(exp2(e - whole + DP_NUM_MANT_BITS) *
-                   (1 + DP_NUM_ROOT_MARGIN)) + 1;
-    return BN_set_word(x, m) &&
-           BN_lshift(x, x, (int)whole - DP_NUM_MANT_BITS);
+                   (1 + DP_NUM_ROOT_MARGIN)) +
+        1;
+    return BN_set_word(x, m) && BN_lshift(x, x, (int)whole - DP_NUM_MANT_BITS);
 }
 
 /* s_newton_bn: y = ((k - 1) x + n / x^(k-1)) / k. */
-static int s_newton_bn(const BIGNUM *n, unsigned k, const BIGNUM *x,
-                       BIGNUM *y, BIGNUM *t, BN_CTX *bn)
+static int s_newton_bn(const BIGNUM *n, unsigned k, const BIGNUM *x, BIGNUM *y,
+                       BIGNUM *t, BN_CTX *bn)
 {
     return BN_set_word(t, k - 1) && BN_exp(t, x, t, bn) &&
            BN_div(t, NULL, n, t, bn) && BN_copy(y, x) &&
@@ -91,8 +90,8 @@ int dp_num_iroot_bn(const BIGNUM *n, unsigned k, BIGNUM *r, bool *exact,
     }
     BN_CTX_start(bn);
     BIGNUM *y = BN_CTX_get(bn), *t = BN_CTX_get(bn);
-    int ok = t && s_estimate_bn(n, k, r) &&
-             s_newton_bn(n, k, r, y, t, bn) && BN_copy(r, y);
+    int ok = t && s_estimate_bn(n, k, r) && s_newton_bn(n, k, r, y, t, bn) &&
+             BN_copy(r, y);
     while (ok) {
         ok = s_newton_bn(n, k, r, y, t, bn);
         if (!ok || BN_cmp(y, r) >= 0)
