@@ -249,6 +249,21 @@ static void s_inbox_add(dp_pool_t *p, dp_item_t **head, dp_item_t **tail,
     *tail = it;
 }
 
+/* s_inbox_push: hand a list of results to the caller's thread. */
+static void s_inbox_push(dp_pool_t *p, dp_item_t *head, dp_item_t *tail)
+{
+    if (!head)
+        return;
+    pthread_mutex_lock(&p->mu);
+    if (p->in_tail)
+        p->in_tail->next = head;
+    else
+        p->in_head = head;
+    p->in_tail = tail;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
 static void s_set_lost(dp_pool_t *p, int code)
 {
     pthread_mutex_lock(&p->mu);
@@ -276,16 +291,7 @@ static void s_on_results(dp_pool_t *p, dp_rd_t *r)
             s_inbox_add(p, &head, &tail, out);
     }
     (void)dp_msg_end(r); /* trailing bytes: the results read still count */
-    if (!head)
-        return;
-    pthread_mutex_lock(&p->mu);
-    if (p->in_tail)
-        p->in_tail->next = head;
-    else
-        p->in_head = head;
-    p->in_tail = tail;
-    pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
+    s_inbox_push(p, head, tail);
 }
 
 /* s_on_error: ERROR [code, message] or, for a refused SUBMIT, [code,
@@ -318,16 +324,7 @@ static void s_on_error(dp_pool_t *p, dp_rd_t *r)
         res->worker = strdup("");
         s_inbox_add(p, &head, &tail, res);
     }
-    if (!head)
-        return;
-    pthread_mutex_lock(&p->mu);
-    if (p->in_tail)
-        p->in_tail->next = head;
-    else
-        p->in_head = head;
-    p->in_tail = tail;
-    pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
+    s_inbox_push(p, head, tail);
 }
 
 static void s_on_message(dp_pool_t *p, zmq_msg_t *body)

@@ -107,6 +107,22 @@ int dp_msg_read_job(dp_rd_t *r, dp_job_t *job)
     return 0;
 }
 
+int dp_msg_read_dispatch(dp_rd_t *r, uint32_t *attempt, dp_job_t *job)
+{
+    dp_rd_t save = *r;
+    uint32_t two;
+    int rc = dp_rd_array(r, &two);
+    if (!rc && two != 2)
+        rc = DP_ERR_PROTOCOL;
+    if (!rc)
+        rc = s_u32(r, attempt);
+    if (!rc)
+        rc = dp_msg_read_job(r, job);
+    if (rc)
+        *r = save;
+    return rc;
+}
+
 int dp_msg_read_result(dp_rd_t *r, dp_res_t *res)
 {
     dp_rd_t save = *r;

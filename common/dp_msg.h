@@ -84,6 +84,8 @@ int dp_msg_open(const void *data, size_t len, const dp_limits_t *lim, int *cmd,
 int dp_msg_end(const dp_rd_t *r);
 /* dp_msg_read_job: one job from r. Errors: PROTOCOL (shape), TOO_BIG. */
 int dp_msg_read_job(dp_rd_t *r, dp_job_t *job);
+/* dp_msg_read_dispatch: one JOBS entry [attempt, job] from r. */
+int dp_msg_read_dispatch(dp_rd_t *r, uint32_t *attempt, dp_job_t *job);
 /* dp_msg_read_result: one result from r. */
 int dp_msg_read_result(dp_rd_t *r, dp_res_t *res);
 

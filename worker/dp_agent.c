@@ -581,14 +581,9 @@ static int s_on_jobs(dp_agent_t *a, s_frame_t *frame)
         rc = dp_rd_array(&r, &n);
     uint32_t group = ++a->next_group;
     for (uint32_t k = 0; !rc && k < n; k++) {
-        uint32_t two;
-        uint64_t attempt;
+        uint32_t attempt;
         dp_job_t job;
-        rc = dp_rd_array(&r, &two);
-        if (!rc)
-            rc = two == 2 ? dp_rd_uint(&r, &attempt) : DP_ERR_PROTOCOL;
-        if (!rc)
-            rc = dp_msg_read_job(&r, &job);
+        rc = dp_msg_read_dispatch(&r, &attempt, &job);
         if (rc)
             break;
         s_job_t *j = s_job_new(a);
@@ -597,7 +592,7 @@ static int s_on_jobs(dp_agent_t *a, s_frame_t *frame)
         j->group = group;
         const dp_jobtype_t *t = dp_jobtype_find(job.type, job.type_len);
         j->id = job.id;
-        j->attempt = (uint32_t)attempt;
+        j->attempt = attempt;
         j->frame = frame;
         frame->refs++;
         j->raw = job.raw.ptr;

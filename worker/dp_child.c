@@ -81,17 +81,12 @@ static int s_batch(int fd, const dp_child_cfg_t *cfg, const char *data,
         rc = dp_rd_array(&r, &n);
     uint64_t last = dp_now_us();
     for (uint32_t k = 0; !rc && k < n; k++) {
-        uint32_t two;
-        uint64_t attempt;
+        uint32_t attempt;
         dp_job_t job;
-        rc = dp_rd_array(&r, &two);
-        if (!rc)
-            rc = two == 2 ? dp_rd_uint(&r, &attempt) : DP_ERR_PROTOCOL;
-        if (!rc)
-            rc = dp_msg_read_job(&r, &job);
+        rc = dp_msg_read_dispatch(&r, &attempt, &job);
         if (rc)
             break;
-        s_run(cfg, &job, (uint32_t)attempt, body);
+        s_run(cfg, &job, attempt, body);
         if (k + 1 == n && dp_msg_end(&r))
             rc = DP_ERR_PROTOCOL; /* answered, then reported below */
         nres++;

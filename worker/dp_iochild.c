@@ -108,16 +108,11 @@ static int s_frame(s_io_t *io, dp_dl_t *dl, const char *data, size_t len)
                 dp_dl_cancel(dl, id);
             continue;
         }
-        uint32_t two;
-        uint64_t attempt;
+        uint32_t attempt;
         dp_job_t job;
-        rc = dp_rd_array(&r, &two);
+        rc = dp_msg_read_dispatch(&r, &attempt, &job);
         if (!rc)
-            rc = two == 2 ? dp_rd_uint(&r, &attempt) : DP_ERR_PROTOCOL;
-        if (!rc)
-            rc = dp_msg_read_job(&r, &job);
-        if (!rc)
-            s_add(io, dl, &job, (uint32_t)attempt);
+            s_add(io, dl, &job, attempt);
     }
     return rc ? rc : dp_msg_end(&r);
 }
