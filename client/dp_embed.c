@@ -23,6 +23,7 @@
 
 #define S_NUM_MAX 32
 #define S_REAP_STEP_MS 10
+#define S_WARGS_MAX 20
 
 extern char **environ;
 
@@ -58,7 +59,9 @@ static int s_find_bin(const dp_pool_opts_t *o, char *dir, size_t len)
 static pid_t s_spawn(const char *dir, const char *prog, const char **args)
 {
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", dir, prog);
+    int len = snprintf(path, sizeof path, "%s/%s", dir, prog);
+    if (len < 0 || (size_t)len >= sizeof path)
+        return -1;
     posix_spawnattr_t at;
     posix_spawnattr_init(&at);
     posix_spawnattr_setpgroup(&at, 0);
@@ -97,20 +100,27 @@ int dp_embed_start(dp_pool_t *p, const dp_pool_opts_t *o)
                            ppid,        "--cleanup-dir",
                            p->tmpdir,   "--log-level",
                            "warn",      NULL};
-    const char *wargs[] = {NULL,
-                           "--connect",
-                           p->endpoint,
-                           "--processes",
-                           procs,
-                           "--io-slots",
-                           io,
-                           "--parent-pid",
-                           ppid,
-                           "--grace",
-                           DP_EMBED_GRACE,
-                           "--log-level",
-                           "warn",
-                           NULL};
+    const char *wargs[S_WARGS_MAX] = {NULL,
+                                      "--connect",
+                                      p->endpoint,
+                                      "--processes",
+                                      procs,
+                                      "--io-slots",
+                                      io,
+                                      "--parent-pid",
+                                      ppid,
+                                      "--grace",
+                                      DP_EMBED_GRACE,
+                                      "--log-level",
+                                      "warn"};
+    int nw = 13;
+    if (o && o->insecure)
+        wargs[nw++] = "--insecure";
+    if (o && o->ca_file) {
+        wargs[nw++] = "--ca-file";
+        wargs[nw++] = o->ca_file;
+    }
+    wargs[nw] = NULL;
     p->broker_pid = s_spawn(bin, "dpool-broker", bargs);
     p->worker_pid = s_spawn(bin, "dpool-worker", wargs);
     return p->broker_pid > 0 && p->worker_pid > 0 ? 0 : DP_ERR_IO;

@@ -475,8 +475,12 @@ static int s_connect(dp_pool_t *p, const dp_pool_opts_t *o)
     p->sock = p->ctx ? zmq_socket(p->ctx, ZMQ_DEALER) : NULL;
     if (!p->sock)
         return DP_ERR_IO;
-    int zero = 0;
+    int zero = 0, ivl = DP_RECONNECT_IVL_MS, ivl_max = DP_RECONNECT_IVL_MAX_MS;
     dp_zsock_linger0(p->sock);
+    /* an embedded broker may not have bound yet: retry soon (ZeroMQ's
+     * default waits 100 ms) and back off from there */
+    zmq_setsockopt(p->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
+    zmq_setsockopt(p->sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
     zmq_setsockopt(p->sock, ZMQ_SNDHWM, &zero, sizeof zero);
     zmq_setsockopt(p->sock, ZMQ_RCVHWM, &zero, sizeof zero);
     if (zmq_connect(p->sock, p->endpoint) != 0)

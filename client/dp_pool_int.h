@@ -19,6 +19,8 @@
 
 #define DP_CONNECT_TIMEOUT_DEFAULT 10.0
 #define DP_CLIENT_HB_MS_DEFAULT 1000
+#define DP_RECONNECT_IVL_MS 10       /* first retry of a failed connect */
+#define DP_RECONNECT_IVL_MAX_MS 1000 /* backing off to this */
 #define DP_CLIENT_LIVENESS                                                     \
     5                         /* missed broker heartbeats: lost (a client      \
                                   may wait out a starved broker) */

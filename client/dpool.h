@@ -170,6 +170,8 @@ typedef struct {
     const char *bin_dir;    /* embedded pool: where dpool-broker and
                                dpool-worker are; NULL = find them */
     const char *name;       /* client name shown in broker logs */
+    bool insecure;          /* embedded pool: downloads skip TLS checks */
+    const char *ca_file;    /* embedded pool: extra CA bundle (PEM) */
 } dp_pool_opts_t;
 
 /* dp_pool_open: connect to the broker at `endpoint` (e.g.

@@ -393,9 +393,10 @@ static int s_start(dp_agent_t *a, s_child_t *c, s_jlist_t *q)
 {
     uint32_t group = q->head->group;
     size_t n = 0;
-    for (s_job_t *j = q->head; j && c->jobs.n + n < c->cap; j = j->next) {
-        if (c->cls == DP_CLASS_CPU && j->group != group)
-            break;
+    for (s_job_t *j = q->head; j; j = j->next) {
+        if (c->cls == DP_CLASS_CPU ? j->group != group
+                                   : c->jobs.n + n >= c->cap)
+            break; /* a cpu child takes one whole chunk */
         n++;
     }
     dp_wr_reset(&a->w);
@@ -524,6 +525,16 @@ static void s_send_ready(dp_agent_t *a)
     dp_zsend(a->sock, NULL, 0, &a->w, ZMQ_DONTWAIT);
 }
 
+/* s_reconnect_fast: ZeroMQ retries a failed connect after 100 ms by
+ * default; an embedded worker often starts before its broker binds, so
+ * retry soon and back off from there. */
+static void s_reconnect_fast(void *sock)
+{
+    int ivl = DP_RECONNECT_MIN_MS, max = DP_RECONNECT_MAX_MS;
+    zmq_setsockopt(sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
+    zmq_setsockopt(sock, ZMQ_RECONNECT_IVL_MAX, &max, sizeof max);
+}
+
 static int s_open_socket(dp_agent_t *a)
 {
     if (a->sock)
@@ -535,6 +546,7 @@ static int s_open_socket(dp_agent_t *a)
     int64_t maxmsg = (int64_t)a->cfg.child.wire.max_msg_bytes;
     dp_zsock_linger0(a->sock);
     zmq_setsockopt(a->sock, ZMQ_IMMEDIATE, &one, sizeof one);
+    s_reconnect_fast(a->sock);
     zmq_setsockopt(a->sock, ZMQ_SNDHWM, &zero, sizeof zero);
     zmq_setsockopt(a->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     if (zmq_connect(a->sock, a->cfg.connect) != 0) {

@@ -22,7 +22,7 @@
     200 /* kernels answer TIMEOUT themselves                                   \
            first; the agent kills after this */
 #define DP_DRAIN_GRACE_S_DEFAULT 30.0
-#define DP_RECONNECT_MIN_MS 100
+#define DP_RECONNECT_MIN_MS 10
 #define DP_RECONNECT_MAX_MS 5000
 #define DP_WORKER_HB_MS_DEFAULT 1000 /* until the broker names its own */
 #define DP_RESPAWN_MIN_MS 100        /* a child dying at birth waits this */

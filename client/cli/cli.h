@@ -33,6 +33,8 @@ typedef struct {
     long pbkdf2, dklen;
     /* download */
     const char *output_dir;
+    bool insecure;
+    const char *ca_file;
     /* bench */
     long bench_jobs, bench_rounds;
     const char *bench_type, *bench_file;

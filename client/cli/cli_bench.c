@@ -138,11 +138,27 @@ static void s_free_inputs(dp_value_t *v, size_t n)
     free(v);
 }
 
-static void s_print(const dp_cli_t *c, const s_tput_t *t, size_t nt,
+/* s_slots: cpu slots the broker counts now (workers may join after the
+ * client connected, as an embedded pool's does). */
+static unsigned long long s_slots(dp_cli_t *c)
+{
+    dp_value_t v;
+    unsigned long long n = (unsigned long long)dp_pool_slots(c->pool);
+    if (dp_pool_status(c->pool, &v) == 0) {
+        const dp_value_t *x = dp_dict_get(&v, "cpu_slots");
+        if (x && x->type == DP_UINT)
+            n = x->v.u;
+        dp_value_clear(&v);
+    }
+    return n;
+}
+
+static void s_print(dp_cli_t *c, const s_tput_t *t, size_t nt,
                     const s_lat_t *lat)
 {
+    unsigned long long slots = s_slots(c);
     if (c->json) {
-        printf("{\"slots\":%d,\"throughput\":[", dp_pool_slots(c->pool));
+        printf("{\"slots\":%llu,\"throughput\":[", slots);
         for (size_t k = 0; k < nt; k++)
             printf("%s{\"name\":\"%s\",\"jobs\":%zu,\"failed\":%zu,"
                    "\"chunksize\":%zu,\"seconds\":%.6f,\"jobs_per_s\":%.1f}",
@@ -155,8 +171,8 @@ static void s_print(const dp_cli_t *c, const s_tput_t *t, size_t nt,
                (unsigned long long)lat->max);
         return;
     }
-    printf("dpool bench: %s, %d cpu slots\n\n",
-           c->broker ? c->broker : "embedded pool", dp_pool_slots(c->pool));
+    printf("dpool bench: %s, %llu cpu slots\n\n",
+           c->broker ? c->broker : "embedded pool", slots);
     printf("%-28s %10s %8s %10s %12s\n", "throughput", "jobs", "failed",
            "seconds", "jobs/s");
     for (size_t k = 0; k < nt; k++)

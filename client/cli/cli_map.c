@@ -23,12 +23,22 @@
 #define S_LINE_MAX (1u << 20)           /* longest stdin line */
 #define S_READ_CHUNK 65536u
 
+/* The input text of each job in flight, by input index, until its result
+ * is printed. (A ring by index % cap is not enough: unordered results can
+ * come back far out of order.) */
+typedef struct {
+    size_t index;
+    char *text; /* NULL = free slot */
+} s_slot_t;
+
 typedef struct {
     dp_cli_t *c;
     const char *type;
     char **args;
     int nargs, next;
-    char **inputs; /* ring: input text by index % cap */
+    s_slot_t *inputs; /* input texts by index: open addressing over
+                         tsize slots, at most cap of them in use */
+    size_t tsize;
     size_t cap, count;
     char *rbuf; /* stdin bytes read, not yet taken as lines */
     size_t roff, rlen, rcap;
@@ -88,6 +98,38 @@ static int s_make_args(s_in_t *in, const char *text, dp_value_t *args)
     if (c->dklen)
         args->v.a.items[4] = dp_uint((uint64_t)c->dklen);
     return 0;
+}
+
+static void s_input_put(s_in_t *in, size_t index, char *text)
+{
+    size_t k = index & (in->tsize - 1);
+    while (in->inputs[k].text)
+        k = (k + 1) & (in->tsize - 1);
+    in->inputs[k].index = index;
+    in->inputs[k].text = text;
+}
+
+/* s_input_take: the text of input index (caller frees), removed from the
+ * table by backward-shift deletion (no tombstones to pile up). */
+static char *s_input_take(s_in_t *in, size_t index)
+{
+    size_t mask = in->tsize - 1, k = index & mask;
+    while (in->inputs[k].text && in->inputs[k].index != index)
+        k = (k + 1) & mask;
+    char *text = in->inputs[k].text;
+    if (!text)
+        return NULL;
+    in->inputs[k].text = NULL;
+    for (size_t j = (k + 1) & mask; in->inputs[j].text; j = (j + 1) & mask) {
+        size_t home = in->inputs[j].index & mask;
+        /* move j back into the hole if its home is not in (k, j] */
+        if (((j - home) & mask) >= ((j - k) & mask)) {
+            in->inputs[k] = in->inputs[j];
+            in->inputs[j].text = NULL;
+            k = j;
+        }
+    }
+    return text;
 }
 
 /* s_stdin_line: the next line of stdin (NUL-terminated in place) into
@@ -168,9 +210,7 @@ static int s_next_input(void *ctx, dp_value_t *args)
         in->bad_input = 1; /* said on stderr; the batch goes on */
         return s_next_input(ctx, args);
     }
-    char **slot = &in->inputs[in->count++ % in->cap];
-    free(*slot);
-    *slot = strdup(text);
+    s_input_put(in, in->count++, strdup(text));
     return 1;
 }
 
@@ -329,7 +369,9 @@ int dp_cli_map(dp_cli_t *c, const char *type, char **args, int nargs)
         .input_fd = STDIN_FILENO};
     in.cap = o.max_inflight ? o.max_inflight : DP_MAX_INFLIGHT_CLI;
     o.max_inflight = in.cap;
-    in.inputs = calloc(in.cap, sizeof *in.inputs);
+    for (in.tsize = 1; in.tsize < 2 * in.cap; in.tsize *= 2)
+        ;
+    in.inputs = calloc(in.tsize, sizeof *in.inputs);
     dp_map_t *m = NULL;
     int rc = in.inputs ? dp_map(c->pool, type, s_next_input, &in, &o, &m)
                        : DP_ERR_NOMEM;
@@ -337,7 +379,8 @@ int dp_cli_map(dp_cli_t *c, const char *type, char **args, int nargs)
     s_progress_t pg = {dp_now_ms(), 0, false};
     dp_result_t *r;
     while (!rc && (rc = dp_map_next(m, &r)) == 0) {
-        const char *input = in.inputs[r->index % in.cap];
+        char *text = s_input_take(&in, r->index);
+        const char *input = text ? text : "?";
         char path[4096];
         if (!r->error && strcmp(type, "download") == 0 &&
             s_save_body(c, r, path, sizeof path)) {
@@ -352,6 +395,7 @@ int dp_cli_map(dp_cli_t *c, const char *type, char **args, int nargs)
             s_print_text(type, input, r);
         fflush(stdout);
         dp_result_free(&r);
+        free(text);
         s_progress(c, &pg, m, (size_t)nargs, false);
     }
     if (m && pg.shown)
@@ -369,8 +413,8 @@ int dp_cli_map(dp_cli_t *c, const char *type, char **args, int nargs)
         code = DP_EXIT_FAILED;
     }
     dp_map_destroy(&m);
-    for (size_t k = 0; in.inputs && k < in.cap; k++)
-        free(in.inputs[k]);
+    for (size_t k = 0; in.inputs && k < in.tsize; k++)
+        free(in.inputs[k].text);
     free(in.inputs);
     free(in.rbuf);
     return code;

@@ -89,7 +89,15 @@ static int s_open(dp_cli_t *c)
     dp_pool_opts_t po = {.connect_timeout = c->connect_timeout,
                          .processes = (int)c->processes,
                          .io_slots = (int)c->io_slots,
+                         .insecure = c->insecure,
+                         .ca_file = c->ca_file,
                          .name = "dpool"};
+    if ((c->insecure || c->ca_file) && c->broker)
+        fprintf(stderr, "dpool: --insecure and --ca-file apply to the "
+                        "embedded pool only; workers have their own\n");
+    else if (c->insecure)
+        fprintf(stderr, "dpool: WARNING: --insecure: TLS certificates of "
+                        "download hosts are NOT verified\n");
     int rc = dp_pool_open(c->broker, &po, &c->pool);
     if (rc == DP_ERR_UNREACHABLE) {
         fprintf(stderr,

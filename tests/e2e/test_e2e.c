@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -664,5 +665,41 @@ Test(e2e, progress_line, .timeout = 40)
                  "500", "500", "500"));
     cr_assert_eq(r.code, 0);
     cr_assert_null(strstr(r.err, "done"), "stderr:\n%s", r.err);
+    dp_e2e_run_free(&r);
+}
+
+/* --unordered with more inputs than --max-inflight: a slow job is
+ * overtaken by many fast ones, and its result must still be labelled with
+ * its own input (sleep returns its input, so label == result). */
+Test(e2e, unordered_labels_survive_overtaking, .timeout = 40)
+{
+    e2e_pool(1, 2);
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/inputs", T.e.dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    for (int k = 0; k < 400; k++)
+        fprintf(f, "%d\n", k % 40 == 0 ? 300 + k / 40 : k % 7);
+    fclose(f);
+    int in = open(path, O_RDONLY);
+    dp_e2e_run_t r;
+    cr_assert_eq(dp_e2e_run(&T.e, &r, E2E_RUN_MS, in,
+                            ARGV("dpool", "--broker", T.ep, "--format", "json",
+                                 "-u", "--max-inflight", "32", "map", "sleep")),
+                 0);
+    close(in);
+    cr_assert_eq(r.code, 0, "exit %d; stderr:\n%s", r.code, r.err);
+    char **l = e2e_json_lines(&r, 400);
+    bool seen[400] = {false};
+    for (int k = 0; k < 400; k++) {
+        char input[32];
+        long long idx = dp_e2e_jint(l[k], "index");
+        cr_assert(idx >= 0 && idx < 400 && !seen[idx], "%s", l[k]);
+        seen[idx] = true;
+        cr_assert_eq(dp_e2e_jstr(l[k], "input", input, sizeof input), 0);
+        cr_assert_eq(strtoll(input, NULL, 10), dp_e2e_jint(l[k], "result"),
+                     "mislabelled: %s", l[k]);
+    }
+    free(l);
     dp_e2e_run_free(&r);
 }
