@@ -22,7 +22,7 @@
 #include "dp_pool_int.h"
 
 #define S_NUM_MAX 32
-#define S_REAP_STEP_MS 10
+#define S_REAP_STEP_MS 1
 #define S_WARGS_MAX 20
 
 extern char **environ;

@@ -166,6 +166,9 @@ size_t dp_dl_active(const dp_dl_t *d);
  * DP_ERR_CANCELLED), free the engine and set *d NULL. NULL-safe. */
 void dp_dl_destroy(dp_dl_t **d);
 
+/* dp_dl_hex: n bytes as 2n lowercase hex digits and a NUL into out. */
+void dp_dl_hex(const unsigned char *p, size_t n, char *out);
+
 /* dp_dl_safe_name: the file base name for url into out (outlen bytes, at
  * least DP_DL_NAME_MAX + 1): the last path segment, percent-decoded, every
  * byte outside [A-Za-z0-9._-] replaced by '_', ".." runs squeezed to ".",
