@@ -39,7 +39,7 @@ typedef struct s_peer {
     bool dead;
     struct s_peer *next;
     dp_qclient_t qc; /* clients */
-    dp_buf_t out;    /* clients: encoded results waiting to be sent */
+    dp_wr_t out;     /* clients: RESULTS being built, nout of them */
     uint32_t nout;
     dp_qworker_t qw;               /* workers */
     double avg_us[DP_CLASS_COUNT]; /* workers: moving average job time */
@@ -112,9 +112,8 @@ static void s_send_error(dp_broker_t *b, const void *rid, size_t rid_len,
 /* s_client_result: queue an encoded result for client p. */
 static void s_client_raw(s_peer_t *p, const void *raw, size_t len)
 {
-    if (dp_buf_put(&p->out, raw, len) == 0)
-        p->nout++;
-    else
+    dp_msg_batch_add(&p->out, &p->nout, DP_CMD_RESULTS, raw, len);
+    if (p->out.err)
         dp_error("out of memory queueing a result for %s", p->name);
 }
 
@@ -136,12 +135,8 @@ static void s_flush_clients(dp_broker_t *b)
     for (s_peer_t *p = b->peers; p; p = p->next) {
         if (p->kind != S_CLIENT || p->nout == 0 || p->dead)
             continue;
-        dp_wr_reset(&b->w);
-        dp_msg_begin(&b->w, DP_CMD_RESULTS);
-        dp_wr_array(&b->w, p->nout);
-        dp_wr_raw(&b->w, p->out.data, p->out.len);
-        s_send(b, p, &b->w);
-        p->out.len = 0;
+        dp_msg_batch_close(&p->out, p->nout);
+        s_send(b, p, &p->out); /* hands the buffer over: no copy */
         p->nout = 0;
     }
 }
@@ -243,7 +238,7 @@ static void s_purge(dp_broker_t *b)
             (p->qc.running || p->qc.queue[0].n || p->qc.queue[1].n))
             s_client_gone(b, p, "unreachable");
         *pp = p->next;
-        dp_buf_release(&p->out);
+        dp_wr_release(&p->out);
         free(p);
     }
 }
@@ -290,7 +285,7 @@ static s_peer_t *s_peer_new(dp_broker_t *b, const dp_zmsg_t *m, s_kind_t kind)
     p->kind = kind;
     p->no = ++b->next_no;
     p->last_seen_ms = dp_now_ms();
-    dp_buf_init(&p->out);
+    dp_wr_init(&p->out);
     p->next = b->peers;
     b->peers = p;
     return p;
@@ -708,8 +703,14 @@ static int s_handle_peer(dp_broker_t *b, dp_zmsg_t *m, s_peer_t *p, int cmd,
             break;
         s_on_status(b, p);
         return 0;
-    case DP_CMD_RESULTS:
-        return client ? DP_ERR_UNKNOWN_CMD : s_on_results(b, p, r);
+    case DP_CMD_RESULTS: {
+        if (client)
+            return DP_ERR_UNKNOWN_CMD;
+        int rc = s_on_results(b, p, r);
+        if (rc) /* its answers cannot be read: its jobs would wait forever */
+            s_worker_gone(b, p, "sent malformed RESULTS");
+        return rc;
+    }
     case DP_CMD_CREDIT:
         return client ? DP_ERR_UNKNOWN_CMD : s_on_credit(b, p, r);
     default:
@@ -964,7 +965,7 @@ void dp_broker_destroy(dp_broker_t **bp)
     while (b->peers) {
         s_peer_t *p = b->peers;
         b->peers = p->next;
-        dp_buf_release(&p->out);
+        dp_wr_release(&p->out);
         free(p);
     }
     dp_queue_release(&b->q);

@@ -203,6 +203,35 @@ void dp_msg_put_result(dp_wr_t *w, uint64_t id, uint32_t code,
     dp_wr_uint(w, attempt);
 }
 
+/* Where a batch's array32 count sits: after 0x93, version, cmd, 0xdd. */
+#define S_BATCH_COUNT_AT 4
+#define S_BATCH_HEAD (S_BATCH_COUNT_AT + 4)
+#define S_ARRAY32 0xdd
+
+void dp_msg_batch_add(dp_wr_t *w, uint32_t *n, int cmd, const void *raw,
+                      size_t len)
+{
+    if (*n == 0) {
+        dp_wr_reset(w);
+        dp_msg_begin(w, cmd); /* 3 one-byte fields: version, cmd < 128 */
+        const unsigned char head[5] = {S_ARRAY32, 0, 0, 0, 0};
+        dp_wr_raw(w, head, sizeof head);
+    }
+    dp_wr_raw(w, raw, len);
+    (*n)++;
+}
+
+void dp_msg_batch_close(dp_wr_t *w, uint32_t n)
+{
+    if (w->err || w->buf.len < S_BATCH_HEAD)
+        return;
+    unsigned char *c = (unsigned char *)w->buf.data + S_BATCH_COUNT_AT;
+    c[0] = (unsigned char)(n >> 24);
+    c[1] = (unsigned char)(n >> 16);
+    c[2] = (unsigned char)(n >> 8);
+    c[3] = (unsigned char)n;
+}
+
 void dp_msg_error(dp_wr_t *w, int code, const char *message)
 {
     dp_msg_begin(w, DP_CMD_ERROR);

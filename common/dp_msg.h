@@ -102,6 +102,15 @@ void dp_msg_put_result(dp_wr_t *w, uint64_t id, uint32_t code,
                        const dp_value_t *value, const char *message,
                        const char *worker, uint32_t pid, uint64_t elapsed_us,
                        uint32_t attempt);
+/* dp_msg_batch_add: append one encoded item (a result) to the batch
+ * message being built in w, whose count is *n: the first item writes the
+ * envelope [version, cmd, array32] with room for the count. Building in
+ * place saves copying what is forwarded (a download body, say) again. */
+void dp_msg_batch_add(dp_wr_t *w, uint32_t *n, int cmd, const void *raw,
+                      size_t len);
+/* dp_msg_batch_close: write the count n into a batch from
+ * dp_msg_batch_add; w then holds the whole message. */
+void dp_msg_batch_close(dp_wr_t *w, uint32_t n);
 /* dp_msg_error: a whole ERROR message. */
 void dp_msg_error(dp_wr_t *w, int code, const char *message);
 /* dp_msg_empty: a whole message with body [] (HEARTBEAT, BYE, STATUS). */

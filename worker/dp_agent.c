@@ -99,7 +99,7 @@ struct dp_agent {
     uint32_t next_group;
     s_slab_t *slabs;
     s_job_t *free_jobs;
-    dp_buf_t out; /* encoded results waiting for the broker */
+    dp_wr_t out; /* RESULTS for the broker being built */
     uint32_t nout;
     dp_wr_t w;
 };
@@ -174,9 +174,8 @@ static void s_frame_unref(s_frame_t *f)
 
 static void s_out_raw(dp_agent_t *a, const void *raw, size_t len)
 {
-    if (dp_buf_put(&a->out, raw, len) == 0)
-        a->nout++;
-    else
+    dp_msg_batch_add(&a->out, &a->nout, DP_CMD_RESULTS, raw, len);
+    if (a->out.err)
         dp_error("out of memory: a result is lost");
 }
 
@@ -198,14 +197,11 @@ static void s_flush(dp_agent_t *a)
 {
     if (a->nout == 0 || !a->connected)
         return;
-    dp_wr_reset(&a->w);
-    dp_msg_begin(&a->w, DP_CMD_RESULTS);
-    dp_wr_array(&a->w, a->nout);
-    dp_wr_raw(&a->w, a->out.data, a->out.len);
-    if (dp_zsend(a->sock, NULL, 0, &a->w, ZMQ_DONTWAIT))
+    dp_msg_batch_close(&a->out, a->nout);
+    if (dp_zsend(a->sock, NULL, 0, &a->out, ZMQ_DONTWAIT)) /* no copy */
         dp_warn("could not send %u results: %s", a->nout,
                 zmq_strerror(zmq_errno()));
-    a->out.len = 0;
+    dp_wr_reset(&a->out);
     a->nout = 0;
 }
 
@@ -572,7 +568,7 @@ static void s_broker_lost(dp_agent_t *a, const char *why)
             dropped++;
         }
     }
-    a->out.len = 0;
+    dp_wr_reset(&a->out);
     a->nout = 0;
     dp_warn("broker %s %s; reconnecting (%zu queued jobs dropped)",
             a->cfg.connect, why, dropped);
@@ -965,7 +961,7 @@ dp_agent_t *dp_agent_new(const dp_agent_cfg_t *cfg)
     a->backoff_ms = DP_RECONNECT_MIN_MS;
     a->want[DP_CLASS_CPU] = (uint32_t)cfg->processes;
     a->want[DP_CLASS_IO] = cfg->io_slots > 0 ? 1 : 0;
-    dp_buf_init(&a->out);
+    dp_wr_init(&a->out);
     dp_wr_init(&a->w);
     s_top_up(a); /* children first: no ZeroMQ thread exists yet */
     a->ctx = zmq_ctx_new();
@@ -1007,7 +1003,7 @@ void dp_agent_destroy(dp_agent_t **ap)
         zmq_close(a->sock);
     if (a->ctx)
         zmq_ctx_term(a->ctx);
-    dp_buf_release(&a->out);
+    dp_wr_release(&a->out);
     dp_wr_release(&a->w);
     free(a);
     *ap = NULL;

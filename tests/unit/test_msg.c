@@ -612,3 +612,38 @@ Test(result, to_result_rejects_bad_value)
     cr_assert_eq(dp_res_to_result(&res2, &lim, &out), DP_ERR_PROTOCOL);
     cr_assert_null(out);
 }
+
+/* A batch built in place: envelope, array32 count patched at the end, and
+ * the results readable back in order. */
+Test(msg, batch_built_in_place)
+{
+    dp_wr_t item, batch;
+    dp_wr_init(&item);
+    dp_wr_init(&batch);
+    uint32_t n = 0;
+    for (uint64_t id = 1; id <= 3; id++) {
+        dp_value_t v = dp_uint(id * 10);
+        dp_wr_reset(&item);
+        dp_msg_put_result(&item, id, 0, &v, NULL, "w", 7, 5, 1);
+        dp_msg_batch_add(&batch, &n, DP_CMD_RESULTS, item.buf.data,
+                         item.buf.len);
+    }
+    dp_msg_batch_close(&batch, n);
+    cr_assert_eq(n, 3);
+    static const dp_limits_t lim = {1 << 20, 1000, 32};
+    int cmd;
+    dp_rd_t r;
+    uint32_t count;
+    cr_assert_eq(dp_msg_open(batch.buf.data, batch.buf.len, &lim, &cmd, &r), 0);
+    cr_assert_eq(cmd, DP_CMD_RESULTS);
+    cr_assert_eq(dp_rd_array(&r, &count), 0);
+    cr_assert_eq(count, 3);
+    for (uint64_t id = 1; id <= 3; id++) {
+        dp_res_t res;
+        cr_assert_eq(dp_msg_read_result(&r, &res), 0);
+        cr_assert_eq(res.id, id);
+    }
+    cr_assert_eq(dp_msg_end(&r), 0);
+    dp_wr_release(&item);
+    dp_wr_release(&batch);
+}
