@@ -485,7 +485,15 @@ static int s_child_frame(dp_agent_t *a, s_child_t *c, const char *data,
 
 static void s_child_readable(dp_agent_t *a, s_child_t *c)
 {
-    int rc = dp_framer_fill(&c->in, c->fd);
+    /* the fd is non-blocking: take what is there, a few chunks at most so
+     * one child sending a large body does not hold up the others */
+    int rc = 0;
+    for (int k = 0; k < DP_AGENT_READS_PER_WAKE && !rc; k++) {
+        size_t before = c->in.len - c->in.off;
+        rc = dp_framer_fill(&c->in, c->fd);
+        if (c->in.len - c->in.off == before)
+            break;
+    }
     const char *data;
     size_t len;
     int got;

@@ -27,6 +27,7 @@
 #define DP_WORKER_HB_MS_DEFAULT 1000 /* until the broker names its own */
 #define DP_RESPAWN_MIN_MS 100        /* a child dying at birth waits this */
 #define DP_HEARTBEAT_LIVENESS_W 3    /* missed broker heartbeats: lost */
+#define DP_AGENT_READS_PER_WAKE 16   /* 64 KiB reads from a child per wake */
 #define DP_AGENT_BURST 256           /* broker messages read per wake-up */
 
 typedef struct {

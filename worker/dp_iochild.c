@@ -2,6 +2,8 @@
  * dp_iochild.c - the io child: many downloads at once in one curl_multi
  * loop (dp_download.h), answering each as it finishes.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,12 +26,34 @@ typedef struct s_run {
 } s_run_t;
 
 typedef struct {
-    int fd;
+    int fd; /* non-blocking */
     const dp_child_cfg_t *cfg;
     s_run_t *runs;
     dp_wr_t w;
+    dp_buf_t out; /* framed results not yet written: transfers go on
+                     while the agent reads a large body */
+    size_t out_off;
     bool broken; /* the agent is gone: stop */
 } s_io_t;
+
+/* s_write_out: write what the socket takes now. */
+static void s_write_out(s_io_t *io)
+{
+    while (!io->broken && io->out_off < io->out.len) {
+        ssize_t n = write(io->fd, io->out.data + io->out_off,
+                          io->out.len - io->out_off);
+        if (n > 0) {
+            io->out_off += (size_t)n;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return;
+        } else {
+            io->broken = true;
+        }
+    }
+    io->out.len = io->out_off = 0;
+}
 
 static void s_answer(s_io_t *io, uint64_t id, uint32_t attempt, int err,
                      const char *msg, const dp_value_t *value, uint64_t us)
@@ -41,8 +65,14 @@ static void s_answer(s_io_t *io, uint64_t id, uint32_t attempt, int err,
     dp_wr_array(&io->w, 1);
     dp_msg_put_result(&io->w, id, (uint32_t)err, value, msg, io->cfg->name,
                       (uint32_t)getpid(), us, attempt);
-    if (io->w.err || dp_frame_write(io->fd, io->w.buf.data, io->w.buf.len))
+    size_t len = io->w.buf.len;
+    unsigned char head[DP_FRAME_HDR] = {
+        (unsigned char)len, (unsigned char)(len >> 8),
+        (unsigned char)(len >> 16), (unsigned char)(len >> 24)};
+    if (io->w.err || dp_buf_put(&io->out, head, sizeof head) ||
+        dp_buf_put(&io->out, io->w.buf.data, len))
         io->broken = true;
+    s_write_out(io);
 }
 
 static void s_done(void *ud, uint64_t id, int err, const char *msg,
@@ -121,6 +151,7 @@ int dp_child_io_main(int fd, const dp_child_cfg_t *cfg)
 {
     s_io_t io = {.fd = fd, .cfg = cfg};
     dp_wr_init(&io.w);
+    dp_buf_init(&io.out);
     dp_dl_opts_t o;
     dp_dl_opts_default(&o);
     o.max_bytes = cfg->limits.download_max_bytes;
@@ -133,12 +164,17 @@ int dp_child_io_main(int fd, const dp_child_cfg_t *cfg)
     dp_framer_t f;
     dp_framer_init(&f, cfg->wire.max_msg_bytes);
     int status = 0;
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     while (!io.broken) {
-        dp_dl_pollfd_t extra = {fd, POLLIN, 0};
+        bool pending = io.out_off < io.out.len;
+        dp_dl_pollfd_t extra = {fd, (short)(POLLIN | (pending ? POLLOUT : 0)),
+                                0};
         if (dp_dl_poll(dl, &extra, 1, -1)) {
             status = 1;
             break;
         }
+        if (extra.revents & POLLOUT)
+            s_write_out(&io);
         if (!(extra.revents & (POLLIN | POLLHUP | POLLERR)))
             continue;
         int rc = dp_framer_fill(&f, fd);
@@ -153,9 +189,13 @@ int dp_child_io_main(int fd, const dp_child_cfg_t *cfg)
             break;
         }
     }
+    /* the agent still reads after closing its end: finish writing */
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    s_write_out(&io);
     io.broken = true; /* no answers after this: the agent left */
     dp_dl_destroy(&dl);
     dp_framer_release(&f);
     dp_wr_release(&io.w);
+    dp_buf_release(&io.out);
     return status;
 }
