@@ -29,6 +29,7 @@
 typedef struct {
     size_t index;
     char *text; /* NULL = free slot */
+    bool used;  /* ever held an input: a lookup probes past it */
 } s_slot_t;
 
 typedef struct {
@@ -100,36 +101,30 @@ static int s_make_args(s_in_t *in, const char *text, dp_value_t *args)
     return 0;
 }
 
+/* Inputs are numbered 0, 1, 2, ... and each is put and taken once, so
+ * input i nearly always sits in its home slot i % tsize: freed slots stay
+ * marked `used` (tombstones) and are reused by later inputs. */
 static void s_input_put(s_in_t *in, size_t index, char *text)
 {
     size_t k = index & (in->tsize - 1);
     while (in->inputs[k].text)
         k = (k + 1) & (in->tsize - 1);
-    in->inputs[k].index = index;
-    in->inputs[k].text = text;
+    in->inputs[k] = (s_slot_t){index, text, true};
 }
 
-/* s_input_take: the text of input index (caller frees), removed from the
- * table by backward-shift deletion (no tombstones to pile up). */
+/* s_input_take: the text of input index (caller frees), or NULL. */
 static char *s_input_take(s_in_t *in, size_t index)
 {
     size_t mask = in->tsize - 1, k = index & mask;
-    while (in->inputs[k].text && in->inputs[k].index != index)
-        k = (k + 1) & mask;
-    char *text = in->inputs[k].text;
-    if (!text)
-        return NULL;
-    in->inputs[k].text = NULL;
-    for (size_t j = (k + 1) & mask; in->inputs[j].text; j = (j + 1) & mask) {
-        size_t home = in->inputs[j].index & mask;
-        /* move j back into the hole if its home is not in (k, j] */
-        if (((j - home) & mask) >= ((j - k) & mask)) {
-            in->inputs[k] = in->inputs[j];
-            in->inputs[j].text = NULL;
-            k = j;
+    for (size_t n = 0; n < in->tsize && in->inputs[k].used; n++) {
+        if (in->inputs[k].text && in->inputs[k].index == index) {
+            char *text = in->inputs[k].text;
+            in->inputs[k].text = NULL;
+            return text;
         }
+        k = (k + 1) & mask;
     }
-    return text;
+    return NULL;
 }
 
 /* s_stdin_line: the next line of stdin (NUL-terminated in place) into
