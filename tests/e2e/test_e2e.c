@@ -703,3 +703,31 @@ Test(e2e, unordered_labels_survive_overtaking, .timeout = 40)
     free(l);
     dp_e2e_run_free(&r);
 }
+
+/* Options from the environment (containers need no wrapper): the client
+ * finds its broker, format and time limit in DPOOL_*; the command line
+ * still wins. */
+Test(e2e, options_from_environment, .timeout = 40)
+{
+    e2e_pool(1, 1);
+    setenv("DPOOL_BROKER", T.ep, 1);
+    setenv("DPOOL_FORMAT", "json", 1);
+    setenv("DPOOL_TIMEOUT", "0.2", 1);
+    dp_e2e_run_t r;
+    e2e_run(&r, E2E_RUN_MS, ARGV("dpool", "map", "sleep", "5000", "1"));
+    cr_assert_eq(r.code, 1, "exit %d; stderr:\n%s", r.code, r.err);
+    char **l = e2e_json_lines(&r, 2);
+    char name[32];
+    cr_assert_str_eq(e2e_errname(l[0], name, sizeof name), "TIMEOUT");
+    cr_assert(dp_e2e_jtrue(l[1], "ok"));
+    free(l);
+    dp_e2e_run_free(&r);
+    e2e_run(&r, E2E_RUN_MS,
+            ARGV("dpool", "--format", "text", "map", "echo", "hi"));
+    cr_assert_eq(r.code, 0, "exit %d; stderr:\n%s", r.code, r.err);
+    cr_assert_str_eq(r.out, "hi: hi\n");
+    dp_e2e_run_free(&r);
+    unsetenv("DPOOL_BROKER");
+    unsetenv("DPOOL_FORMAT");
+    unsetenv("DPOOL_TIMEOUT");
+}
