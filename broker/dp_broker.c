@@ -41,8 +41,7 @@ typedef struct s_peer {
     dp_qclient_t qc; /* clients */
     dp_wr_t out;     /* clients: RESULTS being built, nout of them */
     uint32_t nout;
-    dp_qworker_t qw;               /* workers */
-    double avg_us[DP_CLASS_COUNT]; /* workers: moving average job time */
+    dp_qworker_t qw; /* workers */
 } s_peer_t;
 
 typedef struct {
@@ -596,7 +595,7 @@ static void s_on_result(dp_broker_t *b, s_peer_t *p, const dp_res_t *res)
         dp_queue_requeue(&b->q, j);
         return;
     }
-    double us = (double)res->elapsed_us, *avg = &p->avg_us[j->cls];
+    double us = (double)res->elapsed_us, *avg = &p->qw.avg_us[j->cls];
     *avg = *avg > 0 ? *avg * (1 - DP_AVG_WEIGHT) + us * DP_AVG_WEIGHT : us;
     if (j->client) {
         s_client_raw(s_peer_of_client(j->client), res->raw.ptr, res->raw.len);
@@ -751,36 +750,9 @@ static void s_on_message(dp_broker_t *b, dp_zmsg_t *m)
 
 /* ---- dispatch ---- */
 
-/* s_allowed: jobs of class cls that worker w may hold when chunks are
- * `chunk` jobs: one chunk per slot running, plus the lookahead. With
- * --lookahead N that is N chunks. By default it is time-based: one chunk
- * per slot, or more when jobs are so short that one chunk would not keep
- * a slot busy for DP_LOOKAHEAD_US (the round trip a result takes to bring
- * the next job), never more than DP_LOOKAHEAD_MAX_JOBS per slot. Long jobs
- * thus wait in the broker, where a worker joining late can take them. */
-static uint64_t s_allowed(const dp_broker_t *b, const s_peer_t *w,
-                          dp_class_t cls, size_t chunk, bool lookahead)
-{
-    uint64_t slots = w->qw.capacity[cls];
-    uint64_t running = slots * chunk;
-    if (!lookahead)
-        return running;
-    if (b->cfg.lookahead >= 0)
-        return running + (uint64_t)b->cfg.lookahead * chunk;
-    uint64_t per_slot = chunk;
-    double avg = w->avg_us[cls];
-    if (avg > 0 && avg * (double)chunk < DP_LOOKAHEAD_US) {
-        double want = DP_LOOKAHEAD_US / avg;
-        per_slot = want > DP_LOOKAHEAD_MAX_JOBS ? DP_LOOKAHEAD_MAX_JOBS
-                                                : (uint64_t)want;
-        if (per_slot < chunk)
-            per_slot = chunk;
-    }
-    return running + slots * per_slot;
-}
-
 /* s_dispatch_to: send worker w chunks of class cls while it has credit
- * (s_allowed). Each chunk is one JOBS message, run by one child in turn. */
+ * (dp_queue_credit). Each chunk is one JOBS message, run by one child in
+ * turn. */
 static void s_dispatch_to(dp_broker_t *b, s_peer_t *w, dp_class_t cls,
                           bool lookahead)
 {
@@ -788,8 +760,8 @@ static void s_dispatch_to(dp_broker_t *b, s_peer_t *w, dp_class_t cls,
     const dp_bjob_t *next;
     while ((next = dp_queue_peek(&b->q, cls)) != NULL) {
         size_t chunk = cls == DP_CLASS_IO ? 1 : next->chunk;
-        uint64_t allowed = s_allowed(b, w, cls, chunk, lookahead);
-        if (w->qw.capacity[cls] == 0 || w->qw.inflight[cls] >= allowed)
+        if (dp_queue_credit(&w->qw, cls, chunk, lookahead, b->cfg.lookahead) ==
+            0)
             return;
         size_t n = dp_queue_take(&b->q, cls, &w->qw, chunk, jobs);
         dp_wr_reset(&b->w);

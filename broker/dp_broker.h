@@ -35,7 +35,7 @@ typedef struct {
     dp_optlist_t binds; /* endpoints; empty = DP_BROKER_BIND_DEFAULT */
     long heartbeat_ms;
     long lookahead; /* chunks per worker beyond its slots; -1 = by
-                       time (see s_allowed in dp_broker.c) */
+                       time (see dp_queue_credit) */
     dp_limits_t limits;
 } dp_broker_cfg_t;
 

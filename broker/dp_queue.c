@@ -304,12 +304,27 @@ void dp_queue_free_job(dp_queue_t *q, dp_bjob_t *j)
     s_job_free(q, j);
 }
 
-uint32_t dp_queue_credit(const dp_qworker_t *w, dp_class_t cls,
-                         uint32_t lookahead)
+uint64_t dp_queue_credit(const dp_qworker_t *w, dp_class_t cls, size_t chunk,
+                         bool lookahead, long nchunks)
 {
-    uint32_t cap = w->capacity[cls];
-    if (cap == 0)
+    uint64_t slots = w->capacity[cls];
+    uint64_t allowed = slots * chunk;
+    if (lookahead && nchunks >= 0) {
+        allowed += (uint64_t)nchunks * chunk;
+    } else if (lookahead) {
+        uint64_t per_slot = chunk;
+        double avg = w->avg_us[cls];
+        if (avg > 0 && avg * (double)chunk < DP_QUEUE_LOOKAHEAD_US) {
+            double want = DP_QUEUE_LOOKAHEAD_US / avg;
+            per_slot = want > DP_QUEUE_LOOKAHEAD_MAX_JOBS
+                           ? DP_QUEUE_LOOKAHEAD_MAX_JOBS
+                           : (uint64_t)want;
+            if (per_slot < chunk)
+                per_slot = chunk;
+        }
+        allowed += slots * per_slot;
+    }
+    if (slots == 0)
         return 0;
-    uint32_t limit = cap + lookahead;
-    return w->inflight[cls] >= limit ? 0 : limit - w->inflight[cls];
+    return w->inflight[cls] >= allowed ? 0 : allowed - w->inflight[cls];
 }

@@ -53,10 +53,14 @@ typedef struct dp_qclient {
     size_t running; /* leased jobs */
 } dp_qclient_t;
 
+#define DP_QUEUE_LOOKAHEAD_US 2000.0    /* work a slot may have waiting */
+#define DP_QUEUE_LOOKAHEAD_MAX_JOBS 256 /* waiting jobs per slot, at most */
+
 typedef struct dp_qworker {
     dp_jlist_t leases;                 /* jobs it holds */
     uint32_t capacity[DP_CLASS_COUNT]; /* slots it announced */
     uint32_t inflight[DP_CLASS_COUNT]; /* leases per class */
+    double avg_us[DP_CLASS_COUNT];     /* moving average of its job times */
 } dp_qworker_t;
 
 struct dp_bjob {
@@ -126,10 +130,14 @@ void dp_queue_requeue(dp_queue_t *q, dp_bjob_t *j);
 void dp_queue_orphan(dp_queue_t *q, dp_bjob_t *j);
 /* dp_queue_free_job: remove j from every list and the index, free it. */
 void dp_queue_free_job(dp_queue_t *q, dp_bjob_t *j);
-/* dp_queue_credit: jobs of class cls that w may still receive, given a
- * lookahead beyond its slots. */
-uint32_t dp_queue_credit(const dp_qworker_t *w, dp_class_t cls,
-                         uint32_t lookahead);
+/* dp_queue_credit: jobs of class cls that w may still be sent when its
+ * next chunk is `chunk` jobs: it may hold one chunk per slot running, plus
+ * (when lookahead) `lookahead` chunks, or with lookahead < 0 a time-based
+ * amount: one chunk per slot, or more when jobs are so short (w->avg_us)
+ * that a chunk would keep a slot busy for less than DP_QUEUE_LOOKAHEAD_US,
+ * never more than DP_QUEUE_LOOKAHEAD_MAX_JOBS per slot. */
+uint64_t dp_queue_credit(const dp_qworker_t *w, dp_class_t cls, size_t chunk,
+                         bool lookahead, long nchunks);
 /* dp_queue_client_remove: unlink a client from the round-robin rings. */
 void dp_queue_client_remove(dp_queue_t *q, dp_qclient_t *c);
 

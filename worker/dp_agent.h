@@ -31,14 +31,13 @@
 #define DP_AGENT_BURST 256           /* broker messages read per wake-up */
 
 typedef struct {
-    const char *connect;         /* broker endpoint */
-    long processes;              /* cpu children */
-    long io_slots;               /* concurrent io jobs (0: no io child) */
-    long max_jobs_per_child;     /* 0 = unlimited */
-    double drain_grace_s;        /* SIGTERM: time running jobs get */
-    const char *self_exe;        /* this program, exec'd as children */
-    dp_child_cfg_t child;        /* passed on to the children */
-    const char *parent_exe_args; /* unused */
+    const char *connect;     /* broker endpoint */
+    long processes;          /* cpu children */
+    long io_slots;           /* concurrent io jobs (0: no io child) */
+    long max_jobs_per_child; /* 0 = unlimited */
+    double drain_grace_s;    /* SIGTERM: time running jobs get */
+    const char *self_exe;    /* this program, exec'd as children */
+    dp_child_cfg_t child;    /* passed on to the children */
 } dp_agent_cfg_t;
 
 typedef struct dp_agent dp_agent_t;

@@ -215,27 +215,51 @@ Test(queue, credit)
     dp_qworker_t w = {0};
     w.capacity[DP_CLASS_CPU] = 4;
     w.capacity[DP_CLASS_IO] = 0;
-    cr_assert_eq(dp_queue_credit(&w, DP_CLASS_CPU, 0), 4);
-    cr_assert_eq(dp_queue_credit(&w, DP_CLASS_CPU, 2), 6);
-    cr_assert_eq(dp_queue_credit(&w, DP_CLASS_IO, 2), 0,
+    /* chunks of 1, a fixed lookahead of 2 chunks */
+    cr_assert_eq(dp_queue_credit(&w, DP_CLASS_CPU, 1, false, 2), 4);
+    cr_assert_eq(dp_queue_credit(&w, DP_CLASS_CPU, 1, true, 2), 6);
+    cr_assert_eq(dp_queue_credit(&w, DP_CLASS_IO, 1, true, 2), 0,
                  "no slots, no lookahead");
+    /* chunks of 10: one per slot, plus two */
+    cr_assert_eq(dp_queue_credit(&w, DP_CLASS_CPU, 10, true, 2), 60);
     for (uint64_t k = 0; k < 8; k++)
         s_add(&a, k, DP_CLASS_CPU);
     for (uint32_t k = 1; k <= 6; k++) {
         cr_assert(dp_queue_next(&s_q, DP_CLASS_CPU, &w));
-        cr_assert_eq(dp_queue_credit(&w, DP_CLASS_CPU, 2), 6 - k);
+        cr_assert_eq(dp_queue_credit(&w, DP_CLASS_CPU, 1, true, 2), 6 - k);
     }
-    cr_assert_eq(dp_queue_credit(&w, DP_CLASS_CPU, 0), 0);
+    cr_assert_eq(dp_queue_credit(&w, DP_CLASS_CPU, 1, false, 2), 0);
     /* the worker shrank (draining): no underflow */
     w.capacity[DP_CLASS_CPU] = 1;
-    cr_assert_eq(dp_queue_credit(&w, DP_CLASS_CPU, 2), 0);
+    cr_assert_eq(dp_queue_credit(&w, DP_CLASS_CPU, 1, true, 2), 0);
     w.capacity[DP_CLASS_CPU] = 0;
-    cr_assert_eq(dp_queue_credit(&w, DP_CLASS_CPU, 100), 0);
+    cr_assert_eq(dp_queue_credit(&w, DP_CLASS_CPU, 1, true, 100), 0);
     /* a result frees a slot */
     w.capacity[DP_CLASS_CPU] = 4;
     dp_queue_free_job(&s_q, w.leases.head);
-    cr_assert_eq(dp_queue_credit(&w, DP_CLASS_CPU, 2), 1);
+    cr_assert_eq(dp_queue_credit(&w, DP_CLASS_CPU, 1, true, 2), 1);
     cr_assert_eq(a.running, 5);
+}
+
+/* The default lookahead is by time: long jobs (or no measure yet) get one
+ * chunk per slot; microsecond jobs get about DP_QUEUE_LOOKAHEAD_US of work
+ * per slot, capped. */
+Test(queue, credit_by_time)
+{
+    dp_qworker_t w = {0};
+    w.capacity[DP_CLASS_CPU] = 2;
+    cr_assert_eq(dp_queue_credit(&w, DP_CLASS_CPU, 1, true, -1), 4,
+                 "no measure yet: one chunk per slot");
+    w.avg_us[DP_CLASS_CPU] = 500000; /* half-second jobs */
+    cr_assert_eq(dp_queue_credit(&w, DP_CLASS_CPU, 1, true, -1), 4);
+    cr_assert_eq(dp_queue_credit(&w, DP_CLASS_CPU, 3, true, -1), 12);
+    w.avg_us[DP_CLASS_CPU] = 100; /* 2000 / 100 = 20 waiting per slot */
+    cr_assert_eq(dp_queue_credit(&w, DP_CLASS_CPU, 1, true, -1), 2 + 40);
+    w.avg_us[DP_CLASS_CPU] = 1; /* capped */
+    cr_assert_eq(dp_queue_credit(&w, DP_CLASS_CPU, 1, true, -1),
+                 2 + 2 * DP_QUEUE_LOOKAHEAD_MAX_JOBS);
+    cr_assert_eq(dp_queue_credit(&w, DP_CLASS_CPU, 1, false, -1), 2,
+                 "without lookahead: the slots only");
 }
 
 Test(queue, requeue_goes_to_the_head_with_attempts)
