@@ -23,13 +23,6 @@ static void s_on_signal(int sig)
     errno = saved;
 }
 
-static void s_usage(FILE *f, const dp_opt_t *opts)
-{
-    fprintf(f, "usage: dpool-broker [OPTIONS]\n"
-               "Queue dpool jobs and dispatch them to workers.\n\n");
-    dp_opt_help(f, opts);
-}
-
 /* s_cleanup: an embedded broker removes its client's private dir (the ipc
  * socket in it), so nothing is left even when the client was killed. */
 static void s_cleanup(const char *dir)
@@ -76,21 +69,11 @@ int main(int argc, char **argv)
         {"help", 'h', NULL, DP_OPT_HELP, &help, 0, 0, NULL, "this help"},
         {NULL, 0, NULL, 0, NULL, 0, 0, NULL, NULL},
     };
-    char err[256];
-    int npos = 0;
-    if (dp_opt_parse(opts, argc, argv, &npos, err, sizeof err) || npos) {
-        fprintf(stderr, "dpool-broker: %s\n",
-                npos ? "takes no arguments" : err);
-        s_usage(stderr, opts);
-        return 2;
-    }
-    if (help || version) {
-        if (help)
-            s_usage(stdout, opts);
-        else
-            printf("dpool-broker %s\n", DPOOL_VERSION);
-        return 0;
-    }
+    int code = dp_opt_daemon(opts, argc, argv, "dpool-broker",
+                             "Queue dpool jobs and dispatch them to workers.",
+                             &help, &version);
+    if (code >= 0)
+        return code;
     cfg.limits.max_msg_bytes = (size_t)max_msg;
     dp_log_init("dpool-broker", level);
     if (parent > 0) {

@@ -199,6 +199,30 @@ int dp_opt_parse(const dp_opt_t *opts, int argc, char **argv, int *npos,
     return 0;
 }
 
+static void s_usage(FILE *f, const dp_opt_t *opts, const char *prog,
+                    const char *about)
+{
+    fprintf(f, "usage: %s [OPTIONS]\n%s\n\n", prog, about);
+    dp_opt_help(f, opts);
+}
+
+int dp_opt_daemon(const dp_opt_t *opts, int argc, char **argv, const char *prog,
+                  const char *about, const bool *help, const bool *version)
+{
+    char err[DP_OPT_ERR_MAX];
+    int npos = 0;
+    if (dp_opt_parse(opts, argc, argv, &npos, err, sizeof err) || npos) {
+        fprintf(stderr, "%s: %s\n", prog, npos ? "takes no arguments" : err);
+        s_usage(stderr, opts, prog, about);
+        return 2;
+    }
+    if (*help)
+        s_usage(stdout, opts, prog, about);
+    else if (*version)
+        printf("%s %s\n", prog, DPOOL_VERSION);
+    return *help || *version ? 0 : -1;
+}
+
 void dp_opt_help(FILE *f, const dp_opt_t *o)
 {
     for (; o->name; o++) {

@@ -15,6 +15,7 @@
 #include <stdio.h>
 
 #define DP_OPT_LIST_MAX 16
+#define DP_OPT_ERR_MAX 256 /* longest usage error message */
 
 typedef enum {
     DP_OPT_FLAG,   /* bool; --no-NAME clears it */
@@ -47,6 +48,12 @@ typedef struct {
  * a message in err. */
 int dp_opt_parse(const dp_opt_t *opts, int argc, char **argv, int *npos,
                  char *err, size_t errlen);
+/* dp_opt_daemon: parse the options of a program that takes no arguments
+ * (dpool-broker, dpool-worker): usage errors are reported with the help
+ * (exit code 2); --help and --version print and give 0. Returns -1 when the
+ * program should go on. help and version are the table's two flags. */
+int dp_opt_daemon(const dp_opt_t *opts, int argc, char **argv, const char *prog,
+                  const char *about, const bool *help, const bool *version);
 /* dp_opt_help: one line per visible option: flags, env, help. */
 void dp_opt_help(FILE *f, const dp_opt_t *opts);
 

@@ -68,13 +68,6 @@ static int s_run_agent(dp_agent_cfg_t *cfg, long parent)
     return rc ? 1 : 0;
 }
 
-static void s_usage(FILE *f, const dp_opt_t *opts)
-{
-    fprintf(f, "usage: dpool-worker [OPTIONS]\n"
-               "Run dpool jobs from a broker in forked child processes.\n\n");
-    dp_opt_help(f, opts);
-}
-
 int main(int argc, char **argv)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -141,21 +134,12 @@ int main(int argc, char **argv)
         {"help", 'h', NULL, DP_OPT_HELP, &help, 0, 0, NULL, "this help"},
         {NULL, 0, NULL, 0, NULL, 0, 0, NULL, NULL},
     };
-    char err[256];
-    int npos = 0;
-    if (dp_opt_parse(opts, argc, argv, &npos, err, sizeof err) || npos) {
-        fprintf(stderr, "dpool-worker: %s\n",
-                npos ? "takes no arguments" : err);
-        s_usage(stderr, opts);
-        return 2;
-    }
-    if (help || version) {
-        if (help)
-            s_usage(stdout, opts);
-        else
-            printf("dpool-worker %s\n", DPOOL_VERSION);
-        return 0;
-    }
+    int code =
+        dp_opt_daemon(opts, argc, argv, "dpool-worker",
+                      "Run dpool jobs from a broker in forked child processes.",
+                      &help, &version);
+    if (code >= 0)
+        return code;
     cfg.child.limits.hash_max_iterations = (uint64_t)iters;
     cfg.child.limits.hash_max_dklen = (uint64_t)dklen;
     cfg.child.limits.download_max_bytes = (uint64_t)dlmax;
