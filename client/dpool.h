@@ -134,6 +134,9 @@ dp_value_t dp_array(size_t n);
 dp_value_t dp_dict(size_t npairs);
 /* dp_value_copy: deep copy of src into *dst; 0 or DP_ERR_NOMEM. */
 int dp_value_copy(dp_value_t *dst, const dp_value_t *src);
+/* dp_value_equal: a and b have the same type and contents, recursively
+ * (floats compared bit for bit). */
+bool dp_value_equal(const dp_value_t *a, const dp_value_t *b);
 /* dp_value_clear: free what v owns, recursively, and make it DP_NIL. */
 void dp_value_clear(dp_value_t *v);
 /* dp_dict_get: the value under string key `key` in a DP_MAP, or NULL. */

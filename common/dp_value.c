@@ -144,6 +144,40 @@ int dp_value_copy(dp_value_t *dst, const dp_value_t *src)
     }
 }
 
+bool dp_value_equal(const dp_value_t *a, const dp_value_t *b)
+{
+    if (a->type != b->type)
+        return false;
+    switch (a->type) {
+    case DP_NIL:
+        return true;
+    case DP_BOOL:
+        return a->v.b == b->v.b;
+    case DP_INT:
+        return a->v.i == b->v.i;
+    case DP_UINT:
+        return a->v.u == b->v.u;
+    case DP_FLOAT:
+        return memcmp(&a->v.f, &b->v.f, sizeof a->v.f) == 0;
+    case DP_STR:
+    case DP_BIN:
+        return a->v.s.len == b->v.s.len &&
+               (a->v.s.len == 0 ||
+                memcmp(a->v.s.ptr, b->v.s.ptr, a->v.s.len) == 0);
+    case DP_ARRAY:
+    case DP_MAP: {
+        if (a->v.a.len != b->v.a.len)
+            return false;
+        size_t n = a->type == DP_MAP ? 2 * a->v.a.len : a->v.a.len;
+        for (size_t k = 0; k < n; k++)
+            if (!dp_value_equal(&a->v.a.items[k], &b->v.a.items[k]))
+                return false;
+        return true;
+    }
+    }
+    return false;
+}
+
 const dp_value_t *dp_dict_get(const dp_value_t *map, const char *key)
 {
     if (!map || map->type != DP_MAP)

@@ -21,40 +21,6 @@ static t_bytes_t s_take(dp_wr_t *w)
     return b;
 }
 
-static bool s_eq(const dp_value_t *a, const dp_value_t *b)
-{
-    if (a->type != b->type)
-        return false;
-    switch (a->type) {
-    case DP_NIL:
-        return true;
-    case DP_BOOL:
-        return a->v.b == b->v.b;
-    case DP_INT:
-        return a->v.i == b->v.i;
-    case DP_UINT:
-        return a->v.u == b->v.u;
-    case DP_FLOAT:
-        return memcmp(&a->v.f, &b->v.f, sizeof a->v.f) == 0;
-    case DP_STR:
-    case DP_BIN:
-        return a->v.s.len == b->v.s.len &&
-               (a->v.s.len == 0 ||
-                memcmp(a->v.s.ptr, b->v.s.ptr, a->v.s.len) == 0);
-    case DP_ARRAY:
-    case DP_MAP: {
-        if (a->v.a.len != b->v.a.len)
-            return false;
-        size_t n = a->type == DP_MAP ? 2 * a->v.a.len : a->v.a.len;
-        for (size_t k = 0; k < n; k++)
-            if (!s_eq(&a->v.a.items[k], &b->v.a.items[k]))
-                return false;
-        return true;
-    }
-    }
-    return false;
-}
-
 /* s_open: dp_msg_open over an exact-size copy (ASAN sees overreads);
  * the copy is leaked into *keep for the body reader to borrow. */
 static int s_open(const void *p, size_t n, const dp_limits_t *lim, int *cmd,
@@ -321,7 +287,7 @@ Test(job, round_trip_in_submit)
     dp_value_t got;
     cr_assert_eq(dp_rd_value(&ar, &got), 0);
     cr_assert_eq(dp_rd_left(&ar), 0);
-    cr_assert(s_eq(&got, &args));
+    cr_assert(dp_value_equal(&got, &args));
     dp_value_clear(&got);
 
     cr_assert_eq(dp_msg_read_job(&r, &job), 0);
@@ -472,7 +438,7 @@ Test(result, ok_round_trip)
     cr_assert_eq(out->id, 0x300000009ULL);
     cr_assert_eq(out->error, 0);
     cr_assert_null(out->message);
-    cr_assert(s_eq(&out->value, &v));
+    cr_assert(dp_value_equal(&out->value, &v));
     cr_assert_str_eq(out->worker, "node-1");
     cr_assert_eq(out->pid, 4242);
     cr_assert_eq(out->elapsed_us, 987654321012ULL);

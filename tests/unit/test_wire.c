@@ -56,40 +56,6 @@ static uint8_t *s_exact(const void *p, size_t n)
     return c;
 }
 
-static bool s_eq(const dp_value_t *a, const dp_value_t *b)
-{
-    if (a->type != b->type)
-        return false;
-    switch (a->type) {
-    case DP_NIL:
-        return true;
-    case DP_BOOL:
-        return a->v.b == b->v.b;
-    case DP_INT:
-        return a->v.i == b->v.i;
-    case DP_UINT:
-        return a->v.u == b->v.u;
-    case DP_FLOAT:
-        return memcmp(&a->v.f, &b->v.f, sizeof a->v.f) == 0;
-    case DP_STR:
-    case DP_BIN:
-        return a->v.s.len == b->v.s.len &&
-               (a->v.s.len == 0 ||
-                memcmp(a->v.s.ptr, b->v.s.ptr, a->v.s.len) == 0);
-    case DP_ARRAY:
-    case DP_MAP: {
-        if (a->v.a.len != b->v.a.len)
-            return false;
-        size_t n = a->type == DP_MAP ? 2 * a->v.a.len : a->v.a.len;
-        for (size_t k = 0; k < n; k++)
-            if (!s_eq(&a->v.a.items[k], &b->v.a.items[k]))
-                return false;
-        return true;
-    }
-    }
-    return false;
-}
-
 /* s_decode: decode bytes that must hold exactly one value. */
 static dp_value_t s_decode(const void *p, size_t n)
 {
@@ -114,7 +80,7 @@ static size_t s_round(dp_value_t *v, const dp_value_t *want, uint8_t *head)
 {
     t_bytes_t b = s_encode(v);
     dp_value_t out = s_decode(b.p, b.n);
-    cr_assert(s_eq(&out, want ? want : v), "round trip differs");
+    cr_assert(dp_value_equal(&out, want ? want : v), "round trip differs");
     if (head)
         *head = (uint8_t)b.p[0];
     size_t n = b.n;
@@ -573,14 +539,14 @@ Test(value, copy_is_deep_and_clear_is_idempotent)
     dp_value_t v = s_deep();
     dp_value_t c;
     cr_assert_eq(dp_value_copy(&c, &v), 0);
-    cr_assert(s_eq(&c, &v));
+    cr_assert(dp_value_equal(&c, &v));
     /* no shared memory: the copy outlives the original (ASAN) */
     cr_assert_neq(c.v.a.items, v.v.a.items);
     cr_assert_neq(c.v.a.items[0].v.s.ptr, v.v.a.items[0].v.s.ptr);
     dp_value_t keep;
     cr_assert_eq(dp_value_copy(&keep, &c), 0);
     dp_value_clear(&v);
-    cr_assert(s_eq(&c, &keep));
+    cr_assert(dp_value_equal(&c, &keep));
     dp_value_clear(&c);
     dp_value_clear(&c);
     dp_value_clear(NULL);
@@ -589,7 +555,7 @@ Test(value, copy_is_deep_and_clear_is_idempotent)
     /* scalars copy by value */
     dp_value_t f = dp_float(2.5), g;
     cr_assert_eq(dp_value_copy(&g, &f), 0);
-    cr_assert(s_eq(&f, &g));
+    cr_assert(dp_value_equal(&f, &g));
 }
 
 Test(value, dict_get)
@@ -876,7 +842,8 @@ Test(hostile, fuzz_skip_and_value_agree, .timeout = 60)
             /* what was decoded encodes again into something readable */
             t_bytes_t b = s_encode(&v);
             dp_value_t again = s_decode(b.p, b.n);
-            cr_assert(s_eq(&again, &v), "round %u: re-encode differs", round);
+            cr_assert(dp_value_equal(&again, &v), "round %u: re-encode differs",
+                      round);
             dp_value_clear(&again);
             free(b.p);
             dp_value_clear(&v);
@@ -890,4 +857,28 @@ Test(hostile, fuzz_skip_and_value_agree, .timeout = 60)
         free(buf);
     }
     cr_assert_gt(ok, T_FUZZ_ROUNDS / 20, "only %zu inputs decoded", ok);
+}
+
+/* dp_value_equal tells values apart by type, content and length, deeply. */
+Test(value, equal_tells_apart)
+{
+    dp_value_t a = dp_array(2), b = dp_array(2);
+    a.v.a.items[0] = dp_str("x");
+    b.v.a.items[0] = dp_str("x");
+    a.v.a.items[1] = dp_uint(1);
+    b.v.a.items[1] = dp_uint(1);
+    cr_assert(dp_value_equal(&a, &b));
+    dp_value_clear(&b.v.a.items[1]);
+    b.v.a.items[1] = dp_int(-1);
+    cr_assert_not(dp_value_equal(&a, &b), "uint vs int");
+    dp_value_t s1 = dp_str("ab"), s2 = dp_bin("ab", 2), s3 = dp_str("abc");
+    cr_assert_not(dp_value_equal(&s1, &s2), "str vs bin");
+    cr_assert_not(dp_value_equal(&s1, &s3), "lengths");
+    dp_value_t f1 = dp_float(0.0), f2 = dp_float(-0.0);
+    cr_assert_not(dp_value_equal(&f1, &f2), "bit for bit");
+    dp_value_clear(&a);
+    dp_value_clear(&b);
+    dp_value_clear(&s1);
+    dp_value_clear(&s2);
+    dp_value_clear(&s3);
 }
