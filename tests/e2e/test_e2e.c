@@ -6,9 +6,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
 
+#include "dp_httpd.h"
 #include "dpool.h"
 #include "e2e.h"
 
@@ -732,4 +734,69 @@ Test(e2e, options_from_environment, .timeout = 40)
     unsetenv("DPOOL_BROKER");
     unsetenv("DPOOL_FORMAT");
     unsetenv("DPOOL_TIMEOUT");
+}
+
+/* More than one --bind: a worker on tcp:// and a client on ipc:// meet at
+ * the same broker. */
+Test(e2e, broker_binds_two_endpoints, .timeout = 40)
+{
+    char tcp[DP_E2E_EP_MAX], ipc[PATH_MAX + 32];
+    snprintf(tcp, sizeof tcp, "tcp://127.0.0.1:%d", dp_e2e_free_port());
+    snprintf(ipc, sizeof ipc, "ipc://%s/broker.sock", T.e.dir);
+    cr_assert_eq(dp_e2e_spawn(&T.e, &T.broker, -1,
+                              ARGV("dpool-broker", "--bind", tcp, "--bind", ipc,
+                                   "--heartbeat", "200")),
+                 0);
+    snprintf(T.ep, sizeof T.ep, "%s", tcp);
+    cr_assert_eq(dp_e2e_worker(&T.e, &T.worker[0], tcp, 1, "w0", NULL), 0);
+    e2e_workers_up(1);
+    dp_e2e_run_t r;
+    e2e_run(&r, E2E_RUN_MS,
+            ARGV("dpool", "--broker", ipc, "--connect-timeout", "5", "map",
+                 "echo", "via-ipc"));
+    cr_assert_eq(r.code, 0, "exit %d; stderr:\n%s", r.code, r.err);
+    cr_assert_str_eq(r.out, "via-ipc: via-ipc\n");
+    dp_e2e_run_free(&r);
+}
+
+/* --store-on-worker DIR: the worker saves download bodies there (a shared
+ * volume) and returns the path; nothing travels back to the client. */
+Test(e2e, store_on_worker, .timeout = 40)
+{
+    char www[PATH_MAX + 16], store[PATH_MAX + 16], file[PATH_MAX + 32];
+    snprintf(www, sizeof www, "%s/www", T.e.dir);
+    snprintf(store, sizeof store, "%s/store", T.e.dir);
+    cr_assert_eq(mkdir(www, 0755), 0);
+    cr_assert_eq(mkdir(store, 0755), 0);
+    snprintf(file, sizeof file, "%s/data.bin", www);
+    FILE *f = fopen(file, "wb");
+    cr_assert_not_null(f);
+    for (int k = 0; k < 100000; k++)
+        fputc(k * 7 & 0xff, f);
+    fclose(f);
+    dp_httpd_opts_t ho = {.docroot = www};
+    dp_httpd_t *h = dp_httpd_start(&ho);
+    cr_assert_not_null(h);
+    char url[256];
+    dp_httpd_url(h, "/data.bin", url, sizeof url);
+    cr_assert_eq(dp_e2e_broker(&T.e, &T.broker, 0, T.ep, sizeof T.ep), 0);
+    cr_assert_eq(dp_e2e_spawn(&T.e, &T.worker[0], -1,
+                              ARGV("dpool-worker", "--connect", T.ep, "-p", "1",
+                                   "--store-on-worker", store)),
+                 0);
+    e2e_workers_up(1);
+    dp_e2e_run_t r;
+    e2e_run(
+        &r, E2E_RUN_MS,
+        ARGV("dpool", "--broker", T.ep, "--format", "json", "download", url));
+    dp_httpd_stop(&h);
+    cr_assert_eq(r.code, 0, "exit %d; stderr:\n%s", r.code, r.err);
+    char path[PATH_MAX + 64];
+    cr_assert_eq(dp_e2e_jstr(r.out, "path", path, sizeof path), 0, "%s", r.out);
+    cr_assert(strncmp(path, store, strlen(store)) == 0, "%s", path);
+    cr_assert_null(strstr(r.out, "\"body\""), "%s", r.out);
+    char cmd[4 * PATH_MAX];
+    snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", file, path);
+    cr_assert_eq(system(cmd), 0, "stored file differs from the served one");
+    dp_e2e_run_free(&r);
 }
