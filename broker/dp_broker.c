@@ -751,27 +751,43 @@ static void s_on_message(dp_broker_t *b, dp_zmsg_t *m)
 /* ---- dispatch ---- */
 
 /* s_dispatch_to: send worker w chunks of class cls while it has credit
- * (dp_queue_credit). Each chunk is one JOBS message, run by one child in
- * turn. */
+ * (dp_queue_credit). Consecutive whole chunks of one size travel in one
+ * JOBS message; each chunk is run by one child in turn. */
 static void s_dispatch_to(dp_broker_t *b, s_peer_t *w, dp_class_t cls,
                           bool lookahead)
 {
     dp_bjob_t *jobs[DP_CHUNK_MAX];
     const dp_bjob_t *next;
+    size_t msg_chunk = 0, at = 0;
+    uint32_t njobs = 0;
     while ((next = dp_queue_peek(&b->q, cls)) != NULL) {
         size_t chunk = cls == DP_CLASS_IO ? 1 : next->chunk;
         if (dp_queue_credit(&w->qw, cls, chunk, lookahead, b->cfg.lookahead) ==
             0)
-            return;
-        size_t n = dp_queue_take(&b->q, cls, &w->qw, chunk, jobs);
-        dp_wr_reset(&b->w);
-        dp_msg_begin(&b->w, DP_CMD_JOBS);
-        dp_wr_array(&b->w, (uint32_t)n);
-        for (size_t k = 0; k < n; k++) {
-            dp_wr_array(&b->w, 2);
-            dp_wr_uint(&b->w, jobs[k]->attempts);
-            dp_wr_raw(&b->w, jobs[k]->raw, jobs[k]->raw_len);
+            break;
+        if (njobs && (chunk != msg_chunk || njobs >= DP_JOBS_PER_MSG)) {
+            dp_msg_jobs_close(&b->w, at, njobs); /* another size: send */
+            s_send(b, w, &b->w);
+            njobs = 0;
         }
+        if (njobs == 0) {
+            dp_wr_reset(&b->w);
+            at = dp_msg_jobs_begin(&b->w, (uint32_t)chunk);
+            msg_chunk = chunk;
+        }
+        size_t n = dp_queue_take(&b->q, cls, &w->qw, chunk, jobs);
+        for (size_t k = 0; k < n; k++)
+            dp_msg_jobs_add(&b->w, jobs[k]->attempts, jobs[k]->raw,
+                            jobs[k]->raw_len);
+        njobs += (uint32_t)n;
+        if (n < chunk) { /* a short chunk must end its message */
+            dp_msg_jobs_close(&b->w, at, njobs);
+            s_send(b, w, &b->w);
+            njobs = 0;
+        }
+    }
+    if (njobs) {
+        dp_msg_jobs_close(&b->w, at, njobs);
         s_send(b, w, &b->w);
     }
 }

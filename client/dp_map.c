@@ -84,7 +84,8 @@ static int s_flush(dp_map_t *m)
     dp_wr_uint(&w, m->batch_id);
     dp_wr_array(&w, m->nbatch);
     dp_wr_raw(&w, m->batch.buf.data, m->batch.buf.len);
-    dp_wr_uint(&w, m->nbatch); /* the broker dispatches it as one chunk */
+    /* the dispatch unit; one SUBMIT may carry several chunks */
+    dp_wr_uint(&w, m->chunk < m->nbatch ? m->chunk : m->nbatch);
     dp_wr_reset(&m->batch);
     m->nbatch = 0;
     return dp_pool_send(m->pool, &w);
@@ -129,7 +130,11 @@ static int s_read_one(dp_map_t *m)
         m->read++;
     }
     dp_value_clear(&args);
-    if (!rc && m->nbatch >= m->chunk)
+    /* small chunks still travel together: a SUBMIT holds at least
+     * DP_SUBMIT_MIN_JOBS (everything is sent anyway before waiting) */
+    size_t submit =
+        m->chunk > DP_SUBMIT_MIN_JOBS ? m->chunk : DP_SUBMIT_MIN_JOBS;
+    if (!rc && m->nbatch >= submit)
         rc = s_flush(m);
     return rc;
 }

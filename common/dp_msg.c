@@ -208,6 +208,15 @@ void dp_msg_put_result(dp_wr_t *w, uint64_t id, uint32_t code,
 #define S_BATCH_HEAD (S_BATCH_COUNT_AT + 4)
 #define S_ARRAY32 0xdd
 
+static void s_put_be32(dp_wr_t *w, size_t at, uint32_t n)
+{
+    unsigned char *c = (unsigned char *)w->buf.data + at;
+    c[0] = (unsigned char)(n >> 24);
+    c[1] = (unsigned char)(n >> 16);
+    c[2] = (unsigned char)(n >> 8);
+    c[3] = (unsigned char)n;
+}
+
 void dp_msg_batch_add(dp_wr_t *w, uint32_t *n, int cmd, const void *raw,
                       size_t len)
 {
@@ -225,11 +234,45 @@ void dp_msg_batch_close(dp_wr_t *w, uint32_t n)
 {
     if (w->err || w->buf.len < S_BATCH_HEAD)
         return;
-    unsigned char *c = (unsigned char *)w->buf.data + S_BATCH_COUNT_AT;
-    c[0] = (unsigned char)(n >> 24);
-    c[1] = (unsigned char)(n >> 16);
-    c[2] = (unsigned char)(n >> 8);
-    c[3] = (unsigned char)n;
+    s_put_be32(w, S_BATCH_COUNT_AT, n);
+}
+
+size_t dp_msg_jobs_begin(dp_wr_t *w, uint32_t chunksize)
+{
+    dp_msg_begin(w, DP_CMD_JOBS);
+    dp_wr_array(w, 2);
+    dp_wr_uint(w, chunksize);
+    const unsigned char head[5] = {S_ARRAY32, 0, 0, 0, 0};
+    dp_wr_raw(w, head, sizeof head);
+    return w->buf.len - 4;
+}
+
+void dp_msg_jobs_add(dp_wr_t *w, uint32_t attempt, const void *job, size_t len)
+{
+    dp_wr_array(w, 2);
+    dp_wr_uint(w, attempt);
+    dp_wr_raw(w, job, len);
+}
+
+void dp_msg_jobs_close(dp_wr_t *w, size_t at, uint32_t n)
+{
+    if (!w->err && at + 4 <= w->buf.len)
+        s_put_be32(w, at, n);
+}
+
+int dp_msg_read_jobs(dp_rd_t *r, uint32_t *chunksize, uint32_t *n)
+{
+    uint32_t two;
+    int rc = dp_rd_array(r, &two);
+    if (!rc && two != 2)
+        rc = DP_ERR_PROTOCOL;
+    if (!rc)
+        rc = s_u32(r, chunksize);
+    if (!rc && *chunksize == 0)
+        rc = DP_ERR_PROTOCOL;
+    if (!rc)
+        rc = dp_rd_array(r, n);
+    return rc;
 }
 
 void dp_msg_error(dp_wr_t *w, int code, const char *message)

@@ -33,7 +33,7 @@
     XX(BYE, 10)         /* client or worker -> broker: [] */                   \
     XX(READY, 11)       /* worker -> broker: [name, pid, cpu, io, [type..]] */ \
     XX(CREDIT, 12)      /* worker -> broker: [cpu_slots, io_slots] */          \
-    XX(JOBS, 13)        /* broker -> worker: [[attempt, job]...] */            \
+    XX(JOBS, 13)        /* broker -> worker: [chunk, [[attempt, job]...]] */   \
     XX(HEARTBEAT, 14)   /* any -> any: [] */                                   \
     XX(SHUTDOWN, 15)    /* broker -> worker: [reason] */
 
@@ -111,6 +111,17 @@ void dp_msg_batch_add(dp_wr_t *w, uint32_t *n, int cmd, const void *raw,
 /* dp_msg_batch_close: write the count n into a batch from
  * dp_msg_batch_add; w then holds the whole message. */
 void dp_msg_batch_close(dp_wr_t *w, uint32_t n);
+/* dp_msg_jobs_begin: start a JOBS message [chunksize, [[attempt, job]...]]
+ * in w; returns where its job count goes (for dp_msg_jobs_close).
+ * dp_msg_jobs_add appends one [attempt, job] with the job already encoded.
+ * A receiver cuts the list into runs of chunksize jobs, each one dispatch
+ * unit (the last run may be shorter). */
+size_t dp_msg_jobs_begin(dp_wr_t *w, uint32_t chunksize);
+void dp_msg_jobs_add(dp_wr_t *w, uint32_t attempt, const void *job, size_t len);
+void dp_msg_jobs_close(dp_wr_t *w, size_t at, uint32_t n);
+/* dp_msg_read_jobs: open a JOBS body: its chunksize and job count; r is
+ * left at the first [attempt, job]. */
+int dp_msg_read_jobs(dp_rd_t *r, uint32_t *chunksize, uint32_t *n);
 /* dp_msg_error: a whole ERROR message. */
 void dp_msg_error(dp_wr_t *w, int code, const char *message);
 /* dp_msg_empty: a whole message with body [] (HEARTBEAT, BYE, STATUS). */

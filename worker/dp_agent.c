@@ -396,14 +396,11 @@ static int s_start(dp_agent_t *a, s_child_t *c, s_jlist_t *q)
         n++;
     }
     dp_wr_reset(&a->w);
-    dp_msg_begin(&a->w, DP_CMD_JOBS);
-    dp_wr_array(&a->w, (uint32_t)n);
+    size_t at = dp_msg_jobs_begin(&a->w, (uint32_t)n);
     size_t k = 0;
-    for (s_job_t *j = q->head; k < n; j = j->next, k++) {
-        dp_wr_array(&a->w, 2);
-        dp_wr_uint(&a->w, j->attempt);
-        dp_wr_raw(&a->w, j->raw, j->raw_len);
-    }
+    for (s_job_t *j = q->head; k < n; j = j->next, k++)
+        dp_msg_jobs_add(&a->w, j->attempt, j->raw, j->raw_len);
+    dp_msg_jobs_close(&a->w, at, (uint32_t)n);
     if (a->w.err || dp_frame_write(c->fd, a->w.buf.data, a->w.buf.len))
         return DP_ERR_IO;
     uint64_t now = dp_now_ms();
@@ -584,7 +581,8 @@ static void s_broker_lost(dp_agent_t *a, const char *why)
     s_open_socket(a);
 }
 
-/* JOBS [[attempt, job]...]: frame holds the message, moved out of the
+/* JOBS [chunk, [[attempt, job]...]]: runs of `chunk` jobs are dispatch
+ * units, each for one child. frame holds the message, moved out of the
  * socket's so the jobs can point into it. */
 static int s_on_jobs(dp_agent_t *a, s_frame_t *frame)
 {
@@ -593,15 +591,18 @@ static int s_on_jobs(dp_agent_t *a, s_frame_t *frame)
     uint32_t n;
     int rc = dp_msg_open(zmq_msg_data(&frame->msg), zmq_msg_size(&frame->msg),
                          &a->cfg.child.wire, &cmd, &r);
+    uint32_t chunk = 1;
     if (!rc)
-        rc = dp_rd_array(&r, &n);
-    uint32_t group = ++a->next_group;
+        rc = dp_msg_read_jobs(&r, &chunk, &n);
+    uint32_t group = 0;
     for (uint32_t k = 0; !rc && k < n; k++) {
         uint32_t attempt;
         dp_job_t job;
         rc = dp_msg_read_dispatch(&r, &attempt, &job);
         if (rc)
             break;
+        if (k % chunk == 0)
+            group = ++a->next_group; /* each chunk goes to one child */
         s_job_t *j = s_job_new(a);
         if (!j)
             return DP_ERR_NOMEM;

@@ -75,10 +75,11 @@ static int s_batch(int fd, const dp_child_cfg_t *cfg, const char *data,
     dp_rd_t r;
     uint32_t n, nres = 0;
     int rc = dp_msg_open(data, len, &cfg->wire, &cmd, &r);
+    uint32_t chunk;
     if (!rc && cmd != DP_CMD_JOBS)
         rc = DP_ERR_UNKNOWN_CMD;
     if (!rc)
-        rc = dp_rd_array(&r, &n);
+        rc = dp_msg_read_jobs(&r, &chunk, &n); /* all of it is ours */
     uint64_t last = dp_now_us();
     for (uint32_t k = 0; !rc && k < n; k++) {
         uint32_t attempt;

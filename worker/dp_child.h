@@ -4,7 +4,7 @@
  * running was forked after libzmq's threads started), with one end of a
  * socketpair on fd DP_CHILD_FD. It never touches ZeroMQ.
  *
- * Agent -> child frames (dp_frame.h): [1, JOBS, [[attempt, job]...]] and,
+ * Agent -> child frames (dp_frame.h): [1, JOBS, [n, [[attempt, job]...]]] and,
  * to the io child, [1, CANCEL, [id...]]. Child -> agent: [1, RESULTS,
  * [result...]], results carry the child's pid and the worker's name.
  * EOF on the fd tells a child to exit.

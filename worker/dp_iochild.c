@@ -128,8 +128,11 @@ static int s_frame(s_io_t *io, dp_dl_t *dl, const char *data, size_t len)
     int cmd;
     dp_rd_t r;
     uint32_t n;
+    uint32_t chunk;
     int rc = dp_msg_open(data, len, &io->cfg->wire, &cmd, &r);
-    if (!rc)
+    if (!rc && cmd == DP_CMD_JOBS)
+        rc = dp_msg_read_jobs(&r, &chunk, &n); /* all run at once here */
+    else if (!rc)
         rc = dp_rd_array(&r, &n);
     for (uint32_t k = 0; !rc && k < n; k++) {
         if (cmd == DP_CMD_CANCEL) {
