@@ -613,3 +613,48 @@ Test(msg, batch_built_in_place)
     dp_wr_release(&item);
     dp_wr_release(&batch);
 }
+
+/* JOBS [chunksize, [[attempt, job]...]] round trip: the count is patched
+ * in, each entry reads back with its attempt and its job's raw bytes. */
+Test(msg, jobs_message_round_trip)
+{
+    dp_wr_t job, w;
+    dp_wr_init(&job);
+    dp_wr_init(&w);
+    size_t at = dp_msg_jobs_begin(&w, 2);
+    for (uint64_t id = 1; id <= 3; id++) {
+        dp_value_t args = dp_array(1);
+        args.v.a.items[0] = dp_uint(id);
+        dp_wr_reset(&job);
+        dp_msg_put_job(&job, id, "echo", &args, 0, 3);
+        dp_msg_jobs_add(&w, (uint32_t)id + 10, job.buf.data, job.buf.len);
+        dp_value_clear(&args);
+    }
+    dp_msg_jobs_close(&w, at, 3);
+    static const dp_limits_t lim = {1 << 20, 1000, 32};
+    int cmd;
+    dp_rd_t r;
+    uint32_t chunk, n;
+    cr_assert_eq(dp_msg_open(w.buf.data, w.buf.len, &lim, &cmd, &r), 0);
+    cr_assert_eq(cmd, DP_CMD_JOBS);
+    cr_assert_eq(dp_msg_read_jobs(&r, &chunk, &n), 0);
+    cr_assert_eq(chunk, 2);
+    cr_assert_eq(n, 3);
+    for (uint64_t id = 1; id <= 3; id++) {
+        uint32_t attempt;
+        dp_job_t j;
+        cr_assert_eq(dp_msg_read_dispatch(&r, &attempt, &j), 0);
+        cr_assert_eq(j.id, id);
+        cr_assert_eq(attempt, id + 10);
+        cr_assert_eq(j.nargs, 1);
+    }
+    cr_assert_eq(dp_msg_end(&r), 0);
+    /* a chunksize of 0 is refused */
+    dp_wr_reset(&w);
+    at = dp_msg_jobs_begin(&w, 0);
+    dp_msg_jobs_close(&w, at, 0);
+    cr_assert_eq(dp_msg_open(w.buf.data, w.buf.len, &lim, &cmd, &r), 0);
+    cr_assert_eq(dp_msg_read_jobs(&r, &chunk, &n), DP_ERR_PROTOCOL);
+    dp_wr_release(&job);
+    dp_wr_release(&w);
+}
