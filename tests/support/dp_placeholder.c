@@ -1,1 +1,0 @@
-/* placeholder */ typedef int dp_placeholder_t;
