@@ -13,6 +13,10 @@ Workloads (see tests/bench/README.md):
   W4 factor         2000 random integers in [2^62, 2^64) vs GNU factor
   W5 download       64 x 1 MiB from a local nginx vs curl --parallel
   W6 broker memory  RSS of a broker holding 1,000,000 queued echo jobs
+  W7 CLI stream     `dpool isprime` < 1,000,000 lines > file, whole process,
+                    vs pool_isprime.py (Pool(N).map doing the same I/O)
+  W8 syscalls       system calls per job in each process of
+                    `dpool isprime` < 200,000 lines (strace -f -ff)
 
 Standard library only. Every process it starts is stopped by pid, every
 wait has a deadline, temp dirs are removed; traffic stays on 127.0.0.1.
@@ -43,11 +47,13 @@ MP = multiprocessing.get_context("fork")  # the Linux default up to 3.13
 
 SIZES = {
     "full": dict(w1_n=20000, w2_rounds=2000, w3_iter=200000, w3_files=8,
-                 w3_size=100 * 1024, w4_n=2000, w5_files=64,
-                 w5_size=1024 * 1024, w6_jobs=1000000),
+                 w3_size=100 * 1024, w4_n=20000, w5_files=64,
+                 w5_size=1024 * 1024, w6_jobs=1000000, w7_n=1000000,
+                 w8_n=200000),
     "quick": dict(w1_n=2000, w2_rounds=200, w3_iter=20000, w3_files=8,
                   w3_size=100 * 1024, w4_n=200, w5_files=16,
-                  w5_size=256 * 1024, w6_jobs=100000),
+                  w5_size=256 * 1024, w6_jobs=100000, w7_n=100000,
+                  w8_n=20000),
 }
 
 
@@ -742,6 +748,136 @@ class Bench:
                                              after.get("queued"), rss2)]
 
     # ------------------------------------------------------------ driver
+    # ---------------------------------------------------------------- W7
+    def shell_time(self, cmd, stdin_path, stdout_path):
+        """Wall seconds of one whole process, stdin and stdout files."""
+        with open(stdin_path, "rb") as fi, open(stdout_path, "wb") as fo:
+            t0 = time.perf_counter()
+            try:
+                cp = subprocess.run(cmd, stdin=fi, stdout=fo,
+                                    stderr=subprocess.PIPE,
+                                    timeout=self.timeout)
+            except subprocess.TimeoutExpired:
+                raise BenchError("timed out: %s" % " ".join(cmd[:4]))
+            dt = time.perf_counter() - t0
+        if cp.returncode != 0:
+            raise BenchError("%s exited %d: %s" % (
+                " ".join(cmd[:4]), cp.returncode,
+                cp.stderr.decode(errors="replace").strip()[-400:]))
+        return dt
+
+    def w7(self):
+        n = self.sz["w7_n"]
+        src = os.path.join(self.tmp, "w7.in")
+        with open(src, "w") as f:
+            f.writelines("%d\n" % i for i in range(1, n + 1))
+        py = [sys.executable, os.path.join(HERE, "pool_isprime.py"),
+              str(CORES)]
+        dp = self.dp("isprime")
+        outs = {k: os.path.join(self.tmp, "w7.%s" % k) for k in ("py", "dp")}
+        t_py, t_dp = [], []
+        for _ in range(self.reps):  # interleaved, so drift hits both
+            t_py.append(self.shell_time(py, src, outs["py"]))
+            t_dp.append(self.shell_time(dp, src, outs["dp"]))
+        with open(outs["py"], "rb") as a, open(outs["dp"], "rb") as b:
+            if a.read() != b.read():
+                raise BenchError("dpool isprime and pool_isprime.py wrote "
+                                 "different output")
+        r = {"inputs": n, "repeats": self.reps, "python_s": median(t_py),
+             "dpool_s": median(t_dp), "python_all_s": t_py,
+             "dpool_all_s": t_dp}
+        r["speedup"] = r["python_s"] / r["dpool_s"]
+        self.results["W7"] = r
+        self.ge_target("W7", "CLI stream >= 3x Pool(N).map script",
+                       r["speedup"], 3.0, "%.2fx")
+        return ["W7 the command a user types: %d lines on stdin -> "
+                "isprime text on stdout, whole processes (median of %d; "
+                "outputs equal)" % (n, self.reps),
+                "  %-44s %8.2f s" % ("pool_isprime.py (Pool(%d).map)" % CORES,
+                                     r["python_s"]),
+                "  %-44s %8.2f s   %.2fx faster" % (
+                    "dpool isprime (embedded pool)", r["dpool_s"],
+                    r["speedup"])]
+
+    # ---------------------------------------------------------------- W8
+    def w8(self):
+        if not shutil.which("strace"):
+            raise BenchError("strace is not installed")
+        n = self.sz["w8_n"]
+        src = os.path.join(self.tmp, "w8.in")
+        with open(src, "w") as f:
+            f.writelines("%d\n" % i for i in range(1, n + 1))
+        d = os.path.join(self.tmp, "w8")
+        os.mkdir(d)
+        cmd = ["strace", "-f", "-ff", "-qq", "-o", os.path.join(d, "t")]
+        self.shell_time(cmd + self.dp("isprime"), src,
+                        os.path.join(self.tmp, "w8.out"))
+        # one file per task (tid); threads are folded into their process
+        # (clone with CLONE_THREAD), processes named by their execve
+        tasks = {}
+        for name in os.listdir(d):
+            tid = int(name.rsplit(".", 1)[1])
+            t = tasks[tid] = {"calls": 0, "prog": None, "kids": []}
+            with open(os.path.join(d, name), errors="replace") as f:
+                for line in f:
+                    t["calls"] += 1
+                    m = re.match(r'execve\("([^"]+)", \[("[^"]*")'
+                                 r'(?:, ("[^"]*"))?', line)
+                    if m and line.rstrip().endswith("= 0"):
+                        t["prog"] = os.path.basename(m.group(1))
+                        if m.group(3) == '"--child"':
+                            t["prog"] += " --child"
+                    m = re.match(r"(clone3?|fork|vfork)\((.*)\) += (\d+)$",
+                                 line.rstrip())
+                    if m:
+                        t["kids"].append((int(m.group(3)),
+                                          "CLONE_THREAD" in m.group(2)))
+        leader = {}
+        for tid, t in tasks.items():
+            for kid, thread in t["kids"]:
+                if kid in tasks:
+                    tasks[kid]["parent"] = tid
+                    tasks[kid]["thread"] = thread
+
+        def lead(tid):
+            while tasks[tid].get("thread") and tasks[tid].get("parent"):
+                tid = tasks[tid]["parent"]
+            return tid
+
+        def prog(tid):
+            while tid in tasks:
+                if tasks[tid]["prog"]:
+                    return tasks[tid]["prog"]
+                tid = tasks[tid].get("parent")
+            return "?"
+        perproc = {}
+        for tid in tasks:
+            pid = lead(tid)
+            perproc[pid] = perproc.get(pid, 0) + tasks[tid]["calls"]
+        procs = {}  # program -> [calls per process]
+        for pid, calls in perproc.items():
+            procs.setdefault(prog(pid), []).append(calls)
+        r = {"jobs": n, "per_program": {}}
+        out = ["W8 system calls per job: `dpool isprime` < %d lines, "
+               "strace -f -ff, threads counted with their process" % n,
+               "  %-28s %9s %12s %14s" % ("program", "processes", "syscalls",
+                                          "per job/proc")]
+        worst = 0.0
+        for name, calls in sorted(procs.items()):
+            per = max(calls) / n
+            worst = max(worst, per)
+            r["per_program"][name] = {"processes": len(calls),
+                                      "syscalls": sum(calls),
+                                      "max_per_job_one_process": per}
+            out.append("  %-28s %9d %12d %14.3f" % (name, len(calls),
+                                                    sum(calls), per))
+        self.results["W8"] = r
+        self.lt_target("W8", "syscalls per job in any one process < 1",
+                       worst, 1.0, "%.2f")
+        out.append("  (per job/proc: the busiest process of that program, "
+                   "its system calls / jobs)")
+        return out
+
     def cli_fixed_cost(self):
         """Wall time of `dpool factor 1`: the CLI's start-up and shutdown
         (embedded pool: broker, worker and children) around a trivial job."""
@@ -788,7 +924,8 @@ class Bench:
 
     def main(self):
         work = [("W1", self.w1), ("W2", self.w2), ("W3", self.w3),
-                ("W4", self.w4), ("W5", self.w5), ("W6", self.w6)]
+                ("W4", self.w4), ("W5", self.w5), ("W6", self.w6),
+                ("W7", self.w7), ("W8", self.w8)]
         only = {x.strip().upper() for x in self.a.only.split(",")} \
             if self.a.only else None
         if only and only - {w for w, _ in work}:
