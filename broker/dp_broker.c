@@ -8,6 +8,7 @@
  */
 #include "dp_broker.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <poll.h>
 #include <stddef.h>
@@ -42,11 +43,13 @@ typedef struct s_peer {
     dp_wr_t out;     /* clients: RESULTS being built, nout of them */
     uint32_t nout;
     dp_qworker_t qw; /* workers */
+    uint32_t expiries;  /* workers: leases run out since its last answer */
+    uint32_t handbacks; /* workers: jobs handed back since its last answer */
 } s_peer_t;
 
 typedef struct {
     uint64_t submitted, done, failed, requeued, lost, cancelled, bad_msgs,
-        stale_results;
+        stale_results, expired, handed_back;
 } s_stats_t;
 
 struct dp_broker {
@@ -68,6 +71,8 @@ dp_broker_cfg_t dp_broker_cfg_default(void)
     memset(&c, 0, sizeof c);
     c.heartbeat_ms = DP_HEARTBEAT_MS_DEFAULT;
     c.lookahead = -1;
+    c.lease_grace_ms = DP_LEASE_GRACE_MS_DEFAULT;
+    c.max_requeues = DP_REQUEUE_MAX_DEFAULT;
     c.limits = dp_limits_default();
     return c;
 }
@@ -90,13 +95,21 @@ static s_peer_t *s_peer_find(dp_broker_t *b, const void *rid, size_t len)
     return NULL;
 }
 
+static void s_peer_drop(dp_broker_t *b, s_peer_t *p, const char *why);
+
+/* s_send: a whole message to a live peer. A peer that cannot be reached
+ * is dropped at once (its jobs handled: see s_peer_drop), so no job ever
+ * points at a dead peer. Callers that iterate a peer's leases must not
+ * call it mid-walk. */
 static void s_send(dp_broker_t *b, s_peer_t *p, dp_wr_t *w)
 {
+    if (p->dead)
+        return;
     int rc = dp_zsend(b->sock, p->rid, p->rid_len, w, ZMQ_DONTWAIT);
     if (rc && errno == EHOSTUNREACH) {
         dp_info("%s %s unreachable; dropping it",
                 p->kind == S_WORKER ? "worker" : "client", p->name);
-        p->dead = true;
+        s_peer_drop(b, p, "unreachable");
     }
 }
 
@@ -183,14 +196,48 @@ static void s_worker_gone(dp_broker_t *b, s_peer_t *p, const char *why)
     snprintf(reason, sizeof reason, "worker %s (pid %u) %s", p->name, p->pid,
              why);
     dp_info("%s; %zu leased jobs to requeue", reason, p->qw.leases.n);
+    p->dead = true; /* first: nothing below may send to it */
     while (p->qw.leases.head)
         s_job_lost(b, p->qw.leases.head, reason);
-    p->dead = true;
 }
 
+/* s_cancel_leases: send each worker one CANCEL for client c's leases;
+ * with orphan, the jobs lose their client first (it is leaving). The ids
+ * are gathered before sending: a send may drop the worker, which changes
+ * its lease list. Returns how many leases there were. */
+static size_t s_cancel_leases(dp_broker_t *b, dp_qclient_t *c, bool orphan)
+{
+    size_t total = 0;
+    for (s_peer_t *w = b->peers; w; w = w->next) {
+        if (w->kind != S_WORKER || w->dead || w->qw.leases.n == 0)
+            continue;
+        size_t n = 0;
+        uint64_t *ids = malloc(w->qw.leases.n * sizeof *ids);
+        for (dp_bjob_t *j = w->qw.leases.head, *nx; j; j = nx) {
+            nx = j->next;
+            if (j->client != c)
+                continue;
+            if (orphan)
+                dp_queue_orphan(&b->q, j);
+            if (ids)
+                ids[n++] = j->id;
+            total++;
+        }
+        if (n)
+            s_send_cancel(b, w, ids, n);
+        free(ids);
+    }
+    return total;
+}
+
+/* s_client_gone: a client left. Everything of its is settled now, before
+ * anything else runs: queued jobs are freed, leased ones become orphans
+ * (their answers are dropped), so no job ever refers to a freed client
+ * and none of its jobs is dispatched again. */
 static void s_client_gone(dp_broker_t *b, s_peer_t *p, const char *why)
 {
-    size_t queued = 0, running = 0;
+    size_t queued = 0;
+    p->dead = true; /* first: nothing below may send to it */
     for (int cls = 0; cls < DP_CLASS_COUNT; cls++) {
         while (p->qc.queue[cls].head) {
             dp_queue_free_job(&b->q, p->qc.queue[cls].head);
@@ -198,29 +245,20 @@ static void s_client_gone(dp_broker_t *b, s_peer_t *p, const char *why)
         }
     }
     dp_queue_client_remove(&b->q, &p->qc);
-    /* leased jobs: cancel them on their workers, wait for the answers */
-    for (s_peer_t *w = b->peers; w; w = w->next) {
-        if (w->kind != S_WORKER || w->dead)
-            continue;
-        size_t n = 0;
-        uint64_t *ids = malloc((w->qw.leases.n + 1) * sizeof *ids);
-        for (dp_bjob_t *j = w->qw.leases.head, *nx; j; j = nx) {
-            nx = j->next;
-            if (j->client != &p->qc)
-                continue;
-            dp_queue_orphan(&b->q, j);
-            if (ids)
-                ids[n++] = j->id;
-            running++;
-        }
-        if (n)
-            s_send_cancel(b, w, ids, n);
-        free(ids);
-    }
+    size_t running = s_cancel_leases(b, &p->qc, true);
     dp_info("client %s (pid %u) %s: dropped %zu queued, cancelling %zu "
             "running",
             p->name, p->pid, why, queued, running);
-    p->dead = true;
+}
+
+static void s_peer_drop(dp_broker_t *b, s_peer_t *p, const char *why)
+{
+    if (p->dead)
+        return;
+    if (p->kind == S_WORKER)
+        s_worker_gone(b, p, why);
+    else
+        s_client_gone(b, p, why);
 }
 
 static void s_purge(dp_broker_t *b)
@@ -231,11 +269,9 @@ static void s_purge(dp_broker_t *b)
             pp = &p->next;
             continue;
         }
-        if (p->kind == S_WORKER && p->qw.leases.n)
-            s_worker_gone(b, p, "unreachable");
-        if (p->kind == S_CLIENT &&
-            (p->qc.running || p->qc.queue[0].n || p->qc.queue[1].n))
-            s_client_gone(b, p, "unreachable");
+        /* a dead peer holds nothing: s_peer_drop settled it */
+        assert(p->qw.leases.n == 0 && p->qc.running == 0);
+        assert(p->qc.queue[0].n == 0 && p->qc.queue[1].n == 0);
         *pp = p->next;
         dp_wr_release(&p->out);
         free(p);
@@ -404,7 +440,7 @@ static int s_check_job(const dp_job_t *j, const dp_jobtype_t **type, char *msg,
 /* s_submit_scan: check the batch's shape and ids before taking any of it:
  * a malformed batch is refused whole, so nothing is half-queued. */
 static int s_submit_scan(dp_broker_t *b, s_peer_t *p, dp_rd_t r, uint32_t njobs,
-                         char *msg, size_t len)
+                         uint64_t seq, char *msg, size_t len)
 {
     for (uint32_t k = 0; k < njobs; k++) {
         dp_job_t j;
@@ -418,6 +454,14 @@ static int s_submit_scan(dp_broker_t *b, s_peer_t *p, dp_rd_t r, uint32_t njobs,
                      "job id %llx is outside this client's "
                      "range (client #%u)",
                      (unsigned long long)j.id, p->no);
+            return DP_ERR_INVALID;
+        }
+        if (j.id != seq + k) {
+            snprintf(msg, len,
+                     "job %u of the batch has id %llx, not %llx: ids run "
+                     "from seq one by one (a duplicate or a gap)",
+                     k, (unsigned long long)j.id,
+                     (unsigned long long)(seq + k));
             return DP_ERR_INVALID;
         }
         if (dp_queue_find(&b->q, j.id)) {
@@ -484,7 +528,7 @@ static int s_on_submit(dp_broker_t *b, s_peer_t *p, dp_bbuf_t *buf, char *msg,
                  DP_SUBMIT_MAX_JOBS);
     }
     if (!rc)
-        rc = s_submit_scan(b, p, r, njobs, msg, len);
+        rc = s_submit_scan(b, p, r, njobs, seq, msg, len);
     if (rc) {
         s_refuse(b, p, rc, msg, seq, njobs);
         return 0;
@@ -498,8 +542,13 @@ static int s_on_submit(dp_broker_t *b, s_peer_t *p, dp_bbuf_t *buf, char *msg,
         b->st.submitted++;
         char why[S_ERRMSG_MAX];
         int bad = s_check_job(&j, &type, why, sizeof why);
-        if (!bad && j.timeout_ms == 0 && type->timeout_ms == 0)
+        uint32_t limit = bad ? 0 : j.timeout_ms ? j.timeout_ms : type->timeout_ms;
+        if (!bad && limit == 0) {
             bad = DP_ERR_INVALID;
+            snprintf(why, sizeof why,
+                     "job type %s has no default time limit: give one",
+                     type->name);
+        }
         if (bad) {
             s_client_error(b, p, j.id, bad, why, 0);
             continue;
@@ -509,8 +558,10 @@ static int s_on_submit(dp_broker_t *b, s_peer_t *p, dp_bbuf_t *buf, char *msg,
         dp_bjob_t *bj;
         rc = dp_queue_add(&b->q, &p->qc, j.id, type->cls, retries, buf,
                           j.raw.ptr, j.raw.len, &bj);
-        if (!rc)
+        if (!rc) {
             bj->chunk = (uint16_t)chunk;
+            bj->limit_ms = limit;
+        }
         if (rc) {
             s_client_error(b, p, j.id, rc, "could not queue the job", 0);
             continue;
@@ -551,13 +602,7 @@ static int s_on_cancel(dp_broker_t *b, s_peer_t *p, dp_rd_t *r)
         for (int cls = 0; cls < DP_CLASS_COUNT; cls++)
             while (p->qc.queue[cls].head)
                 s_cancel_job(b, p, p->qc.queue[cls].head);
-        for (s_peer_t *w = b->peers; w; w = w->next) {
-            if (w->kind != S_WORKER)
-                continue;
-            for (dp_bjob_t *j = w->qw.leases.head; j; j = j->next)
-                if (j->client == &p->qc)
-                    s_cancel_job(b, p, j);
-        }
+        s_cancel_leases(b, &p->qc, false);
         return 0;
     }
     for (uint32_t k = 0; k < n; k++) {
@@ -571,12 +616,89 @@ static int s_on_cancel(dp_broker_t *b, s_peer_t *p, dp_rd_t *r)
     return 0;
 }
 
+/* s_handed_back: worker p gave job j back unstarted (REQUEUE). Within
+ * the job's REQUEUE budget it is queued again, not counted as an attempt;
+ * past it the job fails LIMIT. A worker that still has credit and hands
+ * back job after job is dropped (a draining worker has no credit). */
+static void s_handed_back(dp_broker_t *b, s_peer_t *p, dp_bjob_t *j)
+{
+    b->st.handed_back++;
+    bool credit = p->qw.capacity[j->cls] > 0;
+    if (!j->client) {
+        dp_queue_free_job(&b->q, j);
+    } else if (j->handbacks >= b->cfg.max_requeues) {
+        char msg[S_ERRMSG_MAX];
+        snprintf(msg, sizeof msg,
+                 "handed back unstarted %u times (REQUEUE budget, "
+                 "--max-requeues); last by worker %s",
+                 (unsigned)j->handbacks + 1, p->name);
+        s_client_error(b, s_peer_of_client(j->client), j->id, DP_ERR_LIMIT,
+                       msg, j->attempts);
+        dp_queue_free_job(&b->q, j);
+    } else {
+        j->handbacks++;
+        j->attempts--; /* it never started */
+        dp_queue_requeue(&b->q, j);
+    }
+    if (credit && ++p->handbacks > DP_WORKER_HANDBACKS_MAX)
+        s_worker_gone(b, p, "hands back every job it is given");
+}
+
+/* s_lease_expired: no answer for j within its lease: requeue it within
+ * its retry budget or fail it TIMEOUT. Its worker keeps the slot busy
+ * (stuck credit) until it answers; one that lets DP_LEASE_EXPIRIES_MAX
+ * leases run out in a row is dropped. */
+static void s_lease_expired(dp_broker_t *b, dp_bjob_t *j)
+{
+    s_peer_t *wp = s_peer_of_worker(j->worker);
+    b->st.expired++;
+    wp->qw.stuck[j->cls]++;
+    wp->expiries++;
+    if (!j->client) {
+        dp_queue_free_job(&b->q, j);
+    } else if ((unsigned)j->attempts <= j->retries) {
+        dp_debug("job %llx: lease on %s ran out; requeued",
+                 (unsigned long long)j->id, wp->name);
+        b->st.requeued++;
+        dp_queue_requeue(&b->q, j);
+    } else {
+        char msg[S_ERRMSG_MAX];
+        snprintf(msg, sizeof msg,
+                 "no answer within the time limit (%u ms) plus grace after "
+                 "%u attempt%s (last on worker %s)",
+                 j->limit_ms, j->attempts, j->attempts == 1 ? "" : "s",
+                 wp->name);
+        s_client_error(b, s_peer_of_client(j->client), j->id, DP_ERR_TIMEOUT,
+                       msg, j->attempts);
+        dp_queue_free_job(&b->q, j);
+    }
+    if (wp->expiries >= DP_LEASE_EXPIRIES_MAX)
+        s_worker_gone(b, wp, "let its leases run out");
+}
+
+static void s_expire(dp_broker_t *b, uint64_t now)
+{
+    dp_bjob_t *j = dp_queue_earliest(&b->q);
+    while (j && j->deadline_ms <= now) {
+        s_lease_expired(b, j);
+        j = dp_queue_earliest(&b->q);
+    }
+}
+
 /* s_on_result: one result from worker p. */
 static void s_on_result(dp_broker_t *b, s_peer_t *p, const dp_res_t *res)
 {
     dp_bjob_t *j = dp_queue_find(&b->q, res->id);
     if (!j || j->worker != &p->qw) {
-        b->st.stale_results++; /* e.g. from before a broker restart */
+        /* from before a broker restart, an id never given, or a late
+         * answer to an expired lease, which gives back the credit */
+        b->st.stale_results++;
+        for (int cls = 0; cls < DP_CLASS_COUNT; cls++) {
+            if (p->qw.stuck[cls]) {
+                p->qw.stuck[cls]--;
+                break;
+            }
+        }
         return;
     }
     if (res->code == DP_ERR_LOST) {
@@ -590,11 +712,12 @@ static void s_on_result(dp_broker_t *b, s_peer_t *p, const dp_res_t *res)
         s_job_lost(b, j, why);
         return;
     }
-    if (res->code == DP_ERR_REQUEUE && j->client) {
-        j->attempts--; /* it never started */
-        dp_queue_requeue(&b->q, j);
+    if (res->code == DP_ERR_REQUEUE) {
+        s_handed_back(b, p, j);
         return;
     }
+    p->expiries = 0;
+    p->handbacks = 0;
     double us = (double)res->elapsed_us, *avg = &p->qw.avg_us[j->cls];
     *avg = *avg > 0 ? *avg * (1 - DP_AVG_WEIGHT) + us * DP_AVG_WEIGHT : us;
     if (j->client) {
@@ -652,6 +775,8 @@ static void s_on_status(dp_broker_t *b, s_peer_t *p)
         {"cancelled", b->st.cancelled},
         {"bad_messages", b->st.bad_msgs},
         {"stale_results", b->st.stale_results},
+        {"expired", b->st.expired},
+        {"handed_back", b->st.handed_back},
     };
     size_t nrows = sizeof rows / sizeof rows[0];
     dp_wr_reset(&b->w);
@@ -677,11 +802,7 @@ static int s_handle_peer(dp_broker_t *b, dp_zmsg_t *m, s_peer_t *p, int cmd,
     case DP_CMD_HEARTBEAT:
         return 0;
     case DP_CMD_BYE:
-        if (client)
-            s_client_gone(b, p, "said bye");
-        else
-            s_worker_gone(b, p, "said bye");
-        p->dead = true;
+        s_peer_drop(b, p, "said bye");
         return 0;
     case DP_CMD_SUBMIT:
         if (!client)
@@ -750,6 +871,23 @@ static void s_on_message(dp_broker_t *b, dp_zmsg_t *m)
 
 /* ---- dispatch ---- */
 
+/* s_arm: the lease deadline of job j, the k-th of its chunk, leased to w
+ * which already held `ahead` jobs of its class. A worker runs the jobs it
+ * holds `capacity` at a time and a chunk's jobs one after another, so j
+ * may wait for ahead / capacity rounds and k jobs before it starts: each
+ * round counts as one time limit. Then the grace. */
+static void s_arm(dp_broker_t *b, s_peer_t *w, dp_bjob_t *j, uint32_t ahead,
+                  size_t k)
+{
+    uint64_t slots = w->qw.capacity[j->cls] ? w->qw.capacity[j->cls] : 1;
+    uint64_t rounds = ahead / slots + k + 1;
+    uint64_t deadline = dp_now_ms() + rounds * j->limit_ms +
+                        (uint64_t)b->cfg.lease_grace_ms;
+    if (dp_queue_arm(&b->q, j, deadline))
+        dp_warn("out of memory: job %llx has no lease deadline",
+                (unsigned long long)j->id);
+}
+
 /* s_dispatch_to: send worker w chunks of class cls while it has credit
  * (dp_queue_credit). Consecutive whole chunks of one size travel in one
  * JOBS message; each chunk is run by one child in turn. */
@@ -775,16 +913,21 @@ static void s_dispatch_to(dp_broker_t *b, s_peer_t *w, dp_class_t cls,
             at = dp_msg_jobs_begin(&b->w, (uint32_t)chunk);
             msg_chunk = chunk;
         }
+        uint32_t ahead = w->qw.inflight[cls] + w->qw.stuck[cls];
         size_t n = dp_queue_take(&b->q, cls, &w->qw, chunk, jobs);
-        for (size_t k = 0; k < n; k++)
+        for (size_t k = 0; k < n; k++) {
+            s_arm(b, w, jobs[k], ahead, k);
             dp_msg_jobs_add(&b->w, jobs[k]->attempts, jobs[k]->raw,
                             jobs[k]->raw_len);
+        }
         njobs += (uint32_t)n;
         if (n < chunk) { /* a short chunk must end its message */
             dp_msg_jobs_close(&b->w, at, njobs);
             s_send(b, w, &b->w);
             njobs = 0;
         }
+        if (w->dead)
+            return; /* the send failed: its leases went back already */
     }
     if (njobs) {
         dp_msg_jobs_close(&b->w, at, njobs);
@@ -830,10 +973,7 @@ static void s_heartbeat(dp_broker_t *b, uint64_t now)
         if (p->dead)
             continue;
         if (now - p->last_seen_ms > dead_after) {
-            if (p->kind == S_WORKER)
-                s_worker_gone(b, p, "missed its heartbeats");
-            else
-                s_client_gone(b, p, "missed its heartbeats");
+            s_peer_drop(b, p, "missed its heartbeats");
             continue;
         }
         dp_wr_reset(&b->w);
@@ -881,10 +1021,15 @@ fail:
     return NULL;
 }
 
+/* s_poll_timeout: until the next heartbeat or the earliest lease
+ * deadline (the top of the lease heap), whichever comes first. */
 static uint64_t s_poll_timeout(const dp_broker_t *b)
 {
-    uint64_t now = dp_now_ms();
-    return b->next_hb_ms > now ? b->next_hb_ms - now : 0;
+    uint64_t now = dp_now_ms(), at = b->next_hb_ms;
+    const dp_bjob_t *j = dp_queue_earliest(&b->q);
+    if (j && j->deadline_ms < at)
+        at = j->deadline_ms;
+    return at > now ? at - now : 0;
 }
 
 int dp_broker_run(dp_broker_t *b, int stop_fd)
@@ -918,6 +1063,7 @@ int dp_broker_run(dp_broker_t *b, int stop_fd)
         uint64_t now = dp_now_ms();
         if (now >= b->next_hb_ms)
             s_heartbeat(b, now);
+        s_expire(b, now);
         s_purge(b);
         s_dispatch(b);
         s_flush_clients(b);

@@ -38,6 +38,7 @@ void dp_queue_release(dp_queue_t *q)
         free(s);
     }
     free(q->buckets);
+    free(q->heap);
     memset(q, 0, sizeof *q);
 }
 
@@ -253,8 +254,90 @@ size_t dp_queue_take(dp_queue_t *q, dp_class_t cls, dp_qworker_t *w, size_t max,
     return n;
 }
 
-static void s_unlease(dp_bjob_t *j)
+/* ---- the lease heap: a binary min-heap on deadline_ms ---- */
+
+static void s_heap_set(dp_queue_t *q, size_t k, dp_bjob_t *j)
 {
+    q->heap[k] = j;
+    j->hidx = (uint32_t)(k + 1);
+}
+
+static void s_heap_up(dp_queue_t *q, size_t k)
+{
+    dp_bjob_t *j = q->heap[k];
+    while (k > 0) {
+        size_t up = (k - 1) / 2;
+        if (q->heap[up]->deadline_ms <= j->deadline_ms)
+            break;
+        s_heap_set(q, k, q->heap[up]);
+        k = up;
+    }
+    s_heap_set(q, k, j);
+}
+
+static void s_heap_down(dp_queue_t *q, size_t k)
+{
+    dp_bjob_t *j = q->heap[k];
+    for (;;) {
+        size_t c = 2 * k + 1;
+        if (c >= q->nheap)
+            break;
+        if (c + 1 < q->nheap &&
+            q->heap[c + 1]->deadline_ms < q->heap[c]->deadline_ms)
+            c++;
+        if (j->deadline_ms <= q->heap[c]->deadline_ms)
+            break;
+        s_heap_set(q, k, q->heap[c]);
+        k = c;
+    }
+    s_heap_set(q, k, j);
+}
+
+static void s_heap_del(dp_queue_t *q, dp_bjob_t *j)
+{
+    if (!j->hidx)
+        return;
+    size_t k = j->hidx - 1;
+    j->hidx = 0;
+    dp_bjob_t *last = q->heap[--q->nheap];
+    if (last == j)
+        return;
+    s_heap_set(q, k, last);
+    s_heap_up(q, k);
+    s_heap_down(q, last->hidx - 1);
+}
+
+int dp_queue_arm(dp_queue_t *q, dp_bjob_t *j, uint64_t deadline_ms)
+{
+    assert(j->state != DP_JOB_QUEUED);
+    if (j->hidx) {
+        j->deadline_ms = deadline_ms;
+        s_heap_up(q, j->hidx - 1);
+        s_heap_down(q, j->hidx - 1);
+        return 0;
+    }
+    if (q->nheap == q->heapcap) {
+        size_t cap = q->heapcap ? q->heapcap * 2 : S_INITIAL_BUCKETS;
+        dp_bjob_t **h = realloc(q->heap, cap * sizeof *h);
+        if (!h)
+            return DP_ERR_NOMEM;
+        q->heap = h;
+        q->heapcap = cap;
+    }
+    j->deadline_ms = deadline_ms;
+    q->heap[q->nheap++] = j;
+    s_heap_up(q, q->nheap - 1);
+    return 0;
+}
+
+dp_bjob_t *dp_queue_earliest(const dp_queue_t *q)
+{
+    return q->nheap ? q->heap[0] : NULL;
+}
+
+static void s_unlease(dp_queue_t *q, dp_bjob_t *j)
+{
+    s_heap_del(q, j);
     dp_qworker_t *w = j->worker;
     s_unlink(&w->leases, j);
     w->inflight[j->cls]--;
@@ -264,7 +347,7 @@ static void s_unlease(dp_bjob_t *j)
 void dp_queue_requeue(dp_queue_t *q, dp_bjob_t *j)
 {
     assert(j->state == DP_JOB_LEASED);
-    s_unlease(j);
+    s_unlease(q, j);
     j->client->running--;
     j->state = DP_JOB_QUEUED;
     s_push(&j->client->queue[j->cls], j, true);
@@ -292,10 +375,10 @@ void dp_queue_free_job(dp_queue_t *q, dp_bjob_t *j)
         break;
     case DP_JOB_LEASED:
         j->client->running--;
-        s_unlease(j);
+        s_unlease(q, j);
         break;
     case DP_JOB_ORPHAN:
-        s_unlease(j);
+        s_unlease(q, j);
         break;
     }
     s_unindex(q, j);
@@ -326,5 +409,6 @@ uint64_t dp_queue_credit(const dp_qworker_t *w, dp_class_t cls, size_t chunk,
     }
     if (slots == 0)
         return 0;
-    return w->inflight[cls] >= allowed ? 0 : allowed - w->inflight[cls];
+    uint64_t held = (uint64_t)w->inflight[cls] + w->stuck[cls];
+    return held >= allowed ? 0 : allowed - held;
 }

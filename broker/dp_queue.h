@@ -60,6 +60,8 @@ typedef struct dp_qworker {
     dp_jlist_t leases;                 /* jobs it holds */
     uint32_t capacity[DP_CLASS_COUNT]; /* slots it announced */
     uint32_t inflight[DP_CLASS_COUNT]; /* leases per class */
+    uint32_t stuck[DP_CLASS_COUNT];    /* expired leases not yet answered:
+                                          credit it does not get back */
     double avg_us[DP_CLASS_COUNT];     /* moving average of its job times */
 } dp_qworker_t;
 
@@ -77,6 +79,10 @@ struct dp_bjob {
     uint8_t attempts; /* dispatches so far */
     uint8_t retries;  /* re-dispatches allowed after loss */
     uint16_t chunk;   /* jobs per dispatch its client asked */
+    uint16_t handbacks; /* times a worker gave it back unstarted */
+    uint32_t limit_ms;  /* its time limit (its own or its type's) */
+    uint32_t hidx;      /* 1 + its place in the lease heap; 0 = none */
+    uint64_t deadline_ms; /* when leased: the lease runs out (dp_now_ms) */
 };
 
 /* Job records come from slabs and go back to a free list: no malloc per
@@ -96,6 +102,8 @@ typedef struct {
     size_t queued[DP_CLASS_COUNT];
     dp_qslab_t *slabs;
     dp_bjob_t *free_jobs; /* linked through hnext */
+    dp_bjob_t **heap;     /* leases with a deadline, earliest first */
+    size_t nheap, heapcap;
 } dp_queue_t;
 
 /* dp_queue_init / dp_queue_release: an empty queue; release frees every
@@ -138,6 +146,12 @@ void dp_queue_free_job(dp_queue_t *q, dp_bjob_t *j);
  * never more than DP_QUEUE_LOOKAHEAD_MAX_JOBS per slot. */
 uint64_t dp_queue_credit(const dp_qworker_t *w, dp_class_t cls, size_t chunk,
                          bool lookahead, long nchunks);
+/* dp_queue_arm: give the leased job j a deadline (dp_now_ms clock); it
+ * stays in the lease heap until it leaves the LEASED/ORPHAN states.
+ * 0 or DP_ERR_NOMEM (then it has no deadline). O(log n). */
+int dp_queue_arm(dp_queue_t *q, dp_bjob_t *j, uint64_t deadline_ms);
+/* dp_queue_earliest: the leased job whose deadline comes first, or NULL. */
+dp_bjob_t *dp_queue_earliest(const dp_queue_t *q);
 /* dp_queue_client_remove: unlink a client from the round-robin rings. */
 void dp_queue_client_remove(dp_queue_t *q, dp_qclient_t *c);
 

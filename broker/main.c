@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,12 @@ int main(int argc, char **argv)
          1000000, "N",
          "chunks a worker may hold beyond its slots (-1: "
          "auto, about 2 ms of work per slot)"},
+        {"lease-grace", 0, "DPOOL_LEASE_GRACE_MS", DP_OPT_LONG,
+         &cfg.lease_grace_ms, 0, 86400000, "MS",
+         "a lease runs out this long after the job's time limit (5000)"},
+        {"max-requeues", 0, "DPOOL_MAX_REQUEUES", DP_OPT_LONG,
+         &cfg.max_requeues, 0, UINT16_MAX, "N",
+         "times a job may be handed back unstarted (16)"},
         {"max-msg-size", 0, "DPOOL_MAX_MSG_SIZE", DP_OPT_LONG, &max_msg, 1024,
          1L << 31, "BYTES", "largest message accepted"},
         {"log-level", 0, "DPOOL_LOG", DP_OPT_STR, &level, 0, 0, "LEVEL",

@@ -1,0 +1,283 @@
+/*
+ * test_bounds.c - the broker against peers that break the rules: raw
+ * clients and workers (tests/e2e/raw.h) talking to the real dpool-broker.
+ * A worker vanishing under a leaving client, leases that never come back,
+ * a worker that hands every job back, a SUBMIT with a duplicate id. Under
+ * -DDP_SANITIZE the broker is the sanitized build and any report in its
+ * log fails the test (e2e_teardown).
+ */
+#include <zmq.h>
+
+#include "e2e.h"
+#include "raw.h"
+
+#define S_JOBS_MAX 64
+#define S_SETTLE_MS 100 /* lets the broker see a TCP close */
+
+TestSuite(bounds, .init = e2e_setup, .fini = e2e_teardown, .timeout = 60);
+
+typedef struct {
+    uint64_t ids[S_JOBS_MAX];
+    uint32_t n;
+} s_got_t;
+
+/* s_collect: a skip callback that keeps the ids of JOBS messages. */
+static void s_collect(void *arg, raw_msg_t *m)
+{
+    s_got_t *g = arg;
+    if (m->cmd == DP_CMD_JOBS)
+        g->n += raw_jobs(m, g->ids + g->n, S_JOBS_MAX - g->n);
+}
+
+/* s_wait_jobs: JOBS for worker w until it holds want ids. */
+static void s_wait_jobs(void *w, s_got_t *g, uint32_t want)
+{
+    uint64_t end = raw_now_ms() + RAW_WAIT_MS;
+    while (g->n < want && raw_now_ms() < end) {
+        raw_msg_t m;
+        if (raw_recv(w, 50, &m) == 1) {
+            s_collect(g, &m);
+            raw_msg_close(&m);
+        }
+    }
+    cr_assert_geq(g->n, want, "worker got %u jobs, want %u", g->n, want);
+}
+
+/* s_results: read RESULTS on client c until n results came (or the
+ * deadline), keep each one's code; heartbeat the workers meanwhile.
+ * Returns how many came. */
+static uint32_t s_results(void *c, void *const *workers, int nw, uint32_t n,
+                          uint32_t *codes, int timeout_ms)
+{
+    uint32_t got = 0;
+    uint64_t end = raw_now_ms() + (uint64_t)timeout_ms, hb = 0;
+    do {
+        if (raw_now_ms() >= hb) {
+            for (int k = 0; k < nw; k++)
+                raw_send_empty(workers[k], DP_CMD_HEARTBEAT);
+            raw_send_empty(c, DP_CMD_HEARTBEAT);
+            hb = raw_now_ms() + 50;
+        }
+        for (int k = 0; k < nw; k++) { /* drain: JOBS go unanswered */
+            raw_msg_t m;
+            while (raw_recv(workers[k], 0, &m) == 1)
+                raw_msg_close(&m);
+        }
+        raw_msg_t m;
+        if (raw_recv(c, timeout_ms ? 20 : 0, &m) != 1)
+            continue;
+        uint32_t cnt;
+        if (m.cmd == DP_CMD_RESULTS && !dp_rd_array(&m.r, &cnt)) {
+            for (uint32_t k = 0; k < cnt; k++) {
+                dp_res_t res;
+                if (dp_msg_read_result(&m.r, &res))
+                    break;
+                if (got < n)
+                    codes[got] = res.code;
+                got++;
+            }
+        }
+        raw_msg_close(&m);
+    } while (got < n && raw_now_ms() < end);
+    return got;
+}
+
+/* Issue 8 item 1: a worker holding a client's jobs vanishes; the client
+ * cancels everything and leaves before the broker's heartbeat sees the
+ * worker gone. The CANCEL to the vanished worker fails; its leases must
+ * not be requeued into the client that left (use-after-free), and none of
+ * that client's jobs may reach a new worker. */
+Test(bounds, worker_vanishes_under_a_leaving_client)
+{
+    cr_assert_eq(raw_broker(&T.e, &T.broker, T.ep, sizeof T.ep,
+                            ARGV("--heartbeat", "1000")),
+                 0);
+    void *ctx = zmq_ctx_new();
+    void *w = raw_dealer(ctx, T.ep), *c = raw_dealer(ctx, T.ep);
+    cr_assert_eq(raw_ready(w, "w-vanish", 4, 0), 0);
+    long no = raw_hello(c, "c-leaving");
+    cr_assert_gt(no, 0);
+    uint64_t seq = (uint64_t)no << 32 | 1;
+    cr_assert_eq(raw_submit(c, seq, 8, NULL, "sleep", 10000, 0, 3), 0);
+    s_got_t g = {0};
+    s_wait_jobs(w, &g, 4);
+    zmq_close(w); /* linger 0: gone at once */
+    usleep(S_SETTLE_MS * 1000);
+    dp_wr_t wr;
+    dp_wr_init(&wr);
+    dp_msg_begin(&wr, DP_CMD_CANCEL);
+    dp_wr_array(&wr, 0);
+    raw_send(c, &wr);
+    dp_wr_release(&wr);
+    raw_send_empty(c, DP_CMD_BYE);
+    zmq_close(c);
+    usleep(S_SETTLE_MS * 1000);
+    /* a new worker must get none of the departed client's jobs */
+    void *w2 = raw_dealer(ctx, T.ep);
+    cr_assert_eq(raw_ready(w2, "w-new", 4, 0), 0);
+    s_got_t g2 = {0};
+    uint64_t end = raw_now_ms() + 2 * S_SETTLE_MS * 5;
+    while (raw_now_ms() < end) {
+        raw_msg_t m;
+        if (raw_recv(w2, 50, &m) == 1) {
+            s_collect(&g2, &m);
+            raw_msg_close(&m);
+        }
+    }
+    cr_expect_eq(g2.n, 0, "a departed client's job was dispatched (%u)",
+                 g2.n);
+    void *probe = raw_dealer(ctx, T.ep);
+    cr_assert_gt(raw_hello(probe, "probe"), 0, "broker not answering");
+    cr_expect_eq(raw_status(probe, "queued", NULL, NULL), 0);
+    cr_expect_eq(raw_status(probe, "running", NULL, NULL), 0);
+    zmq_close(probe);
+    zmq_close(w2);
+    zmq_ctx_term(ctx);
+}
+
+/* Issue 8 item 2: a worker that takes jobs and never answers, while it
+ * keeps heartbeating: the broker's lease runs out (time limit + grace),
+ * the job fails TIMEOUT (no retries left), and the worker is dropped
+ * after DP_LEASE_EXPIRIES_MAX expired leases. */
+Test(bounds, lease_deadline_is_held_by_the_broker)
+{
+    cr_assert_eq(raw_broker(&T.e, &T.broker, T.ep, sizeof T.ep,
+                            ARGV("--heartbeat", "200", "--lease-grace", "200")),
+                 0);
+    void *ctx = zmq_ctx_new();
+    void *w = raw_dealer(ctx, T.ep), *c = raw_dealer(ctx, T.ep);
+    cr_assert_eq(raw_ready(w, "w-silent", 65535, 0), 0);
+    long no = raw_hello(c, "c-timeout");
+    cr_assert_gt(no, 0);
+    uint64_t seq = (uint64_t)no << 32 | 1;
+    cr_assert_eq(raw_submit(c, seq, 3, NULL, "sleep", 1, 300, 0), 0);
+    uint32_t codes[3];
+    uint64_t t0 = raw_now_ms();
+    uint32_t got = s_results(c, &w, 1, 3, codes, 5000);
+    cr_assert_eq(got, 3, "%u results within 5 s", got);
+    cr_expect_lt(raw_now_ms() - t0, 3000, "results took too long");
+    for (int k = 0; k < 3; k++)
+        cr_expect_eq(codes[k], DP_ERR_TIMEOUT, "code %u", codes[k]);
+    cr_expect_eq(raw_status(c, "workers", NULL, NULL), 0,
+                 "a worker whose leases all ran out is still served");
+    cr_expect_eq(raw_status(c, "expired", NULL, NULL), 3);
+    zmq_close(w);
+    zmq_close(c);
+    zmq_ctx_term(ctx);
+}
+
+/* s_handback_loop: worker w answers every job with REQUEUE until the
+ * client has n results or timeout; returns the results' count. */
+static uint32_t s_handback_loop(void *w, void *c, uint32_t n, uint32_t *codes,
+                                int timeout_ms)
+{
+    uint32_t got = 0;
+    uint64_t end = raw_now_ms() + (uint64_t)timeout_ms, hb = 0;
+    while (got < n && raw_now_ms() < end) {
+        if (raw_now_ms() >= hb) {
+            raw_send_empty(c, DP_CMD_HEARTBEAT);
+            hb = raw_now_ms() + S_SETTLE_MS;
+        }
+        raw_msg_t m;
+        while (raw_recv(w, 0, &m) == 1) {
+            uint64_t ids[S_JOBS_MAX];
+            uint32_t k = m.cmd == DP_CMD_JOBS ? raw_jobs(&m, ids, S_JOBS_MAX)
+                                              : 0;
+            if (k)
+                raw_answer(w, ids, k, DP_ERR_REQUEUE);
+            raw_msg_close(&m);
+        }
+        zmq_pollitem_t it[2] = {{w, 0, ZMQ_POLLIN, 0}, {c, 0, ZMQ_POLLIN, 0}};
+        zmq_poll(it, 2, 20);
+        if (it[1].revents & ZMQ_POLLIN) {
+            void *none = NULL;
+            got += s_results(c, &none, 0, n - got, codes + got, 0);
+        }
+    }
+    return got;
+}
+
+/* Issue 8 item 3: every job handed back unstarted: each fails LIMIT after
+ * its REQUEUE budget instead of going round forever. */
+Test(bounds, requeue_has_a_budget)
+{
+    cr_assert_eq(raw_broker(&T.e, &T.broker, T.ep, sizeof T.ep,
+                            ARGV("--heartbeat", "1000", "--max-requeues", "5")),
+                 0);
+    void *ctx = zmq_ctx_new();
+    void *w = raw_dealer(ctx, T.ep), *c = raw_dealer(ctx, T.ep);
+    cr_assert_eq(raw_ready(w, "w-handback", 2, 0), 0);
+    long no = raw_hello(c, "c-requeue");
+    cr_assert_gt(no, 0);
+    uint64_t seq = (uint64_t)no << 32 | 1;
+    cr_assert_eq(raw_submit(c, seq, 4, NULL, "sleep", 1, 0, 3), 0);
+    uint32_t codes[4];
+    uint32_t got = s_handback_loop(w, c, 4, codes, 5000);
+    cr_assert_eq(got, 4, "%u results", got);
+    for (int k = 0; k < 4; k++)
+        cr_expect_eq(codes[k], DP_ERR_LIMIT, "code %u", codes[k]);
+    cr_expect_eq(raw_status(c, "handed_back", NULL, NULL), 4 * 6);
+    zmq_close(w);
+    zmq_close(c);
+    zmq_ctx_term(ctx);
+}
+
+/* ...and a worker that hands back everything while it has credit is
+ * dropped (here the job's own budget is out of the way). */
+Test(bounds, worker_handing_back_everything_is_dropped)
+{
+    cr_assert_eq(raw_broker(&T.e, &T.broker, T.ep, sizeof T.ep,
+                            ARGV("--max-requeues", "65535")),
+                 0);
+    void *ctx = zmq_ctx_new();
+    void *w = raw_dealer(ctx, T.ep), *c = raw_dealer(ctx, T.ep);
+    cr_assert_eq(raw_ready(w, "w-handback", 2, 0), 0);
+    long no = raw_hello(c, "c-requeue");
+    cr_assert_gt(no, 0);
+    uint64_t seq = (uint64_t)no << 32 | 1;
+    cr_assert_eq(raw_submit(c, seq, 1, NULL, "sleep", 1, 0, 3), 0);
+    uint32_t code;
+    s_handback_loop(w, c, 1, &code, 4000);
+    cr_expect_eq(raw_status(c, "workers", NULL, NULL), 0,
+                 "the worker was not dropped");
+    cr_expect_eq(raw_status(c, "queued", NULL, NULL), 1);
+    zmq_close(w);
+    zmq_close(c);
+    zmq_ctx_term(ctx);
+}
+
+/* Issue 8 item 7: a SUBMIT carrying one id twice is refused whole: one
+ * ERROR for the batch, nothing queued, no result per job. */
+Test(bounds, duplicate_id_in_one_submit_is_refused_whole)
+{
+    cr_assert_eq(raw_broker(&T.e, &T.broker, T.ep, sizeof T.ep, NULL), 0);
+    void *ctx = zmq_ctx_new();
+    void *c = raw_dealer(ctx, T.ep);
+    long no = raw_hello(c, "c-dup");
+    cr_assert_gt(no, 0);
+    uint64_t seq = (uint64_t)no << 32 | 1;
+    uint64_t ids[3] = {seq, seq + 1, seq + 1};
+    cr_assert_eq(raw_submit(c, seq, 3, ids, "sleep", 1, 0, 3), 0);
+    raw_msg_t m;
+    int got = raw_recv(c, RAW_WAIT_MS, &m);
+    cr_assert_eq(got, 1);
+    cr_expect_eq(m.cmd, DP_CMD_ERROR, "got %s", dp_cmd_name(m.cmd));
+    uint32_t n;
+    uint64_t code = 0, s = 0, count = 0;
+    cr_assert_eq(dp_rd_array(&m.r, &n), 0);
+    cr_assert_eq(n, 4);
+    const char *msg;
+    size_t len;
+    cr_assert_eq(dp_rd_uint(&m.r, &code), 0);
+    cr_assert_eq(dp_rd_str(&m.r, &msg, &len), 0);
+    cr_assert_eq(dp_rd_uint(&m.r, &s), 0);
+    cr_assert_eq(dp_rd_uint(&m.r, &count), 0);
+    cr_expect_eq(code, DP_ERR_INVALID);
+    cr_expect_eq(s, seq);
+    cr_expect_eq(count, 3);
+    raw_msg_close(&m);
+    cr_expect_eq(raw_status(c, "queued", NULL, NULL), 0);
+    cr_expect_eq(raw_status(c, "submitted", NULL, NULL), 0);
+    zmq_close(c);
+    zmq_ctx_term(ctx);
+}
