@@ -42,7 +42,7 @@ typedef struct s_peer {
     dp_qclient_t qc; /* clients */
     dp_wr_t out;     /* clients: RESULTS being built, nout of them */
     uint32_t nout;
-    dp_qworker_t qw; /* workers */
+    dp_qworker_t qw;    /* workers */
     uint32_t expiries;  /* workers: leases run out since its last answer */
     uint32_t handbacks; /* workers: jobs handed back since its last answer */
 } s_peer_t;
@@ -542,7 +542,9 @@ static int s_on_submit(dp_broker_t *b, s_peer_t *p, dp_bbuf_t *buf, char *msg,
         b->st.submitted++;
         char why[S_ERRMSG_MAX];
         int bad = s_check_job(&j, &type, why, sizeof why);
-        uint32_t limit = bad ? 0 : j.timeout_ms ? j.timeout_ms : type->timeout_ms;
+        uint32_t limit = bad            ? 0
+                         : j.timeout_ms ? j.timeout_ms
+                                        : type->timeout_ms;
         if (!bad && limit == 0) {
             bad = DP_ERR_INVALID;
             snprintf(why, sizeof why,
@@ -632,8 +634,8 @@ static void s_handed_back(dp_broker_t *b, s_peer_t *p, dp_bjob_t *j)
                  "handed back unstarted %u times (REQUEUE budget, "
                  "--max-requeues); last by worker %s",
                  (unsigned)j->handbacks + 1, p->name);
-        s_client_error(b, s_peer_of_client(j->client), j->id, DP_ERR_LIMIT,
-                       msg, j->attempts);
+        s_client_error(b, s_peer_of_client(j->client), j->id, DP_ERR_LIMIT, msg,
+                       j->attempts);
         dp_queue_free_job(&b->q, j);
     } else {
         j->handbacks++;
@@ -881,8 +883,8 @@ static void s_arm(dp_broker_t *b, s_peer_t *w, dp_bjob_t *j, uint32_t ahead,
 {
     uint64_t slots = w->qw.capacity[j->cls] ? w->qw.capacity[j->cls] : 1;
     uint64_t rounds = ahead / slots + k + 1;
-    uint64_t deadline = dp_now_ms() + rounds * j->limit_ms +
-                        (uint64_t)b->cfg.lease_grace_ms;
+    uint64_t deadline =
+        dp_now_ms() + rounds * j->limit_ms + (uint64_t)b->cfg.lease_grace_ms;
     if (dp_queue_arm(&b->q, j, deadline))
         dp_warn("out of memory: job %llx has no lease deadline",
                 (unsigned long long)j->id);

@@ -31,21 +31,25 @@
                                      jobs are short (microseconds) */
 #define DP_LOOKAHEAD_MAX_JOBS 256 /* waiting jobs per slot, at most */
 #define DP_AVG_WEIGHT 0.1         /* moving average of job times */
-#define DP_LEASE_GRACE_MS_DEFAULT 5000 /* a lease runs out this long after \
-                                          the job's time limit */
-#define DP_LEASE_EXPIRIES_MAX 3 /* leases a worker lets run out in a row \
-                                   before it is dropped */
-#define DP_REQUEUE_MAX_DEFAULT 16 /* times one job may be handed back     \
-                                     unstarted (REQUEUE) */
-#define DP_WORKER_HANDBACKS_MAX 10000 /* jobs a worker with credit hands  \
-                                         back in a row before it is       \
-                                         dropped */
+#define DP_LEASE_GRACE_MS_DEFAULT                                              \
+    5000 /* a lease runs out this long after                                   \
+            the job's time limit */
+#define DP_LEASE_EXPIRIES_MAX                                                  \
+    3 /* leases a worker lets run out in a row                                 \
+         before it is dropped */
+#define DP_REQUEUE_MAX_DEFAULT                                                 \
+    16 /* times one job may be handed back                                     \
+          unstarted (REQUEUE) */
+#define DP_WORKER_HANDBACKS_MAX                                                \
+    10000 /* jobs a worker with credit hands                                   \
+             back in a row before it is                                        \
+             dropped */
 
 typedef struct {
     dp_optlist_t binds; /* endpoints; empty = DP_BROKER_BIND_DEFAULT */
     long heartbeat_ms;
-    long lookahead; /* chunks per worker beyond its slots; -1 = by
-                       time (see dp_queue_credit) */
+    long lookahead;      /* chunks per worker beyond its slots; -1 = by
+                            time (see dp_queue_credit) */
     long lease_grace_ms; /* added to a job's time limit for its lease */
     long max_requeues;   /* REQUEUE budget of one job */
     dp_limits_t limits;

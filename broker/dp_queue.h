@@ -76,12 +76,12 @@ struct dp_bjob {
     dp_qworker_t *worker; /* when leased */
     uint8_t cls;
     uint8_t state;
-    uint8_t attempts; /* dispatches so far */
-    uint8_t retries;  /* re-dispatches allowed after loss */
-    uint16_t chunk;   /* jobs per dispatch its client asked */
-    uint16_t handbacks; /* times a worker gave it back unstarted */
-    uint32_t limit_ms;  /* its time limit (its own or its type's) */
-    uint32_t hidx;      /* 1 + its place in the lease heap; 0 = none */
+    uint8_t attempts;     /* dispatches so far */
+    uint8_t retries;      /* re-dispatches allowed after loss */
+    uint16_t chunk;       /* jobs per dispatch its client asked */
+    uint16_t handbacks;   /* times a worker gave it back unstarted */
+    uint32_t limit_ms;    /* its time limit (its own or its type's) */
+    uint32_t hidx;        /* 1 + its place in the lease heap; 0 = none */
     uint64_t deadline_ms; /* when leased: the lease runs out (dp_now_ms) */
 };
 

@@ -491,15 +491,26 @@ static void s_child_readable(dp_agent_t *a, s_child_t *c)
         if (c->in.len - c->in.off == before)
             break;
     }
-    const char *data;
-    size_t len;
-    int got;
-    while ((got = dp_framer_next(&c->in, &data, &len)) == 1)
-        if (s_child_frame(a, c, data, len))
-            got = -1;
-    if (got < 0) {
-        dp_error("child %d sent a bad frame; killing it", (int)c->pid);
+    /* dp_framer_next: 1 a frame, 0 none yet, else an error (TOO_BIG is
+     * positive): a child that sends a frame we cannot read is killed, its
+     * job reported lost when it is reaped, and nothing more is read */
+    bool bad = false;
+    while (!c->eof) {
+        const char *data;
+        size_t len;
+        int got = dp_framer_next(&c->in, &data, &len);
+        if (got == 0)
+            break;
+        if (got != 1 || s_child_frame(a, c, data, len)) {
+            bad = true;
+            break;
+        }
+    }
+    if (bad) {
+        dp_error("child %d sent a bad or oversized frame; killing it",
+                 (int)c->pid);
         s_kill(c, SIGKILL);
+        rc = DP_ERR_IO;
     }
     if (rc == DP_ERR_EOF || rc == DP_ERR_IO) {
         c->eof = true; /* it is exiting; SIGCHLD follows */

@@ -115,7 +115,7 @@ int dp_child_cpu_main(int fd, const dp_child_cfg_t *cfg)
         const char *data;
         size_t len;
         int got = dp_framer_next(&f, &data, &len);
-        if (got < 0) {
+        if (got != 0 && got != 1) { /* TOO_BIG is positive */
             status = 1;
             break;
         }

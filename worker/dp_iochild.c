@@ -181,13 +181,19 @@ int dp_child_io_main(int fd, const dp_child_cfg_t *cfg)
         if (!(extra.revents & (POLLIN | POLLHUP | POLLERR)))
             continue;
         int rc = dp_framer_fill(&f, fd);
-        const char *data;
-        size_t len;
-        int got;
-        while ((got = dp_framer_next(&f, &data, &len)) == 1)
-            if (s_frame(&io, dl, data, len))
-                got = -1;
-        if (got < 0 || rc) {
+        bool bad = false;
+        for (;;) {
+            const char *data;
+            size_t len;
+            int got = dp_framer_next(&f, &data, &len);
+            if (got == 0)
+                break;
+            if (got != 1 || s_frame(&io, dl, data, len)) {
+                bad = true; /* TOO_BIG is positive: any other value */
+                break;
+            }
+        }
+        if (bad || rc) {
             status = rc == DP_ERR_EOF ? 0 : 1;
             break;
         }

@@ -170,8 +170,8 @@ static inline int raw_ready(void *s, const char *name, unsigned cpu,
 /* raw_submit: SUBMIT n jobs `type [arg]` with ids seq.., time limit
  * timeout_ms, retries; ids[k] = seq + k unless ids is given. */
 static inline int raw_submit(void *s, uint64_t seq, uint32_t n,
-                             const uint64_t *ids, const char *type,
-                             int64_t arg, uint32_t timeout_ms, uint32_t retries)
+                             const uint64_t *ids, const char *type, int64_t arg,
+                             uint32_t timeout_ms, uint32_t retries)
 {
     dp_wr_t w;
     dp_wr_init(&w);
@@ -230,8 +230,7 @@ static inline int raw_answer(void *s, const uint64_t *ids, uint32_t n,
 /* raw_status: one counter from a STATUS round trip on a HELLO'd client
  * socket; skipped messages go to skip. -1 when no answer. */
 static inline long long raw_status(void *s, const char *key,
-                                   void (*skip)(void *, raw_msg_t *),
-                                   void *arg)
+                                   void (*skip)(void *, raw_msg_t *), void *arg)
 {
     if (raw_send_empty(s, DP_CMD_STATUS))
         return -1;

@@ -124,8 +124,7 @@ Test(bounds, worker_vanishes_under_a_leaving_client)
             raw_msg_close(&m);
         }
     }
-    cr_expect_eq(g2.n, 0, "a departed client's job was dispatched (%u)",
-                 g2.n);
+    cr_expect_eq(g2.n, 0, "a departed client's job was dispatched (%u)", g2.n);
     void *probe = raw_dealer(ctx, T.ep);
     cr_assert_gt(raw_hello(probe, "probe"), 0, "broker not answering");
     cr_expect_eq(raw_status(probe, "queued", NULL, NULL), 0);
@@ -181,8 +180,8 @@ static uint32_t s_handback_loop(void *w, void *c, uint32_t n, uint32_t *codes,
         raw_msg_t m;
         while (raw_recv(w, 0, &m) == 1) {
             uint64_t ids[S_JOBS_MAX];
-            uint32_t k = m.cmd == DP_CMD_JOBS ? raw_jobs(&m, ids, S_JOBS_MAX)
-                                              : 0;
+            uint32_t k =
+                m.cmd == DP_CMD_JOBS ? raw_jobs(&m, ids, S_JOBS_MAX) : 0;
             if (k)
                 raw_answer(w, ids, k, DP_ERR_REQUEUE);
             raw_msg_close(&m);
