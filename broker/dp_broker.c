@@ -10,6 +10,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <malloc.h>
 #include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -42,7 +43,9 @@ typedef struct s_peer {
     dp_qclient_t qc; /* clients */
     dp_wr_t out;     /* clients: RESULTS being built, nout of them */
     uint32_t nout;
-    dp_qworker_t qw;    /* workers */
+    dp_qworker_t qw;             /* workers */
+    dp_bbuf_t *held, *held_tail; /* clients: SUBMITs waiting for room */
+    size_t held_bytes;
     uint32_t expiries;  /* workers: leases run out since its last answer */
     uint32_t handbacks; /* workers: jobs handed back since its last answer */
 } s_peer_t;
@@ -61,6 +64,9 @@ struct dp_broker {
     dp_queue_t q;
     s_stats_t st;
     uint64_t next_hb_ms;
+    size_t held_bytes; /* SUBMITs held, all clients */
+    bool blocked;      /* some client's results wait: retry soon */
+    bool trim;         /* much was freed: give memory back (malloc_trim) */
     unsigned rr_start; /* rotates which worker is offered jobs first */
     dp_wr_t w;         /* scratch writer */
 };
@@ -73,6 +79,12 @@ dp_broker_cfg_t dp_broker_cfg_default(void)
     c.lookahead = -1;
     c.lease_grace_ms = DP_LEASE_GRACE_MS_DEFAULT;
     c.max_requeues = DP_REQUEUE_MAX_DEFAULT;
+    c.max_client_jobs = DP_MAX_CLIENT_JOBS_DEFAULT;
+    c.max_client_bytes = DP_MAX_CLIENT_BYTES_DEFAULT;
+    c.max_client_held = DP_MAX_CLIENT_HELD_DEFAULT;
+    c.max_jobs = DP_MAX_JOBS_DEFAULT;
+    c.max_bytes = DP_MAX_BYTES_DEFAULT;
+    c.hwm = DP_HWM_DEFAULT;
     c.limits = dp_limits_default();
     return c;
 }
@@ -110,7 +122,12 @@ static void s_send(dp_broker_t *b, s_peer_t *p, dp_wr_t *w)
         dp_info("%s %s unreachable; dropping it",
                 p->kind == S_WORKER ? "worker" : "client", p->name);
         s_peer_drop(b, p, "unreachable");
+    } else if (rc && errno == EAGAIN && p->kind == S_WORKER) {
+        /* --hwm messages wait for it: its JOBS would be lost */
+        s_peer_drop(b, p, "stopped reading");
     }
+    /* a client's EAGAIN: it does not read; a control message is dropped,
+     * its results wait (s_flush_clients) */
 }
 
 static void s_send_error(dp_broker_t *b, const void *rid, size_t rid_len,
@@ -142,15 +159,68 @@ static void s_client_error(dp_broker_t *b, s_peer_t *p, uint64_t id, int code,
     b->st.failed++;
 }
 
+/* s_flush_results: send client p its RESULTS. When --hwm messages already
+ * wait for it (EAGAIN on the routing frame, so nothing was sent), keep
+ * them and pause its jobs: results do not pile up while it does not read.
+ * false while it is blocked. */
+static bool s_flush_results(dp_broker_t *b, s_peer_t *p)
+{
+    dp_msg_batch_close(&p->out, p->nout);
+    if (zmq_send(b->sock, p->rid, p->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        if (errno == EHOSTUNREACH) {
+            s_peer_drop(b, p, "unreachable");
+            return true;
+        }
+        if (!p->qc.paused)
+            dp_debug("client %s does not read its results; its jobs wait",
+                     p->name);
+        dp_queue_client_pause(&b->q, &p->qc, true);
+        return false;
+    }
+    dp_zsend(b->sock, NULL, 0, &p->out, ZMQ_DONTWAIT); /* no copy */
+    p->nout = 0;
+    if (p->qc.paused)
+        dp_queue_client_pause(&b->q, &p->qc, false);
+    return true;
+}
+
 static void s_flush_clients(dp_broker_t *b)
 {
+    b->blocked = false;
     for (s_peer_t *p = b->peers; p; p = p->next) {
-        if (p->kind != S_CLIENT || p->nout == 0 || p->dead)
+        if (p->kind != S_CLIENT || p->dead)
             continue;
-        dp_msg_batch_close(&p->out, p->nout);
-        s_send(b, p, &p->out); /* hands the buffer over: no copy */
-        p->nout = 0;
+        if (p->nout && !s_flush_results(b, p))
+            b->blocked = true;
+        else if (p->nout == 0 && p->qc.paused)
+            dp_queue_client_pause(&b->q, &p->qc, false);
     }
+}
+
+/* ---- held SUBMITs ---- */
+
+static void s_hold(dp_broker_t *b, s_peer_t *p, dp_bbuf_t *buf)
+{
+    buf->refs++;
+    buf->next = NULL;
+    if (p->held_tail)
+        p->held_tail->next = buf;
+    else
+        p->held = buf;
+    p->held_tail = buf;
+    p->held_bytes += zmq_msg_size(&buf->msg);
+    b->held_bytes += zmq_msg_size(&buf->msg);
+}
+
+static dp_bbuf_t *s_unhold(dp_broker_t *b, s_peer_t *p)
+{
+    dp_bbuf_t *buf = p->held;
+    p->held = buf->next;
+    if (!p->held)
+        p->held_tail = NULL;
+    p->held_bytes -= zmq_msg_size(&buf->msg);
+    b->held_bytes -= zmq_msg_size(&buf->msg);
+    return buf;
 }
 
 /* ---- job outcomes ---- */
@@ -245,7 +315,11 @@ static void s_client_gone(dp_broker_t *b, s_peer_t *p, const char *why)
         }
     }
     dp_queue_client_remove(&b->q, &p->qc);
+    while (p->held)
+        dp_bbuf_unref(s_unhold(b, p));
     size_t running = s_cancel_leases(b, &p->qc, true);
+    if (queued + running >= DP_TRIM_JOBS)
+        b->trim = true;
     dp_info("client %s (pid %u) %s: dropped %zu queued, cancelling %zu "
             "running",
             p->name, p->pid, why, queued, running);
@@ -490,11 +564,58 @@ static void s_refuse(dp_broker_t *b, s_peer_t *p, int code, const char *msg,
     s_send(b, p, &b->w);
 }
 
+#define S_WAIT (-1) /* s_on_submit: a held SUBMIT still has no room */
+
+/* s_fits: whether a SUBMIT of njobs in a frame of `frame` bytes fits in
+ * client p's share and the broker's: 0, S_WAIT (not now: flow control),
+ * or DP_ERR_LIMIT (never: it is bigger than a whole share). */
+static int s_fits(const dp_broker_t *b, const s_peer_t *p, uint32_t njobs,
+                  size_t frame, char *msg, size_t len)
+{
+    const dp_broker_cfg_t *c = &b->cfg;
+    size_t cost = frame + (size_t)njobs * sizeof(dp_bjob_t);
+    if (njobs > (size_t)c->max_client_jobs ||
+        cost > (size_t)c->max_client_bytes) {
+        snprintf(msg, len,
+                 "a SUBMIT of %u jobs, %zu bytes is more than a client's "
+                 "share (--max-client-jobs, --max-client-bytes)",
+                 njobs, cost);
+        return DP_ERR_LIMIT;
+    }
+    if (p->qc.njobs + njobs > (size_t)c->max_client_jobs ||
+        p->qc.bytes + cost > (size_t)c->max_client_bytes ||
+        b->q.njobs + njobs > (size_t)c->max_jobs ||
+        b->q.bytes + cost > (size_t)c->max_bytes)
+        return S_WAIT;
+    return 0;
+}
+
+/* s_wait_or_refuse: a SUBMIT that does not fit now is held (taken later,
+ * in order, by s_release_held; ACCEPTED then) while the client's held
+ * bytes stay under --max-client-held; beyond, it is refused LIMIT. */
+static int s_wait_or_refuse(dp_broker_t *b, s_peer_t *p, dp_bbuf_t *buf,
+                            char *msg, size_t len)
+{
+    size_t size = zmq_msg_size(&buf->msg);
+    if (p->held_bytes + size <= (size_t)b->cfg.max_client_held &&
+        b->held_bytes + size <= DP_MAX_HELD_BYTES) {
+        s_hold(b, p, buf);
+        return 0;
+    }
+    snprintf(msg, len,
+             "client over its share (--max-client-jobs, --max-client-bytes) "
+             "and its held SUBMITs (--max-client-held): read results before "
+             "sending more");
+    return DP_ERR_LIMIT;
+}
+
 /* SUBMIT [seq, [job...], chunksize]: buf holds the frame (moved out of the
  * socket message so the jobs can point into it). A batch that cannot be
- * taken whole is refused whole (s_refuse). */
-static int s_on_submit(dp_broker_t *b, s_peer_t *p, dp_bbuf_t *buf, char *msg,
-                       size_t len)
+ * taken whole is refused whole (s_refuse); one that does not fit the
+ * client's share now waits (s_fits). held: buf is the client's first held
+ * SUBMIT; S_WAIT if it must wait on. */
+static int s_on_submit(dp_broker_t *b, s_peer_t *p, dp_bbuf_t *buf, bool held,
+                       char *msg, size_t len)
 {
     int cmd;
     dp_rd_t r;
@@ -526,6 +647,20 @@ static int s_on_submit(dp_broker_t *b, s_peer_t *p, dp_bbuf_t *buf, char *msg,
         rc = DP_ERR_TOO_BIG;
         snprintf(msg, len, "%u jobs in one SUBMIT; at most %u", njobs,
                  DP_SUBMIT_MAX_JOBS);
+    }
+    if (!rc) {
+        int fit = !held && p->held
+                      ? S_WAIT /* keep their order */
+                      : s_fits(b, p, njobs, zmq_msg_size(&buf->msg), msg, len);
+        if (fit == S_WAIT && held)
+            return S_WAIT;
+        if (fit == S_WAIT) {
+            rc = s_wait_or_refuse(b, p, buf, msg, len);
+            if (!rc)
+                return 0;
+        } else {
+            rc = fit;
+        }
     }
     if (!rc)
         rc = s_submit_scan(b, p, r, njobs, seq, msg, len);
@@ -577,6 +712,20 @@ static int s_on_submit(dp_broker_t *b, s_peer_t *p, dp_bbuf_t *buf, char *msg,
     dp_wr_uint(&b->w, accepted);
     s_send(b, p, &b->w);
     return 0;
+}
+
+/* s_release_held: take held SUBMITs, oldest first, while they fit. */
+static void s_release_held(dp_broker_t *b)
+{
+    char msg[S_ERRMSG_MAX];
+    for (s_peer_t *p = b->peers; p; p = p->next) {
+        while (!p->dead && p->held) {
+            msg[0] = '\0';
+            if (s_on_submit(b, p, p->held, true, msg, sizeof msg) == S_WAIT)
+                break;
+            dp_bbuf_unref(s_unhold(b, p));
+        }
+    }
 }
 
 /* s_cancel_job: cancel one of client p's jobs. */
@@ -815,7 +964,7 @@ static int s_handle_peer(dp_broker_t *b, dp_zmsg_t *m, s_peer_t *p, int cmd,
         zmq_msg_init(&buf->msg);
         zmq_msg_move(&buf->msg, &m->body);
         buf->refs = 1;
-        int rc = s_on_submit(b, p, buf, msg, len);
+        int rc = s_on_submit(b, p, buf, false, msg, len);
         dp_bbuf_unref(buf);
         return rc;
     case DP_CMD_CANCEL:
@@ -851,6 +1000,8 @@ static void s_on_message(dp_broker_t *b, dp_zmsg_t *m)
     s_peer_t *p = s_peer_find(b, m->rid, m->rid_len);
     int rc = dp_msg_open(zmq_msg_data(&m->body), zmq_msg_size(&m->body),
                          &b->cfg.limits, &cmd, &r);
+    if (!rc && !p && zmq_msg_size(&m->body) > DP_PREHELLO_MAX_BYTES)
+        rc = DP_ERR_TOO_BIG; /* say HELLO first: dropped, not kept */
     if (!rc && p) {
         p->last_seen_ms = dp_now_ms();
         rc = s_handle_peer(b, m, p, cmd, &r, msg, sizeof msg);
@@ -1000,10 +1151,12 @@ dp_broker_t *dp_broker_new(const dp_broker_cfg_t *cfg)
     b->sock = b->ctx ? zmq_socket(b->ctx, ZMQ_ROUTER) : NULL;
     if (!b->sock)
         goto fail;
-    int one = 1, zero = 0;
+    int one = 1;
     int64_t maxmsg = (int64_t)cfg->limits.max_msg_bytes;
     zmq_setsockopt(b->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
-    zmq_setsockopt(b->sock, ZMQ_SNDHWM, &zero, sizeof zero);
+    int hwm = (int)cfg->hwm;
+    zmq_setsockopt(b->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(b->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(b->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     dp_zsock_linger0(b->sock);
     dp_optlist_t binds = cfg->binds;
@@ -1028,6 +1181,8 @@ fail:
 static uint64_t s_poll_timeout(const dp_broker_t *b)
 {
     uint64_t now = dp_now_ms(), at = b->next_hb_ms;
+    if (b->blocked && now + DP_BLOCKED_RETRY_MS < at)
+        at = now + DP_BLOCKED_RETRY_MS;
     const dp_bjob_t *j = dp_queue_earliest(&b->q);
     if (j && j->deadline_ms < at)
         at = j->deadline_ms;
@@ -1067,9 +1222,14 @@ int dp_broker_run(dp_broker_t *b, int stop_fd)
             s_heartbeat(b, now);
         s_expire(b, now);
         s_purge(b);
+        s_release_held(b);
         s_dispatch(b);
         s_flush_clients(b);
         s_purge(b);
+        if (b->trim) { /* a flood went: give its pages back */
+            malloc_trim(0);
+            b->trim = false;
+        }
     }
 }
 

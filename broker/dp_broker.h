@@ -45,6 +45,24 @@
              back in a row before it is                                        \
              dropped */
 
+/* Bounds (issue 8): every memory a peer can grow. Defaults keep one
+ * client's share under 256 MiB and the broker under 1 GiB. */
+#define DP_MAX_CLIENT_JOBS_DEFAULT 200000L /* queued + leased, one client */
+#define DP_MAX_CLIENT_BYTES_DEFAULT (64L << 20) /* their bytes + records */
+#define DP_MAX_CLIENT_HELD_DEFAULT                                             \
+    (16L << 20)                           /* SUBMITs held (bytes)              \
+                                             while a client is at              \
+                                             its share */
+#define DP_MAX_JOBS_DEFAULT 2000000L      /* all clients */
+#define DP_MAX_BYTES_DEFAULT (256L << 20) /* all clients */
+#define DP_MAX_HELD_BYTES (128u << 20)    /* held SUBMITs, all clients */
+#define DP_HWM_DEFAULT 1000L /* messages queued per peer, each way */
+#define DP_PREHELLO_MAX_BYTES                                                  \
+    (64u << 10)                /* a message from a peer that                   \
+                                  has not said HELLO/READY */
+#define DP_BLOCKED_RETRY_MS 10 /* retry results to a client not reading */
+#define DP_TRIM_JOBS 10000     /* jobs freed at once that call malloc_trim */
+
 typedef struct {
     dp_optlist_t binds; /* endpoints; empty = DP_BROKER_BIND_DEFAULT */
     long heartbeat_ms;
@@ -52,6 +70,9 @@ typedef struct {
                             time (see dp_queue_credit) */
     long lease_grace_ms; /* added to a job's time limit for its lease */
     long max_requeues;   /* REQUEUE budget of one job */
+    long max_client_jobs, max_client_bytes, max_client_held;
+    long max_jobs, max_bytes;
+    long hwm; /* ZMQ_SNDHWM and ZMQ_RCVHWM */
     dp_limits_t limits;
 } dp_broker_cfg_t;
 

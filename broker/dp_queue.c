@@ -50,6 +50,7 @@ static dp_bjob_t *s_job_alloc(dp_queue_t *q)
             return NULL;
         s->next = q->slabs;
         q->slabs = s;
+        q->nslabs++;
         for (size_t k = 0; k < DP_QUEUE_SLAB_JOBS; k++) {
             s->jobs[k].hnext = q->free_jobs;
             q->free_jobs = &s->jobs[k];
@@ -65,6 +66,40 @@ static void s_job_free(dp_queue_t *q, dp_bjob_t *j)
 {
     j->hnext = q->free_jobs;
     q->free_jobs = j;
+}
+
+/* s_shrink: no job is left: give back every slab but one, the grown index
+ * and the lease heap, so a flood's memory goes back (see malloc_trim in
+ * the broker). */
+static void s_shrink(dp_queue_t *q)
+{
+    if (q->nslabs > 1) {
+        dp_qslab_t *keep = q->slabs;
+        for (dp_qslab_t *s = keep->next, *nx; s; s = nx) {
+            nx = s->next;
+            free(s);
+        }
+        keep->next = NULL;
+        q->nslabs = 1;
+        q->free_jobs = NULL;
+        for (size_t k = 0; k < DP_QUEUE_SLAB_JOBS; k++) {
+            keep->jobs[k].hnext = q->free_jobs;
+            q->free_jobs = &keep->jobs[k];
+        }
+    }
+    if (q->nbuckets > S_INITIAL_BUCKETS) {
+        dp_bjob_t **b = calloc(S_INITIAL_BUCKETS, sizeof *b);
+        if (b) {
+            free(q->buckets);
+            q->buckets = b;
+            q->nbuckets = S_INITIAL_BUCKETS;
+        }
+    }
+    if (q->heapcap > S_INITIAL_BUCKETS) {
+        free(q->heap);
+        q->heap = NULL;
+        q->heapcap = 0;
+    }
 }
 
 static size_t s_slot(const dp_queue_t *q, uint64_t id)
@@ -148,7 +183,7 @@ static void s_unlink(dp_jlist_t *l, dp_bjob_t *j)
 
 static void s_ring_add(dp_queue_t *q, dp_qclient_t *c, int cls)
 {
-    if (c->in_ring[cls])
+    if (c->in_ring[cls] || c->paused || c->queue[cls].n == 0)
         return;
     c->in_ring[cls] = true;
     dp_qclient_t *r = q->ring[cls];
@@ -178,6 +213,17 @@ static void s_ring_del(dp_queue_t *q, dp_qclient_t *c, int cls)
             q->ring[cls] = c->rr_next[cls];
     }
     c->rr_prev[cls] = c->rr_next[cls] = NULL;
+}
+
+void dp_queue_client_pause(dp_queue_t *q, dp_qclient_t *c, bool paused)
+{
+    c->paused = paused;
+    for (int cls = 0; cls < DP_CLASS_COUNT; cls++) {
+        if (paused)
+            s_ring_del(q, c, cls);
+        else
+            s_ring_add(q, c, cls);
+    }
 }
 
 void dp_queue_client_remove(dp_queue_t *q, dp_qclient_t *c)
@@ -212,6 +258,9 @@ int dp_queue_add(dp_queue_t *q, dp_qclient_t *c, uint64_t id, dp_class_t cls,
         s_grow(q);
     s_push(&c->queue[cls], j, false);
     q->queued[cls]++;
+    c->njobs++;
+    c->bytes += DP_QUEUE_JOB_COST(raw_len);
+    q->bytes += DP_QUEUE_JOB_COST(raw_len);
     s_ring_add(q, c, cls);
     if (out)
         *out = j;
@@ -360,6 +409,8 @@ void dp_queue_orphan(dp_queue_t *q, dp_bjob_t *j)
     (void)q;
     assert(j->state == DP_JOB_LEASED);
     j->client->running--;
+    j->client->njobs--;
+    j->client->bytes -= DP_QUEUE_JOB_COST(j->raw_len);
     j->client = NULL;
     j->state = DP_JOB_ORPHAN;
 }
@@ -381,10 +432,17 @@ void dp_queue_free_job(dp_queue_t *q, dp_bjob_t *j)
         s_unlease(q, j);
         break;
     }
+    if (j->client) {
+        j->client->njobs--;
+        j->client->bytes -= DP_QUEUE_JOB_COST(j->raw_len);
+    }
+    q->bytes -= DP_QUEUE_JOB_COST(j->raw_len);
     s_unindex(q, j);
     q->njobs--;
     dp_bbuf_unref(j->buf);
     s_job_free(q, j);
+    if (q->njobs == 0)
+        s_shrink(q);
 }
 
 uint64_t dp_queue_credit(const dp_qworker_t *w, dp_class_t cls, size_t chunk,

@@ -36,6 +36,7 @@ extern const char *const dp_jobstate_names[];
 typedef struct dp_bbuf {
     zmq_msg_t msg;
     uint32_t refs;
+    struct dp_bbuf *next; /* a held SUBMIT: the next one of its client */
 } dp_bbuf_t;
 
 typedef struct dp_bjob dp_bjob_t;
@@ -50,7 +51,10 @@ typedef struct dp_qclient {
     dp_jlist_t queue[DP_CLASS_COUNT]; /* waiting jobs, oldest first */
     struct dp_qclient *rr_prev[DP_CLASS_COUNT], *rr_next[DP_CLASS_COUNT];
     bool in_ring[DP_CLASS_COUNT];
+    bool paused;    /* out of the rings: its results sit unread */
     size_t running; /* leased jobs */
+    size_t njobs;   /* queued and leased jobs */
+    size_t bytes;   /* their DP_QUEUE_JOB_COST */
 } dp_qclient_t;
 
 #define DP_QUEUE_LOOKAHEAD_US 2000.0    /* work a slot may have waiting */
@@ -85,6 +89,10 @@ struct dp_bjob {
     uint64_t deadline_ms; /* when leased: the lease runs out (dp_now_ms) */
 };
 
+/* What one job costs the broker: its encoded bytes (in the SUBMIT frame
+ * it keeps alive) and its record. */
+#define DP_QUEUE_JOB_COST(raw_len) ((size_t)(raw_len) + sizeof(dp_bjob_t))
+
 /* Job records come from slabs and go back to a free list: no malloc per
  * job on the hot path. */
 #define DP_QUEUE_SLAB_JOBS 4096
@@ -100,7 +108,9 @@ typedef struct {
     size_t njobs;
     dp_qclient_t *ring[DP_CLASS_COUNT]; /* next client to serve per class */
     size_t queued[DP_CLASS_COUNT];
-    dp_qslab_t *slabs;
+    size_t bytes;      /* DP_QUEUE_JOB_COST of every job */
+    dp_qslab_t *slabs; /* given back (all but one) when no job is left */
+    size_t nslabs;
     dp_bjob_t *free_jobs; /* linked through hnext */
     dp_bjob_t **heap;     /* leases with a deadline, earliest first */
     size_t nheap, heapcap;
@@ -152,6 +162,9 @@ uint64_t dp_queue_credit(const dp_qworker_t *w, dp_class_t cls, size_t chunk,
 int dp_queue_arm(dp_queue_t *q, dp_bjob_t *j, uint64_t deadline_ms);
 /* dp_queue_earliest: the leased job whose deadline comes first, or NULL. */
 dp_bjob_t *dp_queue_earliest(const dp_queue_t *q);
+/* dp_queue_client_pause: take c out of the rings (paused: none of its
+ * jobs is handed out) or put it back. */
+void dp_queue_client_pause(dp_queue_t *q, dp_qclient_t *c, bool paused);
 /* dp_queue_client_remove: unlink a client from the round-robin rings. */
 void dp_queue_client_remove(dp_queue_t *q, dp_qclient_t *c);
 
