@@ -594,11 +594,12 @@ static int s_fits(const dp_broker_t *b, const s_peer_t *p, uint32_t njobs,
  * in order, by s_release_held; ACCEPTED then) while the client's held
  * bytes stay under --max-client-held; beyond, it is refused LIMIT. */
 static int s_wait_or_refuse(dp_broker_t *b, s_peer_t *p, dp_bbuf_t *buf,
-                            char *msg, size_t len)
+                            uint32_t njobs, char *msg, size_t len)
 {
     size_t size = zmq_msg_size(&buf->msg);
     if (p->held_bytes + size <= (size_t)b->cfg.max_client_held &&
         b->held_bytes + size <= DP_MAX_HELD_BYTES) {
+        buf->njobs = njobs;
         s_hold(b, p, buf);
         return 0;
     }
@@ -629,25 +630,18 @@ static int s_on_submit(dp_broker_t *b, s_peer_t *p, dp_bbuf_t *buf, bool held,
         rc = DP_ERR_PROTOCOL;
     if (!rc)
         rc = dp_rd_uint(&r, &seq);
-    dp_rd_t jobs = r;
     if (!rc) {
         dp_rd_t head = r;
         if (dp_rd_array(&head, &njobs))
             njobs = 0;
-        rc = dp_rd_skip(&r);
     }
-    if (!rc)
-        rc = dp_rd_uint(&r, &chunk);
-    if (!rc)
-        rc = dp_msg_end(&r);
-    r = jobs;
-    if (!rc)
-        rc = dp_rd_array(&r, &njobs);
     if (!rc && njobs > DP_SUBMIT_MAX_JOBS) {
         rc = DP_ERR_TOO_BIG;
         snprintf(msg, len, "%u jobs in one SUBMIT; at most %u", njobs,
                  DP_SUBMIT_MAX_JOBS);
     }
+    /* flow control before walking the jobs: a flood is held or refused
+     * at the cost of reading its head */
     if (!rc) {
         int fit = !held && p->held
                       ? S_WAIT /* keep their order */
@@ -655,13 +649,23 @@ static int s_on_submit(dp_broker_t *b, s_peer_t *p, dp_bbuf_t *buf, bool held,
         if (fit == S_WAIT && held)
             return S_WAIT;
         if (fit == S_WAIT) {
-            rc = s_wait_or_refuse(b, p, buf, msg, len);
+            rc = s_wait_or_refuse(b, p, buf, njobs, msg, len);
             if (!rc)
                 return 0;
         } else {
             rc = fit;
         }
     }
+    dp_rd_t jobs = r;
+    if (!rc)
+        rc = dp_rd_skip(&r);
+    if (!rc)
+        rc = dp_rd_uint(&r, &chunk);
+    if (!rc)
+        rc = dp_msg_end(&r);
+    r = jobs;
+    if (!rc)
+        rc = dp_rd_array(&r, &njobs);
     if (!rc)
         rc = s_submit_scan(b, p, r, njobs, seq, msg, len);
     if (rc) {
@@ -721,6 +725,9 @@ static void s_release_held(dp_broker_t *b)
     for (s_peer_t *p = b->peers; p; p = p->next) {
         while (!p->dead && p->held) {
             msg[0] = '\0';
+            size_t size = zmq_msg_size(&p->held->msg);
+            if (s_fits(b, p, p->held->njobs, size, msg, sizeof msg) == S_WAIT)
+                break; /* cheap: no parse while it cannot fit */
             if (s_on_submit(b, p, p->held, true, msg, sizeof msg) == S_WAIT)
                 break;
             dp_bbuf_unref(s_unhold(b, p));
@@ -1203,6 +1210,9 @@ int dp_broker_run(dp_broker_t *b, int stop_fd)
         if (n > 0 && (items[1].revents & ZMQ_POLLIN))
             return 0;
         for (int k = 0; n > 0 && k < DP_POLL_BURST; k++) {
+            if (k && (k % DP_POLL_CLOCK_EVERY) == 0 &&
+                dp_now_ms() >= b->next_hb_ms)
+                break; /* a flood must not starve the heartbeats */
             dp_zmsg_t m;
             int rc = dp_zrecv(b->sock, 1, &m, ZMQ_DONTWAIT);
             if (rc == DP_ERR_IO)

@@ -37,6 +37,7 @@ typedef struct dp_bbuf {
     zmq_msg_t msg;
     uint32_t refs;
     struct dp_bbuf *next; /* a held SUBMIT: the next one of its client */
+    uint32_t njobs;       /* a held SUBMIT: its job count */
 } dp_bbuf_t;
 
 typedef struct dp_bjob dp_bjob_t;

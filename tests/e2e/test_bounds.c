@@ -280,3 +280,91 @@ Test(bounds, duplicate_id_in_one_submit_is_refused_whole)
     zmq_close(c);
     zmq_ctx_term(ctx);
 }
+
+#define S_FLOOD_ROUND 1000000u     /* jobs a round, sent without reading */
+#define S_FLOOD_SUBMIT 100000u     /* jobs per SUBMIT (DP_SUBMIT_MAX_JOBS) */
+#define S_FLOOD_MS 30000           /* the real client's batch ends within */
+#define S_RSS_CAP_KB (320L * 1024) /* one client's share + the broker */
+#define S_ECHO_JOBS 60
+
+#if defined(__SANITIZE_ADDRESS__)
+#define S_ASAN 1 /* its shadow and quarantine make RSS meaningless */
+#else
+#define S_ASAN 0
+#endif
+
+/* s_flood_round: S_FLOOD_ROUND echo jobs from c in SUBMITs that are
+ * dropped when the socket would block; *next is the next seq. */
+static void s_flood_round(void *c, uint64_t no, uint32_t *next)
+{
+    for (uint32_t k = 0; k < S_FLOOD_ROUND / S_FLOOD_SUBMIT; k++) {
+        uint64_t seq = no << 32 | *next;
+        *next += S_FLOOD_SUBMIT;
+        raw_submit(c, seq, S_FLOOD_SUBMIT, NULL, "echo", 1, 0, 0);
+    }
+    raw_send_empty(c, DP_CMD_HEARTBEAT);
+}
+
+/* Issue 8 item 4: a client that sends 10^6 jobs a round and never reads
+ * keeps the broker under its cap while a real client's batch completes;
+ * when the flooder goes, queued goes back to 0 and memory is returned. */
+Test(bounds, flood_without_reading_stays_bounded, .timeout = 120)
+{
+    cr_assert_eq(raw_broker(&T.e, &T.broker, T.ep, sizeof T.ep,
+                            ARGV("--heartbeat", "200")),
+                 0);
+    cr_assert_eq(dp_e2e_worker(&T.e, &T.worker[0], T.ep, 2, "w0", NULL), 0);
+    e2e_workers_up(1);
+    long base = raw_rss_kb(T.broker.pid);
+    void *ctx = zmq_ctx_new();
+    void *f = raw_dealer(ctx, T.ep);
+    int small = 4;
+    zmq_setsockopt(f, ZMQ_SNDHWM, &small, sizeof small);
+    zmq_setsockopt(f, ZMQ_RCVHWM, &small, sizeof small);
+    long no = raw_hello(f, "flooder");
+    cr_assert_gt(no, 0);
+    uint32_t next = 1;
+    s_flood_round(f, (uint64_t)no, &next);
+    const char *argv[S_ECHO_JOBS + 8] = {"dpool", "--broker", T.ep,  "--format",
+                                         "json",  "map",      "echo"};
+    char args[S_ECHO_JOBS][8];
+    for (int k = 0; k < S_ECHO_JOBS; k++) {
+        snprintf(args[k], sizeof args[k], "%d", k);
+        argv[7 + k] = args[k];
+    }
+    dp_e2e_proc_t cl;
+    cr_assert_eq(dp_e2e_spawn(&T.e, &cl, -1, argv), 0);
+    long peak = 0;
+    int code = -1;
+    uint64_t end = raw_now_ms() + S_FLOOD_MS;
+    while (code < 0 && raw_now_ms() < end) {
+        s_flood_round(f, (uint64_t)no, &next);
+        long rss = raw_rss_kb(T.broker.pid);
+        peak = rss > peak ? rss : peak;
+        code = dp_e2e_wait(&T.e, cl.pid, 50);
+    }
+    char *out = dp_e2e_slurp(cl.out);
+    char **lines = NULL;
+    int nl = dp_e2e_lines(out, &lines);
+    free(lines);
+    free(out);
+    long long queued = dp_e2e_stat(&T.e, T.ep, "queued");
+    zmq_close(f); /* the flooder vanishes */
+    bool drained = dp_e2e_wait_stat(&T.e, T.ep, "queued", 0, 0, 5000) &&
+                   dp_e2e_wait_stat(&T.e, T.ep, "running", 0, 0, 5000);
+    long after = raw_rss_kb(T.broker.pid);
+    fprintf(stderr,
+            "flood: broker RSS %ld KiB at start, %ld KiB peak, %ld KiB after "
+            "the flooder left; %lld queued during the flood; %u jobs sent\n",
+            base, peak, after, queued, next - 1);
+    cr_expect_eq(code, 0, "the real client did not finish (exit %d)", code);
+    cr_expect_eq(nl, S_ECHO_JOBS, "%d results, want %d", nl, S_ECHO_JOBS);
+    cr_expect(drained, "queued/running did not go back to 0");
+    if (!S_ASAN) {
+        cr_expect_lt(peak, S_RSS_CAP_KB, "broker RSS peaked at %ld KiB", peak);
+        cr_expect_lt(after, base + (peak - base) / 2,
+                     "memory not returned: %ld KiB after, %ld peak", after,
+                     peak);
+    }
+    zmq_ctx_term(ctx);
+}
