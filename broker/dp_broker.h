@@ -32,37 +32,37 @@
                                      jobs are short (microseconds) */
 #define DP_LOOKAHEAD_MAX_JOBS 256 /* waiting jobs per slot, at most */
 #define DP_AVG_WEIGHT 0.1         /* moving average of job times */
-#define DP_LEASE_GRACE_MS_DEFAULT                                              \
-    5000 /* a lease runs out this long after                                   \
-            the job's time limit */
-#define DP_LEASE_EXPIRIES_MAX                                                  \
-    3 /* leases a worker lets run out in a row                                 \
-         before it is dropped */
-#define DP_REQUEUE_MAX_DEFAULT                                                 \
-    16 /* times one job may be handed back                                     \
-          unstarted (REQUEUE) */
-#define DP_WORKER_HANDBACKS_MAX                                                \
-    10000 /* jobs a worker with credit hands                                   \
-             back in a row before it is                                        \
-             dropped */
+/* a lease runs out this long after the job's time limit (ms) */
+#define DP_LEASE_GRACE_MS_DEFAULT 5000
+/* leases a worker lets run out in a row before it is dropped */
+#define DP_LEASE_EXPIRIES_MAX 3
+/* times one job may be handed back unstarted (REQUEUE) */
+#define DP_REQUEUE_MAX_DEFAULT 16
+/* jobs a worker with credit hands back in a row before it is dropped
+ * (a child dying mid-chunk hands back up to a chunk) */
+#define DP_WORKER_HANDBACKS_MAX (2 * DP_CHUNK_MAX)
 
 /* Bounds (issue 8): every memory a peer can grow. Defaults keep one
  * client's share under 256 MiB and the broker under 1 GiB. */
-#define DP_MAX_CLIENT_JOBS_DEFAULT 200000L /* queued + leased, one client */
-#define DP_MAX_CLIENT_BYTES_DEFAULT (64L << 20) /* their bytes + records */
-#define DP_MAX_CLIENT_HELD_DEFAULT                                             \
-    (16L << 20)                           /* SUBMITs held (bytes)              \
-                                             while a client is at              \
-                                             its share */
-#define DP_MAX_JOBS_DEFAULT 2000000L      /* all clients */
-#define DP_MAX_BYTES_DEFAULT (256L << 20) /* all clients */
-#define DP_MAX_HELD_BYTES (128u << 20)    /* held SUBMITs, all clients */
-#define DP_HWM_DEFAULT 1000L /* messages queued per peer, each way */
-#define DP_PREHELLO_MAX_BYTES                                                  \
-    (64u << 10)                /* a message from a peer that                   \
-                                  has not said HELLO/READY */
-#define DP_BLOCKED_RETRY_MS 10 /* retry results to a client not reading */
-#define DP_TRIM_JOBS 10000     /* jobs freed at once that call malloc_trim */
+/* jobs one client may have queued or leased */
+#define DP_MAX_CLIENT_JOBS_DEFAULT 200000L
+/* bytes those jobs hold (encoded jobs + records) */
+#define DP_MAX_CLIENT_BYTES_DEFAULT (64L << 20)
+/* bytes of SUBMITs held for a client at its share (flow control) */
+#define DP_MAX_CLIENT_HELD_DEFAULT (16L << 20)
+/* jobs and bytes, all clients */
+#define DP_MAX_JOBS_DEFAULT 2000000L
+#define DP_MAX_BYTES_DEFAULT (256L << 20)
+/* bytes of SUBMITs held, all clients */
+#define DP_MAX_HELD_BYTES (128u << 20)
+/* messages queued per peer, each way (ZMQ_SNDHWM, ZMQ_RCVHWM) */
+#define DP_HWM_DEFAULT 1000L
+/* largest message from a peer that has not said HELLO/READY (bytes) */
+#define DP_PREHELLO_MAX_BYTES (64u << 10)
+/* retry results to a client that does not read (ms) */
+#define DP_BLOCKED_RETRY_MS 10
+/* jobs freed at once that call malloc_trim */
+#define DP_TRIM_JOBS 10000
 
 typedef struct {
     dp_optlist_t binds; /* endpoints; empty = DP_BROKER_BIND_DEFAULT */
