@@ -10,6 +10,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <limits.h>
 #include <malloc.h>
 #include <poll.h>
 #include <stddef.h>
@@ -23,6 +24,7 @@
 #include "dp_log.h"
 #include "dp_msg.h"
 #include "dp_queue.h"
+#include "dp_rlimit.h"
 #include "dp_zsock.h"
 
 #define S_NAME_MAX 64
@@ -52,7 +54,7 @@ typedef struct s_peer {
 
 typedef struct {
     uint64_t submitted, done, failed, requeued, lost, cancelled, bad_msgs,
-        stale_results, expired, handed_back;
+        stale_results, expired, handed_back, refused_peers;
 } s_stats_t;
 
 struct dp_broker {
@@ -61,6 +63,7 @@ struct dp_broker {
     void *sock;
     s_peer_t *peers;
     uint32_t next_no;
+    size_t npeers; /* tracked, not dead */
     dp_queue_t q;
     s_stats_t st;
     uint64_t next_hb_ms;
@@ -347,6 +350,7 @@ static void s_purge(dp_broker_t *b)
         assert(p->qw.leases.n == 0 && p->qc.running == 0);
         assert(p->qc.queue[0].n == 0 && p->qc.queue[1].n == 0);
         *pp = p->next;
+        b->npeers--;
         dp_wr_release(&p->out);
         free(p);
     }
@@ -386,6 +390,8 @@ static void s_welcome(dp_broker_t *b, s_peer_t *p)
 
 static s_peer_t *s_peer_new(dp_broker_t *b, const dp_zmsg_t *m, s_kind_t kind)
 {
+    if (b->npeers >= (size_t)b->cfg.max_peers)
+        return NULL; /* full: the caller refuses it, untracked */
     s_peer_t *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
@@ -397,7 +403,18 @@ static s_peer_t *s_peer_new(dp_broker_t *b, const dp_zmsg_t *m, s_kind_t kind)
     dp_wr_init(&p->out);
     p->next = b->peers;
     b->peers = p;
+    b->npeers++;
     return p;
+}
+
+/* s_full: why a new peer was not taken: the --max-peers bound (answered
+ * ERROR LIMIT, the peer is not tracked) or memory. */
+static int s_full(dp_broker_t *b)
+{
+    if (b->npeers < (size_t)b->cfg.max_peers)
+        return DP_ERR_NOMEM;
+    b->st.refused_peers++;
+    return DP_ERR_LIMIT;
 }
 
 /* HELLO [name, pid] */
@@ -420,7 +437,7 @@ static int s_on_hello(dp_broker_t *b, const dp_zmsg_t *m, s_peer_t *p,
     if (p && p->kind != S_CLIENT)
         return DP_ERR_PROTOCOL;
     if (!p && !(p = s_peer_new(b, m, S_CLIENT)))
-        return DP_ERR_NOMEM;
+        return s_full(b);
     s_copy_name(p->name, name, len);
     p->pid = (uint32_t)pid;
     dp_info("client %s (pid %u) connected as #%u", p->name, p->pid, p->no);
@@ -458,7 +475,7 @@ static int s_on_ready(dp_broker_t *b, const dp_zmsg_t *m, s_peer_t *p,
     if (p && p->kind != S_WORKER)
         return DP_ERR_PROTOCOL;
     if (!p && !(p = s_peer_new(b, m, S_WORKER)))
-        return DP_ERR_NOMEM;
+        return s_full(b);
     s_copy_name(p->name, name, len);
     p->pid = (uint32_t)pid;
     p->qw.capacity[DP_CLASS_CPU] = (uint32_t)cpu;
@@ -935,6 +952,7 @@ static void s_on_status(dp_broker_t *b, s_peer_t *p)
         {"stale_results", b->st.stale_results},
         {"expired", b->st.expired},
         {"handed_back", b->st.handed_back},
+        {"refused_peers", b->st.refused_peers},
     };
     size_t nrows = sizeof rows / sizeof rows[0];
     dp_wr_reset(&b->w);
@@ -1151,6 +1169,15 @@ dp_broker_t *dp_broker_new(const dp_broker_cfg_t *cfg)
     if (!b)
         return NULL;
     b->cfg = *cfg;
+    long nofile = dp_rlimit_raise_nofile();
+    if (b->cfg.max_peers <= 0) { /* each peer's connection is a file */
+        long n = nofile > DP_FD_RESERVE + DP_MAX_PEERS_MIN
+                     ? nofile - DP_FD_RESERVE
+                     : DP_MAX_PEERS_MIN;
+        b->cfg.max_peers =
+            n > DP_MAX_PEERS_AUTO_MAX ? DP_MAX_PEERS_AUTO_MAX : n;
+    }
+    dp_info("open files: %ld; at most %ld peers", nofile, b->cfg.max_peers);
     dp_wr_init(&b->w);
     if (dp_queue_init(&b->q))
         goto fail;

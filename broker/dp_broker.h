@@ -61,6 +61,11 @@
 #define DP_PREHELLO_MAX_BYTES (64u << 10)
 /* retry results to a client that does not read (ms) */
 #define DP_BLOCKED_RETRY_MS 10
+/* file descriptors kept for the broker itself (logs, zmq's own) when
+ * --max-peers is derived from the open-files limit */
+#define DP_FD_RESERVE 64
+#define DP_MAX_PEERS_MIN 16         /* --max-peers never derives below this */
+#define DP_MAX_PEERS_AUTO_MAX 65536 /* ...nor above this */
 /* jobs freed at once that call malloc_trim */
 #define DP_TRIM_JOBS 10000
 
@@ -73,7 +78,9 @@ typedef struct {
     long max_requeues;   /* REQUEUE budget of one job */
     long max_client_jobs, max_client_bytes, max_client_held;
     long max_jobs, max_bytes;
-    long hwm; /* ZMQ_SNDHWM and ZMQ_RCVHWM */
+    long hwm;       /* ZMQ_SNDHWM and ZMQ_RCVHWM */
+    long max_peers; /* clients + workers tracked; 0 = open-files limit
+                       minus DP_FD_RESERVE */
     dp_limits_t limits;
 } dp_broker_cfg_t;
 

@@ -81,6 +81,10 @@ int main(int argc, char **argv)
          "bytes those jobs may hold, all clients (256 MiB)"},
         {"hwm", 0, "DPOOL_HWM", DP_OPT_LONG, &cfg.hwm, 16, 1000000, "N",
          "messages queued per peer each way (1000)"},
+        {"max-peers", 0, "DPOOL_MAX_PEERS", DP_OPT_LONG, &cfg.max_peers, 0,
+         10000000, "N",
+         "clients and workers served; more are refused (0: open-files "
+         "limit - 64, at most 65536)"},
         {"max-msg-size", 0, "DPOOL_MAX_MSG_SIZE", DP_OPT_LONG, &max_msg, 1024,
          1L << 31, "BYTES", "largest message accepted"},
         {"log-level", 0, "DPOOL_LOG", DP_OPT_STR, &level, 0, 0, "LEVEL",

@@ -24,6 +24,7 @@
 #include "dp_frame.h"
 #include "dp_log.h"
 #include "dp_msg.h"
+#include "dp_rlimit.h"
 #include "dp_zsock.h"
 
 #define S_MSG_MAX 256
@@ -977,6 +978,7 @@ dp_agent_t *dp_agent_new(const dp_agent_cfg_t *cfg)
     if (!a)
         return NULL;
     a->cfg = *cfg;
+    dp_rlimit_raise_nofile(); /* children and io sockets are files too */
     a->hb_ms = DP_WORKER_HB_MS_DEFAULT;
     a->backoff_ms = DP_RECONNECT_MIN_MS;
     a->want[DP_CLASS_CPU] = (uint32_t)cfg->processes;

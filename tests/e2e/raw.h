@@ -254,6 +254,8 @@ static inline long long raw_status(void *s, const char *key,
     return v;
 }
 
+static inline int raw_broker_up(const char *ep);
+
 /* raw_broker: start dpool-broker on a free loopback port with the extra
  * options (NULL-terminated) and wait until a STATUS answers. 0 or -1. */
 static inline int raw_broker(dp_e2e_t *e, dp_e2e_proc_t *p, char *ep,
@@ -271,6 +273,12 @@ static inline int raw_broker(dp_e2e_t *e, dp_e2e_proc_t *p, char *ep,
     argv[n] = NULL;
     if (dp_e2e_spawn(e, p, -1, argv))
         return -1;
+    return raw_broker_up(ep);
+}
+
+/* raw_broker_up: wait until a broker at ep answers HELLO. 0 or -1. */
+static inline int raw_broker_up(const char *ep)
+{
     void *ctx = zmq_ctx_new();
     int rc = -1;
     uint64_t end = raw_now_ms() + DP_E2E_UP_MS;

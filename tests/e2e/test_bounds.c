@@ -6,6 +6,10 @@
  * -DDP_SANITIZE the broker is the sanitized build and any report in its
  * log fails the test (e2e_teardown).
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <zmq.h>
 
 #include "e2e.h"
@@ -370,4 +374,113 @@ Test(bounds, flood_without_reading_stays_bounded, .timeout = 120)
                      peak);
     }
     zmq_ctx_term(ctx);
+}
+
+/* Issue 8 item 5: beyond --max-peers a new peer is refused cleanly (ERROR
+ * LIMIT, not tracked) while those already in are served; a place freed is
+ * taken again. */
+Test(bounds, max_peers_refuses_new_peers_cleanly)
+{
+    cr_assert_eq(raw_broker(&T.e, &T.broker, T.ep, sizeof T.ep,
+                            ARGV("--max-peers", "3")),
+                 0);
+    void *ctx = zmq_ctx_new();
+    void *c[3];
+    for (int k = 0; k < 3; k++) {
+        c[k] = raw_dealer(ctx, T.ep);
+        cr_assert_gt(raw_hello(c[k], "in"), 0, "peer %d refused", k);
+    }
+    void *x = raw_dealer(ctx, T.ep);
+    cr_assert_eq(raw_ready_send(x, "one-too-many", 4, 0), 0);
+    raw_msg_t m;
+    cr_assert_eq(raw_recv(x, RAW_WAIT_MS, &m), 1);
+    uint32_t n;
+    uint64_t code = 0;
+    cr_expect_eq(m.cmd, DP_CMD_ERROR, "got %s", dp_cmd_name(m.cmd));
+    cr_expect_eq(dp_rd_array(&m.r, &n), 0);
+    cr_expect_eq(dp_rd_uint(&m.r, &code), 0);
+    cr_expect_eq(code, DP_ERR_LIMIT);
+    raw_msg_close(&m);
+    cr_expect_eq(raw_status(c[0], "clients", NULL, NULL), 3);
+    cr_expect_eq(raw_status(c[0], "workers", NULL, NULL), 0);
+    cr_expect_eq(raw_status(c[0], "refused_peers", NULL, NULL), 1);
+    raw_send_empty(c[2], DP_CMD_BYE);
+    zmq_close(c[2]);
+    for (int k = 0; k < 50 && raw_status(c[0], "clients", NULL, NULL) != 2; k++)
+        usleep(S_SETTLE_MS * 100);
+    cr_expect_gt(raw_hello(x, "now-in"), 0, "a freed place was not taken");
+    zmq_close(x);
+    zmq_close(c[0]);
+    zmq_close(c[1]);
+    zmq_ctx_term(ctx);
+}
+
+#define S_CONNS 2000
+#define S_SOFT_NOFILE 1024
+
+/* s_tcp_connect: a plain TCP connection to the broker's port, or -1. */
+static int s_tcp_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+/* Issue 8 item 5: a broker started with a soft open-files limit of 1024
+ * raises it, and with 2,000 connections open a real client still runs
+ * its batch. */
+Test(bounds, two_thousand_connections_with_soft_limit_1024, .timeout = 90)
+{
+    struct rlimit rl;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < 2 * S_CONNS + 256)
+        cr_skip_test("hard open-files limit %lu is too low",
+                     (unsigned long)rl.rlim_max);
+    rl.rlim_cur = rl.rlim_max; /* the test holds the connections too */
+    setrlimit(RLIMIT_NOFILE, &rl);
+    int port = dp_e2e_free_port();
+    snprintf(T.ep, sizeof T.ep, "tcp://127.0.0.1:%d", port);
+    char bin[PATH_MAX + 16], nofile[64];
+    snprintf(bin, sizeof bin, "%s/dpool-broker", T.e.bin);
+    snprintf(nofile, sizeof nofile, "--nofile=%d:%lu", S_SOFT_NOFILE,
+             (unsigned long)rl.rlim_max);
+    cr_assert_eq(dp_e2e_spawn(&T.e, &T.broker, -1,
+                              ARGV("/usr/bin/prlimit", nofile, "--", bin,
+                                   "--bind", T.ep, "--heartbeat", "200")),
+                 0);
+    cr_assert_eq(raw_broker_up(T.ep), 0);
+    static int fds[S_CONNS];
+    int open_ok = 0;
+    for (int k = 0; k < S_CONNS; k++) {
+        fds[k] = s_tcp_connect(port);
+        open_ok += fds[k] >= 0;
+    }
+    cr_expect_eq(open_ok, S_CONNS, "only %d connections opened", open_ok);
+    cr_assert_eq(dp_e2e_worker(&T.e, &T.worker[0], T.ep, 2, "w0", NULL), 0);
+    e2e_workers_up(1);
+    dp_e2e_run_t r;
+    e2e_run(&r, E2E_RUN_MS,
+            ARGV("dpool", "--broker", T.ep, "--format", "json", "map", "echo",
+                 "a", "b", "c", "d", "e", "f", "g", "h"));
+    cr_expect_eq(r.code, 0, "exit %d; stderr:\n%s", r.code, r.err);
+    char **lines = NULL;
+    cr_expect_eq(dp_e2e_lines(r.out, &lines), 8);
+    free(lines);
+    dp_e2e_run_free(&r);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/limits", (int)T.broker.pid);
+    char *limits = dp_e2e_slurp(path);
+    const char *at = strstr(limits, "Max open files");
+    long soft = at ? strtol(at + strlen("Max open files"), NULL, 10) : -1;
+    cr_expect_gt(soft, S_SOFT_NOFILE, "broker soft limit still %ld", soft);
+    free(limits);
+    for (int k = 0; k < S_CONNS; k++)
+        if (fds[k] >= 0)
+            close(fds[k]);
 }
