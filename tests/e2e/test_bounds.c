@@ -484,3 +484,49 @@ Test(bounds, two_thousand_connections_with_soft_limit_1024, .timeout = 90)
         if (fds[k] >= 0)
             close(fds[k]);
 }
+
+#define S_CHILD_MAX 65536              /* the worker's --max-msg-size here */
+#define S_ECHO_LEN (S_CHILD_MAX - 100) /* its job fits, its result not */
+#define S_LONG_NAME 200
+
+/* Issue 8 item 8: a child whose frame is over the agent's limit (here an
+ * echo result that the long worker name pushes past --max-msg-size) is
+ * killed at once and its job reported LOST: retried, then WORKER_LOST,
+ * long before the job's 30 s time limit would have ended it. */
+Test(bounds, child_with_an_oversized_frame_is_killed, .timeout = 60)
+{
+    cr_assert_eq(raw_broker(&T.e, &T.broker, T.ep, sizeof T.ep,
+                            ARGV("--heartbeat", "200")),
+                 0);
+    static char name[S_LONG_NAME + 1], arg[S_ECHO_LEN + 1];
+    memset(name, 'n', S_LONG_NAME);
+    memset(arg, 'x', S_ECHO_LEN);
+    char max[16];
+    snprintf(max, sizeof max, "%d", S_CHILD_MAX);
+    cr_assert_eq(
+        dp_e2e_spawn(&T.e, &T.worker[0], -1,
+                     ARGV("dpool-worker", "--connect", T.ep, "-p", "1",
+                          "--io-slots", "1", "--name", name, "--max-msg-size",
+                          max, "--log-level", "debug")),
+        0);
+    e2e_workers_up(1);
+    dp_e2e_run_t r;
+    uint64_t t0 = raw_now_ms();
+    e2e_run(&r, E2E_RUN_MS,
+            ARGV("dpool", "--broker", T.ep, "--format", "json", "--timeout",
+                 "30", "--retries", "1", "map", "echo", arg));
+    uint64_t took = raw_now_ms() - t0;
+    char **lines = NULL;
+    int n = dp_e2e_lines(r.out, &lines);
+    cr_assert_eq(n, 1, "%d lines; stderr:\n%s", n, r.err);
+    char buf[32];
+    cr_expect_str_eq(e2e_errname(lines[0], buf, sizeof buf), "WORKER_LOST",
+                     "%.200s", lines[0]);
+    cr_expect_lt(took, 15000, "took %llu ms", (unsigned long long)took);
+    free(lines);
+    dp_e2e_run_free(&r);
+    char *log = dp_e2e_slurp(T.worker[0].err);
+    cr_expect(strstr(log, "bad or oversized frame") != NULL,
+              "the agent never killed the child");
+    free(log);
+}
