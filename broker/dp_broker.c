@@ -232,10 +232,7 @@ static void s_send_cancel(dp_broker_t *b, s_peer_t *wp, const uint64_t *ids,
                           size_t n)
 {
     dp_wr_reset(&b->w);
-    dp_msg_begin(&b->w, DP_CMD_CANCEL);
-    dp_wr_array(&b->w, (uint32_t)n);
-    for (size_t k = 0; k < n; k++)
-        dp_wr_uint(&b->w, ids[k]);
+    dp_msg_cancel(&b->w, ids, n);
     s_send(b, wp, &b->w);
 }
 
@@ -377,14 +374,11 @@ static uint32_t s_total_slots(const dp_broker_t *b, dp_class_t cls)
 
 static void s_welcome(dp_broker_t *b, s_peer_t *p)
 {
+    dp_welcome_t m = {
+        p->no, (uint64_t)b->cfg.heartbeat_ms, b->cfg.limits.max_msg_bytes,
+        s_total_slots(b, DP_CLASS_CPU), s_total_slots(b, DP_CLASS_IO)};
     dp_wr_reset(&b->w);
-    dp_msg_begin(&b->w, DP_CMD_WELCOME);
-    dp_wr_array(&b->w, 5);
-    dp_wr_uint(&b->w, p->no);
-    dp_wr_uint(&b->w, (uint64_t)b->cfg.heartbeat_ms);
-    dp_wr_uint(&b->w, b->cfg.limits.max_msg_bytes);
-    dp_wr_uint(&b->w, s_total_slots(b, DP_CLASS_CPU));
-    dp_wr_uint(&b->w, s_total_slots(b, DP_CLASS_IO));
+    dp_msg_welcome(&b->w, &m);
     s_send(b, p, &b->w);
 }
 
@@ -421,25 +415,16 @@ static int s_full(dp_broker_t *b)
 static int s_on_hello(dp_broker_t *b, const dp_zmsg_t *m, s_peer_t *p,
                       dp_rd_t *r)
 {
-    uint32_t n;
-    const char *name;
-    size_t len;
-    uint64_t pid;
-    int rc = dp_rd_array(r, &n);
-    if (!rc && n != 2)
-        rc = DP_ERR_PROTOCOL;
-    if (!rc)
-        rc = dp_rd_str(r, &name, &len);
-    if (!rc)
-        rc = dp_rd_uint(r, &pid);
+    dp_hello_t h;
+    int rc = dp_msg_read_hello(r, &h);
     if (rc)
         return rc;
     if (p && p->kind != S_CLIENT)
         return DP_ERR_PROTOCOL;
     if (!p && !(p = s_peer_new(b, m, S_CLIENT)))
         return s_full(b);
-    s_copy_name(p->name, name, len);
-    p->pid = (uint32_t)pid;
+    s_copy_name(p->name, h.name, h.name_len);
+    p->pid = (uint32_t)h.pid;
     dp_info("client %s (pid %u) connected as #%u", p->name, p->pid, p->no);
     s_welcome(b, p);
     return 0;
@@ -449,35 +434,19 @@ static int s_on_hello(dp_broker_t *b, const dp_zmsg_t *m, s_peer_t *p,
 static int s_on_ready(dp_broker_t *b, const dp_zmsg_t *m, s_peer_t *p,
                       dp_rd_t *r)
 {
-    uint32_t n, ntypes;
-    const char *name;
-    size_t len;
-    uint64_t pid, cpu, io;
-    int rc = dp_rd_array(r, &n);
-    if (!rc && n != 5)
-        rc = DP_ERR_PROTOCOL;
-    if (!rc)
-        rc = dp_rd_str(r, &name, &len);
-    if (!rc)
-        rc = dp_rd_uint(r, &pid);
-    if (!rc)
-        rc = dp_rd_uint(r, &cpu);
-    if (!rc)
-        rc = dp_rd_uint(r, &io);
-    if (!rc)
-        rc = dp_rd_array(r, &ntypes);
-    for (uint32_t k = 0; !rc && k < ntypes; k++)
-        rc = dp_rd_skip(r);
+    dp_ready_t rd;
+    int rc = dp_msg_read_ready(r, &rd);
     if (rc)
         return rc;
+    uint64_t cpu = rd.cpu_slots, io = rd.io_slots;
     if (cpu > UINT16_MAX || io > UINT16_MAX)
         return DP_ERR_TOO_BIG;
     if (p && p->kind != S_WORKER)
         return DP_ERR_PROTOCOL;
     if (!p && !(p = s_peer_new(b, m, S_WORKER)))
         return s_full(b);
-    s_copy_name(p->name, name, len);
-    p->pid = (uint32_t)pid;
+    s_copy_name(p->name, rd.name, rd.name_len);
+    p->pid = (uint32_t)rd.pid;
     p->qw.capacity[DP_CLASS_CPU] = (uint32_t)cpu;
     p->qw.capacity[DP_CLASS_IO] = (uint32_t)io;
     dp_info("worker %s (pid %u) ready: %u cpu, %u io slots", p->name, p->pid,
@@ -490,15 +459,8 @@ static int s_on_ready(dp_broker_t *b, const dp_zmsg_t *m, s_peer_t *p,
 static int s_on_credit(dp_broker_t *b, s_peer_t *p, dp_rd_t *r)
 {
     (void)b;
-    uint32_t n;
     uint64_t cpu, io;
-    int rc = dp_rd_array(r, &n);
-    if (!rc && n != 2)
-        rc = DP_ERR_PROTOCOL;
-    if (!rc)
-        rc = dp_rd_uint(r, &cpu);
-    if (!rc)
-        rc = dp_rd_uint(r, &io);
+    int rc = dp_msg_read_credit(r, &cpu, &io);
     if (rc)
         return rc;
     if (cpu > UINT16_MAX || io > UINT16_MAX)
@@ -572,12 +534,7 @@ static void s_refuse(dp_broker_t *b, s_peer_t *p, int code, const char *msg,
     b->st.bad_msgs++;
     dp_debug("refused a SUBMIT from %s: %s", p->name, msg);
     dp_wr_reset(&b->w);
-    dp_msg_begin(&b->w, DP_CMD_ERROR);
-    dp_wr_array(&b->w, 4);
-    dp_wr_uint(&b->w, (uint64_t)code);
-    dp_wr_cstr(&b->w, msg[0] ? msg : dp_strerror(code));
-    dp_wr_uint(&b->w, seq);
-    dp_wr_uint(&b->w, count);
+    dp_msg_refusal(&b->w, code, msg[0] ? msg : dp_strerror(code), seq, count);
     s_send(b, p, &b->w);
 }
 
@@ -637,21 +594,12 @@ static int s_on_submit(dp_broker_t *b, s_peer_t *p, dp_bbuf_t *buf, bool held,
 {
     int cmd;
     dp_rd_t r;
-    uint32_t n, njobs = 0;
+    uint32_t njobs = 0;
     uint64_t seq = 0, chunk = 1;
     int rc = dp_msg_open(zmq_msg_data(&buf->msg), zmq_msg_size(&buf->msg),
                          &b->cfg.limits, &cmd, &r);
     if (!rc)
-        rc = dp_rd_array(&r, &n);
-    if (!rc && n != 3)
-        rc = DP_ERR_PROTOCOL;
-    if (!rc)
-        rc = dp_rd_uint(&r, &seq);
-    if (!rc) {
-        dp_rd_t head = r;
-        if (dp_rd_array(&head, &njobs))
-            njobs = 0;
-    }
+        rc = dp_msg_peek_submit(&r, &seq, &njobs);
     if (!rc && njobs > DP_SUBMIT_MAX_JOBS) {
         rc = DP_ERR_TOO_BIG;
         snprintf(msg, len, "%u jobs in one SUBMIT; at most %u", njobs,
@@ -673,16 +621,8 @@ static int s_on_submit(dp_broker_t *b, s_peer_t *p, dp_bbuf_t *buf, bool held,
             rc = fit;
         }
     }
-    dp_rd_t jobs = r;
     if (!rc)
-        rc = dp_rd_skip(&r);
-    if (!rc)
-        rc = dp_rd_uint(&r, &chunk);
-    if (!rc)
-        rc = dp_msg_end(&r);
-    r = jobs;
-    if (!rc)
-        rc = dp_rd_array(&r, &njobs);
+        rc = dp_msg_read_submit(&r, &seq, &njobs, &chunk, &r);
     if (!rc)
         rc = s_submit_scan(b, p, r, njobs, seq, msg, len);
     if (rc) {
@@ -727,10 +667,7 @@ static int s_on_submit(dp_broker_t *b, s_peer_t *p, dp_bbuf_t *buf, bool held,
         accepted++;
     }
     dp_wr_reset(&b->w);
-    dp_msg_begin(&b->w, DP_CMD_ACCEPTED);
-    dp_wr_array(&b->w, 2);
-    dp_wr_uint(&b->w, seq);
-    dp_wr_uint(&b->w, accepted);
+    dp_msg_accepted(&b->w, seq, accepted);
     s_send(b, p, &b->w);
     return 0;
 }
@@ -770,7 +707,7 @@ static void s_cancel_job(dp_broker_t *b, s_peer_t *p, dp_bjob_t *j)
 static int s_on_cancel(dp_broker_t *b, s_peer_t *p, dp_rd_t *r)
 {
     uint32_t n;
-    int rc = dp_rd_array(r, &n);
+    int rc = dp_msg_read_cancel(r, &n);
     if (rc)
         return rc;
     if (n == 0) {
@@ -782,7 +719,8 @@ static int s_on_cancel(dp_broker_t *b, s_peer_t *p, dp_rd_t *r)
     }
     for (uint32_t k = 0; k < n; k++) {
         uint64_t id;
-        if ((rc = dp_rd_uint(r, &id)))
+        rc = dp_msg_read_cancel_id(r, &id);
+        if (rc)
             return rc;
         dp_bjob_t *j = dp_queue_find(&b->q, id);
         if (j && j->client == &p->qc)
@@ -910,7 +848,7 @@ static void s_on_result(dp_broker_t *b, s_peer_t *p, const dp_res_t *res)
 static int s_on_results(dp_broker_t *b, s_peer_t *p, dp_rd_t *r)
 {
     uint32_t n;
-    int rc = dp_rd_array(r, &n);
+    int rc = dp_msg_read_results(r, &n);
     for (uint32_t k = 0; !rc && k < n; k++) {
         dp_res_t res;
         if (!(rc = dp_msg_read_result(r, &res)))
@@ -932,10 +870,7 @@ static void s_on_status(dp_broker_t *b, s_peer_t *p)
             clients++;
         }
     }
-    const struct {
-        const char *k;
-        uint64_t v;
-    } rows[] = {
+    const dp_stat_t rows[] = {
         {"workers", workers},
         {"clients", clients},
         {"cpu_slots", s_total_slots(b, DP_CLASS_CPU)},
@@ -956,12 +891,7 @@ static void s_on_status(dp_broker_t *b, s_peer_t *p)
     };
     size_t nrows = sizeof rows / sizeof rows[0];
     dp_wr_reset(&b->w);
-    dp_msg_begin(&b->w, DP_CMD_STATUS_REPLY);
-    dp_wr_map(&b->w, (uint32_t)nrows);
-    for (size_t k = 0; k < nrows; k++) {
-        dp_wr_cstr(&b->w, rows[k].k);
-        dp_wr_uint(&b->w, rows[k].v);
-    }
+    dp_msg_status_reply(&b->w, rows, nrows);
     s_send(b, p, &b->w);
 }
 
@@ -1283,9 +1213,7 @@ void dp_broker_destroy(dp_broker_t **bp)
                 continue;
             dp_wr_reset(&b->w);
             if (p->kind == S_WORKER) {
-                dp_msg_begin(&b->w, DP_CMD_SHUTDOWN);
-                dp_wr_array(&b->w, 1);
-                dp_wr_cstr(&b->w, "broker stopping");
+                dp_msg_shutdown(&b->w, "broker stopping");
             } else {
                 dp_msg_error(&b->w, DP_ERR_BROKER_LOST, "broker stopping");
             }

@@ -30,6 +30,7 @@
 #define S_MSG_MAX 256
 #define S_ARG_MAX 32
 #define S_NUM_MAX 32
+#define S_TYPES_MAX 64 /* job types announced in READY, at most */
 
 extern char **environ;
 
@@ -472,7 +473,7 @@ static int s_child_frame(dp_agent_t *a, s_child_t *c, const char *data,
     if (!rc && cmd != DP_CMD_RESULTS)
         rc = DP_ERR_UNKNOWN_CMD;
     if (!rc)
-        rc = dp_rd_array(&r, &n);
+        rc = dp_msg_read_results(&r, &n);
     for (uint32_t k = 0; !rc && k < n; k++) {
         dp_res_t res;
         if (!(rc = dp_msg_read_result(&r, &res)))
@@ -525,16 +526,14 @@ static void s_send_ready(dp_agent_t *a)
 {
     size_t ntypes;
     const dp_jobtype_t *types = dp_jobtype_all(&ntypes);
+    const char *names[S_TYPES_MAX];
+    size_t n = 0;
+    for (size_t k = 0; k < ntypes && n < S_TYPES_MAX; k++)
+        names[n++] = types[k].name;
     dp_wr_reset(&a->w);
-    dp_msg_begin(&a->w, DP_CMD_READY);
-    dp_wr_array(&a->w, 5);
-    dp_wr_cstr(&a->w, a->cfg.child.name);
-    dp_wr_uint(&a->w, (uint64_t)getpid());
-    dp_wr_uint(&a->w, a->draining ? 0 : (uint64_t)a->cfg.processes);
-    dp_wr_uint(&a->w, a->draining ? 0 : (uint64_t)a->cfg.io_slots);
-    dp_wr_array(&a->w, (uint32_t)ntypes);
-    for (size_t k = 0; k < ntypes; k++)
-        dp_wr_cstr(&a->w, types[k].name);
+    dp_msg_ready(&a->w, a->cfg.child.name, (uint32_t)getpid(),
+                 a->draining ? 0 : (uint32_t)a->cfg.processes,
+                 a->draining ? 0 : (uint32_t)a->cfg.io_slots, names, n);
     dp_zsend(a->sock, NULL, 0, &a->w, ZMQ_DONTWAIT);
 }
 
@@ -657,9 +656,7 @@ static void s_cancel_one(dp_agent_t *a, uint64_t id)
             j->cancelled = true;
             if (c->cls == DP_CLASS_IO) {
                 dp_wr_reset(&a->w);
-                dp_msg_begin(&a->w, DP_CMD_CANCEL);
-                dp_wr_array(&a->w, 1);
-                dp_wr_uint(&a->w, id);
+                dp_msg_cancel(&a->w, &id, 1);
                 if (!a->w.err)
                     dp_frame_write(c->fd, a->w.buf.data, a->w.buf.len);
             } else if (j == c->jobs.head) {
@@ -673,10 +670,11 @@ static void s_cancel_one(dp_agent_t *a, uint64_t id)
 static int s_on_cancel(dp_agent_t *a, dp_rd_t *r)
 {
     uint32_t n;
-    int rc = dp_rd_array(r, &n);
+    int rc = dp_msg_read_cancel(r, &n);
     for (uint32_t k = 0; !rc && k < n; k++) {
         uint64_t id;
-        if (!(rc = dp_rd_uint(r, &id)))
+        rc = dp_msg_read_cancel_id(r, &id);
+        if (!rc)
             s_cancel_one(a, id);
     }
     return rc;
@@ -685,17 +683,11 @@ static int s_on_cancel(dp_agent_t *a, dp_rd_t *r)
 /* WELCOME [peer_no, hb_ms, max_msg, cpu_slots, io_slots] */
 static int s_on_welcome(dp_agent_t *a, dp_rd_t *r)
 {
-    uint32_t n;
-    uint64_t no, hb;
-    int rc = dp_rd_array(r, &n);
-    if (!rc && n < 2)
-        rc = DP_ERR_PROTOCOL;
-    if (!rc)
-        rc = dp_rd_uint(r, &no);
-    if (!rc)
-        rc = dp_rd_uint(r, &hb);
+    dp_welcome_t wm;
+    int rc = dp_msg_read_welcome(r, &wm);
     if (rc)
         return rc;
+    uint64_t no = wm.peer_no, hb = wm.heartbeat_ms;
     if (!a->connected)
         dp_info("joined broker %s as #%llu", a->cfg.connect,
                 (unsigned long long)no);
@@ -737,16 +729,13 @@ static void s_on_broker(dp_agent_t *a, dp_zmsg_t *m)
         rc = s_on_cancel(a, &r);
         break;
     case DP_CMD_ERROR: {
-        uint32_t n;
-        uint64_t code = 0;
-        const char *s = "";
-        size_t len = 0;
-        if (!dp_rd_array(&r, &n) && n == 2 && !dp_rd_uint(&r, &code))
-            dp_rd_str(&r, &s, &len);
-        if (code == DP_ERR_UNKNOWN_PEER) /* the broker restarted */
+        dp_error_msg_t e;
+        if (dp_msg_read_error(&r, &e))
+            e.code = 0, e.message = "", e.message_len = 0;
+        if (e.code == DP_ERR_UNKNOWN_PEER) /* the broker restarted */
             a->connected = false, a->next_ready_ms = 0;
         else
-            dp_warn("broker says: %.*s", (int)len, s);
+            dp_warn("broker says: %.*s", (int)e.message_len, e.message);
         break;
     }
     case DP_CMD_SHUTDOWN:
@@ -847,10 +836,7 @@ static void s_start_drain(dp_agent_t *a)
     dp_info("stopping: no new jobs; waiting up to %.1f s for running ones",
             a->cfg.drain_grace_s);
     dp_wr_reset(&a->w);
-    dp_msg_begin(&a->w, DP_CMD_CREDIT);
-    dp_wr_array(&a->w, 2);
-    dp_wr_uint(&a->w, 0);
-    dp_wr_uint(&a->w, 0);
+    dp_msg_credit(&a->w, 0, 0);
     dp_zsend(a->sock, NULL, 0, &a->w, ZMQ_DONTWAIT);
     for (int cls = 0; cls < DP_CLASS_COUNT; cls++) {
         while (a->queue[cls].head) {

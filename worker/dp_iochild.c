@@ -133,11 +133,12 @@ static int s_frame(s_io_t *io, dp_dl_t *dl, const char *data, size_t len)
     if (!rc && cmd == DP_CMD_JOBS)
         rc = dp_msg_read_jobs(&r, &chunk, &n); /* all run at once here */
     else if (!rc)
-        rc = dp_rd_array(&r, &n);
+        rc = dp_msg_read_cancel(&r, &n);
     for (uint32_t k = 0; !rc && k < n; k++) {
         if (cmd == DP_CMD_CANCEL) {
             uint64_t id;
-            if (!(rc = dp_rd_uint(&r, &id)))
+            rc = dp_msg_read_cancel_id(&r, &id);
+            if (!rc)
                 dp_dl_cancel(dl, id);
             continue;
         }
