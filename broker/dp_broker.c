@@ -1015,6 +1015,8 @@ static void s_dispatch_to(dp_broker_t *b, s_peer_t *w, dp_class_t cls,
             dp_msg_jobs_close(&b->w, at, njobs); /* another size: send */
             s_send(b, w, &b->w);
             njobs = 0;
+            if (w->dead)
+                return; /* the send failed: its leases went back */
         }
         if (njobs == 0) {
             dp_wr_reset(&b->w);
