@@ -12,6 +12,7 @@ const char *const dp_jobstate_names[] = {"queued", "leased", "orphan"};
 int dp_queue_init(dp_queue_t *q)
 {
     memset(q, 0, sizeof *q);
+    dp_slab_init(&q->slab, sizeof(dp_bjob_t), DP_QUEUE_SLAB_JOBS);
     q->buckets = calloc(S_INITIAL_BUCKETS, sizeof *q->buckets);
     if (!q->buckets)
         return DP_ERR_NOMEM;
@@ -32,40 +33,10 @@ void dp_queue_release(dp_queue_t *q)
     for (size_t k = 0; q->buckets && k < q->nbuckets; k++)
         for (dp_bjob_t *j = q->buckets[k]; j; j = j->hnext)
             dp_bbuf_unref(j->buf);
-    while (q->slabs) {
-        dp_qslab_t *s = q->slabs;
-        q->slabs = s->next;
-        free(s);
-    }
+    dp_slab_release(&q->slab);
     free(q->buckets);
     free(q->heap);
     memset(q, 0, sizeof *q);
-}
-
-static dp_bjob_t *s_job_alloc(dp_queue_t *q)
-{
-    if (!q->free_jobs) {
-        dp_qslab_t *s = malloc(sizeof *s);
-        if (!s)
-            return NULL;
-        s->next = q->slabs;
-        q->slabs = s;
-        q->nslabs++;
-        for (size_t k = 0; k < DP_QUEUE_SLAB_JOBS; k++) {
-            s->jobs[k].hnext = q->free_jobs;
-            q->free_jobs = &s->jobs[k];
-        }
-    }
-    dp_bjob_t *j = q->free_jobs;
-    q->free_jobs = j->hnext;
-    memset(j, 0, sizeof *j);
-    return j;
-}
-
-static void s_job_free(dp_queue_t *q, dp_bjob_t *j)
-{
-    j->hnext = q->free_jobs;
-    q->free_jobs = j;
 }
 
 /* s_shrink: no job is left: give back every slab but one, the grown index
@@ -73,20 +44,7 @@ static void s_job_free(dp_queue_t *q, dp_bjob_t *j)
  * the broker). */
 static void s_shrink(dp_queue_t *q)
 {
-    if (q->nslabs > 1) {
-        dp_qslab_t *keep = q->slabs;
-        for (dp_qslab_t *s = keep->next, *nx; s; s = nx) {
-            nx = s->next;
-            free(s);
-        }
-        keep->next = NULL;
-        q->nslabs = 1;
-        q->free_jobs = NULL;
-        for (size_t k = 0; k < DP_QUEUE_SLAB_JOBS; k++) {
-            keep->jobs[k].hnext = q->free_jobs;
-            q->free_jobs = &keep->jobs[k];
-        }
-    }
+    dp_slab_shrink(&q->slab);
     if (q->nbuckets > S_INITIAL_BUCKETS) {
         dp_bjob_t **b = calloc(S_INITIAL_BUCKETS, sizeof *b);
         if (b) {
@@ -149,36 +107,12 @@ static void s_unindex(dp_queue_t *q, dp_bjob_t *j)
 
 static void s_push(dp_jlist_t *l, dp_bjob_t *j, bool head)
 {
-    j->prev = head ? NULL : l->tail;
-    j->next = head ? l->head : NULL;
-    if (head) {
-        if (l->head)
-            l->head->prev = j;
-        else
-            l->tail = j;
-        l->head = j;
-    } else {
-        if (l->tail)
-            l->tail->next = j;
-        else
-            l->head = j;
-        l->tail = j;
-    }
-    l->n++;
+    DP_LIST_PUSH(l, j, head);
 }
 
 static void s_unlink(dp_jlist_t *l, dp_bjob_t *j)
 {
-    if (j->prev)
-        j->prev->next = j->next;
-    else
-        l->head = j->next;
-    if (j->next)
-        j->next->prev = j->prev;
-    else
-        l->tail = j->prev;
-    j->prev = j->next = NULL;
-    l->n--;
+    DP_LIST_UNLINK(l, j);
 }
 
 static void s_ring_add(dp_queue_t *q, dp_qclient_t *c, int cls)
@@ -238,7 +172,7 @@ int dp_queue_add(dp_queue_t *q, dp_qclient_t *c, uint64_t id, dp_class_t cls,
 {
     if (dp_queue_find(q, id))
         return DP_ERR_INVALID;
-    dp_bjob_t *j = s_job_alloc(q);
+    dp_bjob_t *j = dp_slab_alloc(&q->slab);
     if (!j)
         return DP_ERR_NOMEM;
     j->id = id;
@@ -440,7 +374,7 @@ void dp_queue_free_job(dp_queue_t *q, dp_bjob_t *j)
     s_unindex(q, j);
     q->njobs--;
     dp_bbuf_unref(j->buf);
-    s_job_free(q, j);
+    dp_slab_free(&q->slab, j);
     if (q->njobs == 0)
         s_shrink(q);
 }

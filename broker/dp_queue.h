@@ -27,6 +27,7 @@
 #include <zmq.h>
 
 #include "dp_jobs.h"
+#include "dp_list.h"
 
 typedef enum { DP_JOB_QUEUED, DP_JOB_LEASED, DP_JOB_ORPHAN } dp_jobstate_t;
 
@@ -98,22 +99,16 @@ struct dp_bjob {
  * job on the hot path. */
 #define DP_QUEUE_SLAB_JOBS 4096
 
-typedef struct dp_qslab {
-    struct dp_qslab *next;
-    dp_bjob_t jobs[DP_QUEUE_SLAB_JOBS];
-} dp_qslab_t;
-
 typedef struct {
     dp_bjob_t **buckets;
     size_t nbuckets; /* power of two */
     size_t njobs;
     dp_qclient_t *ring[DP_CLASS_COUNT]; /* next client to serve per class */
     size_t queued[DP_CLASS_COUNT];
-    size_t bytes;      /* DP_QUEUE_JOB_COST of every job */
-    dp_qslab_t *slabs; /* given back (all but one) when no job is left */
-    size_t nslabs;
-    dp_bjob_t *free_jobs; /* linked through hnext */
-    dp_bjob_t **heap;     /* leases with a deadline, earliest first */
+    size_t bytes;     /* DP_QUEUE_JOB_COST of every job */
+    dp_slab_t slab;   /* job records; all blocks but one given back when no
+                         job is left */
+    dp_bjob_t **heap; /* leases with a deadline, earliest first */
     size_t nheap, heapcap;
 } dp_queue_t;
 

@@ -22,6 +22,7 @@
 
 #include "dp_clock.h"
 #include "dp_frame.h"
+#include "dp_list.h"
 #include "dp_log.h"
 #include "dp_msg.h"
 #include "dp_rlimit.h"
@@ -62,14 +63,9 @@ typedef struct {
     size_t n;
 } s_jlist_t;
 
-/* Job records come from slabs and go back to a free list (linked through
- * next): no malloc per job on the hot path. */
+/* Job records come from a slab (common/dp_list.h): no malloc per job on
+ * the hot path. */
 #define S_SLAB_JOBS 1024
-
-typedef struct s_slab {
-    struct s_slab *next;
-    s_job_t jobs[S_SLAB_JOBS];
-} s_slab_t;
 
 struct s_child {
     pid_t pid;
@@ -99,9 +95,8 @@ struct dp_agent {
     bool draining;
     uint64_t drain_end_ms;
     uint32_t next_group;
-    s_slab_t *slabs;
-    s_job_t *free_jobs;
-    dp_wr_t out; /* RESULTS for the broker being built */
+    dp_slab_t slab; /* job records */
+    dp_wr_t out;    /* RESULTS for the broker being built */
     uint32_t nout;
     dp_wr_t w;
 };
@@ -110,47 +105,17 @@ struct dp_agent {
 
 static void s_push(s_jlist_t *l, s_job_t *j)
 {
-    j->next = NULL;
-    j->prev = l->tail;
-    if (l->tail)
-        l->tail->next = j;
-    else
-        l->head = j;
-    l->tail = j;
-    l->n++;
+    DP_LIST_PUSH(l, j, false);
 }
 
 static void s_unlink(s_jlist_t *l, s_job_t *j)
 {
-    if (j->prev)
-        j->prev->next = j->next;
-    else
-        l->head = j->next;
-    if (j->next)
-        j->next->prev = j->prev;
-    else
-        l->tail = j->prev;
-    j->prev = j->next = NULL;
-    l->n--;
+    DP_LIST_UNLINK(l, j);
 }
 
 static s_job_t *s_job_new(dp_agent_t *a)
 {
-    if (!a->free_jobs) {
-        s_slab_t *sl = malloc(sizeof *sl);
-        if (!sl)
-            return NULL;
-        sl->next = a->slabs;
-        a->slabs = sl;
-        for (size_t k = 0; k < S_SLAB_JOBS; k++) {
-            sl->jobs[k].next = a->free_jobs;
-            a->free_jobs = &sl->jobs[k];
-        }
-    }
-    s_job_t *j = a->free_jobs;
-    a->free_jobs = j->next;
-    memset(j, 0, sizeof *j);
-    return j;
+    return dp_slab_alloc(&a->slab);
 }
 
 static void s_frame_unref(s_frame_t *f);
@@ -160,8 +125,7 @@ static void s_frame_unref(s_frame_t *f);
 static void s_job_free(dp_agent_t *a, s_job_t *j)
 {
     s_frame_unref(j->frame);
-    j->next = a->free_jobs;
-    a->free_jobs = j;
+    dp_slab_free(&a->slab, j);
 }
 
 static void s_frame_unref(s_frame_t *f)
@@ -964,6 +928,7 @@ dp_agent_t *dp_agent_new(const dp_agent_cfg_t *cfg)
     if (!a)
         return NULL;
     a->cfg = *cfg;
+    dp_slab_init(&a->slab, sizeof(s_job_t), S_SLAB_JOBS);
     dp_rlimit_raise_nofile(); /* children and io sockets are files too */
     a->hb_ms = DP_WORKER_HB_MS_DEFAULT;
     a->backoff_ms = DP_RECONNECT_MIN_MS;
@@ -1002,11 +967,7 @@ void dp_agent_destroy(dp_agent_t **ap)
             s_job_free(a, j);
         }
     }
-    while (a->slabs) {
-        s_slab_t *sl = a->slabs;
-        a->slabs = sl->next;
-        free(sl);
-    }
+    dp_slab_release(&a->slab);
     if (a->sock)
         zmq_close(a->sock);
     if (a->ctx)
