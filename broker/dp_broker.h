@@ -23,20 +23,64 @@
 #define DP_RETRIES_MAX 100
 #define DP_SHUTDOWN_LINGER_MS 500 /* time to deliver goodbyes at exit */
 #define DP_SUBMIT_MAX_JOBS 100000u
-#define DP_POLL_BURST 256    /* messages read per poll wake-up */
-#define DP_JOBS_PER_MSG 4096 /* jobs in one JOBS message, at most */
-#define DP_CHUNK_MAX 4096    /* jobs per dispatch, at most */
+#define DP_POLL_BURST 256      /* messages read per poll wake-up */
+#define DP_POLL_CLOCK_EVERY 16 /* messages between clock checks */
+#define DP_JOBS_PER_MSG 4096   /* jobs in one JOBS message, at most */
+#define DP_CHUNK_MAX 4096      /* jobs per dispatch, at most */
 #define DP_LOOKAHEAD_US                                                        \
     2000.0                        /* work a slot may have waiting, when        \
                                      jobs are short (microseconds) */
 #define DP_LOOKAHEAD_MAX_JOBS 256 /* waiting jobs per slot, at most */
 #define DP_AVG_WEIGHT 0.1         /* moving average of job times */
+/* a lease runs out this long after the job's time limit (ms) */
+#define DP_LEASE_GRACE_MS_DEFAULT 5000
+/* leases a worker lets run out in a row before it is dropped */
+#define DP_LEASE_EXPIRIES_MAX 3
+/* times one job may be handed back unstarted (REQUEUE) */
+#define DP_REQUEUE_MAX_DEFAULT 16
+/* jobs a worker with credit hands back in a row before it is dropped
+ * (a child dying mid-chunk hands back up to a chunk) */
+#define DP_WORKER_HANDBACKS_MAX (2 * DP_CHUNK_MAX)
+
+/* Bounds (issue 8): every memory a peer can grow. Defaults keep one
+ * client's share under 256 MiB and the broker under 1 GiB. */
+/* jobs one client may have queued or leased */
+#define DP_MAX_CLIENT_JOBS_DEFAULT 200000L
+/* bytes those jobs hold (encoded jobs + records) */
+#define DP_MAX_CLIENT_BYTES_DEFAULT (64L << 20)
+/* bytes of SUBMITs held for a client at its share (flow control) */
+#define DP_MAX_CLIENT_HELD_DEFAULT (16L << 20)
+/* jobs and bytes, all clients */
+#define DP_MAX_JOBS_DEFAULT 2000000L
+#define DP_MAX_BYTES_DEFAULT (256L << 20)
+/* bytes of SUBMITs held, all clients */
+#define DP_MAX_HELD_BYTES (128u << 20)
+/* messages queued per peer, each way (ZMQ_SNDHWM, ZMQ_RCVHWM) */
+#define DP_HWM_DEFAULT 1000L
+/* largest message from a peer that has not said HELLO/READY (bytes) */
+#define DP_PREHELLO_MAX_BYTES (64u << 10)
+/* retry results to a client that does not read (ms) */
+#define DP_BLOCKED_RETRY_MS 10
+/* file descriptors kept for the broker itself (logs, zmq's own) when
+ * --max-peers is derived from the open-files limit */
+#define DP_FD_RESERVE 64
+#define DP_MAX_PEERS_MIN 16         /* --max-peers never derives below this */
+#define DP_MAX_PEERS_AUTO_MAX 65536 /* ...nor above this */
+/* jobs freed at once that call malloc_trim */
+#define DP_TRIM_JOBS 10000
 
 typedef struct {
     dp_optlist_t binds; /* endpoints; empty = DP_BROKER_BIND_DEFAULT */
     long heartbeat_ms;
-    long lookahead; /* chunks per worker beyond its slots; -1 = by
-                       time (see dp_queue_credit) */
+    long lookahead;      /* chunks per worker beyond its slots; -1 = by
+                            time (see dp_queue_credit) */
+    long lease_grace_ms; /* added to a job's time limit for its lease */
+    long max_requeues;   /* REQUEUE budget of one job */
+    long max_client_jobs, max_client_bytes, max_client_held;
+    long max_jobs, max_bytes;
+    long hwm;       /* ZMQ_SNDHWM and ZMQ_RCVHWM */
+    long max_peers; /* clients + workers tracked; 0 = open-files limit
+                       minus DP_FD_RESERVE */
     dp_limits_t limits;
 } dp_broker_cfg_t;
 

@@ -12,6 +12,7 @@ const char *const dp_jobstate_names[] = {"queued", "leased", "orphan"};
 int dp_queue_init(dp_queue_t *q)
 {
     memset(q, 0, sizeof *q);
+    dp_slab_init(&q->slab, sizeof(dp_bjob_t), DP_QUEUE_SLAB_JOBS);
     q->buckets = calloc(S_INITIAL_BUCKETS, sizeof *q->buckets);
     if (!q->buckets)
         return DP_ERR_NOMEM;
@@ -32,38 +33,31 @@ void dp_queue_release(dp_queue_t *q)
     for (size_t k = 0; q->buckets && k < q->nbuckets; k++)
         for (dp_bjob_t *j = q->buckets[k]; j; j = j->hnext)
             dp_bbuf_unref(j->buf);
-    while (q->slabs) {
-        dp_qslab_t *s = q->slabs;
-        q->slabs = s->next;
-        free(s);
-    }
+    dp_slab_release(&q->slab);
     free(q->buckets);
+    free(q->heap);
     memset(q, 0, sizeof *q);
 }
 
-static dp_bjob_t *s_job_alloc(dp_queue_t *q)
+/* s_shrink: no job is left: give back every slab but one, the grown index
+ * and the lease heap, so a flood's memory goes back (see malloc_trim in
+ * the broker). */
+static void s_shrink(dp_queue_t *q)
 {
-    if (!q->free_jobs) {
-        dp_qslab_t *s = malloc(sizeof *s);
-        if (!s)
-            return NULL;
-        s->next = q->slabs;
-        q->slabs = s;
-        for (size_t k = 0; k < DP_QUEUE_SLAB_JOBS; k++) {
-            s->jobs[k].hnext = q->free_jobs;
-            q->free_jobs = &s->jobs[k];
+    dp_slab_shrink(&q->slab);
+    if (q->nbuckets > S_INITIAL_BUCKETS) {
+        dp_bjob_t **b = calloc(S_INITIAL_BUCKETS, sizeof *b);
+        if (b) {
+            free(q->buckets);
+            q->buckets = b;
+            q->nbuckets = S_INITIAL_BUCKETS;
         }
     }
-    dp_bjob_t *j = q->free_jobs;
-    q->free_jobs = j->hnext;
-    memset(j, 0, sizeof *j);
-    return j;
-}
-
-static void s_job_free(dp_queue_t *q, dp_bjob_t *j)
-{
-    j->hnext = q->free_jobs;
-    q->free_jobs = j;
+    if (q->heapcap > S_INITIAL_BUCKETS) {
+        free(q->heap);
+        q->heap = NULL;
+        q->heapcap = 0;
+    }
 }
 
 static size_t s_slot(const dp_queue_t *q, uint64_t id)
@@ -113,41 +107,17 @@ static void s_unindex(dp_queue_t *q, dp_bjob_t *j)
 
 static void s_push(dp_jlist_t *l, dp_bjob_t *j, bool head)
 {
-    j->prev = head ? NULL : l->tail;
-    j->next = head ? l->head : NULL;
-    if (head) {
-        if (l->head)
-            l->head->prev = j;
-        else
-            l->tail = j;
-        l->head = j;
-    } else {
-        if (l->tail)
-            l->tail->next = j;
-        else
-            l->head = j;
-        l->tail = j;
-    }
-    l->n++;
+    DP_LIST_PUSH(l, j, head);
 }
 
 static void s_unlink(dp_jlist_t *l, dp_bjob_t *j)
 {
-    if (j->prev)
-        j->prev->next = j->next;
-    else
-        l->head = j->next;
-    if (j->next)
-        j->next->prev = j->prev;
-    else
-        l->tail = j->prev;
-    j->prev = j->next = NULL;
-    l->n--;
+    DP_LIST_UNLINK(l, j);
 }
 
 static void s_ring_add(dp_queue_t *q, dp_qclient_t *c, int cls)
 {
-    if (c->in_ring[cls])
+    if (c->in_ring[cls] || c->paused || c->queue[cls].n == 0)
         return;
     c->in_ring[cls] = true;
     dp_qclient_t *r = q->ring[cls];
@@ -179,6 +149,17 @@ static void s_ring_del(dp_queue_t *q, dp_qclient_t *c, int cls)
     c->rr_prev[cls] = c->rr_next[cls] = NULL;
 }
 
+void dp_queue_client_pause(dp_queue_t *q, dp_qclient_t *c, bool paused)
+{
+    c->paused = paused;
+    for (int cls = 0; cls < DP_CLASS_COUNT; cls++) {
+        if (paused)
+            s_ring_del(q, c, cls);
+        else
+            s_ring_add(q, c, cls);
+    }
+}
+
 void dp_queue_client_remove(dp_queue_t *q, dp_qclient_t *c)
 {
     for (int cls = 0; cls < DP_CLASS_COUNT; cls++)
@@ -191,7 +172,7 @@ int dp_queue_add(dp_queue_t *q, dp_qclient_t *c, uint64_t id, dp_class_t cls,
 {
     if (dp_queue_find(q, id))
         return DP_ERR_INVALID;
-    dp_bjob_t *j = s_job_alloc(q);
+    dp_bjob_t *j = dp_slab_alloc(&q->slab);
     if (!j)
         return DP_ERR_NOMEM;
     j->id = id;
@@ -211,6 +192,9 @@ int dp_queue_add(dp_queue_t *q, dp_qclient_t *c, uint64_t id, dp_class_t cls,
         s_grow(q);
     s_push(&c->queue[cls], j, false);
     q->queued[cls]++;
+    c->njobs++;
+    c->bytes += DP_QUEUE_JOB_COST(raw_len);
+    q->bytes += DP_QUEUE_JOB_COST(raw_len);
     s_ring_add(q, c, cls);
     if (out)
         *out = j;
@@ -253,8 +237,90 @@ size_t dp_queue_take(dp_queue_t *q, dp_class_t cls, dp_qworker_t *w, size_t max,
     return n;
 }
 
-static void s_unlease(dp_bjob_t *j)
+/* ---- the lease heap: a binary min-heap on deadline_ms ---- */
+
+static void s_heap_set(dp_queue_t *q, size_t k, dp_bjob_t *j)
 {
+    q->heap[k] = j;
+    j->hidx = (uint32_t)(k + 1);
+}
+
+static void s_heap_up(dp_queue_t *q, size_t k)
+{
+    dp_bjob_t *j = q->heap[k];
+    while (k > 0) {
+        size_t up = (k - 1) / 2;
+        if (q->heap[up]->deadline_ms <= j->deadline_ms)
+            break;
+        s_heap_set(q, k, q->heap[up]);
+        k = up;
+    }
+    s_heap_set(q, k, j);
+}
+
+static void s_heap_down(dp_queue_t *q, size_t k)
+{
+    dp_bjob_t *j = q->heap[k];
+    for (;;) {
+        size_t c = 2 * k + 1;
+        if (c >= q->nheap)
+            break;
+        if (c + 1 < q->nheap &&
+            q->heap[c + 1]->deadline_ms < q->heap[c]->deadline_ms)
+            c++;
+        if (j->deadline_ms <= q->heap[c]->deadline_ms)
+            break;
+        s_heap_set(q, k, q->heap[c]);
+        k = c;
+    }
+    s_heap_set(q, k, j);
+}
+
+static void s_heap_del(dp_queue_t *q, dp_bjob_t *j)
+{
+    if (!j->hidx)
+        return;
+    size_t k = j->hidx - 1;
+    j->hidx = 0;
+    dp_bjob_t *last = q->heap[--q->nheap];
+    if (last == j)
+        return;
+    s_heap_set(q, k, last);
+    s_heap_up(q, k);
+    s_heap_down(q, last->hidx - 1);
+}
+
+int dp_queue_arm(dp_queue_t *q, dp_bjob_t *j, uint64_t deadline_ms)
+{
+    assert(j->state != DP_JOB_QUEUED);
+    if (j->hidx) {
+        j->deadline_ms = deadline_ms;
+        s_heap_up(q, j->hidx - 1);
+        s_heap_down(q, j->hidx - 1);
+        return 0;
+    }
+    if (q->nheap == q->heapcap) {
+        size_t cap = q->heapcap ? q->heapcap * 2 : S_INITIAL_BUCKETS;
+        dp_bjob_t **h = realloc(q->heap, cap * sizeof *h);
+        if (!h)
+            return DP_ERR_NOMEM;
+        q->heap = h;
+        q->heapcap = cap;
+    }
+    j->deadline_ms = deadline_ms;
+    q->heap[q->nheap++] = j;
+    s_heap_up(q, q->nheap - 1);
+    return 0;
+}
+
+dp_bjob_t *dp_queue_earliest(const dp_queue_t *q)
+{
+    return q->nheap ? q->heap[0] : NULL;
+}
+
+static void s_unlease(dp_queue_t *q, dp_bjob_t *j)
+{
+    s_heap_del(q, j);
     dp_qworker_t *w = j->worker;
     s_unlink(&w->leases, j);
     w->inflight[j->cls]--;
@@ -264,7 +330,7 @@ static void s_unlease(dp_bjob_t *j)
 void dp_queue_requeue(dp_queue_t *q, dp_bjob_t *j)
 {
     assert(j->state == DP_JOB_LEASED);
-    s_unlease(j);
+    s_unlease(q, j);
     j->client->running--;
     j->state = DP_JOB_QUEUED;
     s_push(&j->client->queue[j->cls], j, true);
@@ -277,6 +343,8 @@ void dp_queue_orphan(dp_queue_t *q, dp_bjob_t *j)
     (void)q;
     assert(j->state == DP_JOB_LEASED);
     j->client->running--;
+    j->client->njobs--;
+    j->client->bytes -= DP_QUEUE_JOB_COST(j->raw_len);
     j->client = NULL;
     j->state = DP_JOB_ORPHAN;
 }
@@ -292,16 +360,23 @@ void dp_queue_free_job(dp_queue_t *q, dp_bjob_t *j)
         break;
     case DP_JOB_LEASED:
         j->client->running--;
-        s_unlease(j);
+        s_unlease(q, j);
         break;
     case DP_JOB_ORPHAN:
-        s_unlease(j);
+        s_unlease(q, j);
         break;
     }
+    if (j->client) {
+        j->client->njobs--;
+        j->client->bytes -= DP_QUEUE_JOB_COST(j->raw_len);
+    }
+    q->bytes -= DP_QUEUE_JOB_COST(j->raw_len);
     s_unindex(q, j);
     q->njobs--;
     dp_bbuf_unref(j->buf);
-    s_job_free(q, j);
+    dp_slab_free(&q->slab, j);
+    if (q->njobs == 0)
+        s_shrink(q);
 }
 
 uint64_t dp_queue_credit(const dp_qworker_t *w, dp_class_t cls, size_t chunk,
@@ -326,5 +401,6 @@ uint64_t dp_queue_credit(const dp_qworker_t *w, dp_class_t cls, size_t chunk,
     }
     if (slots == 0)
         return 0;
-    return w->inflight[cls] >= allowed ? 0 : allowed - w->inflight[cls];
+    uint64_t held = (uint64_t)w->inflight[cls] + w->stuck[cls];
+    return held >= allowed ? 0 : allowed - held;
 }

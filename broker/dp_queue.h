@@ -27,6 +27,7 @@
 #include <zmq.h>
 
 #include "dp_jobs.h"
+#include "dp_list.h"
 
 typedef enum { DP_JOB_QUEUED, DP_JOB_LEASED, DP_JOB_ORPHAN } dp_jobstate_t;
 
@@ -36,6 +37,8 @@ extern const char *const dp_jobstate_names[];
 typedef struct dp_bbuf {
     zmq_msg_t msg;
     uint32_t refs;
+    struct dp_bbuf *next; /* a held SUBMIT: the next one of its client */
+    uint32_t njobs;       /* a held SUBMIT: its job count */
 } dp_bbuf_t;
 
 typedef struct dp_bjob dp_bjob_t;
@@ -50,7 +53,10 @@ typedef struct dp_qclient {
     dp_jlist_t queue[DP_CLASS_COUNT]; /* waiting jobs, oldest first */
     struct dp_qclient *rr_prev[DP_CLASS_COUNT], *rr_next[DP_CLASS_COUNT];
     bool in_ring[DP_CLASS_COUNT];
+    bool paused;    /* out of the rings: its results sit unread */
     size_t running; /* leased jobs */
+    size_t njobs;   /* queued and leased jobs */
+    size_t bytes;   /* their DP_QUEUE_JOB_COST */
 } dp_qclient_t;
 
 #define DP_QUEUE_LOOKAHEAD_US 2000.0    /* work a slot may have waiting */
@@ -60,6 +66,8 @@ typedef struct dp_qworker {
     dp_jlist_t leases;                 /* jobs it holds */
     uint32_t capacity[DP_CLASS_COUNT]; /* slots it announced */
     uint32_t inflight[DP_CLASS_COUNT]; /* leases per class */
+    uint32_t stuck[DP_CLASS_COUNT];    /* expired leases not yet answered:
+                                          credit it does not get back */
     double avg_us[DP_CLASS_COUNT];     /* moving average of its job times */
 } dp_qworker_t;
 
@@ -74,19 +82,22 @@ struct dp_bjob {
     dp_qworker_t *worker; /* when leased */
     uint8_t cls;
     uint8_t state;
-    uint8_t attempts; /* dispatches so far */
-    uint8_t retries;  /* re-dispatches allowed after loss */
-    uint16_t chunk;   /* jobs per dispatch its client asked */
+    uint8_t attempts;     /* dispatches so far */
+    uint8_t retries;      /* re-dispatches allowed after loss */
+    uint16_t chunk;       /* jobs per dispatch its client asked */
+    uint16_t handbacks;   /* times a worker gave it back unstarted */
+    uint32_t limit_ms;    /* its time limit (its own or its type's) */
+    uint32_t hidx;        /* 1 + its place in the lease heap; 0 = none */
+    uint64_t deadline_ms; /* when leased: the lease runs out (dp_now_ms) */
 };
+
+/* What one job costs the broker: its encoded bytes (in the SUBMIT frame
+ * it keeps alive) and its record. */
+#define DP_QUEUE_JOB_COST(raw_len) ((size_t)(raw_len) + sizeof(dp_bjob_t))
 
 /* Job records come from slabs and go back to a free list: no malloc per
  * job on the hot path. */
 #define DP_QUEUE_SLAB_JOBS 4096
-
-typedef struct dp_qslab {
-    struct dp_qslab *next;
-    dp_bjob_t jobs[DP_QUEUE_SLAB_JOBS];
-} dp_qslab_t;
 
 typedef struct {
     dp_bjob_t **buckets;
@@ -94,8 +105,11 @@ typedef struct {
     size_t njobs;
     dp_qclient_t *ring[DP_CLASS_COUNT]; /* next client to serve per class */
     size_t queued[DP_CLASS_COUNT];
-    dp_qslab_t *slabs;
-    dp_bjob_t *free_jobs; /* linked through hnext */
+    size_t bytes;     /* DP_QUEUE_JOB_COST of every job */
+    dp_slab_t slab;   /* job records; all blocks but one given back when no
+                         job is left */
+    dp_bjob_t **heap; /* leases with a deadline, earliest first */
+    size_t nheap, heapcap;
 } dp_queue_t;
 
 /* dp_queue_init / dp_queue_release: an empty queue; release frees every
@@ -138,6 +152,15 @@ void dp_queue_free_job(dp_queue_t *q, dp_bjob_t *j);
  * never more than DP_QUEUE_LOOKAHEAD_MAX_JOBS per slot. */
 uint64_t dp_queue_credit(const dp_qworker_t *w, dp_class_t cls, size_t chunk,
                          bool lookahead, long nchunks);
+/* dp_queue_arm: give the leased job j a deadline (dp_now_ms clock); it
+ * stays in the lease heap until it leaves the LEASED/ORPHAN states.
+ * 0 or DP_ERR_NOMEM (then it has no deadline). O(log n). */
+int dp_queue_arm(dp_queue_t *q, dp_bjob_t *j, uint64_t deadline_ms);
+/* dp_queue_earliest: the leased job whose deadline comes first, or NULL. */
+dp_bjob_t *dp_queue_earliest(const dp_queue_t *q);
+/* dp_queue_client_pause: take c out of the rings (paused: none of its
+ * jobs is handed out) or put it back. */
+void dp_queue_client_pause(dp_queue_t *q, dp_qclient_t *c, bool paused);
 /* dp_queue_client_remove: unlink a client from the round-robin rings. */
 void dp_queue_client_remove(dp_queue_t *q, dp_qclient_t *c);
 

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,32 @@ int main(int argc, char **argv)
          1000000, "N",
          "chunks a worker may hold beyond its slots (-1: "
          "auto, about 2 ms of work per slot)"},
+        {"lease-grace", 0, "DPOOL_LEASE_GRACE_MS", DP_OPT_LONG,
+         &cfg.lease_grace_ms, 0, 86400000, "MS",
+         "a lease runs out this long after the job's time limit (5000)"},
+        {"max-requeues", 0, "DPOOL_MAX_REQUEUES", DP_OPT_LONG,
+         &cfg.max_requeues, 0, UINT16_MAX, "N",
+         "times a job may be handed back unstarted (16)"},
+        {"max-client-jobs", 0, "DPOOL_MAX_CLIENT_JOBS", DP_OPT_LONG,
+         &cfg.max_client_jobs, 1, 100000000, "N",
+         "jobs one client may have queued or running; more wait (200000)"},
+        {"max-client-bytes", 0, "DPOOL_MAX_CLIENT_BYTES", DP_OPT_LONG,
+         &cfg.max_client_bytes, 1L << 20, 1L << 40, "BYTES",
+         "bytes those jobs may hold; more wait (64 MiB)"},
+        {"max-client-held", 0, "DPOOL_MAX_CLIENT_HELD", DP_OPT_LONG,
+         &cfg.max_client_held, 0, 1L << 40, "BYTES",
+         "SUBMITs held for a client at its share; beyond, refused (16 MiB)"},
+        {"max-jobs", 0, "DPOOL_MAX_JOBS", DP_OPT_LONG, &cfg.max_jobs, 1,
+         1000000000, "N", "jobs queued or running, all clients (2000000)"},
+        {"max-bytes", 0, "DPOOL_MAX_BYTES", DP_OPT_LONG, &cfg.max_bytes,
+         1L << 20, 1L << 42, "BYTES",
+         "bytes those jobs may hold, all clients (256 MiB)"},
+        {"hwm", 0, "DPOOL_HWM", DP_OPT_LONG, &cfg.hwm, 16, 1000000, "N",
+         "messages queued per peer each way (1000)"},
+        {"max-peers", 0, "DPOOL_MAX_PEERS", DP_OPT_LONG, &cfg.max_peers, 0,
+         10000000, "N",
+         "clients and workers served; more are refused (0: open-files "
+         "limit - 64, at most 65536)"},
         {"max-msg-size", 0, "DPOOL_MAX_MSG_SIZE", DP_OPT_LONG, &max_msg, 1024,
          1L << 31, "BYTES", "largest message accepted"},
         {"log-level", 0, "DPOOL_LOG", DP_OPT_STR, &level, 0, 0, "LEVEL",

@@ -341,3 +341,239 @@ void dp_result_free(dp_result_t **r)
     free(*r);
     *r = NULL;
 }
+
+/* ---- typed messages: one writer and one reader each ---- */
+
+#define S_HELLO_FIELDS 2
+#define S_WELCOME_FIELDS 5
+#define S_WELCOME_MIN_FIELDS 2 /* peer_no, heartbeat_ms: what a peer needs */
+#define S_READY_FIELDS 5
+#define S_CREDIT_FIELDS 2
+#define S_ACCEPTED_FIELDS 2
+#define S_ERROR_FIELDS 2
+#define S_REFUSAL_FIELDS 4
+#define S_SUBMIT_FIELDS 3
+#define S_SHUTDOWN_FIELDS 1
+
+/* s_fields: an array of exactly n (or at least n with at_least). */
+static int s_fields(dp_rd_t *r, uint32_t n, bool at_least, uint32_t *got)
+{
+    uint32_t k;
+    int rc = dp_rd_array(r, &k);
+    if (!rc && (at_least ? k < n : k != n))
+        rc = DP_ERR_PROTOCOL;
+    if (got)
+        *got = k;
+    return rc;
+}
+
+void dp_msg_hello(dp_wr_t *w, const char *name, uint32_t pid)
+{
+    dp_msg_begin(w, DP_CMD_HELLO);
+    dp_wr_array(w, S_HELLO_FIELDS);
+    dp_wr_cstr(w, name);
+    dp_wr_uint(w, pid);
+}
+
+int dp_msg_read_hello(dp_rd_t *r, dp_hello_t *m)
+{
+    int rc = s_fields(r, S_HELLO_FIELDS, false, NULL);
+    if (!rc)
+        rc = dp_rd_str(r, &m->name, &m->name_len);
+    if (!rc)
+        rc = dp_rd_uint(r, &m->pid);
+    return rc;
+}
+
+void dp_msg_welcome(dp_wr_t *w, const dp_welcome_t *m)
+{
+    dp_msg_begin(w, DP_CMD_WELCOME);
+    dp_wr_array(w, S_WELCOME_FIELDS);
+    dp_wr_uint(w, m->peer_no);
+    dp_wr_uint(w, m->heartbeat_ms);
+    dp_wr_uint(w, m->max_msg);
+    dp_wr_uint(w, m->cpu_slots);
+    dp_wr_uint(w, m->io_slots);
+}
+
+int dp_msg_read_welcome(dp_rd_t *r, dp_welcome_t *m)
+{
+    uint32_t n;
+    memset(m, 0, sizeof *m);
+    int rc = s_fields(r, S_WELCOME_MIN_FIELDS, true, &n);
+    uint64_t *v[S_WELCOME_FIELDS] = {&m->peer_no, &m->heartbeat_ms, &m->max_msg,
+                                     &m->cpu_slots, &m->io_slots};
+    for (uint32_t k = 0; !rc && k < n; k++)
+        rc = k < S_WELCOME_FIELDS ? dp_rd_uint(r, v[k]) : dp_rd_skip(r);
+    return rc;
+}
+
+void dp_msg_ready(dp_wr_t *w, const char *name, uint32_t pid, uint32_t cpu,
+                  uint32_t io, const char *const *types, size_t ntypes)
+{
+    dp_msg_begin(w, DP_CMD_READY);
+    dp_wr_array(w, S_READY_FIELDS);
+    dp_wr_cstr(w, name);
+    dp_wr_uint(w, pid);
+    dp_wr_uint(w, cpu);
+    dp_wr_uint(w, io);
+    dp_wr_array(w, (uint32_t)ntypes);
+    for (size_t k = 0; k < ntypes; k++)
+        dp_wr_cstr(w, types[k]);
+}
+
+int dp_msg_read_ready(dp_rd_t *r, dp_ready_t *m)
+{
+    int rc = s_fields(r, S_READY_FIELDS, false, NULL);
+    if (!rc)
+        rc = dp_rd_str(r, &m->name, &m->name_len);
+    if (!rc)
+        rc = dp_rd_uint(r, &m->pid);
+    if (!rc)
+        rc = dp_rd_uint(r, &m->cpu_slots);
+    if (!rc)
+        rc = dp_rd_uint(r, &m->io_slots);
+    if (!rc)
+        rc = dp_rd_array(r, &m->ntypes);
+    for (uint32_t k = 0; !rc && k < m->ntypes; k++) {
+        const char *s;
+        size_t len;
+        rc = dp_rd_str(r, &s, &len);
+    }
+    return rc;
+}
+
+void dp_msg_credit(dp_wr_t *w, uint32_t cpu, uint32_t io)
+{
+    dp_msg_begin(w, DP_CMD_CREDIT);
+    dp_wr_array(w, S_CREDIT_FIELDS);
+    dp_wr_uint(w, cpu);
+    dp_wr_uint(w, io);
+}
+
+int dp_msg_read_credit(dp_rd_t *r, uint64_t *cpu, uint64_t *io)
+{
+    int rc = s_fields(r, S_CREDIT_FIELDS, false, NULL);
+    if (!rc)
+        rc = dp_rd_uint(r, cpu);
+    if (!rc)
+        rc = dp_rd_uint(r, io);
+    return rc;
+}
+
+void dp_msg_accepted(dp_wr_t *w, uint64_t seq, uint32_t accepted)
+{
+    dp_msg_begin(w, DP_CMD_ACCEPTED);
+    dp_wr_array(w, S_ACCEPTED_FIELDS);
+    dp_wr_uint(w, seq);
+    dp_wr_uint(w, accepted);
+}
+
+void dp_msg_cancel(dp_wr_t *w, const uint64_t *ids, size_t n)
+{
+    dp_msg_begin(w, DP_CMD_CANCEL);
+    dp_wr_array(w, (uint32_t)n);
+    for (size_t k = 0; k < n; k++)
+        dp_wr_uint(w, ids[k]);
+}
+
+int dp_msg_read_cancel(dp_rd_t *r, uint32_t *n)
+{
+    return dp_rd_array(r, n);
+}
+
+int dp_msg_read_cancel_id(dp_rd_t *r, uint64_t *id)
+{
+    return dp_rd_uint(r, id);
+}
+
+void dp_msg_refusal(dp_wr_t *w, int code, const char *message, uint64_t seq,
+                    uint32_t count)
+{
+    dp_msg_begin(w, DP_CMD_ERROR);
+    dp_wr_array(w, S_REFUSAL_FIELDS);
+    dp_wr_uint(w, (uint64_t)code);
+    dp_wr_cstr(w, message);
+    dp_wr_uint(w, seq);
+    dp_wr_uint(w, count);
+}
+
+int dp_msg_read_error(dp_rd_t *r, dp_error_msg_t *m)
+{
+    uint32_t n;
+    memset(m, 0, sizeof *m);
+    int rc = dp_rd_array(r, &n);
+    if (!rc && n != S_ERROR_FIELDS && n != S_REFUSAL_FIELDS)
+        rc = DP_ERR_PROTOCOL;
+    if (!rc)
+        rc = dp_rd_uint(r, &m->code);
+    if (!rc)
+        rc = dp_rd_str(r, &m->message, &m->message_len);
+    if (!rc && n == S_REFUSAL_FIELDS) {
+        m->refusal = true;
+        rc = dp_rd_uint(r, &m->seq);
+        if (!rc)
+            rc = dp_rd_uint(r, &m->count);
+    }
+    return rc;
+}
+
+void dp_msg_shutdown(dp_wr_t *w, const char *reason)
+{
+    dp_msg_begin(w, DP_CMD_SHUTDOWN);
+    dp_wr_array(w, S_SHUTDOWN_FIELDS);
+    dp_wr_cstr(w, reason);
+}
+
+void dp_msg_status_reply(dp_wr_t *w, const dp_stat_t *rows, size_t n)
+{
+    dp_msg_begin(w, DP_CMD_STATUS_REPLY);
+    dp_wr_map(w, (uint32_t)n);
+    for (size_t k = 0; k < n; k++) {
+        dp_wr_cstr(w, rows[k].key);
+        dp_wr_uint(w, rows[k].value);
+    }
+}
+
+int dp_msg_peek_submit(const dp_rd_t *r, uint64_t *seq, uint32_t *njobs)
+{
+    dp_rd_t p = *r;
+    int rc = s_fields(&p, S_SUBMIT_FIELDS, false, NULL);
+    if (!rc)
+        rc = dp_rd_uint(&p, seq);
+    if (!rc && dp_rd_array(&p, njobs))
+        *njobs = 0; /* dp_msg_read_submit says what is wrong */
+    return rc;
+}
+
+int dp_msg_read_submit(dp_rd_t *r, uint64_t *seq, uint32_t *njobs,
+                       uint64_t *chunk, dp_rd_t *jobs)
+{
+    int rc = s_fields(r, S_SUBMIT_FIELDS, false, NULL);
+    if (!rc)
+        rc = dp_rd_uint(r, seq);
+    dp_rd_t at = *r;
+    if (!rc)
+        rc = dp_rd_skip(r);
+    if (!rc)
+        rc = dp_rd_uint(r, chunk);
+    if (!rc)
+        rc = dp_msg_end(r);
+    if (!rc)
+        rc = dp_rd_array(&at, njobs);
+    if (!rc)
+        *jobs = at;
+    return rc;
+}
+
+void dp_msg_results(dp_wr_t *w, uint32_t n, const void *raw, size_t len)
+{
+    dp_msg_begin(w, DP_CMD_RESULTS);
+    dp_wr_array(w, n);
+    dp_wr_raw(w, raw, len);
+}
+
+int dp_msg_read_results(dp_rd_t *r, uint32_t *n)
+{
+    return dp_rd_array(r, n);
+}

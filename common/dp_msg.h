@@ -12,6 +12,8 @@
 #ifndef DP_MSG_H
 #define DP_MSG_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "dp_wire.h"
@@ -126,6 +128,92 @@ int dp_msg_read_jobs(dp_rd_t *r, uint32_t *chunksize, uint32_t *n);
 void dp_msg_error(dp_wr_t *w, int code, const char *message);
 /* dp_msg_empty: a whole message with body [] (HEARTBEAT, BYE, STATUS). */
 void dp_msg_empty(dp_wr_t *w, int cmd);
+
+/* ---- typed messages ----
+ * One writer (a whole message into w, which the caller reset) and one
+ * reader (of the body dp_msg_open left in r) per message, so no other
+ * file knows a field's position. Readers borrow strings from the message
+ * and check shapes; 0, PROTOCOL or TOO_BIG. */
+
+/* HELLO [name, pid] */
+typedef struct {
+    const char *name; /* borrowed, not NUL-terminated */
+    size_t name_len;
+    uint64_t pid;
+} dp_hello_t;
+void dp_msg_hello(dp_wr_t *w, const char *name, uint32_t pid);
+int dp_msg_read_hello(dp_rd_t *r, dp_hello_t *m);
+
+/* WELCOME [peer_no, heartbeat_ms, max_msg, cpu_slots, io_slots]; the
+ * reader takes 2 fields or more (later ones default to 0, extra ones are
+ * skipped) so either side may grow it. */
+typedef struct {
+    uint64_t peer_no, heartbeat_ms, max_msg, cpu_slots, io_slots;
+} dp_welcome_t;
+void dp_msg_welcome(dp_wr_t *w, const dp_welcome_t *m);
+int dp_msg_read_welcome(dp_rd_t *r, dp_welcome_t *m);
+
+/* READY [name, pid, cpu_slots, io_slots, [type...]] */
+typedef struct {
+    const char *name; /* borrowed */
+    size_t name_len;
+    uint64_t pid, cpu_slots, io_slots;
+    uint32_t ntypes; /* the names are checked, not kept */
+} dp_ready_t;
+void dp_msg_ready(dp_wr_t *w, const char *name, uint32_t pid, uint32_t cpu,
+                  uint32_t io, const char *const *types, size_t ntypes);
+int dp_msg_read_ready(dp_rd_t *r, dp_ready_t *m);
+
+/* CREDIT [cpu_slots, io_slots] */
+void dp_msg_credit(dp_wr_t *w, uint32_t cpu, uint32_t io);
+int dp_msg_read_credit(dp_rd_t *r, uint64_t *cpu, uint64_t *io);
+
+/* ACCEPTED [seq, accepted] */
+void dp_msg_accepted(dp_wr_t *w, uint64_t seq, uint32_t accepted);
+
+/* CANCEL [id...]: dp_msg_read_cancel opens it (*n ids), then
+ * dp_msg_read_cancel_id reads each. */
+void dp_msg_cancel(dp_wr_t *w, const uint64_t *ids, size_t n);
+int dp_msg_read_cancel(dp_rd_t *r, uint32_t *n);
+int dp_msg_read_cancel_id(dp_rd_t *r, uint64_t *id);
+
+/* ERROR [code, message] (dp_msg_error) or, refusing a SUBMIT, [code,
+ * message, seq, count] (dp_msg_refusal). */
+typedef struct {
+    uint64_t code;
+    const char *message; /* borrowed */
+    size_t message_len;
+    bool refusal; /* seq and count are set */
+    uint64_t seq, count;
+} dp_error_msg_t;
+void dp_msg_refusal(dp_wr_t *w, int code, const char *message, uint64_t seq,
+                    uint32_t count);
+int dp_msg_read_error(dp_rd_t *r, dp_error_msg_t *m);
+
+/* SHUTDOWN [reason] */
+void dp_msg_shutdown(dp_wr_t *w, const char *reason);
+
+/* STATUS_REPLY {name: uint...} */
+typedef struct {
+    const char *key;
+    uint64_t value;
+} dp_stat_t;
+void dp_msg_status_reply(dp_wr_t *w, const dp_stat_t *rows, size_t n);
+
+/* SUBMIT [seq, [job...], chunksize]. dp_msg_peek_submit reads only seq and
+ * the job count (njobs 0 if that array is malformed): enough for flow
+ * control without walking the jobs. dp_msg_read_submit checks the whole
+ * shape and leaves *jobs at the first job (read each with
+ * dp_msg_read_job). */
+int dp_msg_peek_submit(const dp_rd_t *r, uint64_t *seq, uint32_t *njobs);
+int dp_msg_read_submit(dp_rd_t *r, uint64_t *seq, uint32_t *njobs,
+                       uint64_t *chunk, dp_rd_t *jobs);
+
+/* RESULTS [result...]: dp_msg_results writes n results already encoded
+ * back to back in raw[0..len); dp_msg_read_results opens one (*n results,
+ * each read with dp_msg_read_result, then dp_msg_end). */
+void dp_msg_results(dp_wr_t *w, uint32_t n, const void *raw, size_t len);
+int dp_msg_read_results(dp_rd_t *r, uint32_t *n);
 
 /* dp_res_to_result: decode a wire result into the public dp_result_t
  * (caller frees with dp_result_free). 0, NOMEM or PROTOCOL. */

@@ -13,7 +13,7 @@
 dp_limits_t dp_limits_default(void)
 {
     dp_limits_t l = {DP_MAX_MSG_BYTES_DEFAULT, DP_MAX_ELEMS_DEFAULT,
-                     DP_MAX_DEPTH_DEFAULT};
+                     DP_MAX_DEPTH_DEFAULT, DP_DECODE_FACTOR_DEFAULT};
     return l;
 }
 
@@ -260,7 +260,7 @@ bool dp_rd_is_nil(dp_rd_t *r)
 
 /* s_skip: step over one value; depth counts open containers. Iterative
  * over siblings, recursive only into containers (bounded by max_depth). */
-static int s_skip(dp_rd_t *r, uint32_t depth)
+static int s_skip(dp_rd_t *r, uint32_t depth, uint64_t *cost)
 {
     s_head_t h;
     int rc = s_head(r, &h);
@@ -269,11 +269,15 @@ static int s_skip(dp_rd_t *r, uint32_t depth)
     if (rc)
         return rc;
     r->p += h.hdr;
+    if (cost)
+        *cost += sizeof(dp_value_t);
     switch (h.kind) {
     case K_STR:
     case K_BIN:
     case K_EXT:
         r->p += h.n;
+        if (cost)
+            *cost += h.n + 1 + DP_DECODE_ALLOC_BYTES;
         return 0;
     case K_FLOAT:
         return 0; /* float bytes were part of the header */
@@ -282,8 +286,10 @@ static int s_skip(dp_rd_t *r, uint32_t depth)
         if (depth + 1 > r->lim->max_depth)
             return DP_ERR_TOO_BIG;
         uint64_t items = h.kind == K_MAP ? 2 * h.n : h.n;
+        if (cost && items)
+            *cost += DP_DECODE_ALLOC_BYTES;
         for (uint64_t k = 0; k < items; k++)
-            if ((rc = s_skip(r, depth + 1)))
+            if ((rc = s_skip(r, depth + 1, cost)))
                 return rc;
         return 0;
     }
@@ -295,7 +301,7 @@ static int s_skip(dp_rd_t *r, uint32_t depth)
 int dp_rd_skip(dp_rd_t *r)
 {
     const uint8_t *start = r->p;
-    int rc = s_skip(r, 0);
+    int rc = s_skip(r, 0, NULL);
     if (rc)
         r->p = start;
     return rc;
@@ -374,10 +380,18 @@ static int s_value(dp_rd_t *r, dp_value_t *out)
 
 int dp_rd_value(dp_rd_t *r, dp_value_t *out)
 {
+    /* validate all before allocating, and refuse a value that would cost
+     * more than decode_factor x its wire size in memory (nested empty
+     * arrays cost 1 byte on the wire, a dp_value_t each decoded) */
     dp_rd_t probe = *r;
-    int rc = dp_rd_skip(&probe); /* validate all before allocating */
+    uint64_t cost = 0;
+    int rc = s_skip(&probe, 0, &cost);
     if (rc)
         return rc;
+    uint64_t wire = (uint64_t)(probe.p - r->p);
+    if (r->lim->decode_factor &&
+        cost > wire * r->lim->decode_factor + DP_DECODE_SLACK_BYTES)
+        return DP_ERR_TOO_BIG;
     rc = s_value(r, out);
     if (rc)
         return rc;

@@ -29,11 +29,19 @@
 #define DP_MAX_MSG_BYTES_DEFAULT (300u * 1024 * 1024) /* 256 MiB body + */
 #define DP_MAX_ELEMS_DEFAULT 1000000u /* items in one array or map */
 #define DP_MAX_DEPTH_DEFAULT 32u      /* nesting of arrays and maps */
+/* A decoded value may cost at most DP_DECODE_FACTOR_DEFAULT times its
+ * wire size plus DP_DECODE_SLACK_BYTES in memory (dp_rd_value), counting
+ * a dp_value_t per item and DP_DECODE_ALLOC_BYTES per allocation: a 20 MB
+ * message never costs more than about 200 MB decoded. */
+#define DP_DECODE_FACTOR_DEFAULT 10u
+#define DP_DECODE_SLACK_BYTES (1024u * 1024) /* small values: any shape */
+#define DP_DECODE_ALLOC_BYTES 16u            /* malloc's own overhead */
 
 typedef struct {
     size_t max_msg_bytes;
     uint32_t max_elems;
     uint32_t max_depth;
+    uint32_t decode_factor; /* decoded bytes per wire byte; 0 = unbounded */
 } dp_limits_t;
 
 /* dp_limits_default: the defaults above. */

@@ -22,13 +22,16 @@
 
 #include "dp_clock.h"
 #include "dp_frame.h"
+#include "dp_list.h"
 #include "dp_log.h"
 #include "dp_msg.h"
+#include "dp_rlimit.h"
 #include "dp_zsock.h"
 
 #define S_MSG_MAX 256
 #define S_ARG_MAX 32
 #define S_NUM_MAX 32
+#define S_TYPES_MAX 64 /* job types announced in READY, at most */
 
 extern char **environ;
 
@@ -60,14 +63,9 @@ typedef struct {
     size_t n;
 } s_jlist_t;
 
-/* Job records come from slabs and go back to a free list (linked through
- * next): no malloc per job on the hot path. */
+/* Job records come from a slab (common/dp_list.h): no malloc per job on
+ * the hot path. */
 #define S_SLAB_JOBS 1024
-
-typedef struct s_slab {
-    struct s_slab *next;
-    s_job_t jobs[S_SLAB_JOBS];
-} s_slab_t;
 
 struct s_child {
     pid_t pid;
@@ -97,9 +95,8 @@ struct dp_agent {
     bool draining;
     uint64_t drain_end_ms;
     uint32_t next_group;
-    s_slab_t *slabs;
-    s_job_t *free_jobs;
-    dp_wr_t out; /* RESULTS for the broker being built */
+    dp_slab_t slab; /* job records */
+    dp_wr_t out;    /* RESULTS for the broker being built */
     uint32_t nout;
     dp_wr_t w;
 };
@@ -108,47 +105,17 @@ struct dp_agent {
 
 static void s_push(s_jlist_t *l, s_job_t *j)
 {
-    j->next = NULL;
-    j->prev = l->tail;
-    if (l->tail)
-        l->tail->next = j;
-    else
-        l->head = j;
-    l->tail = j;
-    l->n++;
+    DP_LIST_PUSH(l, j, false);
 }
 
 static void s_unlink(s_jlist_t *l, s_job_t *j)
 {
-    if (j->prev)
-        j->prev->next = j->next;
-    else
-        l->head = j->next;
-    if (j->next)
-        j->next->prev = j->prev;
-    else
-        l->tail = j->prev;
-    j->prev = j->next = NULL;
-    l->n--;
+    DP_LIST_UNLINK(l, j);
 }
 
 static s_job_t *s_job_new(dp_agent_t *a)
 {
-    if (!a->free_jobs) {
-        s_slab_t *sl = malloc(sizeof *sl);
-        if (!sl)
-            return NULL;
-        sl->next = a->slabs;
-        a->slabs = sl;
-        for (size_t k = 0; k < S_SLAB_JOBS; k++) {
-            sl->jobs[k].next = a->free_jobs;
-            a->free_jobs = &sl->jobs[k];
-        }
-    }
-    s_job_t *j = a->free_jobs;
-    a->free_jobs = j->next;
-    memset(j, 0, sizeof *j);
-    return j;
+    return dp_slab_alloc(&a->slab);
 }
 
 static void s_frame_unref(s_frame_t *f);
@@ -158,8 +125,7 @@ static void s_frame_unref(s_frame_t *f);
 static void s_job_free(dp_agent_t *a, s_job_t *j)
 {
     s_frame_unref(j->frame);
-    j->next = a->free_jobs;
-    a->free_jobs = j;
+    dp_slab_free(&a->slab, j);
 }
 
 static void s_frame_unref(s_frame_t *f)
@@ -471,7 +437,7 @@ static int s_child_frame(dp_agent_t *a, s_child_t *c, const char *data,
     if (!rc && cmd != DP_CMD_RESULTS)
         rc = DP_ERR_UNKNOWN_CMD;
     if (!rc)
-        rc = dp_rd_array(&r, &n);
+        rc = dp_msg_read_results(&r, &n);
     for (uint32_t k = 0; !rc && k < n; k++) {
         dp_res_t res;
         if (!(rc = dp_msg_read_result(&r, &res)))
@@ -491,15 +457,26 @@ static void s_child_readable(dp_agent_t *a, s_child_t *c)
         if (c->in.len - c->in.off == before)
             break;
     }
-    const char *data;
-    size_t len;
-    int got;
-    while ((got = dp_framer_next(&c->in, &data, &len)) == 1)
-        if (s_child_frame(a, c, data, len))
-            got = -1;
-    if (got < 0) {
-        dp_error("child %d sent a bad frame; killing it", (int)c->pid);
+    /* dp_framer_next: 1 a frame, 0 none yet, else an error (TOO_BIG is
+     * positive): a child that sends a frame we cannot read is killed, its
+     * job reported lost when it is reaped, and nothing more is read */
+    bool bad = false;
+    while (!c->eof) {
+        const char *data;
+        size_t len;
+        int got = dp_framer_next(&c->in, &data, &len);
+        if (got == 0)
+            break;
+        if (got != 1 || s_child_frame(a, c, data, len)) {
+            bad = true;
+            break;
+        }
+    }
+    if (bad) {
+        dp_error("child %d sent a bad or oversized frame; killing it",
+                 (int)c->pid);
         s_kill(c, SIGKILL);
+        rc = DP_ERR_IO;
     }
     if (rc == DP_ERR_EOF || rc == DP_ERR_IO) {
         c->eof = true; /* it is exiting; SIGCHLD follows */
@@ -513,16 +490,14 @@ static void s_send_ready(dp_agent_t *a)
 {
     size_t ntypes;
     const dp_jobtype_t *types = dp_jobtype_all(&ntypes);
+    const char *names[S_TYPES_MAX];
+    size_t n = 0;
+    for (size_t k = 0; k < ntypes && n < S_TYPES_MAX; k++)
+        names[n++] = types[k].name;
     dp_wr_reset(&a->w);
-    dp_msg_begin(&a->w, DP_CMD_READY);
-    dp_wr_array(&a->w, 5);
-    dp_wr_cstr(&a->w, a->cfg.child.name);
-    dp_wr_uint(&a->w, (uint64_t)getpid());
-    dp_wr_uint(&a->w, a->draining ? 0 : (uint64_t)a->cfg.processes);
-    dp_wr_uint(&a->w, a->draining ? 0 : (uint64_t)a->cfg.io_slots);
-    dp_wr_array(&a->w, (uint32_t)ntypes);
-    for (size_t k = 0; k < ntypes; k++)
-        dp_wr_cstr(&a->w, types[k].name);
+    dp_msg_ready(&a->w, a->cfg.child.name, (uint32_t)getpid(),
+                 a->draining ? 0 : (uint32_t)a->cfg.processes,
+                 a->draining ? 0 : (uint32_t)a->cfg.io_slots, names, n);
     dp_zsend(a->sock, NULL, 0, &a->w, ZMQ_DONTWAIT);
 }
 
@@ -645,9 +620,7 @@ static void s_cancel_one(dp_agent_t *a, uint64_t id)
             j->cancelled = true;
             if (c->cls == DP_CLASS_IO) {
                 dp_wr_reset(&a->w);
-                dp_msg_begin(&a->w, DP_CMD_CANCEL);
-                dp_wr_array(&a->w, 1);
-                dp_wr_uint(&a->w, id);
+                dp_msg_cancel(&a->w, &id, 1);
                 if (!a->w.err)
                     dp_frame_write(c->fd, a->w.buf.data, a->w.buf.len);
             } else if (j == c->jobs.head) {
@@ -661,10 +634,11 @@ static void s_cancel_one(dp_agent_t *a, uint64_t id)
 static int s_on_cancel(dp_agent_t *a, dp_rd_t *r)
 {
     uint32_t n;
-    int rc = dp_rd_array(r, &n);
+    int rc = dp_msg_read_cancel(r, &n);
     for (uint32_t k = 0; !rc && k < n; k++) {
         uint64_t id;
-        if (!(rc = dp_rd_uint(r, &id)))
+        rc = dp_msg_read_cancel_id(r, &id);
+        if (!rc)
             s_cancel_one(a, id);
     }
     return rc;
@@ -673,17 +647,11 @@ static int s_on_cancel(dp_agent_t *a, dp_rd_t *r)
 /* WELCOME [peer_no, hb_ms, max_msg, cpu_slots, io_slots] */
 static int s_on_welcome(dp_agent_t *a, dp_rd_t *r)
 {
-    uint32_t n;
-    uint64_t no, hb;
-    int rc = dp_rd_array(r, &n);
-    if (!rc && n < 2)
-        rc = DP_ERR_PROTOCOL;
-    if (!rc)
-        rc = dp_rd_uint(r, &no);
-    if (!rc)
-        rc = dp_rd_uint(r, &hb);
+    dp_welcome_t wm;
+    int rc = dp_msg_read_welcome(r, &wm);
     if (rc)
         return rc;
+    uint64_t no = wm.peer_no, hb = wm.heartbeat_ms;
     if (!a->connected)
         dp_info("joined broker %s as #%llu", a->cfg.connect,
                 (unsigned long long)no);
@@ -725,16 +693,13 @@ static void s_on_broker(dp_agent_t *a, dp_zmsg_t *m)
         rc = s_on_cancel(a, &r);
         break;
     case DP_CMD_ERROR: {
-        uint32_t n;
-        uint64_t code = 0;
-        const char *s = "";
-        size_t len = 0;
-        if (!dp_rd_array(&r, &n) && n == 2 && !dp_rd_uint(&r, &code))
-            dp_rd_str(&r, &s, &len);
-        if (code == DP_ERR_UNKNOWN_PEER) /* the broker restarted */
+        dp_error_msg_t e;
+        if (dp_msg_read_error(&r, &e))
+            e.code = 0, e.message = "", e.message_len = 0;
+        if (e.code == DP_ERR_UNKNOWN_PEER) /* the broker restarted */
             a->connected = false, a->next_ready_ms = 0;
         else
-            dp_warn("broker says: %.*s", (int)len, s);
+            dp_warn("broker says: %.*s", (int)e.message_len, e.message);
         break;
     }
     case DP_CMD_SHUTDOWN:
@@ -835,10 +800,7 @@ static void s_start_drain(dp_agent_t *a)
     dp_info("stopping: no new jobs; waiting up to %.1f s for running ones",
             a->cfg.drain_grace_s);
     dp_wr_reset(&a->w);
-    dp_msg_begin(&a->w, DP_CMD_CREDIT);
-    dp_wr_array(&a->w, 2);
-    dp_wr_uint(&a->w, 0);
-    dp_wr_uint(&a->w, 0);
+    dp_msg_credit(&a->w, 0, 0);
     dp_zsend(a->sock, NULL, 0, &a->w, ZMQ_DONTWAIT);
     for (int cls = 0; cls < DP_CLASS_COUNT; cls++) {
         while (a->queue[cls].head) {
@@ -966,6 +928,8 @@ dp_agent_t *dp_agent_new(const dp_agent_cfg_t *cfg)
     if (!a)
         return NULL;
     a->cfg = *cfg;
+    dp_slab_init(&a->slab, sizeof(s_job_t), S_SLAB_JOBS);
+    dp_rlimit_raise_nofile(); /* children and io sockets are files too */
     a->hb_ms = DP_WORKER_HB_MS_DEFAULT;
     a->backoff_ms = DP_RECONNECT_MIN_MS;
     a->want[DP_CLASS_CPU] = (uint32_t)cfg->processes;
@@ -1003,11 +967,7 @@ void dp_agent_destroy(dp_agent_t **ap)
             s_job_free(a, j);
         }
     }
-    while (a->slabs) {
-        s_slab_t *sl = a->slabs;
-        a->slabs = sl->next;
-        free(sl);
-    }
+    dp_slab_release(&a->slab);
     if (a->sock)
         zmq_close(a->sock);
     if (a->ctx)

@@ -54,9 +54,7 @@ static int s_flush(int fd, dp_wr_t *body, uint32_t *n, dp_wr_t *w)
     if (*n == 0)
         return 0;
     dp_wr_reset(w);
-    dp_msg_begin(w, DP_CMD_RESULTS);
-    dp_wr_array(w, *n);
-    dp_wr_raw(w, body->buf.data, body->buf.len);
+    dp_msg_results(w, *n, body->buf.data, body->buf.len);
     dp_wr_reset(body);
     *n = 0;
     if (w->err || dp_frame_write(fd, w->buf.data, w->buf.len))
@@ -115,7 +113,7 @@ int dp_child_cpu_main(int fd, const dp_child_cfg_t *cfg)
         const char *data;
         size_t len;
         int got = dp_framer_next(&f, &data, &len);
-        if (got < 0) {
+        if (got != 0 && got != 1) { /* TOO_BIG is positive */
             status = 1;
             break;
         }

@@ -133,11 +133,12 @@ static int s_frame(s_io_t *io, dp_dl_t *dl, const char *data, size_t len)
     if (!rc && cmd == DP_CMD_JOBS)
         rc = dp_msg_read_jobs(&r, &chunk, &n); /* all run at once here */
     else if (!rc)
-        rc = dp_rd_array(&r, &n);
+        rc = dp_msg_read_cancel(&r, &n);
     for (uint32_t k = 0; !rc && k < n; k++) {
         if (cmd == DP_CMD_CANCEL) {
             uint64_t id;
-            if (!(rc = dp_rd_uint(&r, &id)))
+            rc = dp_msg_read_cancel_id(&r, &id);
+            if (!rc)
                 dp_dl_cancel(dl, id);
             continue;
         }
@@ -181,13 +182,19 @@ int dp_child_io_main(int fd, const dp_child_cfg_t *cfg)
         if (!(extra.revents & (POLLIN | POLLHUP | POLLERR)))
             continue;
         int rc = dp_framer_fill(&f, fd);
-        const char *data;
-        size_t len;
-        int got;
-        while ((got = dp_framer_next(&f, &data, &len)) == 1)
-            if (s_frame(&io, dl, data, len))
-                got = -1;
-        if (got < 0 || rc) {
+        bool bad = false;
+        for (;;) {
+            const char *data;
+            size_t len;
+            int got = dp_framer_next(&f, &data, &len);
+            if (got == 0)
+                break;
+            if (got != 1 || s_frame(&io, dl, data, len)) {
+                bad = true; /* TOO_BIG is positive: any other value */
+                break;
+            }
+        }
+        if (bad || rc) {
             status = rc == DP_ERR_EOF ? 0 : 1;
             break;
         }

@@ -882,3 +882,51 @@ Test(value, equal_tells_apart)
     dp_value_clear(&s2);
     dp_value_clear(&s3);
 }
+
+/* Issue 8 item 6: decode amplification. Nested empty arrays cost one byte
+ * each on the wire and a dp_value_t each decoded: refused once the decoded
+ * size would pass decode_factor x the wire size (+ slack); the same count
+ * of strings of a few bytes, or a small list of small ints, is fine. */
+Test(hostile, decode_amplification_is_refused)
+{
+    const uint32_t n = 900000; /* under max_elems */
+    dp_wr_t w;
+    dp_wr_init(&w);
+    dp_wr_array(&w, n);
+    for (uint32_t k = 0; k < n; k++)
+        dp_wr_array(&w, 0);
+    t_bytes_t b = s_take(&w);
+    dp_limits_t lim = dp_limits_default();
+    cr_assert_eq(lim.decode_factor, DP_DECODE_FACTOR_DEFAULT);
+    dp_rd_t r;
+    dp_rd_init(&r, b.p, b.n, &lim);
+    dp_value_t v = dp_nil();
+    cr_expect_eq(dp_rd_value(&r, &v), DP_ERR_TOO_BIG);
+    cr_expect_eq(dp_rd_left(&r), b.n, "the cursor moved on error");
+    cr_expect_eq(v.type, DP_NIL);
+    dp_rd_init(&r, b.p, b.n, &lim); /* skipping it costs nothing */
+    cr_expect_eq(dp_rd_skip(&r), 0);
+    free(b.p);
+
+    /* strings of 24 bytes: 26 on the wire, about 65 decoded: fine */
+    dp_wr_init(&w);
+    dp_wr_array(&w, 10000);
+    for (uint32_t k = 0; k < 10000; k++)
+        dp_wr_cstr(&w, "abcdefghijklmnopqrstuvwx");
+    b = s_take(&w);
+    dp_rd_init(&r, b.p, b.n, &lim);
+    cr_expect_eq(dp_rd_value(&r, &v), 0);
+    dp_value_clear(&v);
+    free(b.p);
+
+    /* a short list of small ints: under the slack */
+    dp_wr_init(&w);
+    dp_wr_array(&w, 1000);
+    for (uint32_t k = 0; k < 1000; k++)
+        dp_wr_uint(&w, k % 100);
+    b = s_take(&w);
+    dp_rd_init(&r, b.p, b.n, &lim);
+    cr_expect_eq(dp_rd_value(&r, &v), 0);
+    dp_value_clear(&v);
+    free(b.p);
+}

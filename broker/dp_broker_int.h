@@ -1,0 +1,179 @@
+/*
+ * dp_broker_int.h - what the broker's files share (not a public header):
+ * the peer record, the broker object, and the functions one concern calls
+ * in another.
+ *
+ * Ownership: the broker owns its peers (a list) and its queue; a dropped
+ * peer is marked dead at once, every job of its settled at once (no job
+ * ever refers to a dead peer), and freed by dp_bk_purge after the turn.
+ */
+#ifndef DP_BROKER_INT_H
+#define DP_BROKER_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dp_broker.h"
+#include "dp_msg.h"
+#include "dp_queue.h"
+#include "dp_zsock.h"
+
+#define DP_PEER_NAME_MAX 64  /* bytes of a peer name kept (logs) */
+#define DP_BK_ERRMSG_MAX 256 /* bytes of an error message made here */
+
+typedef enum { DP_PEER_CLIENT, DP_PEER_WORKER } dp_peer_kind_t;
+
+typedef struct dp_peer {
+    unsigned char rid[DP_ROUTING_ID_MAX];
+    size_t rid_len;
+    dp_peer_kind_t kind;
+    uint32_t no;
+    uint64_t last_seen_ms;
+    char name[DP_PEER_NAME_MAX];
+    uint32_t pid;
+    bool dead;
+    struct dp_peer *next;
+    dp_qclient_t qc; /* clients */
+    dp_wr_t out;     /* clients: RESULTS being built, nout of them */
+    uint32_t nout;
+    dp_qworker_t qw;             /* workers */
+    dp_bbuf_t *held, *held_tail; /* clients: SUBMITs waiting for room */
+    size_t held_bytes;
+    uint32_t expiries;  /* workers: leases run out since its last answer */
+    uint32_t handbacks; /* workers: jobs handed back since its last answer */
+} dp_peer_t;
+
+typedef struct {
+    uint64_t submitted, done, failed, requeued, lost, cancelled, bad_msgs,
+        stale_results, expired, handed_back, refused_peers;
+} dp_bstats_t;
+
+struct dp_broker {
+    dp_broker_cfg_t cfg;
+    void *ctx;
+    void *sock;
+    dp_peer_t *peers;
+    uint32_t next_no;
+    size_t npeers; /* tracked, not dead */
+    dp_queue_t q;
+    dp_bstats_t st;
+    uint64_t next_hb_ms;
+    size_t held_bytes; /* SUBMITs held, all clients */
+    bool blocked;      /* some client's results wait: retry soon */
+    bool trim;         /* much was freed: give memory back (malloc_trim) */
+    unsigned rr_start; /* rotates which worker is offered jobs first */
+    dp_wr_t w;         /* scratch writer */
+};
+
+/* ---- peers and liveness (dp_peers.c) ---- */
+
+/* dp_bk_peer_of_client / dp_bk_peer_of_worker: the peer a queue record
+ * is embedded in. */
+dp_peer_t *dp_bk_peer_of_client(dp_qclient_t *c);
+
+dp_peer_t *dp_bk_peer_of_worker(dp_qworker_t *w);
+
+/* dp_bk_peer_find: the live peer with this routing id, or NULL. */
+dp_peer_t *dp_bk_peer_find(dp_broker_t *b, const void *rid, size_t len);
+
+/* dp_bk_send: a whole message to a live peer. A peer that cannot be reached
+ * is dropped at once (its jobs handled: see dp_bk_peer_drop), so no job ever
+ * points at a dead peer. Callers that iterate a peer's leases must not
+ * call it mid-walk. */
+void dp_bk_send(dp_broker_t *b, dp_peer_t *p, dp_wr_t *w);
+
+/* dp_bk_send_error: ERROR [code, msg] to any routing id, tracked or not. */
+void dp_bk_send_error(dp_broker_t *b, const void *rid, size_t rid_len, int code,
+                      const char *msg);
+
+/* dp_bk_flush_clients: send each client its RESULTS; a client that does
+ * not read keeps them and has its jobs paused (sets b->blocked). */
+void dp_bk_flush_clients(dp_broker_t *b);
+
+/* dp_bk_hold / dp_bk_unhold: client p's held SUBMITs, a FIFO; hold takes
+ * a reference on buf, unhold hands the oldest back (caller unrefs). */
+void dp_bk_hold(dp_broker_t *b, dp_peer_t *p, dp_bbuf_t *buf);
+
+dp_bbuf_t *dp_bk_unhold(dp_broker_t *b, dp_peer_t *p);
+
+/* dp_bk_worker_gone: worker p left or is dropped: marked dead first, its
+ * leases requeued or failed at once. */
+void dp_bk_worker_gone(dp_broker_t *b, dp_peer_t *p, const char *why);
+
+/* dp_bk_cancel_leases: send each worker one CANCEL for client c's leases;
+ * with orphan, the jobs lose their client first (it is leaving). The ids
+ * are gathered before sending: a send may drop the worker, which changes
+ * its lease list. Returns how many leases there were. */
+size_t dp_bk_cancel_leases(dp_broker_t *b, dp_qclient_t *c, bool orphan);
+
+/* dp_bk_peer_drop: drop a live peer, settling its jobs (worker or client);
+ * no-op on a dead one. */
+void dp_bk_peer_drop(dp_broker_t *b, dp_peer_t *p, const char *why);
+
+/* dp_bk_purge: free the peers dropped this turn (they hold nothing). */
+void dp_bk_purge(dp_broker_t *b);
+
+/* dp_bk_copy_name: a peer name for logs, printable, truncated. */
+void dp_bk_copy_name(char *dst, const char *s, size_t len);
+
+/* dp_bk_total_slots: slots of class cls over the live workers. */
+uint32_t dp_bk_total_slots(const dp_broker_t *b, dp_class_t cls);
+
+/* dp_bk_welcome: WELCOME to p. */
+void dp_bk_welcome(dp_broker_t *b, dp_peer_t *p);
+
+/* dp_bk_peer_new: track a new peer; NULL when --max-peers are tracked
+ * already (see dp_bk_full) or out of memory. */
+dp_peer_t *dp_bk_peer_new(dp_broker_t *b, const dp_zmsg_t *m,
+                          dp_peer_kind_t kind);
+
+/* dp_bk_full: why a new peer was not taken: the --max-peers bound (answered
+ * ERROR LIMIT, the peer is not tracked) or memory. */
+int dp_bk_full(dp_broker_t *b);
+
+/* dp_bk_heartbeat: drop peers silent for DP_HEARTBEAT_LIVENESS beats,
+ * HEARTBEAT the others. */
+void dp_bk_heartbeat(dp_broker_t *b, uint64_t now);
+
+/* ---- dispatch and leases (dp_dispatch.c) ---- */
+
+/* dp_bk_client_raw: queue an encoded result for client p. */
+void dp_bk_client_raw(dp_peer_t *p, const void *raw, size_t len);
+
+/* dp_bk_client_error: queue a result the broker makes itself. */
+void dp_bk_client_error(dp_broker_t *b, dp_peer_t *p, uint64_t id, int code,
+                        const char *msg, uint32_t attempts);
+
+/* dp_bk_send_cancel: one CANCEL of n ids to worker wp. */
+void dp_bk_send_cancel(dp_broker_t *b, dp_peer_t *wp, const uint64_t *ids,
+                       size_t n);
+
+/* dp_bk_job_lost: a leased job's process or worker died: requeue it within
+ * its retry budget, else give its client a WORKER_LOST result. */
+void dp_bk_job_lost(dp_broker_t *b, dp_bjob_t *j, const char *why);
+
+/* dp_bk_handed_back: worker p gave job j back unstarted (REQUEUE). Within
+ * the job's REQUEUE budget it is queued again, not counted as an attempt;
+ * past it the job fails LIMIT. A worker that still has credit and hands
+ * back job after job is dropped (a draining worker has no credit). */
+void dp_bk_handed_back(dp_broker_t *b, dp_peer_t *p, dp_bjob_t *j);
+
+/* dp_bk_expire: end every lease whose deadline is past now (the heap's
+ * top first): requeue or TIMEOUT, see dp_dispatch.c. */
+void dp_bk_expire(dp_broker_t *b, uint64_t now);
+
+/* dp_bk_dispatch: idle slots everywhere first, then lookahead, starting at a
+ * rotating worker so a small batch spreads over the pool. */
+void dp_bk_dispatch(dp_broker_t *b);
+
+/* ---- message handlers (dp_handlers.c) ---- */
+
+/* dp_bk_release_held: take held SUBMITs, oldest first, while they fit. */
+void dp_bk_release_held(dp_broker_t *b);
+
+/* dp_bk_on_message: handle one message from the socket (m->body is
+ * borrowed; a SUBMIT's frame is moved out of it). */
+void dp_bk_on_message(dp_broker_t *b, dp_zmsg_t *m);
+
+#endif /* DP_BROKER_INT_H */
