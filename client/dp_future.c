@@ -10,9 +10,10 @@ struct dp_future {
     dp_result_t *res;
 };
 
-void dp_future_deliver(void *owner, dp_result_t *r)
+static void s_deliver(void *data, size_t index, dp_result_t *r)
 {
-    dp_future_t *f = owner;
+    dp_future_t *f = data;
+    (void)index;
     dp_result_free(&f->res);
     f->res = r;
 }
@@ -50,7 +51,7 @@ int dp_submit(dp_pool_t *p, const char *type, const dp_value_t *args,
         return DP_ERR_NOMEM;
     f->pool = p;
     f->id = dp_pool_next_id(p);
-    int rc = dp_route_add(p, f->id, DP_SINK_FUTURE, f, 0);
+    int rc = dp_route_add(p, f->id, s_deliver, f, 0);
     if (!rc)
         rc = s_submit_one(p, f->id, type, args, nargs, o);
     if (rc) {

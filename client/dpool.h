@@ -254,10 +254,20 @@ int dp_map_array(dp_pool_t *pool, const char *type, const dp_value_t *argv,
                  size_t n, const dp_map_opts_t *opts, dp_map_t **out);
 /* dp_map_next: the next result (input order, or completion order when
  * unordered) into *out, owned by the caller. Returns 0, DP_ERR_EOF when all
- * results were given, DP_ERR_BROKER_LOST, or DP_ERR_INVALID after an input
- * error. With fail_fast, after the first failed result the rest come back
- * as DP_ERR_CANCELLED. */
+ * results were given, DP_ERR_BROKER_LOST (after one result per input, see
+ * dp_map_next_wait), or DP_ERR_INVALID after an input error. With fail_fast,
+ * after the first failed result the rest come back as DP_ERR_CANCELLED. */
 int dp_map_next(dp_map_t *m, dp_result_t **out);
+/* dp_map_next_wait: dp_map_next waiting at most timeout seconds (< 0 =
+ * forever); DP_ERR_TIMEOUT when no result came in that time (call again).
+ * Every input read gets exactly one result: after a lost broker, those
+ * without one come back as DP_ERR_BROKER_LOST (and so do inputs read
+ * later), then the call returns DP_ERR_BROKER_LOST. With a time limit
+ * (opts.job.timeout), when no result has come for that long plus a
+ * margin (5 s) while jobs are out, they come back as DP_ERR_TIMEOUT and
+ * are cancelled: the caller never waits on a broker or worker that sits
+ * on its jobs. */
+int dp_map_next_wait(dp_map_t *m, dp_result_t **out, double timeout);
 /* dp_map_cancel: cancel everything not yet finished; later results come
  * back as DP_ERR_CANCELLED. */
 int dp_map_cancel(dp_map_t *m);

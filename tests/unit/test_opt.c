@@ -349,3 +349,73 @@ Test(opt, help_text)
     cr_assert_eq(lines, 7);
     free(text);
 }
+
+Test(opt, endpoints_checked)
+{
+    static const char *const good[] = {
+        "tcp://127.0.0.1:5555", "tcp://*:5555",    "tcp://host.example:1",
+        "tcp://[::1]:65535",    "tcp://0.0.0.0:*", "ipc:///tmp/x.sock",
+        "ipc://@abstract"};
+    static const char *const bad[] = {"127.0.0.1:5555",
+                                      "tcp:/127.0.0.1:5555",
+                                      "tcp://127.0.0.1:99999",
+                                      "tcp://127.0.0.1:0",
+                                      "tcp://127.0.0.1",
+                                      "tcp://:5555",
+                                      "tcp://h:55x",
+                                      "ipc://",
+                                      "inproc://x",
+                                      "udp://h:1",
+                                      "tcp://[::1:5"};
+    char err[T_ERRLEN];
+    for (size_t k = 0; k < sizeof good / sizeof good[0]; k++)
+        cr_expect_eq(dp_opt_check_endpoint(good[k], err, sizeof err), 0,
+                     "%s refused: %s", good[k], err);
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        cr_expect_eq(dp_opt_check_endpoint(bad[k], err, sizeof err),
+                     DP_ERR_INVALID, "%s accepted", bad[k]);
+        cr_expect(strstr(err, "tcp://HOST:PORT"), "%s", err);
+    }
+    S_ARGV("--peer", "tcp://a:99999");
+    s_fails(argc, argv, "expected tcp://HOST:PORT");
+}
+
+Test(opt, env_endpoint_checked)
+{
+    setenv("T_PEERS", "tcp://a:1,a:2", 1);
+    S_ARGV("x");
+    s_fails(argc, argv, "bad endpoint 'a:2'");
+}
+
+static const char *s_level;
+static const dp_opt_t s_lvl_opts[] = {
+    {"log-level", 0, NULL, DP_OPT_STR, &s_level, 0, 0, "LEVEL", "level"},
+    {NULL, 0, NULL, DP_OPT_FLAG, NULL, 0, 0, NULL, NULL},
+};
+
+Test(opt, log_level_checked)
+{
+    char *ok[] = {"prog", "--log-level", "debug", NULL};
+    char *bad[] = {"prog", "--log-level", "verbose", NULL};
+    int npos;
+    cr_assert_eq(dp_opt_parse(s_lvl_opts, 3, ok, &npos, s_err, sizeof s_err), 0,
+                 "%s", s_err);
+    cr_assert_str_eq(s_level, "debug");
+    cr_assert_eq(dp_opt_parse(s_lvl_opts, 3, bad, &npos, s_err, sizeof s_err),
+                 DP_ERR_INVALID);
+    cr_assert(strstr(s_err, "error, warn, info or debug"), "%s", s_err);
+}
+
+Test(opt, seen_marks_command_line_rows_only)
+{
+    setenv("T_NAME", "fromenv", 1);
+    S_ARGV("--verbose", "x");
+    bool seen[9] = {false};
+    int npos;
+    cr_assert_eq(
+        dp_opt_parse_seen(s_opts, argc, argv, &npos, seen, s_err, sizeof s_err),
+        0);
+    cr_assert(seen[0]);  /* verbose */
+    cr_assert(!seen[1]); /* name: from the environment */
+    cr_assert_str_eq(s_name, "fromenv");
+}
