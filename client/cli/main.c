@@ -3,7 +3,7 @@
  *
  *   dpool [OPTIONS] COMMAND [ARG...]      (options before or after COMMAND)
  * Exit status: 0 all jobs ok, 1 some failed, 2 usage, 3 broker unreachable
- * or lost, 130 interrupted.
+ * or lost, 130 interrupted, 141 output closed.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -37,15 +37,18 @@ static void s_usage(FILE *f, const dp_opt_t *opts)
            "  map TYPE [ARG...]     run job TYPE once per ARG (or stdin line)\n"
            "  factor N...           prime factors, like coreutils factor\n"
            "  isprime N...          primality\n"
-           "  hash FILE...          digest of each file (--algo, --pbkdf2)\n"
+           "  hash FILE...          digest of each file, - = stdin (--algo)\n"
            "  download URL...       fetch URLs into --output-dir\n"
            "  bench                 throughput and latency benchmark\n"
-           "  status                broker counters\n"
-           "  types                 the job types\n\n"
+           "  status                broker counters and workers (--broker)\n"
+           "  types                 the job types\n"
+           "Without ARGs, inputs are stdin's lines (or --arg-file's); blank\n"
+           "lines are skipped; factor takes several numbers on a line.\n\n"
            "options:\n");
     dp_opt_help(f, opts);
-    fprintf(f, "\nexit status: 0 all ok, 1 some jobs failed, 2 usage, "
-               "3 broker unreachable, 130 interrupted\n");
+    fprintf(f, "\nexit status: 0 all ok, 1 some jobs or inputs failed, "
+               "2 usage, 3 broker\nunreachable or lost, 130 interrupted, 141 "
+               "output closed (e.g. | head)\n");
 }
 
 static void s_json_str(const char *s)
@@ -81,6 +84,32 @@ static int s_types(const dp_cli_t *c)
     return 0;
 }
 
+static unsigned long long s_uint(const dp_value_t *map, const char *key)
+{
+    const dp_value_t *v = dp_dict_get(map, key);
+    return v && v->type == DP_UINT ? (unsigned long long)v->v.u : 0;
+}
+
+/* s_status_workers: the broker's `workers` list (when it sends one), one
+ * line each: name, pid, cpu and io slots, running, done, last seen. */
+static void s_status_workers(const dp_value_t *ws)
+{
+    printf("\n%-20s %8s %5s %5s %8s %10s %10s\n", "worker", "pid", "cpu", "io",
+           "running", "done", "seen (s)");
+    for (size_t k = 0; k < ws->v.a.len; k++) {
+        const dp_value_t *w = &ws->v.a.items[k];
+        if (w->type != DP_MAP)
+            continue;
+        const dp_value_t *name = dp_dict_get(w, "name");
+        printf("%-20.*s %8llu %5llu %5llu %8llu %10llu %10.1f\n", 20,
+               name && name->type == DP_STR ? name->v.s.ptr : "?",
+               s_uint(w, "pid"), s_uint(w, "cpu_slots"), s_uint(w, "io_slots"),
+               s_uint(w, "running"), s_uint(w, "done"),
+               (double)s_uint(w, "last_seen_ms") / 1000.0);
+    }
+}
+
+/* s_status: the broker's counters (key value), then its workers. */
 static int s_status(dp_cli_t *c)
 {
     dp_value_t v;
@@ -93,7 +122,7 @@ static int s_status(dp_cli_t *c)
         char *s = dp_value_json(&v);
         printf("%s\n", s ? s : "{}");
         free(s);
-    } else {
+    } else if (v.type == DP_MAP) {
         for (size_t k = 0; k < v.v.a.len; k++) {
             const dp_value_t *key = &v.v.a.items[2 * k];
             const dp_value_t *val = &v.v.a.items[2 * k + 1];
@@ -101,6 +130,9 @@ static int s_status(dp_cli_t *c)
                 printf("%-14s %llu\n", key->v.s.ptr,
                        (unsigned long long)val->v.u);
         }
+        const dp_value_t *ws = dp_dict_get(&v, "workers");
+        if (ws && ws->type == DP_ARRAY)
+            s_status_workers(ws);
     }
     dp_value_clear(&v);
     return 0;
