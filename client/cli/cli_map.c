@@ -460,13 +460,16 @@ static void s_print_text(const char *type, const char *input,
                          const dp_result_t *r)
 {
     if (r->error) {
-        fprintf(stderr, "dpool: %s: %s: ", input, dp_errname(r->error));
+        fputs("dpool: ", stderr);
+        s_put_safe(stderr, input);
+        fprintf(stderr, ": %s: ", dp_errname(r->error));
         s_put_safe(stderr, r->message ? r->message : dp_strerror(r->error));
         fputc('\n', stderr);
         return;
     }
     const dp_value_t *v = &r->value;
-    printf("%s:", input);
+    s_put_safe(stdout, input);
+    putchar(':');
     if (strcmp(type, "factor") == 0 && v->type == DP_ARRAY) {
         for (size_t k = 0; k < v->v.a.len; k++) {
             const dp_value_t *x = &v->v.a.items[k];
