@@ -24,7 +24,7 @@ static const dp_opt_t s_opts[] = {
     {"verbose", 'v', "T_VERBOSE", DP_OPT_FLAG, &s_verbose, 0, 0, NULL,
      "say more"},
     {"name", 'n', "T_NAME", DP_OPT_STR, &s_name, 0, 0, "NAME", "a name"},
-    {"peer", 'p', "T_PEERS", DP_OPT_LIST, &s_peers, 0, 0, "ENDPOINT",
+    {"peer", 'p', "T_PEERS", DP_OPT_LIST, &s_peers, 0, 0, "PEER",
      "a peer (repeatable)"},
     {"count", 'c', "T_COUNT", DP_OPT_LONG, &s_count, 1, 100, "N", "how many"},
     {"delta", 0, NULL, DP_OPT_LONG, &s_delta, -10, 10, "D", "signed"},
@@ -376,15 +376,35 @@ Test(opt, endpoints_checked)
                      DP_ERR_INVALID, "%s accepted", bad[k]);
         cr_expect(strstr(err, "tcp://HOST:PORT"), "%s", err);
     }
-    S_ARGV("--peer", "tcp://a:99999");
-    s_fails(argc, argv, "expected tcp://HOST:PORT");
 }
 
-Test(opt, env_endpoint_checked)
+static dp_optlist_t s_eps;
+static const dp_opt_t s_ep_opts[] = {
+    {"bind", 'b', "T_BIND", DP_OPT_LIST, &s_eps, 0, 0, "ENDPOINT", "where"},
+    {NULL, 0, NULL, DP_OPT_FLAG, NULL, 0, 0, NULL, NULL},
+};
+
+Test(opt, endpoint_rows_checked)
 {
-    setenv("T_PEERS", "tcp://a:1,a:2", 1);
-    S_ARGV("x");
-    s_fails(argc, argv, "bad endpoint 'a:2'");
+    char *bad[] = {"prog", "--bind", "tcp://a:99999", NULL};
+    char *good[] = {"prog", "-b", "tcp://*:5555", "-b", "ipc:///tmp/s", NULL};
+    int npos;
+    memset(&s_eps, 0, sizeof s_eps);
+    cr_assert_eq(dp_opt_parse(s_ep_opts, 3, bad, &npos, s_err, sizeof s_err),
+                 DP_ERR_INVALID);
+    cr_assert(strstr(s_err, "--bind: bad endpoint 'tcp://a:99999': expected "
+                            "tcp://HOST:PORT"),
+              "%s", s_err);
+    cr_assert_eq(dp_opt_parse(s_ep_opts, 5, good, &npos, s_err, sizeof s_err),
+                 0, "%s", s_err);
+    cr_assert_eq(s_eps.n, 2);
+    memset(&s_eps, 0, sizeof s_eps);
+    setenv("T_BIND", "tcp://a:1,a:2", 1);
+    char *none[] = {"prog", NULL};
+    cr_assert_eq(dp_opt_parse(s_ep_opts, 1, none, &npos, s_err, sizeof s_err),
+                 DP_ERR_INVALID);
+    cr_assert(strstr(s_err, "bad endpoint 'a:2'"), "%s", s_err);
+    unsetenv("T_BIND");
 }
 
 static const char *s_level;
