@@ -90,8 +90,20 @@ static unsigned long long s_uint(const dp_value_t *map, const char *key)
     return v && v->type == DP_UINT ? (unsigned long long)v->v.u : 0;
 }
 
-/* s_status_workers: the broker's `workers` list (when it sends one), one
- * line each: name, pid, cpu and io slots, running, done, last seen. */
+/* s_safe_name: a worker's name for a terminal: control characters as '?',
+ * cut to fit len. */
+static void s_safe_name(const char *s, char *out, size_t len)
+{
+    size_t k = 0;
+    for (; s[k] && k + 1 < len; k++)
+        out[k] = (unsigned char)s[k] < 0x20 || s[k] == 0x7f ? '?' : s[k];
+    out[k] = '\0';
+}
+
+/* s_status_workers: the broker's list of workers (when it sends one), one
+ * line each: name, pid, cpu and io slots, running, done, last seen. Each
+ * is a map {name: str, pid, cpu_slots, io_slots, running, done,
+ * last_seen_ms: uint}; a missing field shows as 0. */
 static void s_status_workers(const dp_value_t *ws)
 {
     printf("\n%-20s %8s %5s %5s %8s %10s %10s\n", "worker", "pid", "cpu", "io",
@@ -101,8 +113,10 @@ static void s_status_workers(const dp_value_t *ws)
         if (w->type != DP_MAP)
             continue;
         const dp_value_t *name = dp_dict_get(w, "name");
-        printf("%-20.*s %8llu %5llu %5llu %8llu %10llu %10.1f\n", 20,
-               name && name->type == DP_STR ? name->v.s.ptr : "?",
+        char safe[21];
+        s_safe_name(name && name->type == DP_STR ? name->v.s.ptr : "?", safe,
+                    sizeof safe);
+        printf("%-20s %8llu %5llu %5llu %8llu %10llu %10.1f\n", safe,
                s_uint(w, "pid"), s_uint(w, "cpu_slots"), s_uint(w, "io_slots"),
                s_uint(w, "running"), s_uint(w, "done"),
                (double)s_uint(w, "last_seen_ms") / 1000.0);
@@ -130,7 +144,11 @@ static int s_status(dp_cli_t *c)
                 printf("%-14s %llu\n", key->v.s.ptr,
                        (unsigned long long)val->v.u);
         }
-        const dp_value_t *ws = dp_dict_get(&v, "workers");
+        /* the list: `worker_list` (then `workers` stays the count), or
+         * `workers` itself as an array */
+        const dp_value_t *ws = dp_dict_get(&v, "worker_list");
+        if (!ws || ws->type != DP_ARRAY)
+            ws = dp_dict_get(&v, "workers");
         if (ws && ws->type == DP_ARRAY)
             s_status_workers(ws);
     }

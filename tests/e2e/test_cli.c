@@ -7,13 +7,18 @@
  * deadline (the test then fails instead of hanging).
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "dp_msg.h"
+#include "dp_wire.h"
 #include "e2e.h"
+
+#include <zmq.h>
 
 #define CMD_MAX 4096
 #define DPOOL DP_BIN_DIR "/dpool"
@@ -317,6 +322,131 @@ Test(cli, status_without_broker_and_with_one)
     cr_assert_eq(r.code, 0, "%s", r.err);
     cr_assert(strstr(r.out, "json ok"), "%s", r.out);
     dp_e2e_run_free(&r);
+}
+
+/* A stand-in broker that answers HELLO and STATUS the way the real one
+ * will once it lists its workers (the format the client reads). */
+typedef struct {
+    char ep[PATH_MAX + 16];
+    void *ctx, *sock;
+} fake_t;
+
+static void fake_send(fake_t *f, const zmq_msg_t *rid, int cmd,
+                      const dp_value_t *body)
+{
+    dp_wr_t w;
+    dp_wr_init(&w);
+    dp_wr_array(&w, 3);
+    dp_wr_uint(&w, DP_PROTOCOL_VERSION);
+    dp_wr_uint(&w, (uint64_t)cmd);
+    dp_wr_value(&w, body);
+    char *data;
+    size_t len;
+    cr_assert_eq(dp_wr_take(&w, &data, &len), 0);
+    zmq_send(f->sock, zmq_msg_data((zmq_msg_t *)rid),
+             zmq_msg_size((zmq_msg_t *)rid), ZMQ_SNDMORE);
+    zmq_send(f->sock, "", 0, ZMQ_SNDMORE);
+    zmq_send(f->sock, data, len, 0);
+    free(data);
+}
+
+static dp_value_t fake_worker(const char *name, uint64_t pid, uint64_t done)
+{
+    static const char *const keys[] = {"name",        "pid",     "cpu_slots",
+                                       "io_slots",    "running", "done",
+                                       "last_seen_ms"};
+    uint64_t vals[] = {0, pid, 2, 16, 1, done, 1500};
+    dp_value_t w = dp_dict(7);
+    for (size_t k = 0; k < 7; k++) {
+        w.v.a.items[2 * k] = dp_str(keys[k]);
+        w.v.a.items[2 * k + 1] = k ? dp_uint(vals[k]) : dp_str(name);
+    }
+    return w;
+}
+
+static void *fake_main(void *arg)
+{
+    fake_t *f = arg;
+    for (;;) {
+        zmq_msg_t rid, empty, body;
+        zmq_msg_init(&rid);
+        zmq_msg_init(&empty);
+        zmq_msg_init(&body);
+        if (zmq_msg_recv(&rid, f->sock, 0) < 0 ||
+            zmq_msg_recv(&empty, f->sock, 0) < 0 ||
+            zmq_msg_recv(&body, f->sock, 0) < 0)
+            break;
+        dp_rd_t r;
+        dp_limits_t lim = dp_limits_default();
+        dp_rd_init(&r, zmq_msg_data(&body), zmq_msg_size(&body), &lim);
+        uint32_t n;
+        uint64_t ver = 0, cmd = 0;
+        if (!dp_rd_array(&r, &n) && !dp_rd_uint(&r, &ver) &&
+            !dp_rd_uint(&r, &cmd)) {
+            if (cmd == DP_CMD_HELLO) {
+                dp_value_t wel = dp_array(5);
+                uint64_t v[] = {7, 1000, 1u << 20, 4, 32};
+                for (int k = 0; k < 5; k++)
+                    wel.v.a.items[k] = dp_uint(v[k]);
+                fake_send(f, &rid, DP_CMD_WELCOME, &wel);
+                dp_value_clear(&wel);
+            } else if (cmd == DP_CMD_STATUS) {
+                dp_value_t st = dp_dict(3);
+                st.v.a.items[0] = dp_str("workers");
+                st.v.a.items[1] = dp_uint(2);
+                st.v.a.items[2] = dp_str("clients");
+                st.v.a.items[3] = dp_uint(1);
+                st.v.a.items[4] = dp_str("worker_list");
+                st.v.a.items[5] = dp_array(2);
+                st.v.a.items[5].v.a.items[0] = fake_worker("w0", 4242, 17);
+                st.v.a.items[5].v.a.items[1] =
+                    fake_worker("evil\033[2J", 77, 3);
+                fake_send(f, &rid, DP_CMD_STATUS_REPLY, &st);
+                dp_value_clear(&st);
+            }
+        }
+        zmq_msg_close(&rid);
+        zmq_msg_close(&empty);
+        zmq_msg_close(&body);
+    }
+    return NULL;
+}
+
+Test(cli, status_lists_workers)
+{
+    fake_t f;
+    snprintf(f.ep, sizeof f.ep, "ipc://%s/fake", T.e.dir);
+    f.ctx = zmq_ctx_new();
+    f.sock = zmq_socket(f.ctx, ZMQ_ROUTER);
+    int zero = 0;
+    zmq_setsockopt(f.sock, ZMQ_LINGER, &zero, sizeof zero);
+    cr_assert_eq(zmq_bind(f.sock, f.ep), 0);
+    pthread_t thr;
+    pthread_create(&thr, NULL, fake_main, &f);
+    dp_e2e_run_t r;
+    sh(&r, QUICK_MS, DPOOL " -b %s status", f.ep);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    cr_assert(strstr(r.out, "workers        2\n"), "%s", r.out);
+    cr_assert(strstr(r.out, "worker"), "%s", r.out);
+    cr_assert(strstr(r.out, "\nw0                       4242     2    16 "
+                            "       1         17        1.5\n"),
+              "%s", r.out);
+    cr_assert(strstr(r.out, "evil?[2J"), "%s", r.out);
+    cr_assert(!strchr(r.out, '\033'), "%s", r.out);
+    dp_e2e_run_free(&r);
+    sh(&r, QUICK_MS,
+       DPOOL " -b %s status -f json | python3 -c 'import json,sys\n"
+             "d = json.load(sys.stdin)\n"
+             "print(d[\"workers\"], [(w[\"name\"], w[\"pid\"], w[\"done\"]) "
+             "for w in d[\"worker_list\"]][0])'",
+       f.ep);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    cr_assert_str_eq(r.out, "2 ('w0', 4242, 17)\n");
+    dp_e2e_run_free(&r);
+    zmq_ctx_shutdown(f.ctx); /* the thread's recv fails (ETERM): it ends */
+    pthread_join(thr, NULL);
+    zmq_close(f.sock);
+    zmq_ctx_term(f.ctx);
 }
 
 Test(cli, types_json)
