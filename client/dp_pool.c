@@ -212,6 +212,7 @@ static void s_route_result(dp_pool_t *p, dp_result_t *r)
         dp_result_free(&r); /* e.g. a cancelled job's late answer */
         return;
     }
+    p->last_result_ms = dp_now_ms();
     void *data = rt->data;
     size_t index = rt->index;
     dp_deliver_fn deliver = rt->deliver;

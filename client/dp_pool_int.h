@@ -83,7 +83,8 @@ struct dp_pool {
     uint32_t client_no;
     uint32_t next_seq;
     int cpu_slots;
-    dp_route_t *routes; /* id -> owner, open addressing */
+    uint64_t last_result_ms; /* when the last result was routed */
+    dp_route_t *routes;      /* id -> owner, open addressing */
     size_t nroutes, cap_routes, used_routes;
 };
 

@@ -212,7 +212,10 @@ typedef struct dp_future dp_future_t;
 int dp_submit(dp_pool_t *pool, const char *type, const dp_value_t *args,
               size_t nargs, const dp_job_opts_t *opts, dp_future_t **out);
 /* dp_future_wait: wait up to timeout seconds (< 0 = forever) for the
- * result. 0 = done, DP_ERR_TIMEOUT = not yet. */
+ * result. 0 = done, DP_ERR_TIMEOUT = not yet. With a time limit
+ * (opts->timeout), when no result of the pool has come for that long plus
+ * a margin (5 s) since the job was sent, the future completes with
+ * DP_ERR_TIMEOUT made here and the job is cancelled. */
 int dp_future_wait(dp_future_t *f, double timeout);
 /* dp_future_result: the result once done (borrowed from f), else NULL. */
 const dp_result_t *dp_future_result(const dp_future_t *f);

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dp_clock.h"
 #include "dp_msg.h"
 #include "dp_wire.h"
 #include "e2e.h"
@@ -528,6 +529,30 @@ Test(cli, client_deadline_without_workers, .timeout = 60)
     cr_assert_eq(count_str(r.out, "\"TIMEOUT\""), 2, "%s", r.out);
     cr_assert(r.secs > 5.5 && r.secs < 9, "%.1f s", r.secs);
     dp_e2e_run_free(&r);
+}
+
+/* The same through the library: a future with a time limit completes
+ * TIMEOUT at the limit plus the margin, not when the caller gives up. */
+Test(cli, future_deadline_without_workers, .timeout = 60)
+{
+    cr_assert_eq(dp_e2e_broker(&T.e, &T.broker, 0, T.ep, sizeof T.ep), 0);
+    dp_pool_t *pool = NULL;
+    dp_pool_opts_t po = {.connect_timeout = 5};
+    cr_assert_eq(dp_pool_open(T.ep, &po, &pool), 0);
+    dp_value_t arg = dp_uint(10);
+    dp_job_opts_t jo = {.timeout = 0.5, .retries = -1};
+    dp_future_t *f = NULL;
+    cr_assert_eq(dp_submit(pool, "sleep", &arg, 1, &jo, &f), 0);
+    cr_assert_eq(dp_future_wait(f, 1.0), DP_ERR_TIMEOUT); /* not yet */
+    uint64_t t0 = dp_now_ms();
+    cr_assert_eq(dp_future_wait(f, 30.0), 0);
+    uint64_t waited = dp_now_ms() - t0;
+    cr_assert_eq(dp_future_result(f)->error, DP_ERR_TIMEOUT, "%s",
+                 dp_errname(dp_future_result(f)->error));
+    cr_assert(waited > 3500 && waited < 8000, "waited %llu ms",
+              (unsigned long long)waited);
+    dp_future_destroy(&f);
+    dp_pool_close(&pool);
 }
 
 /* man_has: the man page text holds \fB--name\fR (with its dashes written
