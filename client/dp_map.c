@@ -108,6 +108,22 @@ static int s_flush(dp_map_t *m)
     return dp_pool_send(m->pool, &w);
 }
 
+/* s_local_result: the next input's result, made here: it is never sent. */
+static int s_local_result(dp_map_t *m, uint64_t id, int code, const char *msg)
+{
+    dp_result_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return DP_ERR_NOMEM;
+    r->id = id;
+    r->error = code;
+    r->message = strdup(msg);
+    r->worker = strdup("");
+    r->index = m->read++;
+    m->out++;
+    s_deliver(m, r->index, r);
+    return 0;
+}
+
 /* s_read_one: take the next input and queue its job. 0 = queued,
  * DP_ERR_EOF = end of input, or an error. */
 static int s_read_one(dp_map_t *m)
@@ -133,19 +149,21 @@ static int s_read_one(dp_map_t *m)
         return got < 0 ? DP_ERR_INVALID : DP_ERR_EOF;
     }
     uint64_t id = dp_pool_next_id(m->pool);
+    if (got == DP_INPUT_BAD) { /* args: [code, message] */
+        const dp_value_t *c = args.type == DP_ARRAY && args.v.a.len == 2
+                                  ? &args.v.a.items[0]
+                                  : NULL;
+        const dp_value_t *msg = c ? c + 1 : NULL;
+        int rc = s_local_result(
+            m, id, c && c->type == DP_UINT ? (int)c->v.u : DP_ERR_INVALID,
+            msg && msg->type == DP_STR ? msg->v.s.ptr : "bad input");
+        dp_value_clear(&args);
+        return rc;
+    }
     if (m->lost) { /* nowhere to send it: its line says so */
         dp_value_clear(&args);
-        dp_result_t *r = calloc(1, sizeof *r);
-        if (!r)
-            return DP_ERR_NOMEM;
-        r->id = id;
-        r->error = DP_ERR_BROKER_LOST;
-        r->message = strdup("broker lost before this job was sent");
-        r->worker = strdup("");
-        r->index = m->read++;
-        m->out++;
-        s_deliver(m, r->index, r);
-        return 0;
+        return s_local_result(m, id, DP_ERR_BROKER_LOST,
+                              "broker lost before this job was sent");
     }
     int rc = dp_route_add(m->pool, id, s_deliver, m, m->read);
     const dp_job_opts_t *jo = &m->o.job;

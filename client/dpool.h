@@ -231,11 +231,15 @@ void dp_future_destroy(dp_future_t **f);
 /* dp_input_fn: produce the next job's arguments into *args (a DP_ARRAY the
  * library takes ownership of). Return 1 = produced, 0 = end of input,
  * DP_INPUT_WAIT = nothing ready yet (dp_map_next sends what it has, gives
- * back results, and asks again once opts.input_fd is readable), or a
- * negative number = input error (the map stops with DP_ERR_INVALID). Called
- * lazily: only as many inputs are read as are in flight. */
+ * back results, and asks again once opts.input_fd is readable),
+ * DP_INPUT_BAD = this input cannot become a job: *args is [code: uint,
+ * message: str] and the input's result is that error (it takes its place
+ * in the order, nothing is sent), or a negative number = input error (the
+ * map stops with DP_ERR_INVALID). Called lazily: only as many inputs are
+ * read as are in flight. */
 typedef int (*dp_input_fn)(void *ctx, dp_value_t *args);
 #define DP_INPUT_WAIT 2
+#define DP_INPUT_BAD 3
 
 typedef struct {
     bool unordered;      /* false: input order (imap); true: as_completed */

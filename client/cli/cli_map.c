@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,8 +24,8 @@
 #define S_FILE_MAX (256u * 1024 * 1024) /* hash: largest file sent */
 #define S_LINE_MAX (1u << 20)           /* longest stdin line */
 #define S_READ_CHUNK 65536u
-#define S_LINE_LONG (-2) /* s_read_line: a line skipped */
-#define S_EXIT_PIPE 141  /* as if killed by SIGPIPE */
+#define S_LINE_LONG 4   /* s_read_line: a line skipped */
+#define S_EXIT_PIPE 141 /* as if killed by SIGPIPE */
 #define S_WS " \t\v\f\r"
 
 /* The input text of each job in flight, by input index, until its result
@@ -54,12 +55,12 @@ typedef struct {
     bool split;    /* factor: a line holds several numbers */
     char *pending; /* split: the line's copy, its tokens NUL-ended */
     size_t pend_off;
-    bool done;     /* the input has ended: count is the total */
-    int bad_input; /* exit code when an input could not be read */
+    bool done; /* the input has ended: count is the total */
 } s_in_t;
 
-/* s_read_fd: all of fd (at most S_FILE_MAX bytes) as a bin value. */
-static int s_read_fd(int fd, const char *name, dp_value_t *out)
+/* s_read_fd: all of fd (at most S_FILE_MAX bytes) as a bin value; 0, or
+ * an error code with the reason in why. */
+static int s_read_fd(int fd, dp_value_t *out, char *why, size_t len_why)
 {
     size_t len = 0, cap = S_READ_CHUNK;
     char *p = malloc(cap);
@@ -80,31 +81,33 @@ static int s_read_fd(int fd, const char *name, dp_value_t *out)
         len += n > 0 ? (size_t)n : 0;
     }
     if (failed || len > S_FILE_MAX) {
-        fprintf(stderr, "dpool: %s: %s\n", name,
-                failed ? "read failed" : "larger than the 256 MiB limit");
+        snprintf(why, len_why, "%s",
+                 failed ? strerror(errno) : "larger than the 256 MiB limit");
         free(p);
-        return -1;
+        return failed ? DP_ERR_IO : DP_ERR_TOO_BIG;
     }
     *out = dp_bin(p, len);
     free(p);
-    return out->type == DP_BIN ? 0 : -1;
+    return out->type == DP_BIN ? 0 : DP_ERR_NOMEM;
 }
 
-/* s_file_arg: a file's content as a bin value. */
-static int s_file_arg(const char *path, dp_value_t *out)
+/* s_file_arg: a file's content as a bin value; 0, or an error code with
+ * the reason in why. */
+static int s_file_arg(const char *path, dp_value_t *out, char *why,
+                      size_t len_why)
 {
     if (strcmp(path, "-") == 0)
-        return s_read_fd(STDIN_FILENO, "stdin", out);
+        return s_read_fd(STDIN_FILENO, out, why, len_why);
     FILE *f = fopen(path, "rb");
     if (!f) {
-        fprintf(stderr, "dpool: %s: %s\n", path, strerror(errno));
-        return -1;
+        snprintf(why, len_why, "%s", strerror(errno));
+        return DP_ERR_IO;
     }
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || st.st_size > (off_t)S_FILE_MAX) {
-        fprintf(stderr, "dpool: %s: larger than %u bytes\n", path, S_FILE_MAX);
+        snprintf(why, len_why, "larger than the 256 MiB limit");
         fclose(f);
-        return -1;
+        return DP_ERR_TOO_BIG;
     }
     size_t size = (size_t)st.st_size;
     *out = dp_bin("", 0);
@@ -113,8 +116,8 @@ static int s_file_arg(const char *path, dp_value_t *out)
     fclose(f);
     if (!p || got != size) {
         free(p);
-        fprintf(stderr, "dpool: %s: read failed\n", path);
-        return -1;
+        snprintf(why, len_why, "read failed");
+        return DP_ERR_IO;
     }
     free(out->v.s.ptr);
     out->v.s.ptr = p;
@@ -122,8 +125,10 @@ static int s_file_arg(const char *path, dp_value_t *out)
     return 0;
 }
 
-/* s_make_args: the job's argument array for one input text. */
-static int s_make_args(s_in_t *in, const char *text, dp_value_t *args)
+/* s_make_args: the job's argument array for one input text; 0, or an
+ * error code with the reason in why. */
+static int s_make_args(s_in_t *in, const char *text, dp_value_t *args,
+                       char *why, size_t len_why)
 {
     dp_cli_t *c = in->c;
     if (strcmp(in->type, "hash") != 0) {
@@ -133,8 +138,13 @@ static int s_make_args(s_in_t *in, const char *text, dp_value_t *args)
     }
     size_t n = c->pbkdf2 ? (c->dklen ? 5 : 4) : (c->dklen ? 5 : 2);
     *args = dp_array(n);
-    if (s_file_arg(text, &args->v.a.items[0]))
-        return -1;
+    if (strcmp(text, "-") == 0 && in->fd == STDIN_FILENO) {
+        snprintf(why, len_why, "stdin holds the list of inputs");
+        return DP_ERR_INVALID;
+    }
+    int rc = s_file_arg(text, &args->v.a.items[0], why, len_why);
+    if (rc)
+        return rc;
     args->v.a.items[1] = dp_str(c->algo ? c->algo : "sha256");
     if (n > 2) {
         args->v.a.items[2] =
@@ -277,7 +287,7 @@ static char *s_token(s_in_t *in)
 /* s_next_text: the next input text: an argument, or a line (a word of a
  * line for factor, as GNU factor reads them). Lines empty or of blanks
  * only are no input; a trailing CR is dropped. 1, 0 at the end,
- * DP_INPUT_WAIT, or -1 (out of memory). */
+ * DP_INPUT_WAIT, S_LINE_LONG (a line skipped), or -1 (out of memory). */
 static int s_next_text(s_in_t *in, char **text)
 {
     for (;;) {
@@ -293,14 +303,8 @@ static int s_next_text(s_in_t *in, char **text)
         int got = s_read_line(in, &line);
         if (got == 1 || got == S_LINE_LONG)
             in->lineno++;
-        if (got == S_LINE_LONG) {
-            fprintf(stderr, "dpool: %s line %zu: %u bytes or more; skipped\n",
-                    in->name, in->lineno, S_LINE_MAX - 1);
-            in->bad_input = 1;
-            continue;
-        }
         if (got != 1)
-            return got;
+            return got; /* 0, DP_INPUT_WAIT, S_LINE_LONG, -1 */
         size_t n = strlen(line);
         if (n && line[n - 1] == '\r')
             line[--n] = '\0';
@@ -317,20 +321,38 @@ static int s_next_text(s_in_t *in, char **text)
     }
 }
 
+/* s_bad_input: an input that cannot become a job still gets its line:
+ * the map makes its result (code, why) in its place (DP_INPUT_BAD). */
+static int s_bad_input(s_in_t *in, const char *label, int code, const char *why,
+                       dp_value_t *args)
+{
+    *args = dp_array(2);
+    if (args->type != DP_ARRAY)
+        return -1;
+    args->v.a.items[0] = dp_uint((uint64_t)code);
+    args->v.a.items[1] = dp_str(why);
+    return s_input_put(in, in->count++, strdup(label)) ? -1 : DP_INPUT_BAD;
+}
+
 static int s_next_input(void *ctx, dp_value_t *args)
 {
     s_in_t *in = ctx;
-    for (;;) {
-        char *text;
-        int got = s_next_text(in, &text);
-        in->done = got == 0 || got < 0;
-        if (got != 1)
-            return got; /* 0 (end), DP_INPUT_WAIT, or an error */
-        if (s_make_args(in, text, args) == 0)
-            return s_input_put(in, in->count++, strdup(text)) ? -1 : 1;
-        dp_value_clear(args);
-        in->bad_input = 1; /* said on stderr; the batch goes on */
+    char *text, why[256];
+    int got = s_next_text(in, &text);
+    if (got == S_LINE_LONG) {
+        char label[PATH_MAX];
+        snprintf(label, sizeof label, "%s line %zu", in->name, in->lineno);
+        snprintf(why, sizeof why, "%u bytes or more; skipped", S_LINE_MAX - 1);
+        return s_bad_input(in, label, DP_ERR_TOO_BIG, why, args);
     }
+    in->done = got <= 0;
+    if (got != 1)
+        return got; /* 0 (end), DP_INPUT_WAIT, or an error */
+    int code = s_make_args(in, text, args, why, sizeof why);
+    if (code == 0)
+        return s_input_put(in, in->count++, strdup(text)) ? -1 : 1;
+    dp_value_clear(args);
+    return s_bad_input(in, text, code, why, args);
 }
 
 /* ---- output ---- */
@@ -644,9 +666,9 @@ static int s_emit(dp_cli_t *c, const char *type, s_in_t *in, dp_result_t *r,
 }
 
 /* s_exit_code: the exit status for how the batch ended. */
-static int s_exit_code(const dp_cli_t *c, int rc, size_t failed, int bad)
+static int s_exit_code(const dp_cli_t *c, int rc, size_t failed)
 {
-    int code = failed || bad ? DP_EXIT_FAILED : DP_EXIT_OK;
+    int code = failed ? DP_EXIT_FAILED : DP_EXIT_OK;
     if (rc == DP_ERR_CANCELLED) {
         fprintf(stderr, "dpool: interrupted; unfinished jobs cancelled\n");
         code = DP_EXIT_INTERRUPTED;
@@ -723,7 +745,7 @@ int dp_cli_map(dp_cli_t *c, const char *type, char **args, int nargs)
         if (code != S_EXIT_PIPE)
             fprintf(stderr, "dpool: stdout: %s\n", strerror(out_gone));
     } else {
-        code = s_exit_code(c, rc, failed, in.bad_input);
+        code = s_exit_code(c, rc, failed);
     }
     dp_map_destroy(&m);
     for (size_t k = 0; in.inputs && k < in.tsize; k++)

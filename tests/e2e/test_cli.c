@@ -95,6 +95,37 @@ Test(cli, long_line_skipped_rest_runs)
     cr_assert_str_eq(r.out, "5: prime\n7: prime\n8: not prime\n");
     cr_assert(strstr(r.err, "line 2") && strstr(r.err, "skipped"), "%s", r.err);
     dp_e2e_run_free(&r);
+    /* in JSON, the skipped line has its own line, in its place */
+    sh(&r, QUICK_MS,
+       "(echo 5; head -c 3000000 /dev/zero | tr '\\0' 7; echo; echo 7) | "
+       "timeout -s KILL 10 " DPOOL " -p 1 -f json isprime");
+    cr_assert_eq(r.code, 1, "exit %d; stderr %s", r.code, r.err);
+    char **l = NULL;
+    cr_assert_eq(dp_e2e_lines(r.out, &l), 3, "%s", r.out);
+    cr_assert(strstr(l[1], "\"index\":1,") && strstr(l[1], "\"TOO_BIG\"") &&
+                  strstr(l[1], "\"input\":\"stdin line 2\""),
+              "%s", l[1]);
+    cr_assert(strstr(l[2], "\"index\":2,") && strstr(l[2], "\"ok\":true"), "%s",
+              l[2]);
+    free(l);
+    dp_e2e_run_free(&r);
+}
+
+/* A file hash cannot read gets its error line in its place too. */
+Test(cli, unreadable_hash_file_has_its_line)
+{
+    dp_e2e_run_t r;
+    sh(&r, QUICK_MS,
+       "echo a > %s/a; " DPOOL " -p 1 -f json hash %s/a %s/nosuch %s/a",
+       T.e.dir, T.e.dir, T.e.dir, T.e.dir);
+    cr_assert_eq(r.code, 1, "%s", r.err);
+    char **l = NULL;
+    cr_assert_eq(dp_e2e_lines(r.out, &l), 3, "%s", r.out);
+    cr_assert(strstr(l[1], "\"IO\"") && strstr(l[1], "No such file"), "%s",
+              l[1]);
+    cr_assert(strstr(l[2], "\"ok\":true"), "%s", l[2]);
+    free(l);
+    dp_e2e_run_free(&r);
 }
 
 /* `| head -2` stops the batch at once, and its embedded broker and
