@@ -73,8 +73,8 @@ void dp_bk_job_lost(dp_broker_t *b, dp_bjob_t *j, const char *why)
         return;
     }
     char msg[DP_BK_ERRMSG_MAX];
-    snprintf(msg, sizeof msg, "worker lost after %u attempt%s: %s", j->attempts,
-             j->attempts == 1 ? "" : "s", why);
+    snprintf(msg, sizeof msg, "worker lost after %u attempt%s: %.200s",
+             j->attempts, j->attempts == 1 ? "" : "s", why);
     dp_bk_client_error(b, dp_bk_peer_of_client(j->client), j->id,
                        DP_ERR_WORKER_LOST, msg, j->attempts);
     dp_queue_free_job(&b->q, j);

@@ -6,6 +6,7 @@
  * with the client even if it is killed (PR_SET_PDEATHSIG via
  * --parent-pid).
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -27,29 +28,45 @@
 
 extern char **environ;
 
-/* s_find_bin: dir holding dpool-broker: opts, $DPOOL_BIN_DIR, this
- * program's own dir, the install dir. */
+/* s_dir_of: the directory part of path into dir (len bytes), or "". */
+static void s_dir_of(const char *path, char *dir, size_t len)
+{
+    const char *slash = strrchr(path, '/');
+    int n = slash ? (int)(slash - path) : 0;
+    snprintf(dir, len, "%.*s", n, path);
+}
+
+/* s_find_bin: the dir holding dpool-broker and dpool-worker, the first of:
+ * opts->bin_dir, $DPOOL_BIN_DIR (both override), this program's own dir
+ * (a build tree's bin/, or the installed dpool), the bin dir of the
+ * installation this libdpool belongs to (its own path, from dladdr, plus
+ * DP_LIB_TO_BINDIR: any install --prefix works), the configured
+ * DP_INSTALL_BINDIR. */
 static int s_find_bin(const dp_pool_opts_t *o, char *dir, size_t len)
 {
-    const char *cands[3] = {o ? o->bin_dir : NULL, getenv("DPOOL_BIN_DIR"),
-                            NULL};
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    char exe[PATH_MAX], self[PATH_MAX] = "", lib[PATH_MAX] = "";
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n > 0) {
-        self[n] = '\0';
-        char *slash = strrchr(self, '/');
-        if (slash)
-            *slash = '\0';
-        cands[2] = self;
+        exe[n] = '\0';
+        s_dir_of(exe, self, sizeof self);
     }
-    for (int k = 0; k < 4; k++) {
-        const char *d = k < 3 ? cands[k] : DP_INSTALL_BINDIR;
-        if (!d)
+    Dl_info info;
+    if (dladdr((void *)s_find_bin, &info) && info.dli_fname) {
+        char where[PATH_MAX];
+        s_dir_of(info.dli_fname, where, sizeof where);
+        int w = snprintf(lib, sizeof lib, "%s/%s", where, DP_LIB_TO_BINDIR);
+        if (w < 0 || (size_t)w >= sizeof lib)
+            lib[0] = '\0';
+    }
+    const char *cands[] = {o ? o->bin_dir : NULL, getenv("DPOOL_BIN_DIR"), self,
+                           lib, DP_INSTALL_BINDIR};
+    for (size_t k = 0; k < sizeof cands / sizeof cands[0]; k++) {
+        if (!cands[k] || !cands[k][0])
             continue;
         char path[PATH_MAX];
-        snprintf(path, sizeof path, "%s/dpool-broker", d);
+        snprintf(path, sizeof path, "%s/dpool-broker", cands[k]);
         if (access(path, X_OK) == 0) {
-            snprintf(dir, len, "%s", d);
+            snprintf(dir, len, "%s", cands[k]);
             return 0;
         }
     }
@@ -78,7 +95,8 @@ int dp_embed_start(dp_pool_t *p, const dp_pool_opts_t *o)
     char bin[PATH_MAX], tmpl[] = "/tmp/dpool-XXXXXX";
     if (s_find_bin(o, bin, sizeof bin)) {
         fprintf(stderr, "dpool: cannot find dpool-broker and dpool-worker "
-                        "(set DPOOL_BIN_DIR)\n");
+                        "(looked beside the program, in " DP_INSTALL_BINDIR
+                        "; set DPOOL_BIN_DIR to their directory)\n");
         return DP_ERR_INVALID;
     }
     if (!mkdtemp(tmpl))

@@ -1,6 +1,13 @@
-/* dp_future.c - one job, one future. */
+/*
+ * dp_future.c - one job, one future. With a time limit the future holds
+ * its own deadline: when neither its result nor any other result of the
+ * pool has come for the limit plus DP_DEADLINE_MARGIN_MS since it was
+ * sent, it fails with TIMEOUT here and the job is cancelled (see dp_map.c
+ * for why the clock runs from the pool's last result).
+ */
 #include <stdlib.h>
 
+#include "dp_clock.h"
 #include "dp_msg.h"
 #include "dp_pool_int.h"
 
@@ -8,11 +15,13 @@ struct dp_future {
     dp_pool_t *pool;
     uint64_t id;
     dp_result_t *res;
+    uint64_t sent_ms, deadline_ms; /* deadline_ms 0 = none */
 };
 
-void dp_future_deliver(void *owner, dp_result_t *r)
+static void s_deliver(void *data, size_t index, dp_result_t *r)
 {
-    dp_future_t *f = owner;
+    dp_future_t *f = data;
+    (void)index;
     dp_result_free(&f->res);
     f->res = r;
 }
@@ -50,7 +59,10 @@ int dp_submit(dp_pool_t *p, const char *type, const dp_value_t *args,
         return DP_ERR_NOMEM;
     f->pool = p;
     f->id = dp_pool_next_id(p);
-    int rc = dp_route_add(p, f->id, DP_SINK_FUTURE, f, 0);
+    f->sent_ms = dp_now_ms();
+    if (o && o->timeout > 0)
+        f->deadline_ms = (uint64_t)(o->timeout * 1000) + DP_DEADLINE_MARGIN_MS;
+    int rc = dp_route_add(p, f->id, s_deliver, f, 0);
     if (!rc)
         rc = s_submit_one(p, f->id, type, args, nargs, o);
     if (rc) {
@@ -62,13 +74,36 @@ int dp_submit(dp_pool_t *p, const char *type, const dp_value_t *args,
     return 0;
 }
 
+/* s_due: when f's deadline passes (ms), 0 = never. */
+static uint64_t s_due(const dp_future_t *f)
+{
+    if (!f->deadline_ms)
+        return 0;
+    uint64_t from = f->pool->last_result_ms > f->sent_ms
+                        ? f->pool->last_result_ms
+                        : f->sent_ms;
+    return from + f->deadline_ms;
+}
+
 int dp_future_wait(dp_future_t *f, double timeout)
 {
+    uint64_t end = timeout >= 0 ? dp_now_ms() + (uint64_t)(timeout * 1000) : 0;
     while (!f->res) {
-        int rc = dp_pool_pump(f->pool, timeout, -1);
+        uint64_t now = dp_now_ms(), due = s_due(f);
+        if (due && now >= due) {
+            dp_pool_fail_routes(f->pool, f, DP_ERR_TIMEOUT,
+                                "no result within the time limit plus a "
+                                "margin (the client's deadline)",
+                                true);
+            break;
+        }
+        if (end && now >= end)
+            return DP_ERR_TIMEOUT;
+        uint64_t until = due && (!end || due < end) ? due : end;
+        int rc = dp_pool_pump(f->pool, until ? (until - now) / 1000.0 : -1, -1);
         if (f->res)
             break;
-        if (rc)
+        if (rc && rc != DP_ERR_TIMEOUT)
             return rc;
     }
     return 0;

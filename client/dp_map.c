@@ -3,11 +3,23 @@
  * number of inputs in flight (read, not yet given back), so ten million
  * inputs never sit in memory. Results wait in a ring indexed by input
  * position (ordered) or a FIFO (unordered), both of max_inflight slots.
+ *
+ * Every input read gets exactly one result. When the broker is lost, the
+ * jobs without a result, and every input read after, get BROKER_LOST.
+ * The map holds its own deadline: when no result has come for the jobs'
+ * time limit plus DP_DEADLINE_MARGIN_MS while jobs are out, they all fail
+ * with TIMEOUT here (and are cancelled at the broker), whatever the
+ * broker and workers do. (A per-job clock would need to know when the
+ * broker dispatched each job; time without any result is what a client
+ * can see.)
  */
+#include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "dp_clock.h"
 #include "dp_msg.h"
 #include "dp_pool_int.h"
 
@@ -25,6 +37,9 @@ struct dp_map {
     size_t read, yielded, failed;
     bool input_done, input_error, cancelled, lost;
     bool input_wait;      /* the input said DP_INPUT_WAIT */
+    size_t out;           /* jobs routed, no result yet */
+    uint64_t deadline_ms; /* time limit + margin; 0 = none */
+    uint64_t quiet_since; /* ms: the last result, or since jobs are out */
     dp_result_t **ring;   /* ordered: slot index % cap */
     size_t fhead, fcount; /* unordered: FIFO in ring */
     dp_wr_t batch;        /* encoded jobs not yet sent */
@@ -54,9 +69,11 @@ static void s_adapt(dp_map_t *m, const dp_result_t *r)
                        limit < DP_CHUNK_AUTO_MAX ? limit : DP_CHUNK_AUTO_MAX);
 }
 
-void dp_map_deliver(void *owner, size_t index, dp_result_t *r)
+static void s_deliver(void *data, size_t index, dp_result_t *r)
 {
-    dp_map_t *m = owner;
+    dp_map_t *m = data;
+    m->out -= m->out > 0;
+    m->quiet_since = dp_now_ms();
     if (m->adaptive && !r->error)
         s_adapt(m, r);
     if (r->error) {
@@ -91,6 +108,22 @@ static int s_flush(dp_map_t *m)
     return dp_pool_send(m->pool, &w);
 }
 
+/* s_local_result: the next input's result, made here: it is never sent. */
+static int s_local_result(dp_map_t *m, uint64_t id, int code, const char *msg)
+{
+    dp_result_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return DP_ERR_NOMEM;
+    r->id = id;
+    r->error = code;
+    r->message = strdup(msg);
+    r->worker = strdup("");
+    r->index = m->read++;
+    m->out++;
+    s_deliver(m, r->index, r);
+    return 0;
+}
+
 /* s_read_one: take the next input and queue its job. 0 = queued,
  * DP_ERR_EOF = end of input, or an error. */
 static int s_read_one(dp_map_t *m)
@@ -116,7 +149,23 @@ static int s_read_one(dp_map_t *m)
         return got < 0 ? DP_ERR_INVALID : DP_ERR_EOF;
     }
     uint64_t id = dp_pool_next_id(m->pool);
-    int rc = dp_route_add(m->pool, id, DP_SINK_MAP, m, m->read);
+    if (got == DP_INPUT_BAD) { /* args: [code, message] */
+        const dp_value_t *c = args.type == DP_ARRAY && args.v.a.len == 2
+                                  ? &args.v.a.items[0]
+                                  : NULL;
+        const dp_value_t *msg = c ? c + 1 : NULL;
+        int rc = s_local_result(
+            m, id, c && c->type == DP_UINT ? (int)c->v.u : DP_ERR_INVALID,
+            msg && msg->type == DP_STR ? msg->v.s.ptr : "bad input");
+        dp_value_clear(&args);
+        return rc;
+    }
+    if (m->lost) { /* nowhere to send it: its line says so */
+        dp_value_clear(&args);
+        return s_local_result(m, id, DP_ERR_BROKER_LOST,
+                              "broker lost before this job was sent");
+    }
+    int rc = dp_route_add(m->pool, id, s_deliver, m, m->read);
     const dp_job_opts_t *jo = &m->o.job;
     if (!rc) {
         if (m->nbatch == 0)
@@ -128,6 +177,8 @@ static int s_read_one(dp_map_t *m)
                                         : DP_RETRIES_DEFAULT_CLIENT);
         m->nbatch++;
         m->read++;
+        if (m->out++ == 0)
+            m->quiet_since = dp_now_ms();
     }
     dp_value_clear(&args);
     /* small chunks still travel together: a SUBMIT holds at least
@@ -158,19 +209,84 @@ static dp_result_t *s_ready(dp_map_t *m)
     return r;
 }
 
-int dp_map_next(dp_map_t *m, dp_result_t **out)
+/* s_on_lost: the broker is gone: each job out gets BROKER_LOST now; the
+ * inputs still to come get it as they are read (s_read_one). */
+static void s_on_lost(dp_map_t *m)
+{
+    m->lost = true;
+    m->nbatch = 0;
+    dp_wr_reset(&m->batch);
+    dp_pool_fail_routes(m->pool, m, DP_ERR_BROKER_LOST,
+                        "broker lost before this job's result came", false);
+}
+
+/* s_wait_ms: how long dp_map_next_wait may wait now: until the caller's
+ * end (0 = none), or the map's deadline; -1 = forever. */
+static long s_wait_ms(const dp_map_t *m, uint64_t end, uint64_t now)
+{
+    long wait = end ? (end > now ? (long)(end - now) : 0) : -1;
+    if (m->deadline_ms && m->out && !m->lost) {
+        uint64_t due = m->quiet_since + m->deadline_ms;
+        long d = due > now ? (long)(due - now) : 0;
+        wait = wait < 0 || d < wait ? d : wait;
+    }
+    return wait;
+}
+
+/* s_check_deadline: fail the jobs out with TIMEOUT when no result has come
+ * for the time limit plus the margin. */
+static void s_check_deadline(dp_map_t *m, uint64_t now)
+{
+    if (!m->deadline_ms || !m->out || m->lost ||
+        now < m->quiet_since + m->deadline_ms)
+        return;
+    dp_pool_fail_routes(m->pool, m, DP_ERR_TIMEOUT,
+                        "no result within the time limit plus a margin "
+                        "(the client's deadline)",
+                        true);
+    m->quiet_since = now;
+}
+
+/* s_wait: wait up to wait_ms (-1 forever) for results, or for the input fd
+ * when the input said DP_INPUT_WAIT. */
+static int s_wait(dp_map_t *m, long wait_ms)
+{
+    int fd = m->input_wait ? m->o.input_fd : -1;
+    if (m->lost) { /* no pool to wait on: only the input */
+        struct pollfd pf = {fd, POLLIN, 0};
+        if (fd >= 0 && poll(&pf, 1, (int)wait_ms) < 0 && errno != EINTR)
+            return DP_ERR_IO;
+        return m->pool->interrupted ? DP_ERR_CANCELLED : 0;
+    }
+    int rc = dp_pool_pump(m->pool, wait_ms < 0 ? -1 : wait_ms / 1000.0, fd);
+    if (rc == DP_ERR_CANCELLED)
+        dp_map_cancel(m);
+    if (rc == DP_ERR_BROKER_LOST)
+        s_on_lost(m);
+    return rc == DP_ERR_CANCELLED ? rc : 0;
+}
+
+static bool s_has_ready(const dp_map_t *m)
+{
+    if (m->o.unordered)
+        return m->fcount > 0;
+    return m->yielded < m->read && m->ring[m->yielded % m->cap];
+}
+
+int dp_map_next_wait(dp_map_t *m, dp_result_t **out, double timeout)
 {
     *out = NULL;
+    uint64_t end = timeout >= 0 ? dp_now_ms() + (uint64_t)(timeout * 1000) : 0;
     for (;;) {
         if ((*out = s_ready(m)))
             return 0;
-        if (m->lost)
-            return DP_ERR_BROKER_LOST; /* after what had arrived */
         if (m->input_done && m->yielded == m->read)
-            return m->input_error ? DP_ERR_INVALID : DP_ERR_EOF;
+            return m->lost          ? DP_ERR_BROKER_LOST
+                   : m->input_error ? DP_ERR_INVALID
+                                    : DP_ERR_EOF;
         /* a stream sends single jobs until the first result tells how
          * long a job takes (then s_adapt sizes the chunks) */
-        size_t window = m->adaptive && m->job_us == 0
+        size_t window = m->adaptive && m->job_us == 0 && !m->lost
                             ? 2 * (size_t)s_slots(m->pool)
                             : m->cap;
         m->input_wait = false;
@@ -181,19 +297,25 @@ int dp_map_next(dp_map_t *m, dp_result_t **out)
         }
         if (m->cancelled)
             m->input_done = true;
-        int rc = s_flush(m);
+        int rc = m->lost ? 0 : s_flush(m);
         if (rc)
             return rc;
-        if (m->input_done && m->yielded == m->read)
+        if (s_has_ready(m) || (m->input_done && m->yielded == m->read))
             continue;
-        rc = dp_pool_pump(m->pool, -1, m->input_wait ? m->o.input_fd : -1);
-        if (rc == DP_ERR_CANCELLED) {
-            dp_map_cancel(m);
+        uint64_t now = dp_now_ms();
+        s_check_deadline(m, now);
+        long wait = s_wait_ms(m, end, now);
+        if (end && wait == 0)
+            return DP_ERR_TIMEOUT;
+        rc = s_wait(m, wait);
+        if (rc)
             return rc;
-        }
-        if (rc == DP_ERR_BROKER_LOST)
-            m->lost = true;
     }
+}
+
+int dp_map_next(dp_map_t *m, dp_result_t **out)
+{
+    return dp_map_next_wait(m, out, -1);
 }
 
 int dp_map_cancel(dp_map_t *m)
@@ -209,7 +331,7 @@ int dp_map_cancel(dp_map_t *m)
         return DP_ERR_NOMEM;
     for (size_t k = 0; k < p->cap_routes; k++) {
         dp_route_t *r = &p->routes[k];
-        if (r->id && !r->tomb && r->owner == m)
+        if (r->id && !r->tomb && r->data == m)
             ids[n++] = r->id;
     }
     int rc = n ? dp_pool_cancel_ids(p, ids, n) : 0;
@@ -241,6 +363,9 @@ static int s_new(dp_pool_t *p, const char *type, const dp_map_opts_t *o,
         m->cap = m->chunk * quarter; /* every chunk may be out at once */
     if (m->chunk > m->cap)
         m->cap = m->chunk;
+    if (m->o.job.timeout > 0)
+        m->deadline_ms =
+            (uint64_t)(m->o.job.timeout * 1000) + DP_DEADLINE_MARGIN_MS;
     m->type = strdup(type);
     m->ring = calloc(m->cap, sizeof *m->ring);
     dp_wr_init(&m->batch);

@@ -51,7 +51,7 @@ static int s_routes_grow(dp_pool_t *p)
     return 0;
 }
 
-int dp_route_add(dp_pool_t *p, uint64_t id, dp_sinkkind_t kind, void *owner,
+int dp_route_add(dp_pool_t *p, uint64_t id, dp_deliver_fn deliver, void *data,
                  size_t index)
 {
     if ((p->used_routes + 1) * 2 > p->cap_routes && s_routes_grow(p))
@@ -61,7 +61,7 @@ int dp_route_add(dp_pool_t *p, uint64_t id, dp_sinkkind_t kind, void *owner,
         s = (s + 1) & (p->cap_routes - 1);
     if (!p->routes[s].id)
         p->used_routes++;
-    p->routes[s] = (dp_route_t){id, owner, index, (uint8_t)kind, false};
+    p->routes[s] = (dp_route_t){id, deliver, data, index, false};
     p->nroutes++;
     return 0;
 }
@@ -84,7 +84,7 @@ void dp_route_del(dp_pool_t *p, uint64_t id)
     dp_route_t *r = s_route_find(p, id);
     if (r) {
         r->tomb = true;
-        r->owner = NULL;
+        r->data = NULL;
         p->nroutes--;
     }
 }
@@ -95,15 +95,45 @@ void dp_pool_forget(dp_pool_t *p, void *owner)
     uint64_t *ids = malloc((p->nroutes + 1) * sizeof *ids);
     for (size_t k = 0; k < p->cap_routes; k++) {
         dp_route_t *r = &p->routes[k];
-        if (r->id && !r->tomb && r->owner == owner) {
+        if (r->id && !r->tomb && r->data == owner) {
             if (ids)
                 ids[n++] = r->id;
             r->tomb = true;
-            r->owner = NULL;
+            r->data = NULL;
             p->nroutes--;
         }
     }
     if (n)
+        dp_pool_cancel_ids(p, ids, n);
+    free(ids);
+}
+
+void dp_pool_fail_routes(dp_pool_t *p, void *owner, int code, const char *msg,
+                         bool cancel)
+{
+    size_t n = 0;
+    uint64_t *ids = malloc((p->nroutes + 1) * sizeof *ids);
+    for (size_t k = 0; k < p->cap_routes; k++) {
+        dp_route_t *rt = &p->routes[k];
+        if (!rt->id || rt->tomb || rt->data != owner)
+            continue;
+        dp_result_t *r = calloc(1, sizeof *r);
+        if (ids)
+            ids[n++] = rt->id;
+        rt->tomb = true;
+        rt->data = NULL;
+        p->nroutes--;
+        if (!r)
+            continue; /* out of memory: that input goes without a line */
+        r->id = rt->id;
+        r->index = rt->index;
+        r->error = code;
+        r->message = strdup(msg);
+        r->worker = strdup("");
+        r->value = dp_nil();
+        rt->deliver(owner, rt->index, r);
+    }
+    if (n && cancel)
         dp_pool_cancel_ids(p, ids, n);
     free(ids);
 }
@@ -182,15 +212,13 @@ static void s_route_result(dp_pool_t *p, dp_result_t *r)
         dp_result_free(&r); /* e.g. a cancelled job's late answer */
         return;
     }
-    void *owner = rt->owner;
+    p->last_result_ms = dp_now_ms();
+    void *data = rt->data;
     size_t index = rt->index;
-    uint8_t kind = rt->kind;
+    dp_deliver_fn deliver = rt->deliver;
     dp_route_del(p, r->id);
     r->index = index;
-    if (kind == DP_SINK_FUTURE)
-        dp_future_deliver(owner, r);
-    else
-        dp_map_deliver(owner, index, r);
+    deliver(data, index, r);
 }
 
 int dp_pool_pump(dp_pool_t *p, double timeout, int fd)

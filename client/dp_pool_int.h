@@ -33,6 +33,7 @@
 #define DP_SUBMIT_MIN_JOBS 64      /* jobs per SUBMIT when chunks are small */
 #define DP_CHUNK_TARGET_US 20000.0 /* a stream's chunk: ~20 ms of work */
 #define DP_RETRIES_DEFAULT_CLIENT 3
+#define DP_DEADLINE_MARGIN_MS 5000 /* client deadline past a time limit */
 
 typedef struct s_item {
     struct s_item *next;
@@ -41,13 +42,16 @@ typedef struct s_item {
     dp_result_t *res; /* inbox: decoded result */
 } dp_item_t;
 
-typedef enum { DP_SINK_FUTURE, DP_SINK_MAP } dp_sinkkind_t;
+/* dp_deliver_fn: hands result r (taken) of input `index` to the owner
+ * (`data`) of its route: a future, a map. The pool calls it and knows
+ * nothing else of them. */
+typedef void (*dp_deliver_fn)(void *data, size_t index, dp_result_t *r);
 
 typedef struct {
     uint64_t id; /* 0 = empty slot */
-    void *owner;
+    dp_deliver_fn deliver;
+    void *data; /* the owner, given to deliver */
     size_t index;
-    uint8_t kind;
     bool tomb;
 } dp_route_t;
 
@@ -79,7 +83,8 @@ struct dp_pool {
     uint32_t client_no;
     uint32_t next_seq;
     int cpu_slots;
-    dp_route_t *routes; /* id -> owner, open addressing */
+    uint64_t last_result_ms; /* when the last result was routed */
+    dp_route_t *routes;      /* id -> owner, open addressing */
     size_t nroutes, cap_routes, used_routes;
 };
 
@@ -93,18 +98,19 @@ uint64_t dp_pool_next_id(dp_pool_t *p);
  * DP_ERR_BROKER_LOST, DP_ERR_CANCELLED (interrupted). */
 int dp_pool_pump(dp_pool_t *p, double timeout, int fd);
 /* dp_route_add / dp_route_del: the routing table, caller thread only. */
-int dp_route_add(dp_pool_t *p, uint64_t id, dp_sinkkind_t kind, void *owner,
+int dp_route_add(dp_pool_t *p, uint64_t id, dp_deliver_fn deliver, void *data,
                  size_t index);
 void dp_route_del(dp_pool_t *p, uint64_t id);
 /* dp_pool_cancel_ids: send CANCEL for ids (n = 0: all of ours). */
 int dp_pool_cancel_ids(dp_pool_t *p, const uint64_t *ids, size_t n);
-/* dp_pool_forget: drop every route that points at owner, cancelling
+/* dp_pool_forget: drop every route whose data is owner, cancelling
  * those jobs at the broker. */
 void dp_pool_forget(dp_pool_t *p, void *owner);
-
-/* Delivery into futures and maps (dp_future.c, dp_map.c). */
-void dp_future_deliver(void *owner, dp_result_t *r);
-void dp_map_deliver(void *owner, size_t index, dp_result_t *r);
+/* dp_pool_fail_routes: drop every route whose data is owner and deliver
+ * to each a result failed with code and msg (made here: the job's own
+ * never came); cancel the jobs at the broker when cancel is set. */
+void dp_pool_fail_routes(dp_pool_t *p, void *owner, int code, const char *msg,
+                         bool cancel);
 
 /* dp_embed_start / dp_embed_stop: the private broker and worker. */
 int dp_embed_start(dp_pool_t *p, const dp_pool_opts_t *o);

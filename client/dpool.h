@@ -212,7 +212,10 @@ typedef struct dp_future dp_future_t;
 int dp_submit(dp_pool_t *pool, const char *type, const dp_value_t *args,
               size_t nargs, const dp_job_opts_t *opts, dp_future_t **out);
 /* dp_future_wait: wait up to timeout seconds (< 0 = forever) for the
- * result. 0 = done, DP_ERR_TIMEOUT = not yet. */
+ * result. 0 = done, DP_ERR_TIMEOUT = not yet. With a time limit
+ * (opts->timeout), when no result of the pool has come for that long plus
+ * a margin (5 s) since the job was sent, the future completes with
+ * DP_ERR_TIMEOUT made here and the job is cancelled. */
 int dp_future_wait(dp_future_t *f, double timeout);
 /* dp_future_result: the result once done (borrowed from f), else NULL. */
 const dp_result_t *dp_future_result(const dp_future_t *f);
@@ -228,11 +231,15 @@ void dp_future_destroy(dp_future_t **f);
 /* dp_input_fn: produce the next job's arguments into *args (a DP_ARRAY the
  * library takes ownership of). Return 1 = produced, 0 = end of input,
  * DP_INPUT_WAIT = nothing ready yet (dp_map_next sends what it has, gives
- * back results, and asks again once opts.input_fd is readable), or a
- * negative number = input error (the map stops with DP_ERR_INVALID). Called
- * lazily: only as many inputs are read as are in flight. */
+ * back results, and asks again once opts.input_fd is readable),
+ * DP_INPUT_BAD = this input cannot become a job: *args is [code: uint,
+ * message: str] and the input's result is that error (it takes its place
+ * in the order, nothing is sent), or a negative number = input error (the
+ * map stops with DP_ERR_INVALID). Called lazily: only as many inputs are
+ * read as are in flight. */
 typedef int (*dp_input_fn)(void *ctx, dp_value_t *args);
 #define DP_INPUT_WAIT 2
+#define DP_INPUT_BAD 3
 
 typedef struct {
     bool unordered;      /* false: input order (imap); true: as_completed */
@@ -254,10 +261,20 @@ int dp_map_array(dp_pool_t *pool, const char *type, const dp_value_t *argv,
                  size_t n, const dp_map_opts_t *opts, dp_map_t **out);
 /* dp_map_next: the next result (input order, or completion order when
  * unordered) into *out, owned by the caller. Returns 0, DP_ERR_EOF when all
- * results were given, DP_ERR_BROKER_LOST, or DP_ERR_INVALID after an input
- * error. With fail_fast, after the first failed result the rest come back
- * as DP_ERR_CANCELLED. */
+ * results were given, DP_ERR_BROKER_LOST (after one result per input, see
+ * dp_map_next_wait), or DP_ERR_INVALID after an input error. With fail_fast,
+ * after the first failed result the rest come back as DP_ERR_CANCELLED. */
 int dp_map_next(dp_map_t *m, dp_result_t **out);
+/* dp_map_next_wait: dp_map_next waiting at most timeout seconds (< 0 =
+ * forever); DP_ERR_TIMEOUT when no result came in that time (call again).
+ * Every input read gets exactly one result: after a lost broker, those
+ * without one come back as DP_ERR_BROKER_LOST (and so do inputs read
+ * later), then the call returns DP_ERR_BROKER_LOST. With a time limit
+ * (opts.job.timeout), when no result has come for that long plus a
+ * margin (5 s) while jobs are out, they come back as DP_ERR_TIMEOUT and
+ * are cancelled: the caller never waits on a broker or worker that sits
+ * on its jobs. */
+int dp_map_next_wait(dp_map_t *m, dp_result_t **out, double timeout);
 /* dp_map_cancel: cancel everything not yet finished; later results come
  * back as DP_ERR_CANCELLED. */
 int dp_map_cancel(dp_map_t *m);

@@ -5,7 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dp_log.h"
 #include "dpool.h"
+
+#define S_PORT_MAX 65535
+#define S_ENDPOINT_FORM "tcp://HOST:PORT (PORT 1-65535) or ipc://PATH"
 
 static const dp_opt_t *s_find_long(const dp_opt_t *o, const char *name,
                                    size_t len, bool *negated)
@@ -39,9 +43,55 @@ static const dp_opt_t *s_find_short(const dp_opt_t *o, char c)
     return NULL;
 }
 
+int dp_opt_check_endpoint(const char *ep, char *err, size_t errlen)
+{
+    if (strncmp(ep, "ipc://", 6) == 0 && ep[6] != '\0')
+        return 0;
+    if (strncmp(ep, "tcp://", 6) == 0) {
+        const char *host = ep + 6, *colon = strrchr(host, ':');
+        const char *port = colon ? colon + 1 : NULL;
+        bool bracket_ok = host[0] != '[' || (colon && colon[-1] == ']');
+        if (colon && colon > host && bracket_ok && strcmp(port, "*") == 0)
+            return 0;
+        char *end = NULL;
+        errno = 0;
+        unsigned long n =
+            port && isdigit((unsigned char)*port) ? strtoul(port, &end, 10) : 0;
+        if (colon && colon > host && bracket_ok && end && *end == '\0' &&
+            !errno && n >= 1 && n <= S_PORT_MAX)
+            return 0;
+    }
+    snprintf(err, errlen, "bad endpoint '%s': expected " S_ENDPOINT_FORM, ep);
+    return DP_ERR_INVALID;
+}
+
+/* s_check: the values some metavars promise (see dp_opt.h). */
+static int s_check(const dp_opt_t *o, const char *val, char *err, size_t errlen)
+{
+    if (!o->metavar)
+        return 0;
+    if (strcmp(o->metavar, "ENDPOINT") == 0) {
+        char why[DP_OPT_ERR_MAX];
+        if (!dp_opt_check_endpoint(val, why, sizeof why))
+            return 0;
+        snprintf(err, errlen, "--%s: %s", o->name, why);
+        return DP_ERR_INVALID;
+    }
+    if (strcmp(o->metavar, "LEVEL") == 0 && dp_log_parse_level(val) < 0) {
+        snprintf(err, errlen,
+                 "--%s: expected error, warn, info or debug, got '%s'", o->name,
+                 val);
+        return DP_ERR_INVALID;
+    }
+    return 0;
+}
+
 static int s_set(const dp_opt_t *o, const char *val, bool negated, char *err,
                  size_t errlen)
 {
+    if ((o->kind == DP_OPT_STR || o->kind == DP_OPT_LIST) &&
+        s_check(o, val, err, errlen))
+        return DP_ERR_INVALID;
     char *end = NULL;
     switch (o->kind) {
     case DP_OPT_FLAG:
@@ -175,6 +225,15 @@ int dp_opt_parse(const dp_opt_t *opts, int argc, char **argv, int *npos,
         nopts++;
     bool seen[nopts + 1];
     memset(seen, 0, sizeof seen);
+    return dp_opt_parse_seen(opts, argc, argv, npos, seen, err, errlen);
+}
+
+int dp_opt_parse_seen(const dp_opt_t *opts, int argc, char **argv, int *npos,
+                      bool *seen, char *err, size_t errlen)
+{
+    size_t nopts = 0;
+    while (opts[nopts].name)
+        nopts++;
     int pos = 1;
     bool only_pos = false;
     for (int k = 1; k < argc; k++) {

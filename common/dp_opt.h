@@ -5,6 +5,11 @@
  * may come in any order; "--" ends options; "-5" is a positional (a
  * negative number the program will judge).
  *
+ * Values are checked as they are set: a row whose metavar is "ENDPOINT"
+ * must be an endpoint dpool can use (dp_opt_check_endpoint), one whose
+ * metavar is "LEVEL" a log level (error, warn, info, debug). So the broker,
+ * the worker and the client refuse the same typos with the same words.
+ *
  * Ownership: string values point into argv or the environment.
  */
 #ifndef DP_OPT_H
@@ -40,6 +45,8 @@ typedef struct {
     long min, max; /* DP_OPT_LONG bounds */
     const char *metavar; /* "N", "ENDPOINT" */
     const char *help;    /* NULL = hidden from --help */
+    unsigned tags;       /* the program's own bits (e.g. which commands use
+                            the option); dp_opt ignores them */
 } dp_opt_t;
 
 /* dp_opt_parse: set dest of each row from argv[1..argc) and then from the
@@ -48,6 +55,15 @@ typedef struct {
  * a message in err. */
 int dp_opt_parse(const dp_opt_t *opts, int argc, char **argv, int *npos,
                  char *err, size_t errlen);
+/* dp_opt_parse_seen: dp_opt_parse that also sets seen[k] (an array of one
+ * bool per row, cleared by the caller) for each row given on the command
+ * line (not from the environment). */
+int dp_opt_parse_seen(const dp_opt_t *opts, int argc, char **argv, int *npos,
+                      bool *seen, char *err, size_t errlen);
+/* dp_opt_check_endpoint: 0 when ep is tcp://HOST:PORT (PORT 1..65535, or
+ * `*` for a bind) or ipc://PATH; else DP_ERR_INVALID with a message in err
+ * that names the expected form. */
+int dp_opt_check_endpoint(const char *ep, char *err, size_t errlen);
 /* dp_opt_daemon: parse the options of a program that takes no arguments
  * (dpool-broker, dpool-worker): usage errors are reported with the help
  * (exit code 2); --help and --version print and give 0. Returns -1 when the

@@ -334,7 +334,7 @@ static double s_float(const s_head_t *h)
 /* s_value: decode a value already validated by dp_rd_skip. */
 static int s_value(dp_rd_t *r, dp_value_t *out)
 {
-    s_head_t h;
+    s_head_t h = {0};
     s_head(r, &h);
     r->p += h.hdr;
     switch (h.kind) {

@@ -2,7 +2,8 @@
 # demo.sh - the quick start: install what dpool needs, build it, and run the
 # classic Pool demo on an embedded local pool (no broker to start by hand):
 # factor 64 random integers between 40,000,000 and 80,000,000, then check
-# which of five large numbers are prime.
+# which of five large numbers are prime. It builds in build/ (the programs
+# land in build/bin/); deploy/test.sh uses build dirs of its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/install-deps.sh

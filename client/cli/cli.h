@@ -21,13 +21,24 @@
 #define DP_PROGRESS_AFTER_MS 1000 /* batches shorter than this show none */
 #define DP_MAX_INFLIGHT_CLI 1024  /* inputs read ahead of the output */
 
+/* Option tags (dp_opt_t.tags): the kinds of command an option serves. */
+#define DP_T_RUN (1u << 0)    /* commands that run jobs: map, factor, ... */
+#define DP_T_CONN (1u << 1)   /* commands that talk to a broker */
+#define DP_T_EMBED (1u << 2)  /* a modifier: refused with --broker */
+#define DP_T_HASH (1u << 3)   /* hash jobs */
+#define DP_T_DL (1u << 4)     /* download jobs */
+#define DP_T_BENCH (1u << 5)  /* bench */
+#define DP_T_STATUS (1u << 6) /* status */
+#define DP_T_TYPES (1u << 7)  /* types */
+
 typedef struct {
     const char *broker; /* NULL = embedded */
     bool unordered, fail_fast, json;
     long chunksize, retries, max_inflight, processes, io_slots;
     double timeout, connect_timeout;
     const char *format;
-    bool progress; /* default: stderr is a terminal */
+    const char *arg_file; /* -a: inputs from this file (- = stdin) */
+    bool progress;        /* default: stderr is a terminal */
     /* hash */
     const char *algo, *salt;
     long pbkdf2, dklen;
@@ -45,6 +56,14 @@ void dp_cli_defaults(dp_cli_t *c);
 /* dp_cli_options: the option table (rows point into c). */
 void dp_cli_options(dp_cli_t *c, dp_opt_t *opts, bool *help, bool *version,
                     bool *list);
+/* dp_cli_known: cmd is one of the commands. */
+bool dp_cli_known(const char *cmd);
+/* dp_cli_check_command: refuse options given on the command line (seen[k]
+ * for row k) that cmd (and for map, its job type) does not use; 0 or
+ * DP_ERR_INVALID with a message in err. */
+int dp_cli_check_command(const dp_cli_t *c, const char *cmd, const char *type,
+                         const dp_opt_t *opts, const bool *seen, char *err,
+                         size_t errlen);
 /* dp_cli_finish_options: check combinations; 0 or DP_ERR_INVALID + err. */
 int dp_cli_finish_options(dp_cli_t *c, char *err, size_t errlen);
 /* dp_cli_map: run job type over args (or stdin lines); print; exit code. */

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,10 +19,14 @@
 #include "cli.h"
 #include "dp_clock.h"
 #include "dp_download.h"
+#include "dp_jobs.h"
 
 #define S_FILE_MAX (256u * 1024 * 1024) /* hash: largest file sent */
 #define S_LINE_MAX (1u << 20)           /* longest stdin line */
 #define S_READ_CHUNK 65536u
+#define S_LINE_LONG 4   /* s_read_line: a line skipped */
+#define S_EXIT_PIPE 141 /* as if killed by SIGPIPE */
+#define S_WS " \t\v\f\r"
 
 /* The input text of each job in flight, by input index, until its result
  * is printed. (A ring by index % cap is not enough: unordered results can
@@ -37,29 +42,72 @@ typedef struct {
     const char *type;
     char **args;
     int nargs, next;
+    int fd;           /* inputs are this fd's lines (-1: the args) */
+    const char *name; /* of fd, for messages */
     s_slot_t *inputs; /* input texts by index: open addressing over
-                         tsize slots, at most cap of them in use */
-    size_t tsize;
+                         tsize slots, at most half of them in use */
+    size_t tsize, live;
     size_t cap, count;
     char *rbuf; /* stdin bytes read, not yet taken as lines */
     size_t roff, rlen, rcap;
-    bool eof;
-    int bad_input; /* exit code when an input could not be read */
+    bool eof, skipping; /* skipping: the rest of an over-long line */
+    size_t lineno;
+    bool split;    /* factor: a line holds several numbers */
+    char *pending; /* split: the line's copy, its tokens NUL-ended */
+    size_t pend_off;
+    bool done; /* the input has ended: count is the total */
 } s_in_t;
 
-/* s_file_arg: a file's content as a bin value. */
-static int s_file_arg(const char *path, dp_value_t *out)
+/* s_read_fd: all of fd (at most S_FILE_MAX bytes) as a bin value; 0, or
+ * an error code with the reason in why. */
+static int s_read_fd(int fd, dp_value_t *out, char *why, size_t len_why)
 {
+    size_t len = 0, cap = S_READ_CHUNK;
+    char *p = malloc(cap);
+    bool failed = !p;
+    while (!failed && len <= S_FILE_MAX) {
+        if (len == cap) { /* up to one byte over the limit, to see it */
+            size_t ncap = cap * 2 > S_FILE_MAX ? S_FILE_MAX + 1 : cap * 2;
+            char *q = realloc(p, ncap);
+            failed = !q;
+            p = q ? q : p;
+            cap = ncap;
+            continue;
+        }
+        ssize_t n = read(fd, p + len, cap - len);
+        if (n == 0)
+            break;
+        failed = n < 0 && errno != EINTR;
+        len += n > 0 ? (size_t)n : 0;
+    }
+    if (failed || len > S_FILE_MAX) {
+        snprintf(why, len_why, "%s",
+                 failed ? strerror(errno) : "larger than the 256 MiB limit");
+        free(p);
+        return failed ? DP_ERR_IO : DP_ERR_TOO_BIG;
+    }
+    *out = dp_bin(p, len);
+    free(p);
+    return out->type == DP_BIN ? 0 : DP_ERR_NOMEM;
+}
+
+/* s_file_arg: a file's content as a bin value; 0, or an error code with
+ * the reason in why. */
+static int s_file_arg(const char *path, dp_value_t *out, char *why,
+                      size_t len_why)
+{
+    if (strcmp(path, "-") == 0)
+        return s_read_fd(STDIN_FILENO, out, why, len_why);
     FILE *f = fopen(path, "rb");
     if (!f) {
-        fprintf(stderr, "dpool: %s: %s\n", path, strerror(errno));
-        return -1;
+        snprintf(why, len_why, "%s", strerror(errno));
+        return DP_ERR_IO;
     }
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || st.st_size > (off_t)S_FILE_MAX) {
-        fprintf(stderr, "dpool: %s: larger than %u bytes\n", path, S_FILE_MAX);
+        snprintf(why, len_why, "larger than the 256 MiB limit");
         fclose(f);
-        return -1;
+        return DP_ERR_TOO_BIG;
     }
     size_t size = (size_t)st.st_size;
     *out = dp_bin("", 0);
@@ -68,8 +116,8 @@ static int s_file_arg(const char *path, dp_value_t *out)
     fclose(f);
     if (!p || got != size) {
         free(p);
-        fprintf(stderr, "dpool: %s: read failed\n", path);
-        return -1;
+        snprintf(why, len_why, "read failed");
+        return DP_ERR_IO;
     }
     free(out->v.s.ptr);
     out->v.s.ptr = p;
@@ -77,8 +125,10 @@ static int s_file_arg(const char *path, dp_value_t *out)
     return 0;
 }
 
-/* s_make_args: the job's argument array for one input text. */
-static int s_make_args(s_in_t *in, const char *text, dp_value_t *args)
+/* s_make_args: the job's argument array for one input text; 0, or an
+ * error code with the reason in why. */
+static int s_make_args(s_in_t *in, const char *text, dp_value_t *args,
+                       char *why, size_t len_why)
 {
     dp_cli_t *c = in->c;
     if (strcmp(in->type, "hash") != 0) {
@@ -88,8 +138,13 @@ static int s_make_args(s_in_t *in, const char *text, dp_value_t *args)
     }
     size_t n = c->pbkdf2 ? (c->dklen ? 5 : 4) : (c->dklen ? 5 : 2);
     *args = dp_array(n);
-    if (s_file_arg(text, &args->v.a.items[0]))
-        return -1;
+    if (strcmp(text, "-") == 0 && in->fd == STDIN_FILENO) {
+        snprintf(why, len_why, "stdin holds the list of inputs");
+        return DP_ERR_INVALID;
+    }
+    int rc = s_file_arg(text, &args->v.a.items[0], why, len_why);
+    if (rc)
+        return rc;
     args->v.a.items[1] = dp_str(c->algo ? c->algo : "sha256");
     if (n > 2) {
         args->v.a.items[2] =
@@ -104,12 +159,40 @@ static int s_make_args(s_in_t *in, const char *text, dp_value_t *args)
 /* Inputs are numbered 0, 1, 2, ... and each is put and taken once, so
  * input i nearly always sits in its home slot i % tsize: freed slots stay
  * marked `used` (tombstones) and are reused by later inputs. */
-static void s_input_put(s_in_t *in, size_t index, char *text)
+static void s_input_place(s_slot_t *t, size_t tsize, size_t index, char *text)
 {
-    size_t k = index & (in->tsize - 1);
-    while (in->inputs[k].text)
-        k = (k + 1) & (in->tsize - 1);
-    in->inputs[k] = (s_slot_t){index, text, true};
+    size_t k = index & (tsize - 1);
+    while (t[k].text)
+        k = (k + 1) & (tsize - 1);
+    t[k] = (s_slot_t){index, text, true};
+}
+
+/* s_input_put: keep text (taken) for input index. The table grows so that
+ * at most half its slots hold a text: a free slot always exists (the map
+ * may hold more inputs in flight than --max-inflight, e.g. one chunk of
+ * --chunksize). */
+static int s_input_put(s_in_t *in, size_t index, char *text)
+{
+    if (!text)
+        return -1;
+    if ((in->live + 1) * 2 > in->tsize) {
+        size_t tsize = in->tsize * 2;
+        s_slot_t *t = calloc(tsize, sizeof *t);
+        if (!t) {
+            free(text);
+            return -1;
+        }
+        for (size_t k = 0; k < in->tsize; k++)
+            if (in->inputs[k].text)
+                s_input_place(t, tsize, in->inputs[k].index,
+                              in->inputs[k].text);
+        free(in->inputs);
+        in->inputs = t;
+        in->tsize = tsize;
+    }
+    s_input_place(in->inputs, in->tsize, index, text);
+    in->live++;
+    return 0;
 }
 
 /* s_input_take: the text of input index (caller frees), or NULL. */
@@ -120,6 +203,7 @@ static char *s_input_take(s_in_t *in, size_t index)
         if (in->inputs[k].text && in->inputs[k].index == index) {
             char *text = in->inputs[k].text;
             in->inputs[k].text = NULL;
+            in->live--;
             return text;
         }
         k = (k + 1) & mask;
@@ -127,34 +211,44 @@ static char *s_input_take(s_in_t *in, size_t index)
     return NULL;
 }
 
-/* s_stdin_line: the next line of stdin (NUL-terminated in place) into
+/* s_read_line: the next line of in->fd (NUL-terminated in place) into
  * *line: 1, 0 at the end, DP_INPUT_WAIT when no whole line is there yet
- * (never blocks, so results keep flowing while the producer is slow), -1
- * for a line over S_LINE_MAX. */
-static int s_stdin_line(s_in_t *in, char **line)
+ * (never blocks, so results keep flowing while the producer is slow),
+ * S_LINE_LONG for a line over S_LINE_MAX, which is skipped up to its
+ * newline (the caller reports it; later lines are read as usual). */
+static int s_read_line(s_in_t *in, char **line)
 {
     for (;;) {
         char *start = in->rbuf + in->roff;
-        char *nl = in->rlen > in->roff
-                       ? memchr(start, '\n', in->rlen - in->roff)
-                       : NULL;
-        if (nl || (in->eof && in->rlen > in->roff)) {
-            size_t len = nl ? (size_t)(nl - start) : in->rlen - in->roff;
+        size_t have = in->rlen - in->roff;
+        char *nl = have ? memchr(start, '\n', have) : NULL;
+        if (in->skipping && (nl || in->eof)) {
+            in->roff = nl ? in->roff + (size_t)(nl - start) + 1 : in->rlen;
+            in->skipping = false;
+            return S_LINE_LONG;
+        }
+        if (in->skipping) {
+            in->roff = in->rlen = 0; /* drop what came of the long line */
+        } else if (nl || (in->eof && have)) {
+            size_t len = nl ? (size_t)(nl - start) : have;
             in->roff += len + (nl ? 1 : 0);
             start[len] = '\0'; /* over the newline, or the spare byte */
             *line = start;
             return 1;
-        }
-        if (in->eof)
+        } else if (in->eof) {
             return 0;
+        }
         if (in->roff) { /* keep the partial line at the front */
-            memmove(in->rbuf, start, in->rlen - in->roff);
+            memmove(in->rbuf, in->rbuf + in->roff, in->rlen - in->roff);
             in->rlen -= in->roff;
             in->roff = 0;
         }
         if (in->rlen + 1 >= in->rcap) {
-            if (in->rcap >= S_LINE_MAX)
-                return -1;
+            if (in->rcap >= S_LINE_MAX) {
+                in->skipping = true;
+                in->rlen = 0;
+                continue;
+            }
             size_t cap = in->rcap ? in->rcap * 2 : S_READ_CHUNK;
             char *p = realloc(in->rbuf, cap);
             if (!p)
@@ -162,11 +256,10 @@ static int s_stdin_line(s_in_t *in, char **line)
             in->rbuf = p;
             in->rcap = cap;
         }
-        struct pollfd pf = {STDIN_FILENO, POLLIN, 0};
+        struct pollfd pf = {in->fd, POLLIN, 0};
         if (poll(&pf, 1, 0) == 0)
             return DP_INPUT_WAIT;
-        ssize_t n =
-            read(STDIN_FILENO, in->rbuf + in->rlen, in->rcap - in->rlen - 1);
+        ssize_t n = read(in->fd, in->rbuf + in->rlen, in->rcap - in->rlen - 1);
         if (n > 0)
             in->rlen += (size_t)n;
         else if (n == 0 || (errno != EINTR && errno != EAGAIN))
@@ -174,50 +267,180 @@ static int s_stdin_line(s_in_t *in, char **line)
     }
 }
 
+/* s_token: the next whitespace-separated word of the pending line, or
+ * NULL (then the line is used up and freed). */
+static char *s_token(s_in_t *in)
+{
+    char *p = in->pending + in->pend_off;
+    p += strspn(p, S_WS);
+    size_t n = strcspn(p, S_WS);
+    if (n == 0) {
+        free(in->pending);
+        in->pending = NULL;
+        return NULL;
+    }
+    in->pend_off = (size_t)(p - in->pending) + n + (p[n] ? 1 : 0);
+    p[n] = '\0';
+    return p;
+}
+
+/* s_next_text: the next input text: an argument, or a line (a word of a
+ * line for factor, as GNU factor reads them). Lines empty or of blanks
+ * only are no input; a trailing CR is dropped. 1, 0 at the end,
+ * DP_INPUT_WAIT, S_LINE_LONG (a line skipped), or -1 (out of memory). */
+static int s_next_text(s_in_t *in, char **text)
+{
+    for (;;) {
+        if (in->pending && (*text = s_token(in)))
+            return 1;
+        if (in->fd < 0) {
+            if (in->next >= in->nargs)
+                return 0;
+            *text = in->args[in->next++];
+            return 1;
+        }
+        char *line;
+        int got = s_read_line(in, &line);
+        if (got == 1 || got == S_LINE_LONG)
+            in->lineno++;
+        if (got != 1)
+            return got; /* 0, DP_INPUT_WAIT, S_LINE_LONG, -1 */
+        size_t n = strlen(line);
+        if (n && line[n - 1] == '\r')
+            line[--n] = '\0';
+        if (line[strspn(line, S_WS)] == '\0')
+            continue; /* blank lines are no input */
+        if (!in->split) {
+            *text = line;
+            return 1;
+        }
+        in->pending = strdup(line);
+        in->pend_off = 0;
+        if (!in->pending)
+            return -1;
+    }
+}
+
+/* s_bad_input: an input that cannot become a job still gets its line:
+ * the map makes its result (code, why) in its place (DP_INPUT_BAD). */
+static int s_bad_input(s_in_t *in, const char *label, int code, const char *why,
+                       dp_value_t *args)
+{
+    *args = dp_array(2);
+    if (args->type != DP_ARRAY)
+        return -1;
+    args->v.a.items[0] = dp_uint((uint64_t)code);
+    args->v.a.items[1] = dp_str(why);
+    return s_input_put(in, in->count++, strdup(label)) ? -1 : DP_INPUT_BAD;
+}
+
 static int s_next_input(void *ctx, dp_value_t *args)
 {
     s_in_t *in = ctx;
-    char *text;
-    for (;;) {
-        if (in->nargs > 0) {
-            if (in->next >= in->nargs)
-                return 0;
-            text = in->args[in->next++];
-        } else {
-            int got = s_stdin_line(in, &text);
-            if (got == -1) {
-                fprintf(stderr, "dpool: stdin: a line over %u bytes\n",
-                        S_LINE_MAX);
-                return -1;
-            }
-            if (got != 1)
-                return got; /* 0 (end) or DP_INPUT_WAIT */
-            size_t n = strlen(text);
-            if (n && text[n - 1] == '\r')
-                text[--n] = '\0';
-            if (n == 0)
-                continue; /* blank lines are no input */
-        }
-        break;
+    char *text, why[256];
+    int got = s_next_text(in, &text);
+    if (got == S_LINE_LONG) {
+        char label[PATH_MAX];
+        snprintf(label, sizeof label, "%s line %zu", in->name, in->lineno);
+        snprintf(why, sizeof why, "%u bytes or more; skipped", S_LINE_MAX - 1);
+        return s_bad_input(in, label, DP_ERR_TOO_BIG, why, args);
     }
-    if (s_make_args(in, text, args)) {
-        dp_value_clear(args);
-        in->bad_input = 1; /* said on stderr; the batch goes on */
-        return s_next_input(ctx, args);
-    }
-    s_input_put(in, in->count++, strdup(text));
-    return 1;
+    in->done = got <= 0;
+    if (got != 1)
+        return got; /* 0 (end), DP_INPUT_WAIT, or an error */
+    int code = s_make_args(in, text, args, why, sizeof why);
+    if (code == 0)
+        return s_input_put(in, in->count++, strdup(text)) ? -1 : 1;
+    dp_value_clear(args);
+    return s_bad_input(in, text, code, why, args);
 }
 
 /* ---- output ---- */
 
+/* s_utf8_len: length of the valid UTF-8 sequence at p (RFC 3629: no
+ * overlongs, surrogates or code points past U+10FFFF), or 0. */
+static size_t s_utf8_len(const unsigned char *p)
+{
+    unsigned char c = p[0];
+    size_t n = c < 0x80                 ? 1
+               : c >= 0xC2 && c <= 0xDF ? 2
+               : c >= 0xE0 && c <= 0xEF ? 3
+               : c >= 0xF0 && c <= 0xF4 ? 4
+                                        : 0;
+    unsigned char lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
+    unsigned char hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
+    for (size_t k = 1; k < n; k++) {
+        unsigned char b = p[k];
+        if (b < (k == 1 ? lo : 0x80) || b > (k == 1 ? hi : 0xBF))
+            return 0;
+    }
+    return n;
+}
+
+/* s_utf8_fix: s with each byte that is not part of valid UTF-8 replaced
+ * by U+FFFD (as Python's errors="replace" does); caller frees. */
+static char *s_utf8_fix(const char *s, size_t len)
+{
+    static const char repl[] = "\xEF\xBF\xBD";
+    char *out = malloc(3 * len + 1), *o = out;
+    for (size_t k = 0; out && k < len;) {
+        size_t n = s_utf8_len((const unsigned char *)s + k);
+        if (n == 0 || k + n > len) {
+            memcpy(o, repl, 3);
+            o += 3;
+            k++;
+        } else {
+            memcpy(o, s + k, n);
+            o += n;
+            k += n;
+        }
+    }
+    if (o)
+        *o = '\0';
+    return out;
+}
+
+/* s_value_fix: make every string in v valid UTF-8 (JSON text must be). */
+static void s_value_fix(dp_value_t *v)
+{
+    if (v->type == DP_STR) {
+        char *fixed = s_utf8_fix(v->v.s.ptr, v->v.s.len);
+        if (fixed && strcmp(fixed, v->v.s.ptr) != 0) {
+            free(v->v.s.ptr);
+            v->v.s.ptr = fixed;
+            v->v.s.len = strlen(fixed);
+        } else {
+            free(fixed);
+        }
+    } else if (v->type == DP_ARRAY || v->type == DP_MAP) {
+        size_t n = v->type == DP_MAP ? 2 * v->v.a.len : v->v.a.len;
+        for (size_t k = 0; k < n; k++)
+            s_value_fix(&v->v.a.items[k]);
+    }
+}
+
 static void s_json_str(FILE *f, const char *s)
 {
-    dp_value_t v = dp_str(s ? s : "");
+    char *fixed = s_utf8_fix(s ? s : "", s ? strlen(s) : 0);
+    dp_value_t v = dp_str(fixed ? fixed : "");
     char *j = dp_value_json(&v);
     fputs(j ? j : "\"\"", f);
     free(j);
+    free(fixed);
     dp_value_clear(&v);
+}
+
+/* s_put_safe: text from a worker, for a terminal: control characters
+ * (C0, DEL) as \xNN, so a value cannot move the cursor, change colours
+ * or fake a line. */
+static void s_put_safe(FILE *f, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; p && *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            fprintf(f, "\\x%02x", *p);
+        else
+            fputc(*p, f);
+    }
 }
 
 /* s_save_body: write a download's body under --output-dir, replace
@@ -259,44 +482,51 @@ static void s_print_text(const char *type, const char *input,
                          const dp_result_t *r)
 {
     if (r->error) {
-        fprintf(stderr, "dpool: %s: %s: %s\n", input, dp_errname(r->error),
-                r->message ? r->message : dp_strerror(r->error));
+        fputs("dpool: ", stderr);
+        s_put_safe(stderr, input);
+        fprintf(stderr, ": %s: ", dp_errname(r->error));
+        s_put_safe(stderr, r->message ? r->message : dp_strerror(r->error));
+        fputc('\n', stderr);
         return;
     }
     const dp_value_t *v = &r->value;
+    s_put_safe(stdout, input);
+    putchar(':');
     if (strcmp(type, "factor") == 0 && v->type == DP_ARRAY) {
-        printf("%s:", input);
         for (size_t k = 0; k < v->v.a.len; k++) {
             const dp_value_t *x = &v->v.a.items[k];
             if (x->type == DP_UINT)
                 printf(" %llu", (unsigned long long)x->v.u);
-            else if (x->type == DP_STR)
-                printf(" %s", x->v.s.ptr);
+            else if (x->type == DP_STR) {
+                putchar(' ');
+                s_put_safe(stdout, x->v.s.ptr);
+            }
         }
-        putchar('\n');
     } else if (strcmp(type, "isprime") == 0) {
         const dp_value_t *p = v->type == DP_MAP ? dp_dict_get(v, "prime") : v;
         bool prime = p && p->type == DP_BOOL && p->v.b;
-        printf("%s: %s\n", input, prime ? "prime" : "not prime");
+        printf(" %s", prime ? "prime" : "not prime");
     } else if (strcmp(type, "download") == 0 && v->type == DP_MAP) {
         const dp_value_t *st = dp_dict_get(v, "status");
         const dp_value_t *by = dp_dict_get(v, "bytes");
         const dp_value_t *pa = dp_dict_get(v, "path");
-        printf("%s: %llu %llu bytes -> %s\n", input,
+        printf(" %llu %llu bytes -> ",
                st && st->type == DP_UINT ? (unsigned long long)st->v.u : 0,
-               by && by->type == DP_UINT ? (unsigned long long)by->v.u : 0,
-               pa && pa->type == DP_STR ? pa->v.s.ptr : "?");
+               by && by->type == DP_UINT ? (unsigned long long)by->v.u : 0);
+        s_put_safe(stdout, pa && pa->type == DP_STR ? pa->v.s.ptr : "?");
     } else if (v->type == DP_STR) {
-        printf("%s: %s\n", input, v->v.s.ptr);
+        putchar(' ');
+        s_put_safe(stdout, v->v.s.ptr);
     } else {
-        char *j = dp_value_json(v);
-        printf("%s: %s\n", input, j ? j : "?");
+        char *j = dp_value_json(v); /* JSON escapes control characters */
+        putchar(' ');
+        s_put_safe(stdout, j ? j : "?");
         free(j);
     }
+    putchar('\n');
 }
 
-static void s_print_json(const char *type, const char *input,
-                         const dp_result_t *r)
+static void s_print_json(const char *type, const char *input, dp_result_t *r)
 {
     printf("{\"index\":%zu,\"type\":", r->index);
     s_json_str(stdout, type);
@@ -309,6 +539,7 @@ static void s_print_json(const char *type, const char *input,
         s_json_str(stdout, r->message);
         putchar('}');
     } else {
+        s_value_fix(&r->value);
         char *j = dp_value_json(&r->value);
         printf("\"result\":%s", j ? j : "null");
         free(j);
@@ -321,81 +552,123 @@ static void s_print_json(const char *type, const char *input,
 
 /* ---- progress ---- */
 
+/* The progress line lives on stderr's last line: cleared before a result
+ * is printed, drawn again after, and refreshed every DP_PROGRESS_MS while
+ * nothing arrives. Once the input has ended it shows the total. */
 typedef struct {
     uint64_t t0, last;
-    bool shown;
+    bool drawn;  /* ever: end with a last line and a newline */
+    bool shown;  /* the line is on the screen now */
+    bool shared; /* stdout is a terminal too: clear before results */
+    char line[160];
 } s_progress_t;
 
-static void s_progress(dp_cli_t *c, s_progress_t *pg, dp_map_t *m, size_t total,
-                       bool end)
+static void s_progress_clear(s_progress_t *pg)
+{
+    if (pg->shown && pg->shared) {
+        fputs("\r\033[K", stderr);
+        pg->shown = false;
+    }
+}
+
+/* s_progress_again: put back the line s_progress_clear took away. */
+static void s_progress_again(s_progress_t *pg)
+{
+    if (pg->drawn && !pg->shown) {
+        fprintf(stderr, "\r%s\033[K", pg->line);
+        fflush(stderr);
+        pg->shown = true;
+    }
+}
+
+static void s_progress(dp_cli_t *c, s_progress_t *pg, dp_map_t *m,
+                       const s_in_t *in, bool end)
 {
     uint64_t now = dp_now_ms();
-    if (!c->progress || (!end && now - pg->last < DP_PROGRESS_MS) ||
+    if (!c->progress || (end && !pg->drawn) ||
+        (!end && now - pg->last < DP_PROGRESS_MS) ||
         now - pg->t0 < DP_PROGRESS_AFTER_MS)
         return;
     pg->last = now;
     size_t sub, done, failed;
     dp_map_stats(m, &sub, &done, &failed);
+    size_t total = in->done ? in->count : 0;
     double secs = (double)(now - pg->t0) / 1000.0;
     double rate = secs > 0 ? (double)done / secs : 0;
-    fprintf(stderr, "\r%zu/", done);
+    char tot[32], eta[48] = "";
     if (total)
-        fprintf(stderr, "%zu", total);
+        snprintf(tot, sizeof tot, "%zu", total);
     else
-        fprintf(stderr, "?");
-    fprintf(stderr, " done, %zu failed, %.1f jobs/s", failed, rate);
+        snprintf(tot, sizeof tot, "%zu+", sub); /* input still coming */
     if (total && rate > 0 && done < total)
-        fprintf(stderr, ", ETA %.0f s", (double)(total - done) / rate);
-    fprintf(stderr, "\033[K%s", end ? "\n" : "");
-    pg->shown = true;
+        snprintf(eta, sizeof eta, ", ETA %.0f s",
+                 (double)(total - done) / rate);
+    snprintf(pg->line, sizeof pg->line,
+             "%zu/%s done, %zu failed, %.1f jobs/s%s", done, tot, failed, rate,
+             eta);
+    fprintf(stderr, "\r%s\033[K%s", pg->line, end ? "\n" : "");
+    fflush(stderr);
+    pg->drawn = true;
+    pg->shown = !end;
 }
 
 /* ---- the batch ---- */
 
-int dp_cli_map(dp_cli_t *c, const char *type, char **args, int nargs)
+/* s_open_input: where the inputs come from: the arguments, --arg-file, or
+ * stdin. DP_EXIT_USAGE / DP_EXIT_FAILED when that cannot be. */
+static int s_open_input(s_in_t *in)
 {
-    s_in_t in = {.c = c, .type = type, .args = args, .nargs = nargs};
-    dp_map_opts_t o = {
-        .unordered = c->unordered,
-        .chunksize = (size_t)c->chunksize,
-        .max_inflight = (size_t)c->max_inflight,
-        .fail_fast = c->fail_fast,
-        .job = {.timeout = c->timeout, .retries = (int)c->retries},
-        .input_fd = STDIN_FILENO};
-    in.cap = o.max_inflight ? o.max_inflight : DP_MAX_INFLIGHT_CLI;
-    o.max_inflight = in.cap;
-    for (in.tsize = 1; in.tsize < 2 * in.cap; in.tsize *= 2)
-        ;
-    in.inputs = calloc(in.tsize, sizeof *in.inputs);
-    dp_map_t *m = NULL;
-    int rc = in.inputs ? dp_map(c->pool, type, s_next_input, &in, &o, &m)
-                       : DP_ERR_NOMEM;
-    size_t failed = 0;
-    s_progress_t pg = {dp_now_ms(), 0, false};
-    dp_result_t *r;
-    while (!rc && (rc = dp_map_next(m, &r)) == 0) {
-        char *text = s_input_take(&in, r->index);
-        const char *input = text ? text : "?";
-        char path[4096];
-        if (!r->error && strcmp(type, "download") == 0 &&
-            s_save_body(c, r, path, sizeof path)) {
-            fprintf(stderr, "dpool: %s: cannot write under %s: %s\n", input,
-                    c->output_dir, strerror(errno));
-            failed++;
-        }
-        failed += r->error != 0;
-        if (c->json)
-            s_print_json(type, input, r);
-        else
-            s_print_text(type, input, r);
-        fflush(stdout);
-        dp_result_free(&r);
-        free(text);
-        s_progress(c, &pg, m, (size_t)nargs, false);
+    dp_cli_t *c = in->c;
+    in->fd = in->nargs > 0 ? -1 : STDIN_FILENO;
+    in->name = "stdin";
+    in->split = strcmp(in->type, "factor") == 0;
+    if (!c->arg_file)
+        return 0;
+    if (in->nargs > 0) {
+        fprintf(stderr, "dpool: give inputs as arguments or with "
+                        "--arg-file, not both\n");
+        return DP_EXIT_USAGE;
     }
-    if (m && pg.shown)
-        s_progress(c, &pg, m, (size_t)nargs, true);
-    int code = failed || in.bad_input ? DP_EXIT_FAILED : DP_EXIT_OK;
+    if (strcmp(c->arg_file, "-") == 0)
+        return 0;
+    in->fd = open(c->arg_file, O_RDONLY | O_CLOEXEC);
+    if (in->fd < 0) {
+        fprintf(stderr, "dpool: %s: %s\n", c->arg_file, strerror(errno));
+        return DP_EXIT_FAILED;
+    }
+    in->name = c->arg_file;
+    return 0;
+}
+
+/* s_emit: print one result; 0, or the errno when stdout is gone (a closed
+ * pipe, a full disk: the batch is cancelled). */
+static int s_emit(dp_cli_t *c, const char *type, s_in_t *in, dp_result_t *r,
+                  size_t *failed)
+{
+    char *text = s_input_take(in, r->index);
+    const char *input = text ? text : "?";
+    char path[4096];
+    if (!r->error && strcmp(type, "download") == 0 &&
+        s_save_body(c, r, path, sizeof path)) {
+        fprintf(stderr, "dpool: %s: cannot write under %s: %s\n", input,
+                c->output_dir, strerror(errno));
+        (*failed)++;
+    }
+    *failed += r->error != 0;
+    if (c->json)
+        s_print_json(type, input, r);
+    else
+        s_print_text(type, input, r);
+    free(text);
+    if (fflush(stdout) == 0 && !ferror(stdout))
+        return 0;
+    return errno ? errno : EIO;
+}
+
+/* s_exit_code: the exit status for how the batch ended. */
+static int s_exit_code(const dp_cli_t *c, int rc, size_t failed)
+{
+    int code = failed ? DP_EXIT_FAILED : DP_EXIT_OK;
     if (rc == DP_ERR_CANCELLED) {
         fprintf(stderr, "dpool: interrupted; unfinished jobs cancelled\n");
         code = DP_EXIT_INTERRUPTED;
@@ -403,14 +676,84 @@ int dp_cli_map(dp_cli_t *c, const char *type, char **args, int nargs)
         fprintf(stderr, "dpool: lost the broker %s mid-batch\n",
                 c->broker ? c->broker : "(embedded)");
         code = DP_EXIT_UNREACHABLE;
-    } else if (rc != DP_ERR_EOF && rc != DP_ERR_INVALID) {
+    } else if (rc == DP_ERR_INVALID) {
+        code = DP_EXIT_FAILED; /* an input could not be read: said */
+    } else if (rc != DP_ERR_EOF) {
         fprintf(stderr, "dpool: %s\n", dp_strerror(rc));
         code = DP_EXIT_FAILED;
+    }
+    return code;
+}
+
+/* s_type_timeout: the time limit the client holds each job to: --timeout,
+ * else the type's default (so the client's own deadline applies too). */
+static double s_type_timeout(const dp_cli_t *c, const char *type)
+{
+    if (c->timeout > 0)
+        return c->timeout;
+    const dp_jobtype_t *t = dp_jobtype_find(type, strlen(type));
+    return t ? t->timeout_ms / 1000.0 : 0;
+}
+
+int dp_cli_map(dp_cli_t *c, const char *type, char **args, int nargs)
+{
+    s_in_t in = {.c = c, .type = type, .args = args, .nargs = nargs};
+    int code = s_open_input(&in);
+    if (code)
+        return code;
+    dp_map_opts_t o = {
+        .unordered = c->unordered,
+        .chunksize = (size_t)c->chunksize,
+        .max_inflight = (size_t)c->max_inflight,
+        .fail_fast = c->fail_fast,
+        .job = {.timeout = s_type_timeout(c, type), .retries = (int)c->retries},
+        .input_fd = in.fd};
+    in.cap = o.max_inflight ? o.max_inflight : DP_MAX_INFLIGHT_CLI;
+    o.max_inflight = in.cap;
+    in.tsize = 64;
+    in.inputs = calloc(in.tsize, sizeof *in.inputs);
+    dp_map_t *m = NULL;
+    int rc = in.inputs ? dp_map(c->pool, type, s_next_input, &in, &o, &m)
+                       : DP_ERR_NOMEM;
+    size_t failed = 0;
+    int out_gone = 0;
+    s_progress_t pg = {.t0 = dp_now_ms(), .shared = isatty(STDOUT_FILENO)};
+    double tick = c->progress ? DP_PROGRESS_MS / 1000.0 : -1;
+    dp_result_t *r;
+    while (!rc) {
+        rc = dp_map_next_wait(m, &r, tick);
+        if (rc == DP_ERR_TIMEOUT) { /* nothing yet: refresh the line */
+            s_progress(c, &pg, m, &in, false);
+            rc = 0;
+            continue;
+        }
+        if (rc)
+            break;
+        s_progress_clear(&pg);
+        out_gone = s_emit(c, type, &in, r, &failed);
+        dp_result_free(&r);
+        if (out_gone)
+            break;
+        s_progress_again(&pg);
+        s_progress(c, &pg, m, &in, false);
+    }
+    if (m)
+        s_progress(c, &pg, m, &in, true);
+    if (out_gone) { /* the reader left (| head): stop, as SIGPIPE would */
+        dp_map_cancel(m);
+        code = out_gone == EPIPE ? S_EXIT_PIPE : DP_EXIT_FAILED;
+        if (code != S_EXIT_PIPE)
+            fprintf(stderr, "dpool: stdout: %s\n", strerror(out_gone));
+    } else {
+        code = s_exit_code(c, rc, failed);
     }
     dp_map_destroy(&m);
     for (size_t k = 0; in.inputs && k < in.tsize; k++)
         free(in.inputs[k].text);
     free(in.inputs);
     free(in.rbuf);
+    free(in.pending);
+    if (in.fd > STDIN_FILENO)
+        close(in.fd);
     return code;
 }

@@ -3,7 +3,7 @@
  *
  *   dpool [OPTIONS] COMMAND [ARG...]      (options before or after COMMAND)
  * Exit status: 0 all jobs ok, 1 some failed, 2 usage, 3 broker unreachable
- * or lost, 130 interrupted.
+ * or lost, 130 interrupted, 141 output closed.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -37,28 +37,93 @@ static void s_usage(FILE *f, const dp_opt_t *opts)
            "  map TYPE [ARG...]     run job TYPE once per ARG (or stdin line)\n"
            "  factor N...           prime factors, like coreutils factor\n"
            "  isprime N...          primality\n"
-           "  hash FILE...          digest of each file (--algo, --pbkdf2)\n"
+           "  hash FILE...          digest of each file, - = stdin (--algo)\n"
            "  download URL...       fetch URLs into --output-dir\n"
            "  bench                 throughput and latency benchmark\n"
-           "  status                broker counters\n"
-           "  types                 the job types\n\n"
+           "  status                broker counters and workers (--broker)\n"
+           "  types                 the job types\n"
+           "Without ARGs, inputs are stdin's lines (or --arg-file's); blank\n"
+           "lines are skipped; factor takes several numbers on a line.\n\n"
            "options:\n");
     dp_opt_help(f, opts);
-    fprintf(f, "\nexit status: 0 all ok, 1 some jobs failed, 2 usage, "
-               "3 broker unreachable, 130 interrupted\n");
+    fprintf(f, "\nexit status: 0 all ok, 1 some jobs or inputs failed, "
+               "2 usage, 3 broker\nunreachable or lost, 130 interrupted, 141 "
+               "output closed (e.g. | head)\n");
 }
 
-static int s_types(void)
+static void s_json_str(const char *s)
+{
+    dp_value_t v = dp_str(s);
+    char *j = dp_value_json(&v);
+    fputs(j ? j : "\"\"", stdout);
+    free(j);
+    dp_value_clear(&v);
+}
+
+/* s_types: the job table, one line per type (JSON Lines with --format
+ * json: name, class, timeout_s, min_args, max_args, usage). */
+static int s_types(const dp_cli_t *c)
 {
     size_t n;
     const dp_jobtype_t *t = dp_jobtype_all(&n);
-    for (size_t k = 0; k < n; k++)
-        printf("%-9s %-3s %6.0fs  %s\n", t[k].name,
-               t[k].cls == DP_CLASS_IO ? "io" : "cpu", t[k].timeout_ms / 1000.0,
-               t[k].usage);
+    for (size_t k = 0; k < n; k++) {
+        const char *cls = t[k].cls == DP_CLASS_IO ? "io" : "cpu";
+        if (!c->json) {
+            printf("%-9s %-3s %6.0fs  %s\n", t[k].name, cls,
+                   t[k].timeout_ms / 1000.0, t[k].usage);
+            continue;
+        }
+        printf("{\"name\":");
+        s_json_str(t[k].name);
+        printf(",\"class\":\"%s\",\"timeout_s\":%g,\"min_args\":%u,"
+               "\"max_args\":%u,\"usage\":",
+               cls, t[k].timeout_ms / 1000.0, t[k].min_args, t[k].max_args);
+        s_json_str(t[k].usage);
+        printf("}\n");
+    }
     return 0;
 }
 
+static unsigned long long s_uint(const dp_value_t *map, const char *key)
+{
+    const dp_value_t *v = dp_dict_get(map, key);
+    return v && v->type == DP_UINT ? (unsigned long long)v->v.u : 0;
+}
+
+/* s_safe_name: a worker's name for a terminal: control characters as '?',
+ * cut to fit len. */
+static void s_safe_name(const char *s, char *out, size_t len)
+{
+    size_t k = 0;
+    for (; s[k] && k + 1 < len; k++)
+        out[k] = (unsigned char)s[k] < 0x20 || s[k] == 0x7f ? '?' : s[k];
+    out[k] = '\0';
+}
+
+/* s_status_workers: the broker's list of workers (when it sends one), one
+ * line each: name, pid, cpu and io slots, running, done, last seen. Each
+ * is a map {name: str, pid, cpu_slots, io_slots, running, done,
+ * last_seen_ms: uint}; a missing field shows as 0. */
+static void s_status_workers(const dp_value_t *ws)
+{
+    printf("\n%-20s %8s %5s %5s %8s %10s %10s\n", "worker", "pid", "cpu", "io",
+           "running", "done", "seen (s)");
+    for (size_t k = 0; k < ws->v.a.len; k++) {
+        const dp_value_t *w = &ws->v.a.items[k];
+        if (w->type != DP_MAP)
+            continue;
+        const dp_value_t *name = dp_dict_get(w, "name");
+        char safe[21];
+        s_safe_name(name && name->type == DP_STR ? name->v.s.ptr : "?", safe,
+                    sizeof safe);
+        printf("%-20s %8llu %5llu %5llu %8llu %10llu %10.1f\n", safe,
+               s_uint(w, "pid"), s_uint(w, "cpu_slots"), s_uint(w, "io_slots"),
+               s_uint(w, "running"), s_uint(w, "done"),
+               (double)s_uint(w, "last_seen_ms") / 1000.0);
+    }
+}
+
+/* s_status: the broker's counters (key value), then its workers. */
 static int s_status(dp_cli_t *c)
 {
     dp_value_t v;
@@ -71,7 +136,7 @@ static int s_status(dp_cli_t *c)
         char *s = dp_value_json(&v);
         printf("%s\n", s ? s : "{}");
         free(s);
-    } else {
+    } else if (v.type == DP_MAP) {
         for (size_t k = 0; k < v.v.a.len; k++) {
             const dp_value_t *key = &v.v.a.items[2 * k];
             const dp_value_t *val = &v.v.a.items[2 * k + 1];
@@ -79,6 +144,13 @@ static int s_status(dp_cli_t *c)
                 printf("%-14s %llu\n", key->v.s.ptr,
                        (unsigned long long)val->v.u);
         }
+        /* the list: `worker_list` (then `workers` stays the count), or
+         * `workers` itself as an array */
+        const dp_value_t *ws = dp_dict_get(&v, "worker_list");
+        if (!ws || ws->type != DP_ARRAY)
+            ws = dp_dict_get(&v, "workers");
+        if (ws && ws->type == DP_ARRAY)
+            s_status_workers(ws);
     }
     dp_value_clear(&v);
     return 0;
@@ -92,10 +164,7 @@ static int s_open(dp_cli_t *c)
                          .insecure = c->insecure,
                          .ca_file = c->ca_file,
                          .name = "dpool"};
-    if ((c->insecure || c->ca_file) && c->broker)
-        fprintf(stderr, "dpool: --insecure and --ca-file apply to the "
-                        "embedded pool only; workers have their own\n");
-    else if (c->insecure)
+    if (c->insecure && !c->broker)
         fprintf(stderr, "dpool: WARNING: --insecure: TLS certificates of "
                         "download hosts are NOT verified\n");
     int rc = dp_pool_open(c->broker, &po, &c->pool);
@@ -134,15 +203,45 @@ static int s_dispatch(dp_cli_t *c, const char *cmd, char **args, int nargs)
     return DP_EXIT_USAGE;
 }
 
-static bool s_known(const char *cmd)
+/* s_check: usage errors found before any work: the command, map's TYPE,
+ * options the command does not use, a status with no broker to ask. */
+static int s_check(dp_cli_t *c, const char *cmd, int npos, char **argv,
+                   const dp_opt_t *opts, const bool *seen)
 {
-    static const char *const cmds[] = {"map",   "factor",   "isprime",
-                                       "hash",  "download", "status",
-                                       "bench", "types"};
-    for (size_t k = 0; k < sizeof cmds / sizeof cmds[0]; k++)
-        if (strcmp(cmd, cmds[k]) == 0)
-            return true;
-    return false;
+    char err[DP_OPT_ERR_MAX];
+    if (!dp_cli_known(cmd)) {
+        fprintf(stderr, "dpool: unknown command '%s' (see: dpool --help)\n",
+                cmd);
+        return DP_EXIT_USAGE;
+    }
+    const char *type = NULL;
+    if (strcmp(cmd, "map") == 0) {
+        if (npos < 2) {
+            fprintf(stderr, "dpool: map needs a job TYPE (see: dpool "
+                            "types)\n");
+            return DP_EXIT_USAGE;
+        }
+        type = argv[2];
+        if (!dp_jobtype_find(type, strlen(type))) {
+            fprintf(stderr,
+                    "dpool: map: unknown job type '%s' (see: dpool "
+                    "types)\n",
+                    type);
+            return DP_EXIT_USAGE;
+        }
+    }
+    if (dp_cli_check_command(c, cmd, type, opts, seen, err, sizeof err) ||
+        dp_cli_finish_options(c, err, sizeof err)) {
+        fprintf(stderr, "dpool: %s\n", err);
+        return DP_EXIT_USAGE;
+    }
+    if (strcmp(cmd, "status") == 0 && !c->broker) {
+        fprintf(stderr, "dpool: status: no broker given (--broker ENDPOINT or "
+                        "DPOOL_BROKER); an embedded pool lives only as long "
+                        "as one command\n");
+        return DP_EXIT_UNREACHABLE;
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -151,10 +250,11 @@ int main(int argc, char **argv)
     dp_cli_defaults(&c);
     bool help = false, version = false, list = false;
     dp_opt_t opts[DP_CLI_MAX_OPTS];
+    bool seen[DP_CLI_MAX_OPTS] = {false};
     dp_cli_options(&c, opts, &help, &version, &list);
-    char err[256];
+    char err[DP_OPT_ERR_MAX];
     int npos = 0;
-    if (dp_opt_parse(opts, argc, argv, &npos, err, sizeof err)) {
+    if (dp_opt_parse_seen(opts, argc, argv, &npos, seen, err, sizeof err)) {
         fprintf(stderr, "dpool: %s\n", err);
         return DP_EXIT_USAGE;
     }
@@ -165,35 +265,25 @@ int main(int argc, char **argv)
             printf("dpool %s\n", DPOOL_VERSION);
         return 0;
     }
-    if (list)
+    if (list && (npos == 0 || strcmp(argv[1], "hash") == 0))
         return dp_hash_list_print(stdout) ? 1 : 0;
     if (npos < 1) {
         s_usage(stderr, opts);
         return DP_EXIT_USAGE;
     }
-    if (dp_cli_finish_options(&c, err, sizeof err)) {
-        fprintf(stderr, "dpool: %s\n", err);
-        return DP_EXIT_USAGE;
-    }
     const char *cmd = argv[1];
+    int rc = s_check(&c, cmd, npos, argv, opts, seen);
+    if (rc)
+        return rc;
     if (strcmp(cmd, "types") == 0)
-        return s_types();
-    if (!s_known(cmd)) {
-        fprintf(stderr, "dpool: unknown command '%s' (see: dpool --help)\n",
-                cmd);
-        return DP_EXIT_USAGE;
-    }
-    if (strcmp(cmd, "map") == 0 && npos < 2) {
-        fprintf(stderr, "dpool: map needs a job TYPE (see: dpool types)\n");
-        return DP_EXIT_USAGE;
-    }
+        return s_types(&c);
     dp_log_init("dpool", NULL);
     /* SIGINT and SIGTERM both cancel what runs and stop the pool cleanly */
     struct sigaction sa = {.sa_handler = s_on_sigint};
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    int rc = s_open(&c);
+    rc = s_open(&c);
     if (rc)
         return rc;
     rc = s_dispatch(&c, cmd, argv + 2, npos - 1);

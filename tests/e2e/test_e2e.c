@@ -210,19 +210,16 @@ Test(e2e, bad_jobs_fail_alone, .timeout = 30)
     e2e_pool(1, 2);
     dp_e2e_run_t r;
     char name[32];
+    /* the CLI refuses an unknown type before any work (issue 9, item 7;
+     * the broker's UNKNOWN_TYPE per job is checked through the library
+     * below) */
     e2e_run(&r, E2E_RUN_MS,
             ARGV("dpool", "--broker", T.ep, "--format", "json", "map",
                  "nosuchtype", "x", "y"));
-    cr_assert_eq(r.code, 1, "exit %d; stderr:\n%s", r.code, r.err);
-    char **l = e2e_json_lines(&r, 2);
-    for (int k = 0; k < 2; k++) {
-        cr_assert_str_eq(e2e_errname(l[k], name, sizeof name), "UNKNOWN_TYPE",
-                         "%s", l[k]);
-        cr_assert_eq(dp_e2e_jint(l[k], "code"), 5);
-        cr_assert_eq(dp_e2e_jint(l[k], "index"), k);
-    }
-    free(l);
+    cr_assert_eq(r.code, 2, "exit %d; stderr:\n%s", r.code, r.err);
+    cr_assert_str_eq(r.out, "");
     dp_e2e_run_free(&r);
+    char **l;
 
     e2e_run(&r, E2E_RUN_MS,
             ARGV("dpool", "--broker", T.ep, "--format", "json", "map", "sleep",
@@ -258,6 +255,17 @@ Test(e2e, bad_jobs_fail_alone, .timeout = 30)
     }
     dp_result_t *res = NULL;
     cr_assert_eq(dp_map_next(m, &res), DP_ERR_EOF);
+    dp_map_destroy(&m);
+    /* an unknown type fails each of its jobs alone */
+    cr_assert_eq(dp_map_array(pool, "nosuchtype", argv, 2, NULL, &m), 0);
+    for (int k = 0; k < 2; k++) {
+        dp_result_t *res = NULL;
+        cr_assert_eq(dp_map_next(m, &res), 0);
+        cr_assert_eq(res->index, (size_t)k);
+        cr_assert_eq(res->error, DP_ERR_UNKNOWN_TYPE, "job %d: %s", k,
+                     dp_errname(res->error));
+        dp_result_free(&res);
+    }
     dp_map_destroy(&m);
     for (int k = 0; k < 3; k++)
         dp_value_clear(&argv[k]);

@@ -24,7 +24,7 @@ static const dp_opt_t s_opts[] = {
     {"verbose", 'v', "T_VERBOSE", DP_OPT_FLAG, &s_verbose, 0, 0, NULL,
      "say more"},
     {"name", 'n', "T_NAME", DP_OPT_STR, &s_name, 0, 0, "NAME", "a name"},
-    {"peer", 'p', "T_PEERS", DP_OPT_LIST, &s_peers, 0, 0, "ENDPOINT",
+    {"peer", 'p', "T_PEERS", DP_OPT_LIST, &s_peers, 0, 0, "PEER",
      "a peer (repeatable)"},
     {"count", 'c', "T_COUNT", DP_OPT_LONG, &s_count, 1, 100, "N", "how many"},
     {"delta", 0, NULL, DP_OPT_LONG, &s_delta, -10, 10, "D", "signed"},
@@ -348,4 +348,94 @@ Test(opt, help_text)
         lines += *p == '\n';
     cr_assert_eq(lines, 7);
     free(text);
+}
+
+Test(opt, endpoints_checked)
+{
+    static const char *const good[] = {
+        "tcp://127.0.0.1:5555", "tcp://*:5555",    "tcp://host.example:1",
+        "tcp://[::1]:65535",    "tcp://0.0.0.0:*", "ipc:///tmp/x.sock",
+        "ipc://@abstract"};
+    static const char *const bad[] = {"127.0.0.1:5555",
+                                      "tcp:/127.0.0.1:5555",
+                                      "tcp://127.0.0.1:99999",
+                                      "tcp://127.0.0.1:0",
+                                      "tcp://127.0.0.1",
+                                      "tcp://:5555",
+                                      "tcp://h:55x",
+                                      "ipc://",
+                                      "inproc://x",
+                                      "udp://h:1",
+                                      "tcp://[::1:5"};
+    char err[T_ERRLEN];
+    for (size_t k = 0; k < sizeof good / sizeof good[0]; k++)
+        cr_expect_eq(dp_opt_check_endpoint(good[k], err, sizeof err), 0,
+                     "%s refused: %s", good[k], err);
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        cr_expect_eq(dp_opt_check_endpoint(bad[k], err, sizeof err),
+                     DP_ERR_INVALID, "%s accepted", bad[k]);
+        cr_expect(strstr(err, "tcp://HOST:PORT"), "%s", err);
+    }
+}
+
+static dp_optlist_t s_eps;
+static const dp_opt_t s_ep_opts[] = {
+    {"bind", 'b', "T_BIND", DP_OPT_LIST, &s_eps, 0, 0, "ENDPOINT", "where"},
+    {NULL, 0, NULL, DP_OPT_FLAG, NULL, 0, 0, NULL, NULL},
+};
+
+Test(opt, endpoint_rows_checked)
+{
+    char *bad[] = {"prog", "--bind", "tcp://a:99999", NULL};
+    char *good[] = {"prog", "-b", "tcp://*:5555", "-b", "ipc:///tmp/s", NULL};
+    int npos;
+    memset(&s_eps, 0, sizeof s_eps);
+    cr_assert_eq(dp_opt_parse(s_ep_opts, 3, bad, &npos, s_err, sizeof s_err),
+                 DP_ERR_INVALID);
+    cr_assert(strstr(s_err, "--bind: bad endpoint 'tcp://a:99999': expected "
+                            "tcp://HOST:PORT"),
+              "%s", s_err);
+    cr_assert_eq(dp_opt_parse(s_ep_opts, 5, good, &npos, s_err, sizeof s_err),
+                 0, "%s", s_err);
+    cr_assert_eq(s_eps.n, 2);
+    memset(&s_eps, 0, sizeof s_eps);
+    setenv("T_BIND", "tcp://a:1,a:2", 1);
+    char *none[] = {"prog", NULL};
+    cr_assert_eq(dp_opt_parse(s_ep_opts, 1, none, &npos, s_err, sizeof s_err),
+                 DP_ERR_INVALID);
+    cr_assert(strstr(s_err, "bad endpoint 'a:2'"), "%s", s_err);
+    unsetenv("T_BIND");
+}
+
+static const char *s_level;
+static const dp_opt_t s_lvl_opts[] = {
+    {"log-level", 0, NULL, DP_OPT_STR, &s_level, 0, 0, "LEVEL", "level"},
+    {NULL, 0, NULL, DP_OPT_FLAG, NULL, 0, 0, NULL, NULL},
+};
+
+Test(opt, log_level_checked)
+{
+    char *ok[] = {"prog", "--log-level", "debug", NULL};
+    char *bad[] = {"prog", "--log-level", "verbose", NULL};
+    int npos;
+    cr_assert_eq(dp_opt_parse(s_lvl_opts, 3, ok, &npos, s_err, sizeof s_err), 0,
+                 "%s", s_err);
+    cr_assert_str_eq(s_level, "debug");
+    cr_assert_eq(dp_opt_parse(s_lvl_opts, 3, bad, &npos, s_err, sizeof s_err),
+                 DP_ERR_INVALID);
+    cr_assert(strstr(s_err, "error, warn, info or debug"), "%s", s_err);
+}
+
+Test(opt, seen_marks_command_line_rows_only)
+{
+    setenv("T_NAME", "fromenv", 1);
+    S_ARGV("--verbose", "x");
+    bool seen[9] = {false};
+    int npos;
+    cr_assert_eq(
+        dp_opt_parse_seen(s_opts, argc, argv, &npos, seen, s_err, sizeof s_err),
+        0);
+    cr_assert(seen[0]);  /* verbose */
+    cr_assert(!seen[1]); /* name: from the environment */
+    cr_assert_str_eq(s_name, "fromenv");
 }
