@@ -21,6 +21,7 @@
 #include "dp_log.h"
 #include "dp_msg.h"
 #include "dp_queue.h"
+#include "dp_zap.h"
 #include "dp_zsock.h"
 
 #define S_NAME_MAX 64
@@ -60,6 +61,10 @@ struct dp_broker {
     uint64_t next_hb_ms;
     unsigned rr_start; /* rotates which worker is offered jobs first */
     dp_wr_t w;         /* scratch writer */
+    /* issue 10 (dp_zap.h): CURVE/ZAP, NULL when plaintext */
+    dp_zap_t *zap;
+    uint64_t refused;       /* messages refused by role or revoked key */
+    const char *key_name;   /* the current message's worker key name */
 };
 
 dp_broker_cfg_t dp_broker_cfg_default(void)
@@ -598,7 +603,11 @@ static void s_on_result(dp_broker_t *b, s_peer_t *p, const dp_res_t *res)
     double us = (double)res->elapsed_us, *avg = &p->qw.avg_us[j->cls];
     *avg = *avg > 0 ? *avg * (1 - DP_AVG_WEIGHT) + us * DP_AVG_WEIGHT : us;
     if (j->client) {
-        s_client_raw(s_peer_of_client(j->client), res->raw.ptr, res->raw.len);
+        /* issue 10: on CURVE the worker is who its key says it is */
+        const dp_wr_t *rw = dp_zap_rename(&b->w, res, b->key_name);
+        s_client_raw(s_peer_of_client(j->client),
+                     rw ? (const void *)rw->buf.data : res->raw.ptr,
+                     rw ? rw->buf.len : res->raw.len);
         if (res->code)
             b->st.failed++;
         else
@@ -652,6 +661,9 @@ static void s_on_status(dp_broker_t *b, s_peer_t *p)
         {"cancelled", b->st.cancelled},
         {"bad_messages", b->st.bad_msgs},
         {"stale_results", b->st.stale_results},
+        {"refused", b->refused},                  /* issue 10 */
+        {"denied_keys", dp_zap_denied(b->zap)},   /* issue 10 */
+        {"insecure", b->cfg.insecure && !b->zap}, /* issue 10 */
     };
     size_t nrows = sizeof rows / sizeof rows[0];
     dp_wr_reset(&b->w);
@@ -728,6 +740,16 @@ static void s_on_message(dp_broker_t *b, dp_zmsg_t *m)
     s_peer_t *p = s_peer_find(b, m->rid, m->rid_len);
     int rc = dp_msg_open(zmq_msg_data(&m->body), zmq_msg_size(&m->body),
                          &b->cfg.limits, &cmd, &r);
+    if (!rc && b->zap) { /* issue 10: role and revocation (dp_zap.h) */
+        b->key_name = dp_zap_worker_name(b->zap, &m->body);
+        rc = dp_zap_check(b->zap, &m->body, cmd, msg, sizeof msg);
+        if (rc)
+            b->refused++;
+        if (rc == DP_ERR_UNKNOWN_PEER && p && p->kind == S_WORKER)
+            s_worker_gone(b, p, "lost its key");
+        else if (rc == DP_ERR_UNKNOWN_PEER && p)
+            s_client_gone(b, p, "lost its key");
+    }
     if (!rc && p) {
         p->last_seen_ms = dp_now_ms();
         rc = s_handle_peer(b, m, p, cmd, &r, msg, sizeof msg);
@@ -864,6 +886,10 @@ dp_broker_t *dp_broker_new(const dp_broker_cfg_t *cfg)
     zmq_setsockopt(b->sock, ZMQ_SNDHWM, &zero, sizeof zero);
     zmq_setsockopt(b->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     dp_zsock_linger0(b->sock);
+    if (cfg->curve_key && /* issue 10: CURVE server + ZAP, before binding */
+        !(b->zap = dp_zap_new(b->ctx, b->sock, cfg->curve_key,
+                              cfg->client_keys, cfg->worker_keys)))
+        goto fail;
     dp_optlist_t binds = cfg->binds;
     if (binds.n == 0)
         binds.v[binds.n++] = DP_BROKER_BIND_DEFAULT;
@@ -891,15 +917,19 @@ int dp_broker_run(dp_broker_t *b, int stop_fd)
 {
     b->next_hb_ms = dp_now_ms() + (uint64_t)b->cfg.heartbeat_ms;
     for (;;) {
-        zmq_pollitem_t items[2] = {{b->sock, 0, ZMQ_POLLIN, 0},
-                                   {NULL, stop_fd, ZMQ_POLLIN, 0}};
-        int n = zmq_poll(items, 2, (long)s_poll_timeout(b));
+        zmq_pollitem_t items[3] = {{b->sock, 0, ZMQ_POLLIN, 0},
+                                   {NULL, stop_fd, ZMQ_POLLIN, 0},
+                                   {dp_zap_socket(b->zap), 0, ZMQ_POLLIN, 0}};
+        int n = zmq_poll(items, b->zap ? 3 : 2, (long)s_poll_timeout(b));
         if (n < 0 && zmq_errno() != EINTR) {
             dp_error("poll: %s", zmq_strerror(zmq_errno()));
             return DP_ERR_IO;
         }
-        if (n > 0 && (items[1].revents & ZMQ_POLLIN))
+        if (n > 0 && (items[1].revents & ZMQ_POLLIN) &&
+            !dp_zap_on_signal(b->zap, stop_fd)) /* SIGHUP: reload keys */
             return 0;
+        if (n > 0 && (items[2].revents & ZMQ_POLLIN)) /* issue 10 */
+            dp_zap_handle(b->zap);
         for (int k = 0; n > 0 && k < DP_POLL_BURST; k++) {
             dp_zmsg_t m;
             int rc = dp_zrecv(b->sock, 1, &m, ZMQ_DONTWAIT);
@@ -948,6 +978,7 @@ void dp_broker_destroy(dp_broker_t **bp)
         }
         zmq_close(b->sock);
     }
+    dp_zap_destroy(&b->zap); /* issue 10 */
     if (b->ctx)
         zmq_ctx_term(b->ctx);
     while (b->peers) {

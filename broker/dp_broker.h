@@ -10,6 +10,7 @@
 #ifndef DP_BROKER_H
 #define DP_BROKER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +39,11 @@ typedef struct {
     long lookahead; /* chunks per worker beyond its slots; -1 = by
                        time (see dp_queue_credit) */
     dp_limits_t limits;
+    /* security (dp_zap.h, issue 10): curve_key NULL = plaintext */
+    const char *curve_key;   /* the broker's secret key file */
+    const char *client_keys; /* DIR of client NAME.pub */
+    const char *worker_keys; /* DIR of worker NAME.pub */
+    bool insecure;           /* plaintext beyond loopback: allowed, warned */
 } dp_broker_cfg_t;
 
 typedef struct dp_broker dp_broker_t;

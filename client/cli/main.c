@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_keygen.h"
 #include "dp_hash.h"
 #include "dp_jobs.h"
 #include "dp_log.h"
@@ -91,6 +92,8 @@ static int s_open(dp_cli_t *c)
                          .io_slots = (int)c->io_slots,
                          .insecure = c->insecure,
                          .ca_file = c->ca_file,
+                         .curve_key = c->curve_key,   /* issue 10 */
+                         .broker_key = c->broker_key, /* issue 10 */
                          .name = "dpool"};
     if ((c->insecure || c->ca_file) && c->broker)
         fprintf(stderr, "dpool: --insecure and --ca-file apply to the "
@@ -147,6 +150,8 @@ static bool s_known(const char *cmd)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "keygen") == 0) /* issue 10 */
+        return dp_cli_keygen(argc - 1, argv + 1);
     dp_cli_t c;
     dp_cli_defaults(&c);
     bool help = false, version = false, list = false;
