@@ -42,7 +42,8 @@ static void s_usage(FILE *f, const dp_opt_t *opts)
            "  download URL...       fetch URLs into --output-dir\n"
            "  bench                 throughput and latency benchmark\n"
            "  status                broker counters\n"
-           "  types                 the job types\n\n"
+           "  types                 the job types\n"
+           "  keygen [--out DIR] NAME...  CURVE key pairs (issue 10)\n\n"
            "options:\n");
     dp_opt_help(f, opts);
     fprintf(f, "\nexit status: 0 all ok, 1 some jobs failed, 2 usage, "
