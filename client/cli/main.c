@@ -108,6 +108,9 @@ static int s_open(dp_cli_t *c)
                 "dpool: broker %s unreachable: no answer within "
                 "%.1f s\n",
                 c->broker, c->connect_timeout);
+        fprintf(stderr, "dpool: (a CURVE broker also stays silent to a key "
+                        "it does not list, a wrong --broker-key, or no "
+                        "--curve-key)\n"); /* issue 10 */
         return DP_EXIT_UNREACHABLE;
     }
     if (rc) {
