@@ -145,7 +145,9 @@ int main(int argc, char **argv)
          maxmsg = (long)cfg.child.wire.max_msg_bytes;
     const char *child = NULL, *level = NULL;
     bool help = false, version = false, embedded = false;
-    dp_optlist_t allow = {{NULL}, 0};
+    /* static: its strings may point into dp_opt's copy of DPOOL_ALLOW_NET,
+     * kept for the life of the program (and reachable, for LeakSanitizer) */
+    static dp_optlist_t allow;
     const dp_opt_t opts[] = {
         {"connect", 'c', "DPOOL_BROKER", DP_OPT_STR, &cfg.connect, 0, 0,
          "ENDPOINT", "broker to serve (default " DP_AGENT_CONNECT_DEFAULT ")"},
