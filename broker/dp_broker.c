@@ -63,8 +63,8 @@ struct dp_broker {
     dp_wr_t w;         /* scratch writer */
     /* issue 10 (dp_zap.h): CURVE/ZAP, NULL when plaintext */
     dp_zap_t *zap;
-    uint64_t refused;       /* messages refused by role or revoked key */
-    const char *key_name;   /* the current message's worker key name */
+    uint64_t refused;     /* messages refused by role or revoked key */
+    const char *key_name; /* the current message's worker key name */
 };
 
 dp_broker_cfg_t dp_broker_cfg_default(void)
@@ -887,8 +887,8 @@ dp_broker_t *dp_broker_new(const dp_broker_cfg_t *cfg)
     zmq_setsockopt(b->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     dp_zsock_linger0(b->sock);
     if (cfg->curve_key && /* issue 10: CURVE server + ZAP, before binding */
-        !(b->zap = dp_zap_new(b->ctx, b->sock, cfg->curve_key,
-                              cfg->client_keys, cfg->worker_keys)))
+        !(b->zap = dp_zap_new(b->ctx, b->sock, cfg->curve_key, cfg->client_keys,
+                              cfg->worker_keys)))
         goto fail;
     dp_optlist_t binds = cfg->binds;
     if (binds.n == 0)

@@ -133,7 +133,8 @@ int main(int argc, char **argv)
         if (getppid() != (pid_t)parent)
             return 0;
     }
-    code = s_security(&cfg, embedded);
+    /* --cleanup-dir is the embedded pool's private dir: embedded too */
+    code = s_security(&cfg, embedded || cleanup != NULL);
     if (code >= 0)
         return code;
     if (pipe2(s_stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0)

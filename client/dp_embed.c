@@ -99,8 +99,7 @@ int dp_embed_start(dp_pool_t *p, const dp_pool_opts_t *o)
                            p->endpoint, "--parent-pid",
                            ppid,        "--cleanup-dir",
                            p->tmpdir,   "--log-level",
-                           "warn",      "--embedded", /* issue 10 */
-                           NULL};
+                           "warn",      NULL};
     const char *wargs[S_WARGS_MAX] = {NULL,
                                       "--connect",
                                       p->endpoint,
@@ -115,7 +114,8 @@ int dp_embed_start(dp_pool_t *p, const dp_pool_opts_t *o)
                                       "--log-level",
                                       "warn"};
     int nw = 13;
-    wargs[nw++] = "--embedded"; /* issue 10: plaintext, any address */
+    /* issue 10: both plaintext (private ipc dir), downloads anywhere */
+    wargs[nw++] = "--embedded";
     if (o && o->insecure)
         wargs[nw++] = "--insecure";
     if (o && o->ca_file) {

@@ -22,9 +22,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dl_guard.h"
 #include "dp_clock.h"
 #include "dp_download.h"
-#include "dl_guard.h"
 
 typedef enum { DP_DL_WAIT, DP_DL_RUN, DP_DL_DONE } dp_dl_state_t;
 
