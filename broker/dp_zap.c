@@ -152,14 +152,13 @@ static size_t s_metadata(unsigned char *out, const char *key)
 }
 
 /* s_reply: status 200 with user-id and key, or 400. */
-static void s_reply(dp_zap_t *z, const zmq_msg_t *reqid, const char *user_id,
+static void s_reply(dp_zap_t *z, zmq_msg_t *reqid, const char *user_id,
                     const char *key)
 {
     unsigned char meta[DP_ZAP_FRAME_MAX];
     size_t mlen = key ? s_metadata(meta, key) : 0;
     s_send(z->sock, "1.0", 3, true);
-    s_send(z->sock, zmq_msg_data((zmq_msg_t *)reqid),
-           zmq_msg_size((zmq_msg_t *)reqid), true);
+    s_send(z->sock, zmq_msg_data(reqid), zmq_msg_size(reqid), true);
     s_send(z->sock, user_id ? "200" : "400", 3, true);
     const char *text = user_id ? "OK" : "key not listed for any role";
     s_send(z->sock, text, strlen(text), true);
