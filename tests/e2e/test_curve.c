@@ -368,6 +368,7 @@ Test(curve, nonloopback_bind_without_keys_exits_2, .timeout = 60,
     char admin[C_PATH];
     s_key(admin, K.clients, "admin");
     long long workers = -1;
+    char last[1024] = "";
     for (int t = 0; t < 50 && workers < 0 && dp_e2e_alive(b2.pid); t++) {
         r = s_broker_run(ARGV(s_ip, "netns", "exec", s_ns, DP_BIN_DIR "/dpool",
                               "--broker", ep, "--connect-timeout", "1",
@@ -376,10 +377,12 @@ Test(curve, nonloopback_bind_without_keys_exits_2, .timeout = 60,
                          3000);
         if (r.code == 0)
             workers = dp_e2e_jint(r.out, "workers");
+        snprintf(last, sizeof last, "exit %d: %s %s", r.code, r.out, r.err);
         dp_e2e_run_free(&r);
     }
     char *err2 = dp_e2e_slurp(b2.err);
-    cr_assert_eq(workers, 0, "a CURVE broker did not answer: %s", err2);
+    cr_assert_eq(workers, 0, "a CURVE broker did not answer (%s): %s", last,
+                 err2);
     free(err2);
     cr_assert_eq(dp_e2e_stop(&T.e, b2.pid, SIGTERM, 2000), 0);
 }
