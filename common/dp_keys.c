@@ -134,7 +134,13 @@ static int s_field(const char *text, const char *field, char *out)
             p++;
         if (*p != '#' && strncmp(p, field, flen) == 0) {
             p += flen;
-            while (*p == ' ' || *p == '\t' || *p == '=' || *p == ':')
+            /* exactly one '=' between spaces: Z85 keys may start with
+             * '=' or ':' themselves */
+            while (*p == ' ' || *p == '\t')
+                p++;
+            if (*p++ != '=')
+                return DP_ERR_INVALID;
+            while (*p == ' ' || *p == '\t')
                 p++;
             size_t n = 0;
             while (p + n < line + len && p[n] > ' ')

@@ -200,3 +200,31 @@ Test(keys, client_options_need_both_files)
     zmq_close(sock);
     zmq_ctx_term(ctx);
 }
+
+/* Z85 keys may begin with '=' or ':' (both in the alphabet): the parser
+ * takes exactly one '=' as the separator. Many pairs so that some keys do. */
+Test(keys, keys_starting_with_separator_chars)
+{
+    char err[DP_KEY_ERR_MAX];
+    int odd = 0;
+    for (int k = 0; k < 400; k++) {
+        char name[16], p[PATH_MAX + 64], pub[DP_KEY_Z85_LEN + 1];
+        snprintf(name, sizeof name, "k%d", k);
+        cr_assert_eq(dp_keys_generate(s_dir, name, err, sizeof err), 0);
+        snprintf(p, sizeof p, "%s/%s.key", s_dir, name);
+        dp_keypair_t kp;
+        cr_assert_eq(dp_keys_load_secret(p, &kp, err, sizeof err), 0, "%s",
+                     err);
+        snprintf(p, sizeof p, "%s/%s.pub", s_dir, name);
+        cr_assert_eq(dp_keys_load_public(p, pub, err, sizeof err), 0, "%s",
+                     err);
+        cr_assert_str_eq(pub, kp.pub);
+        odd += strchr("=: ", pub[0]) != NULL || strchr("=:", kp.sec[0]);
+    }
+    cr_log_info("%d of 400 keys began with '=' or ':'", odd);
+    const char *pairs = "public-key=0000000000000000000000000000000000000000\n";
+    s_write("tight.pub", pairs, 0644);
+    char p[PATH_MAX + 64], pub[DP_KEY_Z85_LEN + 1];
+    snprintf(p, sizeof p, "%s/tight.pub", s_dir);
+    cr_assert_eq(dp_keys_load_public(p, pub, err, sizeof err), 0, "%s", err);
+}
