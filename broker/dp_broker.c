@@ -23,6 +23,7 @@
 #include "dp_msg.h"
 #include "dp_queue.h"
 #include "dp_rlimit.h"
+#include "dp_zap.h"
 #include "dp_zsock.h"
 
 dp_broker_cfg_t dp_broker_cfg_default(void)
@@ -75,6 +76,10 @@ dp_broker_t *dp_broker_new(const dp_broker_cfg_t *cfg)
     zmq_setsockopt(b->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(b->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     dp_zsock_linger0(b->sock);
+    if (cfg->curve_key && /* issue 10: CURVE server + ZAP, before binding */
+        !(b->zap = dp_zap_new(b->ctx, b->sock, cfg->curve_key, cfg->client_keys,
+                              cfg->worker_keys)))
+        goto fail;
     dp_optlist_t binds = cfg->binds;
     if (binds.n == 0)
         binds.v[binds.n++] = DP_BROKER_BIND_DEFAULT;
@@ -109,15 +114,19 @@ int dp_broker_run(dp_broker_t *b, int stop_fd)
 {
     b->next_hb_ms = dp_now_ms() + (uint64_t)b->cfg.heartbeat_ms;
     for (;;) {
-        zmq_pollitem_t items[2] = {{b->sock, 0, ZMQ_POLLIN, 0},
-                                   {NULL, stop_fd, ZMQ_POLLIN, 0}};
-        int n = zmq_poll(items, 2, (long)s_poll_timeout(b));
+        zmq_pollitem_t items[3] = {{b->sock, 0, ZMQ_POLLIN, 0},
+                                   {NULL, stop_fd, ZMQ_POLLIN, 0},
+                                   {dp_zap_socket(b->zap), 0, ZMQ_POLLIN, 0}};
+        int n = zmq_poll(items, b->zap ? 3 : 2, (long)s_poll_timeout(b));
         if (n < 0 && zmq_errno() != EINTR) {
             dp_error("poll: %s", zmq_strerror(zmq_errno()));
             return DP_ERR_IO;
         }
-        if (n > 0 && (items[1].revents & ZMQ_POLLIN))
+        if (n > 0 && (items[1].revents & ZMQ_POLLIN) &&
+            !dp_zap_on_signal(b->zap, stop_fd)) /* SIGHUP: reload keys */
             return 0;
+        if (n > 0 && (items[2].revents & ZMQ_POLLIN)) /* issue 10 */
+            dp_zap_handle(b->zap);
         for (int k = 0; n > 0 && k < DP_POLL_BURST; k++) {
             if (k && (k % DP_POLL_CLOCK_EVERY) == 0 &&
                 dp_now_ms() >= b->next_hb_ms)
@@ -173,6 +182,7 @@ void dp_broker_destroy(dp_broker_t **bp)
         }
         zmq_close(b->sock);
     }
+    dp_zap_destroy(&b->zap); /* issue 10 */
     if (b->ctx)
         zmq_ctx_term(b->ctx);
     while (b->peers) {

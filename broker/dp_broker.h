@@ -10,6 +10,7 @@
 #ifndef DP_BROKER_H
 #define DP_BROKER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -82,6 +83,11 @@ typedef struct {
     long max_peers; /* clients + workers tracked; 0 = open-files limit
                        minus DP_FD_RESERVE */
     dp_limits_t limits;
+    /* security (dp_zap.h, issue 10): curve_key NULL = plaintext */
+    const char *curve_key;   /* the broker's secret key file */
+    const char *client_keys; /* DIR of client NAME.pub */
+    const char *worker_keys; /* DIR of worker NAME.pub */
+    bool insecure;           /* plaintext beyond loopback: allowed, warned */
 } dp_broker_cfg_t;
 
 typedef struct dp_broker dp_broker_t;

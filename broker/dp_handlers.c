@@ -24,6 +24,7 @@
 #include "dp_msg.h"
 #include "dp_queue.h"
 #include "dp_rlimit.h"
+#include "dp_zap.h"
 #include "dp_zsock.h"
 
 /* HELLO [name, pid] */
@@ -380,8 +381,11 @@ static void s_on_result(dp_broker_t *b, dp_peer_t *p, const dp_res_t *res)
     double us = (double)res->elapsed_us, *avg = &p->qw.avg_us[j->cls];
     *avg = *avg > 0 ? *avg * (1 - DP_AVG_WEIGHT) + us * DP_AVG_WEIGHT : us;
     if (j->client) {
-        dp_bk_client_raw(dp_bk_peer_of_client(j->client), res->raw.ptr,
-                         res->raw.len);
+        /* issue 10: on CURVE the worker is who its key says it is */
+        const dp_wr_t *rw = dp_zap_rename(&b->w, res, b->key_name);
+        dp_bk_client_raw(dp_bk_peer_of_client(j->client),
+                         rw ? (const void *)rw->buf.data : res->raw.ptr,
+                         rw ? rw->buf.len : res->raw.len);
         if (res->code)
             b->st.failed++;
         else
@@ -435,6 +439,9 @@ static void s_on_status(dp_broker_t *b, dp_peer_t *p)
         {"expired", b->st.expired},
         {"handed_back", b->st.handed_back},
         {"refused_peers", b->st.refused_peers},
+        {"refused", b->refused},                  /* issue 10 */
+        {"denied_keys", dp_zap_denied(b->zap)},   /* issue 10 */
+        {"insecure", b->cfg.insecure && !b->zap}, /* issue 10 */
     };
     size_t nrows = sizeof rows / sizeof rows[0];
     dp_wr_reset(&b->w);
@@ -504,6 +511,14 @@ void dp_bk_on_message(dp_broker_t *b, dp_zmsg_t *m)
                          &b->cfg.limits, &cmd, &r);
     if (!rc && !p && zmq_msg_size(&m->body) > DP_PREHELLO_MAX_BYTES)
         rc = DP_ERR_TOO_BIG; /* say HELLO first: dropped, not kept */
+    if (!rc && b->zap) {     /* issue 10: role and revocation (dp_zap.h) */
+        b->key_name = dp_zap_worker_name(b->zap, &m->body);
+        rc = dp_zap_check(b->zap, &m->body, cmd, msg, sizeof msg);
+        if (rc)
+            b->refused++;
+        if (rc == DP_ERR_UNKNOWN_PEER && p)
+            dp_bk_peer_drop(b, p, "lost its key");
+    }
     if (!rc && p) {
         p->last_seen_ms = dp_now_ms();
         rc = s_handle_peer(b, m, p, cmd, &r, msg, sizeof msg);

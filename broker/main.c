@@ -12,14 +12,15 @@
 
 #include "dp_broker.h"
 #include "dp_log.h"
+#include "dp_zap.h"
 
 static int s_stop_pipe[2] = {-1, -1};
 
 static void s_on_signal(int sig)
 {
-    (void)sig;
     int saved = errno;
-    ssize_t rc = write(s_stop_pipe[1], "x", 1);
+    char c = sig == SIGHUP ? DP_ZAP_SIG_RELOAD : 'x'; /* HUP: reload keys */
+    ssize_t rc = write(s_stop_pipe[1], &c, 1);
     (void)rc;
     errno = saved;
 }
@@ -34,19 +35,59 @@ static void s_cleanup(const char *dir)
     rmdir(dir);
 }
 
-static bool s_wildcard(const dp_optlist_t *binds)
+/* s_security: secure by default (issue 10). Returns -1 to go on, or the
+ * exit code: a bind beyond loopback needs CURVE keys or --insecure. */
+static int s_security(dp_broker_cfg_t *cfg, bool embedded)
 {
-    for (int k = 0; k < binds->n; k++)
-        if (strstr(binds->v[k], "://*") || strstr(binds->v[k], "0.0.0.0") ||
-            strstr(binds->v[k], "[::]"))
-            return true;
-    return false;
+    if (embedded) /* a private ipc dir (0700): plaintext, whatever the env */
+        cfg->curve_key = cfg->client_keys = cfg->worker_keys = NULL;
+    if (cfg->curve_key && !cfg->curve_key[0])
+        cfg->curve_key = NULL;
+    bool keys = (cfg->client_keys && cfg->client_keys[0]) ||
+                (cfg->worker_keys && cfg->worker_keys[0]);
+    if (cfg->curve_key && !keys) {
+        fprintf(stderr, "dpool-broker: --curve-key needs --client-keys DIR "
+                        "and/or --worker-keys DIR (nobody could connect)\n");
+        return 2;
+    }
+    if (!cfg->curve_key && keys) {
+        fprintf(stderr, "dpool-broker: --client-keys/--worker-keys need "
+                        "--curve-key FILE (the broker's own key)\n");
+        return 2;
+    }
+    const char *open_bind = NULL;
+    for (int k = 0; k < cfg->binds.n; k++)
+        if (!dp_zap_bind_is_local(cfg->binds.v[k]))
+            open_bind = cfg->binds.v[k];
+    if (!open_bind || cfg->curve_key)
+        return -1;
+    if (!cfg->insecure) {
+        fprintf(stderr,
+                "dpool-broker: refusing to listen on %s without encryption "
+                "and authentication.\n"
+                "Make keys and start with them:\n"
+                "  dpool keygen --out keys broker\n"
+                "  dpool keygen --out keys/clients alice\n"
+                "  dpool keygen --out keys/workers w1\n"
+                "  dpool-broker --bind %s --curve-key keys/broker.key \\\n"
+                "      --client-keys keys/clients --worker-keys keys/workers\n"
+                "(the private .key files stay with their owners; the broker "
+                "needs only the .pub files), or pass --insecure to accept "
+                "plaintext from anyone who can reach this port.\n",
+                open_bind, open_bind);
+        return 2;
+    }
+    dp_warn("--insecure: listening on %s without encryption or "
+            "authentication: any host that reaches this port can submit "
+            "jobs and pose as a worker",
+            open_bind);
+    return -1;
 }
 
 int main(int argc, char **argv)
 {
     dp_broker_cfg_t cfg = dp_broker_cfg_default();
-    bool help = false, version = false;
+    bool help = false, version = false, embedded = false;
     const char *level = NULL, *cleanup = NULL;
     long parent = 0, max_msg = (long)cfg.limits.max_msg_bytes;
     const dp_opt_t opts[] = {
@@ -89,6 +130,16 @@ int main(int argc, char **argv)
          1L << 31, "BYTES", "largest message accepted"},
         {"log-level", 0, "DPOOL_LOG", DP_OPT_STR, &level, 0, 0, "LEVEL",
          "error, warn, info or debug (info)"},
+        /* issue 10: CURVE, ZAP, secure by default (dp_zap.h) */
+        {"curve-key", 0, "DPOOL_CURVE_KEY", DP_OPT_STR, &cfg.curve_key, 0, 0,
+         "FILE", "CURVE: the broker's secret key file (dpool keygen)"},
+        {"client-keys", 0, "DPOOL_CLIENT_KEYS", DP_OPT_STR, &cfg.client_keys, 0,
+         0, "DIR", "CURVE: admit clients whose NAME.pub is in DIR"},
+        {"worker-keys", 0, "DPOOL_WORKER_KEYS", DP_OPT_STR, &cfg.worker_keys, 0,
+         0, "DIR", "CURVE: admit workers whose NAME.pub is in DIR"},
+        {"insecure", 0, NULL, DP_OPT_FLAG, &cfg.insecure, 0, 0, NULL,
+         "allow plaintext on a non-loopback bind (unsafe; warned)"},
+        {"embedded", 0, NULL, DP_OPT_FLAG, &embedded, 0, 0, NULL, NULL},
         {"parent-pid", 0, NULL, DP_OPT_LONG, &parent, 0, 1L << 30, "PID", NULL},
         {"cleanup-dir", 0, NULL, DP_OPT_STR, &cleanup, 0, 0, "DIR", NULL},
         {"version", 'V', NULL, DP_OPT_FLAG, &version, 0, 0, NULL,
@@ -109,14 +160,16 @@ int main(int argc, char **argv)
         if (getppid() != (pid_t)parent)
             return 0;
     }
-    if (s_wildcard(&cfg.binds))
-        dp_warn("listening on all interfaces without authentication: any "
-                "host that reaches this port can submit jobs");
+    /* --cleanup-dir is the embedded pool's private dir: embedded too */
+    code = s_security(&cfg, embedded || cleanup != NULL);
+    if (code >= 0)
+        return code;
     if (pipe2(s_stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
         return 1;
     struct sigaction sa = {.sa_handler = s_on_signal};
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL); /* reload CURVE keys */
     signal(SIGPIPE, SIG_IGN);
     dp_broker_t *b = dp_broker_new(&cfg);
     if (!b)

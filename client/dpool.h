@@ -175,6 +175,9 @@ typedef struct {
     const char *name;       /* client name shown in broker logs */
     bool insecure;          /* embedded pool: downloads skip TLS checks */
     const char *ca_file;    /* embedded pool: extra CA bundle (PEM) */
+    const char *curve_key;  /* CURVE: our secret key file (`dpool keygen`);
+                               with broker_key, or both NULL: plaintext */
+    const char *broker_key; /* CURVE: the broker's public key file */
 } dp_pool_opts_t;
 
 /* dp_pool_open: connect to the broker at `endpoint` (e.g.

@@ -577,3 +577,17 @@ int dp_msg_read_results(dp_rd_t *r, uint32_t *n)
 {
     return dp_rd_array(r, n);
 }
+
+/* ---- issue 10: a forwarded result under another worker name ---- */
+
+void dp_msg_put_result_as(dp_wr_t *w, const dp_res_t *res, const char *worker)
+{
+    dp_wr_array(w, S_RESULT_FIELDS);
+    dp_wr_uint(w, res->id);
+    dp_wr_uint(w, res->code);
+    dp_wr_raw(w, res->value.ptr, res->value.len); /* value or message */
+    dp_wr_cstr(w, worker);
+    dp_wr_uint(w, res->pid);
+    dp_wr_uint(w, res->elapsed_us);
+    dp_wr_uint(w, res->attempt);
+}

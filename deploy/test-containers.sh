@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # test-containers.sh - build the dpool image (deploy/Dockerfile) with podman
 # and run a small cluster of containers: a broker and two workers on a
-# podman network, a batch from a client container, results checked,
-# workers drained with SIGTERM. Everything it makes is removed at exit.
+# podman network with CURVE keys (made by `dpool keygen` in the image), a
+# batch from a client container, results checked (named by worker key),
+# a keyless broker, a keyless client and an unlisted key refused, workers
+# drained with SIGTERM. Everything it makes is removed at exit.
 #
 # Needs root and the Debian mirror only (no container registry): the base
 # image is Debian 12 made with debootstrap and `podman import`ed, then
@@ -130,11 +132,33 @@ for p in dpool dpool-broker dpool-worker; do
         die "$p --version failed in the image"
 done
 
+# ---- keys (issue 10) ----
+# made inside the image as user dpool (uid 10001), so the 0600 secret key
+# files belong to the user the containers run as
+K=/var/lib/dpool/keys
+mkdir -p "$T/keys"
+chown 10001:10001 "$T/keys"
+chmod 700 "$T/keys"
+step "dpool keygen: broker, client, worker1, worker2 (and an unlisted rogue)"
+"${PODMAN[@]}" run --rm --network none -v "$T/keys:$K" -w "$K" "$IMG" sh -c \
+    'dpool keygen broker && dpool keygen --out clients client &&
+     dpool keygen --out workers worker1 worker2 &&
+     dpool keygen --out rogue rogue' >/dev/null
+KEYS=(-v "$T/keys:$K:ro")
+
 # ---- cluster ----
-step "podman network $NET; broker and two workers"
+step "podman network $NET; keyless broker refused; broker and two workers"
 "${PODMAN[@]}" network create "$NET" >/dev/null
-"${PODMAN[@]}" run -d --name "$run_id-broker" --network "$NET" \
-    -e DPOOL_HEARTBEAT_MS=500 "$IMG" dpool-broker >/dev/null
+rc=0
+"${PODMAN[@]}" run --rm --network "$NET" "$IMG" dpool-broker \
+    >/dev/null 2>"$T/keyless.err" || rc=$?
+[ "$rc" = 2 ] || die "a keyless broker on 0.0.0.0 exited $rc, not 2"
+grep -q "dpool keygen" "$T/keyless.err" ||
+    die "the keyless broker did not say how to make keys"
+"${PODMAN[@]}" run -d --name "$run_id-broker" --network "$NET" "${KEYS[@]}" \
+    -e DPOOL_HEARTBEAT_MS=500 -e DPOOL_CURVE_KEY=$K/broker.key \
+    -e DPOOL_CLIENT_KEYS=$K/clients -e DPOOL_WORKER_KEYS=$K/workers \
+    "$IMG" dpool-broker >/dev/null
 bip=$("${PODMAN[@]}" inspect -f \
     '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' \
     "$run_id-broker")
@@ -142,14 +166,19 @@ bip=$("${PODMAN[@]}" inspect -f \
 HOSTS=(--network "$NET" --add-host "broker:$bip")
 for w in 1 2; do
     # the default command is the worker; configured from the environment
+    # named by its key (worker$w); the name it claims is not trusted
     "${PODMAN[@]}" run -d --name "$run_id-worker$w" "${HOSTS[@]}" \
-        -e DPOOL_BROKER=tcp://broker:5555 -e DPOOL_NAME="worker$w" \
+        "${KEYS[@]}" -e DPOOL_CURVE_KEY=$K/workers/worker$w.key \
+        -e DPOOL_BROKER_KEY=$K/broker.pub \
+        -e DPOOL_BROKER=tcp://broker:5555 -e DPOOL_NAME="claims$w" \
         -e DPOOL_PROCESSES=2 -e DPOOL_GRACE=5 "$IMG" >/dev/null
 done
 
 bstatus() {
-    "${PODMAN[@]}" exec "$run_id-broker" dpool --broker tcp://127.0.0.1:5555 \
-        --connect-timeout 2 --format json status 2>/dev/null
+    "${PODMAN[@]}" exec -e DPOOL_CURVE_KEY=$K/clients/client.key \
+        -e DPOOL_BROKER_KEY=$K/broker.pub "$run_id-broker" \
+        dpool --broker tcp://127.0.0.1:5555 --connect-timeout 2 \
+        --format json status 2>/dev/null
 }
 deadline=$((SECONDS + 30))
 until bstatus | grep -q '"workers":2,'; do
@@ -159,9 +188,26 @@ done
 step "broker sees 2 workers: $(bstatus)"
 
 client() {
-    "${PODMAN[@]}" run --rm "${HOSTS[@]}" -e DPOOL_BROKER=tcp://broker:5555 \
-        "$IMG" dpool "$@"
+    "${PODMAN[@]}" run --rm "${HOSTS[@]}" "${KEYS[@]}" \
+        -e DPOOL_CURVE_KEY=$K/clients/client.key \
+        -e DPOOL_BROKER_KEY=$K/broker.pub \
+        -e DPOOL_BROKER=tcp://broker:5555 "$IMG" dpool "$@"
 }
+
+# a client without keys, and one with a key the broker does not list, are
+# refused at the handshake (exit 3: unreachable)
+step "keyless and unlisted clients refused"
+rogue=(-e DPOOL_CURVE_KEY=$K/rogue/rogue.key -e DPOOL_BROKER_KEY=$K/broker.pub)
+for extra in "" "${rogue[*]}"; do
+    rc=0
+    # shellcheck disable=SC2086
+    "${PODMAN[@]}" run --rm "${HOSTS[@]}" "${KEYS[@]}" $extra \
+        -e DPOOL_BROKER=tcp://broker:5555 \
+        "$IMG" dpool --connect-timeout 2 factor 12 >/dev/null 2>&1 || rc=$?
+    [ "$rc" = 3 ] || die "a client with '${extra:-no key}' exited $rc, not 3"
+done
+bstatus | grep -q '"denied_keys":[1-9]' ||
+    die "the broker counted no refused handshake: $(bstatus)"
 
 # factor: the same text as coreutils factor
 nums=(12 2047 1000000007 600851475143 18446744073709551615

@@ -23,6 +23,7 @@
 #include "dp_clock.h"
 #include "dp_frame.h"
 #include "dp_list.h"
+#include "dp_keys.h"
 #include "dp_log.h"
 #include "dp_msg.h"
 #include "dp_rlimit.h"
@@ -525,6 +526,12 @@ static int s_open_socket(dp_agent_t *a)
     s_reconnect_fast(a->sock);
     zmq_setsockopt(a->sock, ZMQ_SNDHWM, &zero, sizeof zero);
     zmq_setsockopt(a->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    char kerr[DP_KEY_ERR_MAX]; /* issue 10: CURVE client (dp_keys.h) */
+    if (dp_keys_client(a->sock, a->cfg.curve_key, a->cfg.broker_key, kerr,
+                       sizeof kerr)) {
+        dp_error("%s", kerr);
+        return DP_ERR_INVALID;
+    }
     if (zmq_connect(a->sock, a->cfg.connect) != 0) {
         dp_error("cannot connect to %s: %s", a->cfg.connect,
                  zmq_strerror(zmq_errno()));

@@ -11,7 +11,9 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "dl_guard.h"
 #include "dp_agent.h"
+#include "dp_keys.h"
 #include "dp_log.h"
 #include "dp_opt.h"
 
@@ -43,6 +45,53 @@ static int s_child(const char *kind, dp_agent_cfg_t *cfg, long parent)
         return dp_child_cpu_main(DP_CHILD_FD, &cfg->child);
     fprintf(stderr, "dpool-worker: --child takes cpu or io\n");
     return 2;
+}
+
+/* s_security: issue 10. The download guard from --allow-net (passed on
+ * to the children through DPOOL_ALLOW_NET: they parse the same options),
+ * and the CURVE key files checked now rather than at each reconnect.
+ * Returns -1 to go on, or the exit code. */
+static int s_security(dp_agent_cfg_t *cfg, dp_optlist_t *allow, bool embedded,
+                      bool is_child)
+{
+    static dp_guard_t guard;
+    static const char *const everything[] = {"0.0.0.0/0", "::/0"};
+    char err[DP_KEY_ERR_MAX];
+    if (embedded) { /* the user's own machine: plaintext, any address */
+        cfg->curve_key = cfg->broker_key = NULL;
+        allow->n = 0;
+        for (size_t k = 0; k < 2; k++)
+            allow->v[allow->n++] = everything[k];
+    }
+    if (dp_guard_init(&guard, allow->v, (size_t)allow->n, err, sizeof err)) {
+        fprintf(stderr, "dpool-worker: %s\n", err);
+        return 2;
+    }
+    cfg->child.guard = &guard;
+    if (is_child)
+        return -1;
+    char joined[DP_OPT_LIST_MAX * DP_GUARD_ADDR_MAX] = "";
+    for (int k = 0; k < allow->n; k++)
+        snprintf(joined + strlen(joined), sizeof joined - strlen(joined),
+                 "%s%s", k ? "," : "", allow->v[k]);
+    setenv("DPOOL_ALLOW_NET", joined, 1);
+    dp_keypair_t kp;
+    char pub[DP_KEY_Z85_LEN + 1];
+    bool key = cfg->curve_key && cfg->curve_key[0];
+    bool bkey = cfg->broker_key && cfg->broker_key[0];
+    int rc = key != bkey ? DP_ERR_INVALID : 0;
+    if (rc)
+        snprintf(err, sizeof err, "--curve-key and --broker-key go together");
+    if (!rc && key)
+        rc = dp_keys_load_secret(cfg->curve_key, &kp, err, sizeof err);
+    if (!rc && bkey)
+        rc = dp_keys_load_public(cfg->broker_key, pub, err, sizeof err);
+    memset(&kp, 0, sizeof kp);
+    if (rc) {
+        fprintf(stderr, "dpool-worker: %s\n", err);
+        return 2;
+    }
+    return -1;
 }
 
 static int s_run_agent(dp_agent_cfg_t *cfg, long parent)
@@ -95,7 +144,10 @@ int main(int argc, char **argv)
          dlmax = (long)cfg.child.limits.download_max_bytes,
          maxmsg = (long)cfg.child.wire.max_msg_bytes;
     const char *child = NULL, *level = NULL;
-    bool help = false, version = false;
+    bool help = false, version = false, embedded = false;
+    /* static: its strings may point into dp_opt's copy of DPOOL_ALLOW_NET,
+     * kept for the life of the program (and reachable, for LeakSanitizer) */
+    static dp_optlist_t allow;
     const dp_opt_t opts[] = {
         {"connect", 'c', "DPOOL_BROKER", DP_OPT_STR, &cfg.connect, 0, 0,
          "ENDPOINT", "broker to serve (default " DP_AGENT_CONNECT_DEFAULT ")"},
@@ -127,6 +179,14 @@ int main(int argc, char **argv)
          1L << 31, "BYTES", "largest message accepted"},
         {"log-level", 0, "DPOOL_LOG", DP_OPT_STR, &level, 0, 0, "LEVEL",
          "error, warn, info or debug (info)"},
+        /* issue 10: CURVE to the broker, where downloads may connect */
+        {"curve-key", 0, "DPOOL_CURVE_KEY", DP_OPT_STR, &cfg.curve_key, 0, 0,
+         "FILE", "CURVE: this worker's secret key file (dpool keygen)"},
+        {"broker-key", 0, "DPOOL_BROKER_KEY", DP_OPT_STR, &cfg.broker_key, 0, 0,
+         "FILE", "CURVE: the broker's public key file"},
+        {"allow-net", 0, "DPOOL_ALLOW_NET", DP_OPT_LIST, &allow, 0, 0, "CIDR",
+         "downloads may reach this private/loopback range (repeatable)"},
+        {"embedded", 0, NULL, DP_OPT_FLAG, &embedded, 0, 0, NULL, NULL},
         {"child", 0, NULL, DP_OPT_STR, &child, 0, 0, "KIND", NULL},
         {"parent-pid", 0, NULL, DP_OPT_LONG, &parent, 0, 1L << 30, "PID", NULL},
         {"version", 'V', NULL, DP_OPT_FLAG, &version, 0, 0, NULL,
@@ -145,6 +205,9 @@ int main(int argc, char **argv)
     cfg.child.limits.download_max_bytes = (uint64_t)dlmax;
     cfg.child.wire.max_msg_bytes = (size_t)maxmsg;
     dp_log_init(child ? "dpool-worker-child" : "dpool-worker", level);
+    code = s_security(&cfg, &allow, embedded, child != NULL);
+    if (code >= 0)
+        return code;
     if (child)
         return s_child(child, &cfg, parent);
     if (cfg.child.insecure)

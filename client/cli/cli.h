@@ -46,6 +46,8 @@ typedef struct {
     const char *output_dir;
     bool insecure;
     const char *ca_file;
+    const char *curve_key;  /* issue 10: CURVE secret key file */
+    const char *broker_key; /* issue 10: the broker's public key file */
     /* bench */
     long bench_jobs, bench_rounds;
     const char *bench_type, *bench_file;

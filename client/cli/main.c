@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_keygen.h"
 #include "dp_hash.h"
 #include "dp_jobs.h"
 #include "dp_log.h"
@@ -42,6 +43,7 @@ static void s_usage(FILE *f, const dp_opt_t *opts)
            "  bench                 throughput and latency benchmark\n"
            "  status                broker counters and workers (--broker)\n"
            "  types                 the job types\n"
+           "  keygen [--out DIR] NAME...  CURVE key pairs\n"
            "Without ARGs, inputs are stdin's lines (or --arg-file's); blank\n"
            "lines are skipped; factor takes several numbers on a line.\n\n"
            "options:\n");
@@ -163,6 +165,8 @@ static int s_open(dp_cli_t *c)
                          .io_slots = (int)c->io_slots,
                          .insecure = c->insecure,
                          .ca_file = c->ca_file,
+                         .curve_key = c->curve_key,   /* issue 10 */
+                         .broker_key = c->broker_key, /* issue 10 */
                          .name = "dpool"};
     if (c->insecure && !c->broker)
         fprintf(stderr, "dpool: WARNING: --insecure: TLS certificates of "
@@ -173,6 +177,9 @@ static int s_open(dp_cli_t *c)
                 "dpool: broker %s unreachable: no answer within "
                 "%.1f s\n",
                 c->broker, c->connect_timeout);
+        fprintf(stderr, "dpool: (a CURVE broker also stays silent to a key "
+                        "it does not list, a wrong --broker-key, or no "
+                        "--curve-key)\n"); /* issue 10 */
         return DP_EXIT_UNREACHABLE;
     }
     if (rc) {
@@ -246,6 +253,8 @@ static int s_check(dp_cli_t *c, const char *cmd, int npos, char **argv,
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "keygen") == 0) /* issue 10 */
+        return dp_cli_keygen(argc - 1, argv + 1);
     dp_cli_t c;
     dp_cli_defaults(&c);
     bool help = false, version = false, list = false;

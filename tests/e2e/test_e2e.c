@@ -790,7 +790,9 @@ Test(e2e, store_on_worker, .timeout = 40)
     cr_assert_eq(dp_e2e_broker(&T.e, &T.broker, 0, T.ep, sizeof T.ep), 0);
     cr_assert_eq(dp_e2e_spawn(&T.e, &T.worker[0], -1,
                               ARGV("dpool-worker", "--connect", T.ep, "-p", "1",
-                                   "--store-on-worker", store)),
+                                   "--store-on-worker", store,
+                                   /* the test server is on loopback */
+                                   "--allow-net", "127.0.0.0/8")),
                  0);
     e2e_workers_up(1);
     dp_e2e_run_t r;

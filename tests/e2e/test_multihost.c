@@ -3,10 +3,14 @@
  * namespaces joined by a bridge.
  *
  *   NET-sw   the switch: bridge br0 and one veth per host (v-br, v-a, ...)
- *   NET-br   10.213.0.1  dpool-broker --bind tcp://0.0.0.0:5555
+ *   NET-br   10.213.0.1  dpool-broker --bind tcp://0.0.0.0:5555 --curve-key
  *   NET-a    10.213.0.2  dpool-worker --name hostA -p 2
  *   NET-b    10.213.0.3  dpool-worker --name hostB -p 2
  *   NET-cl   10.213.0.4  the dpool client
+ *
+ * Everything runs with CURVE (issue 10): the test makes the keys with
+ * `dpool keygen` (broker; client "client"; workers "hostA", "hostB", so the
+ * key names are the names results carry).
  *
  * NET is "dpmh<pid>", so runs never share a name, and every link lives in
  * those namespaces: nothing touches the machine's own network, and
@@ -249,7 +253,10 @@ static void s_rm_dir(void)
         fprintf(stderr, "multihost: logs kept in %s\n", N.dir);
         return;
     }
-    char p[PATH_MAX + 8];
+    char p[PATH_MAX + 32];
+    snprintf(p, sizeof p, "rm -rf '%s/keys'", N.dir);
+    if (system(p) != 0)
+        fprintf(stderr, "multihost: cannot remove %s/keys\n", N.dir);
     const char *files[] = {"log", "out", "status"};
     for (size_t k = 0; k < sizeof files / sizeof *files; k++) {
         snprintf(p, sizeof p, "%s/%s", N.dir, files[k]);
@@ -390,14 +397,46 @@ static long long s_jint(const char *json, const char *key)
     return p ? strtoll(p + strlen(pat), NULL, 10) : LLONG_MIN;
 }
 
+/* ---- CURVE keys (issue 10) ---- */
+
+static struct {
+    char dir[PATH_MAX + 8], bkey[PATH_MAX + 32], bpub[PATH_MAX + 32];
+    char clients[PATH_MAX + 16], workers[PATH_MAX + 16];
+    char client[PATH_MAX + 48], host_a[PATH_MAX + 48], host_b[PATH_MAX + 48];
+} K;
+
+static void s_keygen(const char *dir, const char *names)
+{
+    char cmd[2 * PATH_MAX];
+    snprintf(cmd, sizeof cmd,
+             DP_BIN_DIR "/dpool keygen --out '%s' %s >/dev/null", dir, names);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+static void s_make_keys(void)
+{
+    snprintf(K.dir, sizeof K.dir, "%s/keys", N.dir);
+    snprintf(K.bkey, sizeof K.bkey, "%s/broker.key", K.dir);
+    snprintf(K.bpub, sizeof K.bpub, "%s/broker.pub", K.dir);
+    snprintf(K.clients, sizeof K.clients, "%s/clients", K.dir);
+    snprintf(K.workers, sizeof K.workers, "%s/workers", K.dir);
+    snprintf(K.client, sizeof K.client, "%s/client.key", K.clients);
+    snprintf(K.host_a, sizeof K.host_a, "%s/hostA.key", K.workers);
+    snprintf(K.host_b, sizeof K.host_b, "%s/hostB.key", K.workers);
+    s_keygen(K.dir, "broker");
+    s_keygen(K.clients, "client");
+    s_keygen(K.workers, "hostA hostB");
+}
+
 /* s_stat: one broker counter, asked from the client host; -1 if no
  * answer. */
 static long long s_stat(const char *key)
 {
     char out[PATH_MAX + 8];
     snprintf(out, sizeof out, "%s/status", N.dir);
-    const char *args[] = {"dpool", "--broker", N.ep,   "--connect-timeout",
-                          "2",     "--format", "json", "status",
+    const char *args[] = {"dpool",  "--broker",     N.ep,   "--curve-key",
+                          K.client, "--broker-key", K.bpub, "--connect-timeout",
+                          "2",      "--format",     "json", "status",
                           NULL};
     pid_t pid = s_exec_in(H_CL, out, args);
     int rc = pid > 0 ? s_wait(pid, CMD_MS) : -1;
@@ -426,15 +465,45 @@ static bool s_wait_stat(const char *key, long long want, int timeout_ms)
 
 static void s_start_cluster(void)
 {
-    const char *broker[] = {"dpool-broker", "--bind",     "tcp://0.0.0.0:" PORT,
-                            "--heartbeat",  HEARTBEAT_MS, NULL};
+    s_make_keys();
+    const char *broker[] = {
+        "dpool-broker",  "--bind",        "tcp://0.0.0.0:" PORT,
+        "--heartbeat",   HEARTBEAT_MS,    "--curve-key",
+        K.bkey,          "--client-keys", K.clients,
+        "--worker-keys", K.workers,       NULL};
     s_track(s_exec_in(H_BR, NULL, broker));
-    const char *wa[] = {
-        "dpool-worker", "--connect", N.ep,      "--name", "hostA", "-p", "2",
-        "--io-slots",   "1",         "--grace", "2",      NULL};
-    const char *wb[] = {
-        "dpool-worker", "--connect", N.ep,      "--name", "hostB", "-p", "2",
-        "--io-slots",   "1",         "--grace", "2",      NULL};
+    const char *wa[] = {"dpool-worker",
+                        "--connect",
+                        N.ep,
+                        "--name",
+                        "hostA",
+                        "-p",
+                        "2",
+                        "--io-slots",
+                        "1",
+                        "--grace",
+                        "2",
+                        "--curve-key",
+                        K.host_a,
+                        "--broker-key",
+                        K.bpub,
+                        NULL};
+    const char *wb[] = {"dpool-worker",
+                        "--connect",
+                        N.ep,
+                        "--name",
+                        "hostB",
+                        "-p",
+                        "2",
+                        "--io-slots",
+                        "1",
+                        "--grace",
+                        "2",
+                        "--curve-key",
+                        K.host_b,
+                        "--broker-key",
+                        K.bpub,
+                        NULL};
     s_track(s_exec_in(H_A, NULL, wa));
     s_track(s_exec_in(H_B, NULL, wb));
     cr_assert(s_wait_stat("workers", 2, UP_MS),
@@ -450,9 +519,11 @@ typedef struct {
 
 static void s_batch_start(s_batch_t *b, int njobs, const char *ms)
 {
-    const char *args[64] = {"dpool", "--broker",    N.ep,  "--format",
-                            "json",  "--unordered", "map", "sleep"};
-    int n = 8;
+    const char *args[64] = {"dpool",       "--broker", N.ep,
+                            "--format",    "json",     "--unordered",
+                            "--curve-key", K.client,   "--broker-key",
+                            K.bpub,        "map",      "sleep"};
+    int n = 12;
     for (int k = 0; k < njobs && n < 63; k++)
         args[n++] = ms;
     args[n] = NULL;
@@ -584,4 +655,33 @@ Test(multihost, link_cut_requeues_then_worker_rejoins, .timeout = 38)
     s_batch_end(&b, 20, 15000, &t);
     cr_assert_gt(t.by_a, 0, "hostA took no job after rejoining (hostB %d)",
                  t.by_b);
+}
+
+/* Secure by default across hosts: without keys the broker refuses to
+ * listen on its 10.x address (exit 2), and a worker with a key the broker
+ * does not list never joins. */
+Test(multihost, plaintext_refused_across_hosts, .timeout = 30)
+{
+    s_net_up();
+    const char *plain[] = {"dpool-broker", "--bind", "tcp://0.0.0.0:" PORT,
+                           NULL};
+    pid_t pid = s_exec_in(H_BR, NULL, plain);
+    cr_assert_eq(s_wait(pid, CMD_MS), 2, "a keyless broker did not exit 2");
+    s_start_cluster();
+    char rogue[PATH_MAX + 16];
+    snprintf(rogue, sizeof rogue, "%s/rogue", N.dir);
+    s_keygen(rogue, "hostC");
+    char rkey[PATH_MAX + 32];
+    snprintf(rkey, sizeof rkey, "%s/hostC.key", rogue);
+    const char *wc[] = {"dpool-worker", "--connect",    N.ep,   "--curve-key",
+                        rkey,           "--broker-key", K.bpub, NULL};
+    s_track(s_exec_in(H_CL, NULL, wc));
+    const char *wd[] = {"dpool-worker", "--connect", N.ep, NULL};
+    s_track(s_exec_in(H_CL, NULL, wd));
+    s_sleep_ms(1500);
+    cr_assert_eq(s_stat("workers"), 2);
+    cr_assert_geq(s_stat("denied_keys"), 1);
+    cr_assert_eq(s_stat("bad_messages"), 0);
+    snprintf(rogue, sizeof rogue, "rm -rf '%s/rogue'", N.dir);
+    cr_assert_eq(system(rogue), 0);
 }

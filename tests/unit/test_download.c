@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dl_guard.h"
 #include "dp_clock.h"
 #include "dp_download.h"
 #include "dp_httpd.h"
@@ -688,4 +689,36 @@ Test(https, verification, .init = setup_tls, .fini = teardown, .timeout = 60)
     dp_dl_opts_default(&o);
     o.insecure = true;
     expect_body(fetch_opts(&o, u, NULL, 0, 0), "secret", 6);
+}
+
+/* ---- issue 10: the engine with a guard (dl_guard.h) ---- */
+
+/* A guard refuses the loopback test server on the address curl connects
+ * to, in any spelling and after a redirect, and is not retried. */
+Test(download, guard_refuses_loopback_spellings)
+{
+    dp_guard_t g;
+    char err[128];
+    cr_assert_eq(dp_guard_init(&g, NULL, 0, err, sizeof err), 0);
+    dp_dl_opts_t o;
+    dp_dl_opts_default(&o);
+    o.guard = &g;
+    int port = dp_httpd_port(g_srv);
+    const char *hosts[] = {"127.0.0.1", "127.1", "2130706433", "localhost",
+                           "0.0.0.0"};
+    for (size_t k = 0; k < sizeof hosts / sizeof hosts[0]; k++) {
+        char u[T_URL_MAX];
+        snprintf(u, sizeof u, "http://%s:%d/status/200", hosts[k], port);
+        reset_got();
+        got_t *gt = fetch_opts(&o, u, NULL, 0, 3);
+        cr_expect_eq(gt->err, DP_ERR_NETWORK, "%s: %s", hosts[k], gt->msg);
+        cr_expect(strstr(gt->msg, "refused address"), "%s", gt->msg);
+        cr_expect_eq(dp_httpd_port(g_srv), port);
+    }
+    /* admitted: the same request goes through */
+    const char *allow[] = {"127.0.0.0/8"};
+    cr_assert_eq(dp_guard_init(&g, allow, 1, err, sizeof err), 0);
+    reset_got();
+    got_t *gt = fetch_opts(&o, url("/status/200"), NULL, 0, 0);
+    cr_assert_eq(gt->err, 0, "%s", gt->msg);
 }

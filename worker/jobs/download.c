@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dl_guard.h"
 #include "dp_clock.h"
 #include "dp_download.h"
 
@@ -50,6 +51,8 @@ typedef struct dp_dl_xfer {
     char errmsg[DP_DL_ERRMSG_MAX];
     char curlerr[CURL_ERROR_SIZE];
     dp_value_t result;
+    char refused[DP_GUARD_ADDR_MAX]; /* issue 10: address the guard refused */
+    const char *refused_why;
 } dp_dl_xfer_t;
 
 struct dp_dl {
@@ -431,6 +434,39 @@ static int s_check_args(dp_dl_xfer_t *x, const dp_value_t *args, size_t nargs)
             rc = curl_easy_setopt(e, opt, val);                                \
     } while (0)
 
+/* s_open_socket: CURLOPT_OPENSOCKETFUNCTION, called with the address curl
+ * is about to connect to (after DNS, for every redirect and every address
+ * it tries): the guard's last word on where a download goes (issue 10). */
+static curl_socket_t s_open_socket(void *ud, curlsocktype purpose,
+                                   struct curl_sockaddr *a)
+{
+    dp_dl_xfer_t *x = ud;
+    const char *why;
+    char addr[DP_GUARD_ADDR_MAX];
+    if (purpose == CURLSOCKTYPE_IPCXN &&
+        !dp_guard_check(x->d->o.guard, &a->addr, addr, sizeof addr, &why)) {
+        if (!x->refused[0]) {
+            snprintf(x->refused, sizeof x->refused, "%s", addr);
+            x->refused_why = why;
+        }
+        return CURL_SOCKET_BAD;
+    }
+    return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
+/* s_guard_setup: with a guard, every connection goes through it, and no
+ * proxy from the environment (http_proxy) connects on our behalf. */
+static CURLcode s_guard_setup(dp_dl_xfer_t *x)
+{
+    CURLcode rc = CURLE_OK;
+    if (!x->d->o.guard)
+        return rc;
+    S_SETOPT(x->easy, CURLOPT_OPENSOCKETFUNCTION, s_open_socket);
+    S_SETOPT(x->easy, CURLOPT_OPENSOCKETDATA, (void *)x);
+    S_SETOPT(x->easy, CURLOPT_PROXY, "");
+    return rc;
+}
+
 /* s_easy_setup: the options every attempt of x shares. */
 static int s_easy_setup(dp_dl_xfer_t *x)
 {
@@ -457,6 +493,8 @@ static int s_easy_setup(dp_dl_xfer_t *x)
     S_SETOPT(e, CURLOPT_USERAGENT, "dpool/" DPOOL_VERSION);
     if (o->ca_file)
         S_SETOPT(e, CURLOPT_CAINFO, o->ca_file);
+    if (rc == CURLE_OK)
+        rc = s_guard_setup(x); /* issue 10 */
     if (rc != CURLE_OK)
         s_setf(x, DP_ERR_INTERNAL, "curl setup: %s", curl_easy_strerror(rc));
     return x->err;
@@ -494,6 +532,7 @@ static void s_attempt_start(dp_dl_xfer_t *x)
     x->status = 0;
     x->reason[0] = '\0';
     x->curlerr[0] = '\0';
+    x->refused[0] = '\0'; /* issue 10 */
     x->err = 0;
     if (x->deadline_us && now >= x->deadline_us) {
         s_setf(x, DP_ERR_TIMEOUT, "deadline passed before the transfer");
@@ -524,6 +563,12 @@ static bool s_classify(dp_dl_xfer_t *x, CURLcode rc)
 {
     if (x->err) /* a callback stopped it */
         return false;
+    if (x->refused[0] && rc != CURLE_OK) { /* issue 10: never retried */
+        s_setf(x, DP_ERR_NETWORK,
+               "refused address %s (%s); allow with --allow-net", x->refused,
+               x->refused_why);
+        return false;
+    }
     if (rc == CURLE_OK) {
         curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
         if (x->status < DP_DL_HTTP_ERROR_MIN)
