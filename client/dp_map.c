@@ -148,7 +148,9 @@ static int s_read_one(dp_map_t *m)
         dp_value_clear(&args);
         return got < 0 ? DP_ERR_INVALID : DP_ERR_EOF;
     }
-    uint64_t id = dp_pool_next_id(m->pool);
+    /* a result made here takes no job id: a SUBMIT's ids must run one by
+     * one from its seq (PROTOCOL.md), so a gap would refuse the batch */
+    uint64_t id = 0;
     if (got == DP_INPUT_BAD) { /* args: [code, message] */
         const dp_value_t *c = args.type == DP_ARRAY && args.v.a.len == 2
                                   ? &args.v.a.items[0]
@@ -165,6 +167,7 @@ static int s_read_one(dp_map_t *m)
         return s_local_result(m, id, DP_ERR_BROKER_LOST,
                               "broker lost before this job was sent");
     }
+    id = dp_pool_next_id(m->pool);
     int rc = dp_route_add(m->pool, id, s_deliver, m, m->read);
     const dp_job_opts_t *jo = &m->o.job;
     if (!rc) {
