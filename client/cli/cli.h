@@ -28,6 +28,8 @@ typedef struct {
     double timeout, connect_timeout;
     const char *format;
     bool progress; /* default: stderr is a terminal */
+    const char *joblog;
+    bool resume, resume_failed; /* cli_joblog.h */
     /* hash */
     const char *algo, *salt;
     long pbkdf2, dklen;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dp_buf.h"
@@ -303,7 +304,7 @@ int dp_joblog_write(dp_joblog_t *jl, size_t index, const char *input,
     dp_buf_init(&b);
     int rc = in ? 0 : DP_ERR_NOMEM;
     if (!rc)
-        rc = dp_buf_printf(&b, "%zu\t%s\t%s\t%u\t%s\t%llu.%03llu\t%.3f\t%s\n",
+        rc = dp_buf_printf(&b, "%zu\t%s\t%s\t%u\t%s\t%llu.%03llu\t%.6f\t%s\n",
                            index, r->error ? "failed" : "ok",
                            r->error ? dp_errname(r->error) : "-", r->attempts,
                            wk ? wk : "-",
@@ -321,6 +322,13 @@ int dp_joblog_write(dp_joblog_t *jl, size_t index, const char *input,
     free(in);
     free(wk);
     return rc;
+}
+
+uint64_t dp_joblog_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 void dp_joblog_counts(const dp_joblog_t *jl, size_t *skipped, size_t *changed)

@@ -8,8 +8,8 @@
  * The file: a header line, then one tab-separated line per finished job.
  *
  *   Index<TAB>Status<TAB>Error<TAB>Attempts<TAB>Worker<TAB>Time<TAB>Elapsed<TAB>Input
- *   0       ok      -       1       w0      1764680000.123  0.012   12
- *   1       failed  INVALID 1       w0      1764680000.130  0.000   -5
+ *   0       ok      -       1       w0      1764680000.123  0.012345 12
+ *   1       failed  INVALID 1       w0      1764680000.130  0.000020 -5
  *
  *   Index    the input's position among all inputs of the command (its
  *            arguments, or stdin's non-blank lines), from 0: JSON's "index"
@@ -18,7 +18,7 @@
  *   Attempts dispatches it took
  *   Worker   the worker that answered, or -
  *   Time     when the result arrived, Unix seconds
- *   Elapsed  run time in the worker's child, seconds
+ *   Elapsed  run time in the worker's child, seconds (to the µs)
  *   Input    the input text, with \ tab newline CR written \\ \t \n \r
  *
  * Lines are appended with one write(2) each, after the job's output line
@@ -78,6 +78,8 @@ bool dp_joblog_skip(dp_joblog_t *jl, size_t index, const char *input);
  * 0 or DP_ERR_IO (said once on stderr; the batch goes on). */
 int dp_joblog_write(dp_joblog_t *jl, size_t index, const char *input,
                     const dp_result_t *r, uint64_t now_unix_ms);
+/* dp_joblog_now_ms: the wall clock, Unix ms (for dp_joblog_write). */
+uint64_t dp_joblog_now_ms(void);
 /* dp_joblog_counts: inputs skipped so far, and lines ignored because
  * their input changed. */
 void dp_joblog_counts(const dp_joblog_t *jl, size_t *skipped, size_t *changed);

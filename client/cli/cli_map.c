@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_joblog.h"
 #include "dp_clock.h"
 #include "dp_download.h"
 
@@ -28,6 +29,8 @@
  * come back far out of order.) */
 typedef struct {
     size_t index;
+    size_t at;  /* its position among all inputs (dp_map's index skips
+                   inputs not sent: --resume, unreadable files) */
     char *text; /* NULL = free slot */
     bool used;  /* ever held an input: a lookup probes past it */
 } s_slot_t;
@@ -44,7 +47,9 @@ typedef struct {
     char *rbuf; /* stdin bytes read, not yet taken as lines */
     size_t roff, rlen, rcap;
     bool eof;
-    int bad_input; /* exit code when an input could not be read */
+    int bad_input;   /* exit code when an input could not be read */
+    size_t nread;    /* inputs read so far */
+    dp_joblog_t *jl; /* --joblog, or NULL */
 } s_in_t;
 
 /* s_file_arg: a file's content as a bin value. */
@@ -104,21 +109,24 @@ static int s_make_args(s_in_t *in, const char *text, dp_value_t *args)
 /* Inputs are numbered 0, 1, 2, ... and each is put and taken once, so
  * input i nearly always sits in its home slot i % tsize: freed slots stay
  * marked `used` (tombstones) and are reused by later inputs. */
-static void s_input_put(s_in_t *in, size_t index, char *text)
+static void s_input_put(s_in_t *in, size_t index, size_t at, char *text)
 {
     size_t k = index & (in->tsize - 1);
     while (in->inputs[k].text)
         k = (k + 1) & (in->tsize - 1);
-    in->inputs[k] = (s_slot_t){index, text, true};
+    in->inputs[k] = (s_slot_t){index, at, text, true};
 }
 
-/* s_input_take: the text of input index (caller frees), or NULL. */
-static char *s_input_take(s_in_t *in, size_t index)
+/* s_input_take: the text of input index (caller frees), or NULL; *at:
+ * its position among all inputs. */
+static char *s_input_take(s_in_t *in, size_t index, size_t *at)
 {
+    *at = index;
     size_t mask = in->tsize - 1, k = index & mask;
     for (size_t n = 0; n < in->tsize && in->inputs[k].used; n++) {
         if (in->inputs[k].text && in->inputs[k].index == index) {
             char *text = in->inputs[k].text;
+            *at = in->inputs[k].at;
             in->inputs[k].text = NULL;
             return text;
         }
@@ -198,14 +206,15 @@ static int s_next_input(void *ctx, dp_value_t *args)
             if (n == 0)
                 continue; /* blank lines are no input */
         }
-        break;
+        if (!dp_joblog_skip(in->jl, in->nread++, text))
+            break; /* else --resume: done in an earlier run */
     }
     if (s_make_args(in, text, args)) {
         dp_value_clear(args);
         in->bad_input = 1; /* said on stderr; the batch goes on */
         return s_next_input(ctx, args);
     }
-    s_input_put(in, in->count++, strdup(text));
+    s_input_put(in, in->count++, in->nread - 1, strdup(text));
     return 1;
 }
 
@@ -368,13 +377,25 @@ int dp_cli_map(dp_cli_t *c, const char *type, char **args, int nargs)
         ;
     in.inputs = calloc(in.tsize, sizeof *in.inputs);
     dp_map_t *m = NULL;
-    int rc = in.inputs ? dp_map(c->pool, type, s_next_input, &in, &o, &m)
-                       : DP_ERR_NOMEM;
+    int rc = in.inputs ? 0 : DP_ERR_NOMEM;
+    if (!rc && c->joblog) {
+        char err[512];
+        dp_joblog_mode_t mode = c->resume_failed ? DP_JOBLOG_RESUME_FAILED
+                                : c->resume      ? DP_JOBLOG_RESUME
+                                                 : DP_JOBLOG_APPEND;
+        if (dp_joblog_open(c->joblog, mode, &in.jl, err, sizeof err)) {
+            fprintf(stderr, "dpool: --joblog %s\n", err);
+            rc = DP_ERR_INVALID;
+            in.bad_input = DP_EXIT_USAGE;
+        }
+    }
+    if (!rc)
+        rc = dp_map(c->pool, type, s_next_input, &in, &o, &m);
     size_t failed = 0;
     s_progress_t pg = {dp_now_ms(), 0, false};
     dp_result_t *r;
     while (!rc && (rc = dp_map_next(m, &r)) == 0) {
-        char *text = s_input_take(&in, r->index);
+        char *text = s_input_take(&in, r->index, &r->index);
         const char *input = text ? text : "?";
         char path[4096];
         if (!r->error && strcmp(type, "download") == 0 &&
@@ -389,6 +410,7 @@ int dp_cli_map(dp_cli_t *c, const char *type, char **args, int nargs)
         else
             s_print_text(type, input, r);
         fflush(stdout);
+        dp_joblog_write(in.jl, r->index, input, r, dp_joblog_now_ms());
         dp_result_free(&r);
         free(text);
         s_progress(c, &pg, m, (size_t)nargs, false);
@@ -396,6 +418,9 @@ int dp_cli_map(dp_cli_t *c, const char *type, char **args, int nargs)
     if (m && pg.shown)
         s_progress(c, &pg, m, (size_t)nargs, true);
     int code = failed || in.bad_input ? DP_EXIT_FAILED : DP_EXIT_OK;
+    if (in.bad_input == DP_EXIT_USAGE) /* a joblog it cannot use */
+        code = DP_EXIT_USAGE;
+    dp_joblog_close(&in.jl);
     if (rc == DP_ERR_CANCELLED) {
         fprintf(stderr, "dpool: interrupted; unfinished jobs cancelled\n");
         code = DP_EXIT_INTERRUPTED;

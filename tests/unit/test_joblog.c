@@ -96,9 +96,9 @@ Test(joblog, lines_are_tab_separated_with_a_header)
     cr_assert_null(jl);
     cr_expect_str_eq(s_slurp(), DP_JOBLOG_HEADER
                      "\n"
-                     "0\tok\t-\t1\tw0\t1764680000.123\t0.012\t12\n"
-                     "1\tfailed\tINVALID\t1\tw0\t1764680000.123\t0.012\t-5\n"
-                     "2\tok\t-\t1\tw0\t1764680000.123\t0.012\ttab\\there\n");
+                     "0\tok\t-\t1\tw0\t1764680000.123\t0.012345\t12\n"
+                     "1\tfailed\tINVALID\t1\tw0\t1764680000.123\t0.012345\t-5\n"
+                     "2\tok\t-\t1\tw0\t1764680000.123\t0.012345\ttab\\there\n");
     /* a second run appends, no second header */
     jl = s_open(DP_JOBLOG_APPEND);
     s_write(jl, 3, "7", 0);
