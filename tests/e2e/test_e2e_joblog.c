@@ -75,7 +75,7 @@ Test(joblog, killed_run_then_resume_runs_only_what_is_missing)
 {
     char jl[PATH_MAX + 16];
     snprintf(jl, sizeof jl, "%s/joblog", T.e.dir);
-    const char *argv[8 + S_INPUTS + 1] = {
+    const char *argv[9 + S_INPUTS + 1] = {
         "dpool", "--joblog", jl, "--format", "json", "-p", "2", "map", "sleep"};
     int argc = 9;
     for (int k = 0; k < S_INPUTS; k++)
