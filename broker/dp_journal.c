@@ -168,7 +168,7 @@ static int s_append(dp_journal_t *j, dp_jr_kind_t kind, const void *fixed,
 {
     if (j->err)
         return j->err;
-    if (blen > j->cfg.max_record - flen)
+    if (flen > j->cfg.max_record || blen > j->cfg.max_record - flen)
         return DP_ERR_LIMIT;
     uint8_t h[S_REC_HDR] = {0};
     s_le32(h, (uint32_t)(flen + blen));

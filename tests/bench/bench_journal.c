@@ -9,6 +9,8 @@
  *              broker's group commit would do with one SUBMIT per turn;
  *   lifecycle: the whole life of each job, JOB + DISPATCH + RESULT + TAKEN,
  *              one commit per turn of T jobs; compaction runs when due.
+ * Then the cost of a restart: replaying a journal of B_REPLAY_JOBS queued
+ * tiny jobs.
  * The loop calls dp_journal_tick() at dp_journal_fsync_due(), as the
  * broker's poll timeout would.
  *
@@ -28,6 +30,8 @@
 
 #define B_JOB_BYTES 40
 #define B_RESULT_BYTES 40
+#define B_REPLAY_JOBS 1000000
+#define B_REPLAY_BATCH 1000
 
 typedef struct {
     const char *name;
@@ -107,6 +111,55 @@ static int b_run(const char *base, const b_case_t *c, double secs)
     return 0;
 }
 
+static int b_count(void *data, const dp_jr_job_t *j)
+{
+    (void)j;
+    (*(uint64_t *)data)++;
+    return 0;
+}
+
+/* b_replay: write B_REPLAY_JOBS jobs, close, time the open (replay). */
+static int b_replay(const char *base)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/bench_journal.%d", base, (int)getpid());
+    b_rm(dir);
+    dp_journal_cfg_t cfg = dp_journal_cfg_default();
+    dp_journal_t *j;
+    char err[256];
+    uint8_t job[B_JOB_BYTES];
+    memset(job, 0x91, sizeof job);
+    if (dp_journal_open(dir, &cfg, NULL, &j, err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    int rc = 0;
+    for (uint64_t id = 0; !rc && id < B_REPLAY_JOBS; id++) {
+        dp_jr_job_t jr = {1, id, 1, job, sizeof job};
+        rc = dp_journal_job(j, &jr);
+        if (!rc && id % B_REPLAY_BATCH == 0)
+            rc = dp_journal_commit(j, dp_now_ms());
+    }
+    dp_journal_stats_t st;
+    dp_journal_stats(j, &st);
+    dp_journal_close(&j);
+    uint64_t n = 0, t0 = dp_now_us();
+    dp_journal_replay_t cb = {.job = b_count, .data = &n};
+    if (!rc)
+        rc = dp_journal_open(dir, &cfg, &cb, &j, err, sizeof err);
+    double el = (double)(dp_now_us() - t0) / 1e6;
+    dp_journal_close(&j);
+    b_rm(dir);
+    if (rc || n != B_REPLAY_JOBS) {
+        fprintf(stderr, "replay: error %d, %llu jobs\n", rc,
+                (unsigned long long)n);
+        return 1;
+    }
+    printf("replay of %d queued jobs (%.1f MB): %.3f s, %.0f records/s\n",
+           B_REPLAY_JOBS, (double)st.disk_bytes / 1e6, el, (double)n / el);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : ".";
@@ -130,5 +183,6 @@ int main(int argc, char **argv)
     int bad = 0;
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
         bad |= b_run(dir, &cases[k], secs);
+    bad |= b_replay(dir);
     return bad;
 }
