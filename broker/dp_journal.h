@@ -98,19 +98,25 @@
  * ---- Integration in the broker (next phase; see also PROTOCOL.md,
  *      "Sessions, detached batches and the journal") ----
  *
- *  start:   dp_journal_open(dir, cfg, replay callbacks): batch -> session
- *           table; job -> dp_queue_add on a private dp_bbuf_t copy;
- *           dispatch -> attempts = attempt; result -> the session's kept
- *           results (job freed); taken/cancel -> drop job and result;
- *           forget -> drop the batch. After replay: every job that had a
- *           DISPATCH and no RESULT is simply QUEUED again (its worker is
- *           gone), attempts kept, so the retry budget still holds; next
- *           peer number = max(batch) + 1.
+ *  start:   s = dp_jstate_new(); cb = dp_jstate_replay(s);
+ *           dp_journal_open(dir, cfg, &cb, ...) (broker/dp_jstate.h: the
+ *           records fold into the live state, so a job accepted, answered
+ *           and taken never touches the queues). Then walk it once:
+ *           dp_jstate_each_batch -> the session table (peer_no = batch,
+ *           session name, detached, created, ttl; grace starts now);
+ *           dp_jstate_each_job -> with a kept result: the session's kept
+ *           results (job not queued); cancelled without result: a
+ *           CANCELLED result made by the broker (RESULT record); else
+ *           dp_queue_add on a private dp_bbuf_t copy of raw, chunk, and
+ *           attempts = attempt: a job that was running is simply QUEUED
+ *           again (its worker is gone) and its retry budget still holds.
+ *           Next peer number = max(batch) + 1. dp_jstate_destroy(&s).
  *  SUBMIT:  after s_submit_scan, dp_journal_job() per accepted job (and a
  *           dp_journal_batch() for a new session); queue them as today but
  *           put the ACCEPTED on a per-turn "pending" list instead of
  *           sending it.
- *  end of each poll turn, before s_flush_clients: dp_journal_commit(now).
+ *  after each poll turn's burst of messages, before s_dispatch (no job
+ *           is dispatched before it is stored): dp_journal_commit(now).
  *           0: send the pending ACCEPTEDs. Error: for each pending SUBMIT,
  *           free its jobs and send ERROR [IO, msg, seq, count]; from now
  *           on s_on_submit refuses at once when dp_journal_error() != 0.
@@ -124,8 +130,9 @@
  *  forget / --result-ttl expiry: dp_journal_forget(batch).
  *  poll timeout: min(heartbeat, dp_journal_fsync_due() - now); after the
  *           poll dp_journal_tick(now); then if dp_journal_compact_due(),
- *           dp_journal_compact(s_dump) walking sessions, queues, leases and
- *           kept results.
+ *           dp_journal_compact(s_dump) where s_dump walks sessions, queues,
+ *           leases and kept results and appends what dp_jstate_dump would
+ *           (BATCH; JOB, DISPATCH, CANCEL, RESULT per job).
  *  stop:    dp_journal_close() (commits and fsyncs).
  *
  * Ownership: dp_journal_open gives the caller the journal;
