@@ -660,6 +660,96 @@ Test(journal, rotation_on_a_full_disk_fails_cleanly)
     free(got);
 }
 
+static int s_dump_all(void *data, dp_journal_t *j)
+{
+    unsigned n = *(unsigned *)data;
+    for (unsigned k = 1; k <= n; k++) {
+        uint8_t raw[T_BIG_JOB];
+        memset(raw, (int)(k & 0xff), sizeof raw);
+        dp_jr_job_t job = {0, k, 1, raw, sizeof raw};
+        int rc = dp_journal_job(j, &job);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+Test(journal, compaction_on_a_full_disk_keeps_the_old_segments)
+{
+    cr_assert_eq(mkdir(s_jdir(), 0700), 0);
+    if (mount("tmpfs", s_jdir(), "tmpfs", 0, T_TMPFS_OPTS) != 0)
+        cr_skip_test("cannot mount a tmpfs (%s): not root?", strerror(errno));
+    s_mounted = true;
+    dp_journal_cfg_t cfg = dp_journal_cfg_default();
+    dp_buf_t log;
+    dp_buf_init(&log);
+    dp_journal_t *j = s_open(&cfg, &log);
+    unsigned live = 80; /* 80 x 2 KiB: a second copy does not fit */
+    for (unsigned k = 1; k <= live; k++)
+        s_job(j, k, T_BIG_JOB);
+    cr_assert_eq(dp_journal_commit(j, 0), 0);
+    int rc = dp_journal_compact(j, s_dump_all, &live, 0);
+    cr_expect_eq(rc, DP_ERR_IO);
+    const char *msg;
+    cr_expect_eq(dp_journal_error(j, &msg), DP_ERR_IO);
+    cr_expect(strstr(msg, "No space left"), "%s", msg);
+    dp_journal_close(&j);
+    dp_buf_release(&log);
+    char *got = s_replayed(&cfg);
+    cr_expect_eq(s_count(got, "job "), live, "%s", got);
+    free(got);
+    char tmp[600];
+    s_seg_path(tmp, sizeof tmp, 2, ".tmp");
+    cr_expect_eq(s_size(tmp), -1, "the half-made BASE is gone");
+}
+
+Test(journal, bad_segment_header_ends_the_journal)
+{
+    dp_journal_cfg_t cfg = dp_journal_cfg_default();
+    cfg.segment_bytes = 1024;
+    dp_buf_t log;
+    dp_buf_init(&log);
+    dp_journal_t *j = s_open(&cfg, &log);
+    for (unsigned k = 1; k <= 30; k++) { /* several segments */
+        s_job(j, k, T_JOB_BYTES);
+        cr_assert_eq(dp_journal_commit(j, 0), 0);
+    }
+    dp_journal_close(&j);
+    dp_buf_release(&log);
+    char seg3[600], bad3[600];
+    s_seg_path(seg3, sizeof seg3, 3, "");
+    s_seg_path(bad3, sizeof bad3, 3, ".corrupt");
+    cr_assert_gt(s_size(seg3), 0);
+    int fd = open(seg3, O_RDWR);
+    cr_assert_eq(pwrite(fd, "X", 1, 0), 1); /* the magic */
+    close(fd);
+    char *got = s_replayed(&cfg);
+    size_t n = s_count(got, "job ");
+    cr_expect(n > 0 && n < 30, "%zu", n);
+    cr_expect_gt(s_size(bad3), 0);
+    free(got);
+    /* appending goes on in a new segment after the set-aside ones */
+    s_write_n_jobs(&cfg, 1);
+    got = s_replayed(&cfg);
+    cr_expect_eq(s_count(got, "job "), n + 1);
+    free(got);
+}
+
+Test(journal, dir_that_is_a_file_is_an_error)
+{
+    FILE *f = fopen(s_jdir(), "w");
+    cr_assert(f);
+    fclose(f);
+    dp_journal_cfg_t cfg = dp_journal_cfg_default();
+    dp_journal_t *j = NULL;
+    char err[256] = "";
+    cr_expect_eq(dp_journal_open(s_jdir(), &cfg, NULL, &j, err, sizeof err),
+                 DP_ERR_IO);
+    cr_expect_null(j);
+    cr_expect(strstr(err, "Not a directory"), "%s", err);
+    unlink(s_jdir());
+}
+
 /* ---- a broker killed mid-write ---- */
 
 /* s_writer: append and commit forever, telling the parent (over fd) the
