@@ -27,7 +27,16 @@
 #define S_VERSION 1u
 #define S_FLAG_BASE 1u
 #define S_SEG_HDR 32u
+/* segment header fields: byte offsets */
+#define S_SH_VERSION 8
+#define S_SH_FLAGS 12
+#define S_SH_SEQ 16
+#define S_SH_CRC 28 /* CRC-32C of the bytes before it */
 #define S_REC_HDR 12u
+/* record header fields: byte offsets (the CRC covers the bytes before it,
+ * then the payload) */
+#define S_RH_KIND 4
+#define S_RH_CRC 8
 #define S_PREFIX "journal."
 #define S_TMP ".tmp"
 #define S_CORRUPT ".corrupt"
@@ -172,12 +181,12 @@ static int s_append(dp_journal_t *j, dp_jr_kind_t kind, const void *fixed,
         return DP_ERR_LIMIT;
     uint8_t h[S_REC_HDR] = {0};
     s_le32(h, (uint32_t)(flen + blen));
-    h[4] = (uint8_t)kind;
-    uint32_t crc = dp_crc32c(0, h, 8);
+    h[S_RH_KIND] = (uint8_t)kind;
+    uint32_t crc = dp_crc32c(0, h, S_RH_CRC);
     crc = dp_crc32c(crc, fixed, flen);
     if (blen)
         crc = dp_crc32c(crc, blob, blen);
-    s_le32(h + 8, crc);
+    s_le32(h + S_RH_CRC, crc);
     if (dp_buf_reserve(&j->buf, S_REC_HDR + flen + blen))
         return s_fail(j, DP_ERR_NOMEM, "out of memory buffering a record");
     dp_buf_put(&j->buf, h, S_REC_HDR);
@@ -267,10 +276,10 @@ static int s_seg_create(dp_journal_t *j, uint32_t seg, bool base, bool keep_tmp)
     }
     uint8_t h[S_SEG_HDR] = {0};
     memcpy(h, S_MAGIC, S_MAGIC_LEN);
-    s_le32(h + 8, S_VERSION);
-    s_le32(h + 12, base ? S_FLAG_BASE : 0);
-    s_le64(h + 16, seg);
-    s_le32(h + 28, dp_crc32c(0, h, 28));
+    s_le32(h + S_SH_VERSION, S_VERSION);
+    s_le32(h + S_SH_FLAGS, base ? S_FLAG_BASE : 0);
+    s_le64(h + S_SH_SEQ, seg);
+    s_le32(h + S_SH_CRC, dp_crc32c(0, h, S_SH_CRC));
     const char *what = "write";
     if (s_write_all(fd, h, sizeof h) != 0)
         goto fail;
@@ -432,9 +441,11 @@ static int s_scan(dp_journal_t *j, s_segs_t *s)
         return s_fail(j, DP_ERR_IO, "read directory: %s", strerror(errno));
     }
     rewinddir(d);
-    struct dirent *e;
     int rc = 0;
-    while (!rc && (e = readdir(d)) != NULL) {
+    for (;;) {
+        struct dirent *e = rc ? NULL : readdir(d);
+        if (!e)
+            break;
         size_t len = strlen(e->d_name), tl = strlen(S_TMP);
         uint32_t seg;
         if (len > tl && strcmp(e->d_name + len - tl, S_TMP) == 0 &&
@@ -474,10 +485,10 @@ static int s_read_header(dp_journal_t *j, uint32_t seg, uint32_t *flags)
     if (fd >= 0)
         close(fd);
     if (n != (ssize_t)sizeof h || memcmp(h, S_MAGIC, S_MAGIC_LEN) != 0 ||
-        s_rd32(h + 28) != dp_crc32c(0, h, 28) || s_rd32(h + 8) != S_VERSION ||
-        s_rd64(h + 16) != seg)
+        s_rd32(h + S_SH_CRC) != dp_crc32c(0, h, S_SH_CRC) ||
+        s_rd32(h + S_SH_VERSION) != S_VERSION || s_rd64(h + S_SH_SEQ) != seg)
         return -1;
-    *flags = s_rd32(h + 12);
+    *flags = s_rd32(h + S_SH_FLAGS);
     return 0;
 }
 
@@ -546,11 +557,11 @@ static int s_replay_map(dp_journal_t *j, const dp_journal_replay_t *cb,
         uint32_t len = s_rd32(h);
         if (len > j->cfg.max_record || len > size - off - S_REC_HDR)
             break;
-        uint32_t crc = dp_crc32c(0, h, 8);
+        uint32_t crc = dp_crc32c(0, h, S_RH_CRC);
         crc = dp_crc32c(crc, h + S_REC_HDR, len);
-        if (crc != s_rd32(h + 8) || h[5] || h[6] || h[7])
+        if (crc != s_rd32(h + S_RH_CRC) || h[5] || h[6] || h[7])
             break;
-        int rc = s_dispatch_record(j, cb, h[4], h + S_REC_HDR, len);
+        int rc = s_dispatch_record(j, cb, h[S_RH_KIND], h + S_REC_HDR, len);
         if (rc == 1)
             break; /* well checksummed, wrong shape: treat as corrupt */
         if (rc)

@@ -45,7 +45,7 @@ static void s_rm_dir(const char *dir)
         return;
     struct dirent *e;
     char path[512];
-    while ((e = readdir(d)) != NULL) {
+    for (e = readdir(d); e; e = readdir(d)) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
@@ -94,7 +94,7 @@ static uint64_t s_dir_bytes(void)
     uint64_t n = 0;
     struct dirent *e;
     char path[600];
-    while (d && (e = readdir(d)) != NULL) {
+    for (e = d ? readdir(d) : NULL; e; e = readdir(d)) {
         struct stat st;
         snprintf(path, sizeof path, "%s/%s", s_jdir(), e->d_name);
         if (strncmp(e->d_name, "journal.", 8) == 0 && stat(path, &st) == 0)

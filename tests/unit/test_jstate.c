@@ -35,7 +35,7 @@ static void s_teardown(void)
     DIR *d = opendir(s_jdir);
     struct dirent *e;
     char path[600];
-    while (d && (e = readdir(d)) != NULL) {
+    for (e = d ? readdir(d) : NULL; e; e = readdir(d)) {
         snprintf(path, sizeof path, "%s/%s", s_jdir, e->d_name);
         if (e->d_name[0] != '.')
             unlink(path);
