@@ -39,6 +39,8 @@ typedef struct {
     const char *format;
     const char *arg_file; /* -a: inputs from this file (- = stdin) */
     bool progress;        /* default: stderr is a terminal */
+    const char *joblog;         /* cli_joblog.h */
+    bool resume, resume_failed; /* cli_joblog.h */
     /* hash */
     const char *algo, *salt;
     long pbkdf2, dklen;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_joblog.h"
 #include "dp_clock.h"
 #include "dp_download.h"
 #include "dp_jobs.h"
@@ -33,6 +34,8 @@
  * come back far out of order.) */
 typedef struct {
     size_t index;
+    size_t at;  /* its position among all inputs (the map's index skips
+                   inputs --resume leaves out) */
     char *text; /* NULL = free slot */
     bool used;  /* ever held an input: a lookup probes past it */
 } s_slot_t;
@@ -55,7 +58,9 @@ typedef struct {
     bool split;    /* factor: a line holds several numbers */
     char *pending; /* split: the line's copy, its tokens NUL-ended */
     size_t pend_off;
-    bool done; /* the input has ended: count is the total */
+    bool done;       /* the input has ended: count is the total */
+    size_t nread;    /* inputs read so far, --resume's skipped ones too */
+    dp_joblog_t *jl; /* --joblog, or NULL */
 } s_in_t;
 
 /* s_read_fd: all of fd (at most S_FILE_MAX bytes) as a bin value; 0, or
@@ -159,19 +164,20 @@ static int s_make_args(s_in_t *in, const char *text, dp_value_t *args,
 /* Inputs are numbered 0, 1, 2, ... and each is put and taken once, so
  * input i nearly always sits in its home slot i % tsize: freed slots stay
  * marked `used` (tombstones) and are reused by later inputs. */
-static void s_input_place(s_slot_t *t, size_t tsize, size_t index, char *text)
+static void s_input_place(s_slot_t *t, size_t tsize, size_t index, size_t at,
+                          char *text)
 {
     size_t k = index & (tsize - 1);
     while (t[k].text)
         k = (k + 1) & (tsize - 1);
-    t[k] = (s_slot_t){index, text, true};
+    t[k] = (s_slot_t){index, at, text, true};
 }
 
 /* s_input_put: keep text (taken) for input index. The table grows so that
  * at most half its slots hold a text: a free slot always exists (the map
  * may hold more inputs in flight than --max-inflight, e.g. one chunk of
  * --chunksize). */
-static int s_input_put(s_in_t *in, size_t index, char *text)
+static int s_input_put(s_in_t *in, size_t index, size_t at, char *text)
 {
     if (!text)
         return -1;
@@ -184,24 +190,27 @@ static int s_input_put(s_in_t *in, size_t index, char *text)
         }
         for (size_t k = 0; k < in->tsize; k++)
             if (in->inputs[k].text)
-                s_input_place(t, tsize, in->inputs[k].index,
+                s_input_place(t, tsize, in->inputs[k].index, in->inputs[k].at,
                               in->inputs[k].text);
         free(in->inputs);
         in->inputs = t;
         in->tsize = tsize;
     }
-    s_input_place(in->inputs, in->tsize, index, text);
+    s_input_place(in->inputs, in->tsize, index, at, text);
     in->live++;
     return 0;
 }
 
-/* s_input_take: the text of input index (caller frees), or NULL. */
-static char *s_input_take(s_in_t *in, size_t index)
+/* s_input_take: the text of input index (caller frees), or NULL; *at:
+ * its position among all inputs. */
+static char *s_input_take(s_in_t *in, size_t index, size_t *at)
 {
+    *at = index;
     size_t mask = in->tsize - 1, k = index & mask;
     for (size_t n = 0; n < in->tsize && in->inputs[k].used; n++) {
         if (in->inputs[k].text && in->inputs[k].index == index) {
             char *text = in->inputs[k].text;
+            *at = in->inputs[k].at;
             in->inputs[k].text = NULL;
             in->live--;
             return text;
@@ -331,7 +340,9 @@ static int s_bad_input(s_in_t *in, const char *label, int code, const char *why,
         return -1;
     args->v.a.items[0] = dp_uint((uint64_t)code);
     args->v.a.items[1] = dp_str(why);
-    return s_input_put(in, in->count++, strdup(label)) ? -1 : DP_INPUT_BAD;
+    return s_input_put(in, in->count++, in->nread - 1, strdup(label))
+               ? -1
+               : DP_INPUT_BAD;
 }
 
 static int s_next_input(void *ctx, dp_value_t *args)
@@ -339,6 +350,12 @@ static int s_next_input(void *ctx, dp_value_t *args)
     s_in_t *in = ctx;
     char *text, why[256];
     int got = s_next_text(in, &text);
+    while (got == 1 && dp_joblog_skip(in->jl, in->nread, text)) {
+        in->nread++; /* --resume: done in an earlier run */
+        got = s_next_text(in, &text);
+    }
+    if (got == 1 || got == S_LINE_LONG)
+        in->nread++;
     if (got == S_LINE_LONG) {
         char label[PATH_MAX];
         snprintf(label, sizeof label, "%s line %zu", in->name, in->lineno);
@@ -350,7 +367,8 @@ static int s_next_input(void *ctx, dp_value_t *args)
         return got; /* 0 (end), DP_INPUT_WAIT, or an error */
     int code = s_make_args(in, text, args, why, sizeof why);
     if (code == 0)
-        return s_input_put(in, in->count++, strdup(text)) ? -1 : 1;
+        return s_input_put(in, in->count++, in->nread - 1, strdup(text)) ? -1
+                                                                         : 1;
     dp_value_clear(args);
     return s_bad_input(in, text, code, why, args);
 }
@@ -645,7 +663,7 @@ static int s_open_input(s_in_t *in)
 static int s_emit(dp_cli_t *c, const char *type, s_in_t *in, dp_result_t *r,
                   size_t *failed)
 {
-    char *text = s_input_take(in, r->index);
+    char *text = s_input_take(in, r->index, &r->index);
     const char *input = text ? text : "?";
     char path[4096];
     if (!r->error && strcmp(type, "download") == 0 &&
@@ -659,10 +677,11 @@ static int s_emit(dp_cli_t *c, const char *type, s_in_t *in, dp_result_t *r,
         s_print_json(type, input, r);
     else
         s_print_text(type, input, r);
+    int err = fflush(stdout) == 0 && !ferror(stdout) ? 0 : errno ? errno : EIO;
+    if (!err) /* after its output: a kill between repeats it, loses none */
+        dp_joblog_write(in->jl, r->index, input, r, dp_joblog_now_ms());
     free(text);
-    if (fflush(stdout) == 0 && !ferror(stdout))
-        return 0;
-    return errno ? errno : EIO;
+    return err;
 }
 
 /* s_exit_code: the exit status for how the batch ended. */
@@ -713,8 +732,22 @@ int dp_cli_map(dp_cli_t *c, const char *type, char **args, int nargs)
     in.tsize = 64;
     in.inputs = calloc(in.tsize, sizeof *in.inputs);
     dp_map_t *m = NULL;
-    int rc = in.inputs ? dp_map(c->pool, type, s_next_input, &in, &o, &m)
-                       : DP_ERR_NOMEM;
+    int rc = in.inputs ? 0 : DP_ERR_NOMEM;
+    if (!rc && c->joblog) {
+        char err[512];
+        dp_joblog_mode_t mode = c->resume_failed ? DP_JOBLOG_RESUME_FAILED
+                                : c->resume      ? DP_JOBLOG_RESUME
+                                                 : DP_JOBLOG_APPEND;
+        if (dp_joblog_open(c->joblog, mode, &in.jl, err, sizeof err)) {
+            fprintf(stderr, "dpool: --joblog %s\n", err);
+            free(in.inputs);
+            if (in.fd > STDIN_FILENO)
+                close(in.fd);
+            return DP_EXIT_USAGE;
+        }
+    }
+    if (!rc)
+        rc = dp_map(c->pool, type, s_next_input, &in, &o, &m);
     size_t failed = 0;
     int out_gone = 0;
     s_progress_t pg = {.t0 = dp_now_ms(), .shared = isatty(STDOUT_FILENO)};
@@ -748,6 +781,7 @@ int dp_cli_map(dp_cli_t *c, const char *type, char **args, int nargs)
         code = s_exit_code(c, rc, failed);
     }
     dp_map_destroy(&m);
+    dp_joblog_close(&in.jl);
     for (size_t k = 0; in.inputs && k < in.tsize; k++)
         free(in.inputs[k].text);
     free(in.inputs);

@@ -117,6 +117,13 @@ void dp_cli_options(dp_cli_t *c, dp_opt_t *o, bool *help, bool *version,
          DP_T_RUN | DP_T_BENCH | DP_T_EMBED},
         {"progress", 0, "DPOOL_PROGRESS", DP_OPT_FLAG, &c->progress, 0, 0, NULL,
          "progress line on stderr (default: when it is a terminal)", DP_T_RUN},
+        {"joblog", 0, "DPOOL_JOBLOG", DP_OPT_STR, &c->joblog, 0, 0, "FILE",
+         "append a line per finished job to FILE (see --resume)", DP_T_RUN},
+        {"resume", 0, "DPOOL_RESUME", DP_OPT_FLAG, &c->resume, 0, 0, NULL,
+         "skip inputs the --joblog has a line for", DP_T_RUN},
+        {"resume-failed", 0, "DPOOL_RESUME_FAILED", DP_OPT_FLAG,
+         &c->resume_failed, 0, 0, NULL,
+         "skip inputs the --joblog has as ok; run failed ones again", DP_T_RUN},
         {"algo", 0, "DPOOL_HASH_ALGO", DP_OPT_STR, &c->algo, 0, 0, "NAME",
          "hash: digest algorithm (sha256; see --list)", DP_T_HASH},
         {"pbkdf2", 0, "DPOOL_PBKDF2", DP_OPT_LONG, &c->pbkdf2, 1, LONG_MAX,
@@ -168,6 +175,10 @@ int dp_cli_finish_options(dp_cli_t *c, char *err, size_t errlen)
     } else if (strcmp(c->format, "text") != 0) {
         snprintf(err, errlen, "--format takes text or json, not '%s'",
                  c->format);
+        return 1;
+    }
+    if ((c->resume || c->resume_failed) && !c->joblog) {
+        snprintf(err, errlen, "--resume and --resume-failed need --joblog");
         return 1;
     }
     if ((c->salt != NULL) != (c->pbkdf2 != 0)) {
