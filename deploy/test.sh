@@ -24,7 +24,9 @@ echo "== build and test (RelWithDebInfo)"
 run_suite build-ci -DCMAKE_BUILD_TYPE=RelWithDebInfo
 if [ "${DP_SKIP_ASAN:-0}" != 1 ]; then
     echo "== build and test under address,undefined sanitizers"
-    run_suite build-asan -DCMAKE_BUILD_TYPE=Debug \
+    # the random hostile-peer test runs a full minute under the sanitizers
+    DP_HOSTILE_SECONDS=${DP_HOSTILE_SECONDS:-60} \
+        run_suite build-asan -DCMAKE_BUILD_TYPE=Debug \
         -DDP_SANITIZE=address,undefined
 fi
 
