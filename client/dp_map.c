@@ -54,8 +54,14 @@ static size_t s_clamp(size_t v, size_t lo, size_t hi)
 
 static int s_slots(const dp_pool_t *p)
 {
+    /* sysconf reads /sys on every call: once per process is enough */
+    static int ncpu;
     int n = dp_pool_slots(p);
-    return n > 0 ? n : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (n > 0)
+        return n;
+    if (ncpu <= 0)
+        ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    return ncpu > 0 ? ncpu : 1;
 }
 
 /* s_adapt: for a stream, size chunks so one takes about
@@ -293,7 +299,13 @@ int dp_map_next_wait(dp_map_t *m, dp_result_t **out, double timeout)
                             ? 2 * (size_t)s_slots(m->pool)
                             : m->cap;
         m->input_wait = false;
-        while (!m->input_done && !m->cancelled &&
+        /* refill the window a chunk at a time, not one input per result:
+         * a few inputs sent as they free up would travel as tiny SUBMITs
+         * and tiny chunks (a message per job or two on every hop) */
+        size_t out = m->read - m->yielded;
+        size_t step = m->chunk < window / 2 ? m->chunk : window / 2;
+        bool refill = out == 0 || (out < window && window - out >= step);
+        while (refill && !m->input_done && !m->cancelled &&
                m->read - m->yielded < window) {
             if (s_read_one(m))
                 break; /* end of input, or an input error (noted) */

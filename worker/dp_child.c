@@ -10,6 +10,16 @@
 #include "dp_log.h"
 #include "dp_msg.h"
 
+/* s_pid: this process's pid, asked once (a result carries it, and a
+ * syscall per result shows up in the per-job count). */
+static uint32_t s_pid(void)
+{
+    static uint32_t pid;
+    if (!pid)
+        pid = (uint32_t)getpid();
+    return pid;
+}
+
 #define S_ERR_MAX 512
 
 /* s_run: run one job into w (a RESULTS entry). */
@@ -43,7 +53,7 @@ static void s_run(const dp_child_cfg_t *cfg, const dp_job_t *job,
             snprintf(err, sizeof err, "%s", dp_strerror(rc));
     }
     dp_msg_put_result(w, job->id, (uint32_t)rc, &out, err, cfg->name,
-                      (uint32_t)getpid(), dp_now_us() - t0, attempt);
+                      s_pid(), dp_now_us() - t0, attempt);
     dp_value_clear(&args);
     dp_value_clear(&out);
 }

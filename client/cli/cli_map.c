@@ -677,7 +677,11 @@ static int s_emit(dp_cli_t *c, const char *type, s_in_t *in, dp_result_t *r,
         s_print_json(type, input, r);
     else
         s_print_text(type, input, r);
-    int err = fflush(stdout) == 0 && !ferror(stdout) ? 0 : errno ? errno : EIO;
+    /* stdout is flushed when no result is ready (dp_cli_map), not per
+     * line: one write per batch of results, not one per job */
+    if (in->jl) /* the joblog line must follow output that is out */
+        fflush(stdout);
+    int err = !ferror(stdout) ? 0 : errno ? errno : EIO;
     if (!err) /* after its output: a kill between repeats it, loses none */
         dp_joblog_write(in->jl, r->index, input, r, dp_joblog_now_ms());
     free(text);
@@ -754,7 +758,14 @@ int dp_cli_map(dp_cli_t *c, const char *type, char **args, int nargs)
     double tick = c->progress ? DP_PROGRESS_MS / 1000.0 : -1;
     dp_result_t *r;
     while (!rc) {
-        rc = dp_map_next_wait(m, &r, tick);
+        rc = dp_map_next_wait(m, &r, 0);
+        if (rc == DP_ERR_TIMEOUT) { /* about to wait: out with what we have */
+            if (fflush(stdout) != 0 || ferror(stdout)) {
+                out_gone = errno ? errno : EIO;
+                break;
+            }
+            rc = dp_map_next_wait(m, &r, tick);
+        }
         if (rc == DP_ERR_TIMEOUT) { /* nothing yet: refresh the line */
             s_progress(c, &pg, m, &in, false);
             rc = 0;
@@ -772,6 +783,8 @@ int dp_cli_map(dp_cli_t *c, const char *type, char **args, int nargs)
     }
     if (m)
         s_progress(c, &pg, m, &in, true);
+    if (!out_gone && (fflush(stdout) != 0 || ferror(stdout)))
+        out_gone = errno ? errno : EIO;
     if (out_gone) { /* the reader left (| head): stop, as SIGPIPE would */
         dp_map_cancel(m);
         code = out_gone == EPIPE ? S_EXIT_PIPE : DP_EXIT_FAILED;
