@@ -42,6 +42,7 @@ typedef struct dp_peer {
     size_t held_bytes;
     uint32_t expiries;  /* workers: leases run out since its last answer */
     uint32_t handbacks; /* workers: jobs handed back since its last answer */
+    uint64_t done;      /* workers: results answered (ok or error) */
 } dp_peer_t;
 
 typedef struct {

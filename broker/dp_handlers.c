@@ -378,6 +378,7 @@ static void s_on_result(dp_broker_t *b, dp_peer_t *p, const dp_res_t *res)
     }
     p->expiries = 0;
     p->handbacks = 0;
+    p->done++;
     double us = (double)res->elapsed_us, *avg = &p->qw.avg_us[j->cls];
     *avg = *avg > 0 ? *avg * (1 - DP_AVG_WEIGHT) + us * DP_AVG_WEIGHT : us;
     if (j->client) {
@@ -408,6 +409,32 @@ static int s_on_results(dp_broker_t *b, dp_peer_t *p, dp_rd_t *r)
     return rc ? rc : dp_msg_end(r);
 }
 
+/* s_worker_list: one row per live worker (caller frees), or
+ * NULL when there is none or no memory (the reply then lists none; the
+ * `workers` count still tells how many). Bounded by --max-peers. */
+static dp_stat_worker_t *s_worker_list(const dp_broker_t *b, size_t workers)
+{
+    dp_stat_worker_t *list = workers ? calloc(workers, sizeof *list) : NULL;
+    if (!list)
+        return NULL;
+    uint64_t now = dp_now_ms();
+    size_t k = 0;
+    for (const dp_peer_t *x = b->peers; x && k < workers; x = x->next) {
+        if (x->dead || x->kind != DP_PEER_WORKER)
+            continue;
+        list[k++] = (dp_stat_worker_t){
+            .name = x->name,
+            .pid = x->pid,
+            .cpu_slots = x->qw.capacity[DP_CLASS_CPU],
+            .io_slots = x->qw.capacity[DP_CLASS_IO],
+            .running = x->qw.leases.n,
+            .done = x->done,
+            .last_seen_ms = now > x->last_seen_ms ? now - x->last_seen_ms : 0,
+        };
+    }
+    return list;
+}
+
 static void s_on_status(dp_broker_t *b, dp_peer_t *p)
 {
     size_t workers = 0, clients = 0, running = 0;
@@ -421,6 +448,9 @@ static void s_on_status(dp_broker_t *b, dp_peer_t *p)
             clients++;
         }
     }
+    dp_stat_worker_t *list = s_worker_list(b, workers);
+    if (workers && !list)
+        dp_warn("status: no memory for the list of %zu workers", workers);
     const dp_stat_t rows[] = {
         {"workers", workers},
         {"clients", clients},
@@ -445,7 +475,8 @@ static void s_on_status(dp_broker_t *b, dp_peer_t *p)
     };
     size_t nrows = sizeof rows / sizeof rows[0];
     dp_wr_reset(&b->w);
-    dp_msg_status_reply(&b->w, rows, nrows);
+    dp_msg_status_reply_workers(&b->w, rows, nrows, list, list ? workers : 0);
+    free(list);
     dp_bk_send(b, p, &b->w);
 }
 

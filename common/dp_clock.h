@@ -6,6 +6,8 @@
 
 #include <stdint.h>
 
+#define DP_MS_PER_S 1000.0 /* for printing milliseconds as seconds */
+
 /* dp_now_us: CLOCK_MONOTONIC in microseconds. */
 uint64_t dp_now_us(void);
 /* dp_now_ms: CLOCK_MONOTONIC in milliseconds. */

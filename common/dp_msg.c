@@ -354,6 +354,7 @@ void dp_result_free(dp_result_t **r)
 #define S_REFUSAL_FIELDS 4
 #define S_SUBMIT_FIELDS 3
 #define S_SHUTDOWN_FIELDS 1
+#define S_STAT_WORKER_FIELDS 7 /* dp_stat_worker_t: name ... last_seen_ms */
 
 /* s_fields: an array of exactly n (or at least n with at_least). */
 static int s_fields(dp_rd_t *r, uint32_t n, bool at_least, uint32_t *got)
@@ -525,13 +526,49 @@ void dp_msg_shutdown(dp_wr_t *w, const char *reason)
     dp_wr_cstr(w, reason);
 }
 
+/* s_status_rows: the counters of a STATUS_REPLY map, key then value. */
+static void s_status_rows(dp_wr_t *w, const dp_stat_t *rows, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        dp_wr_cstr(w, rows[k].key);
+        dp_wr_uint(w, rows[k].value);
+    }
+}
+
 void dp_msg_status_reply(dp_wr_t *w, const dp_stat_t *rows, size_t n)
 {
     dp_msg_begin(w, DP_CMD_STATUS_REPLY);
     dp_wr_map(w, (uint32_t)n);
-    for (size_t k = 0; k < n; k++) {
-        dp_wr_cstr(w, rows[k].key);
-        dp_wr_uint(w, rows[k].value);
+    s_status_rows(w, rows, n);
+}
+
+/* s_stat_uint: one key: uint pair of a map. */
+static void s_stat_uint(dp_wr_t *w, const char *key, uint64_t value)
+{
+    dp_wr_cstr(w, key);
+    dp_wr_uint(w, value);
+}
+
+void dp_msg_status_reply_workers(dp_wr_t *w, const dp_stat_t *rows, size_t n,
+                                 const dp_stat_worker_t *workers,
+                                 size_t nworkers)
+{
+    dp_msg_begin(w, DP_CMD_STATUS_REPLY);
+    dp_wr_map(w, (uint32_t)n + 1);
+    s_status_rows(w, rows, n);
+    dp_wr_cstr(w, "worker_list");
+    dp_wr_array(w, (uint32_t)nworkers);
+    for (size_t k = 0; k < nworkers; k++) {
+        const dp_stat_worker_t *x = &workers[k];
+        dp_wr_map(w, S_STAT_WORKER_FIELDS);
+        dp_wr_cstr(w, "name");
+        dp_wr_cstr(w, x->name);
+        s_stat_uint(w, "pid", x->pid);
+        s_stat_uint(w, "cpu_slots", x->cpu_slots);
+        s_stat_uint(w, "io_slots", x->io_slots);
+        s_stat_uint(w, "running", x->running);
+        s_stat_uint(w, "done", x->done);
+        s_stat_uint(w, "last_seen_ms", x->last_seen_ms);
     }
 }
 

@@ -197,12 +197,29 @@ int dp_msg_read_error(dp_rd_t *r, dp_error_msg_t *m);
 /* SHUTDOWN [reason] */
 void dp_msg_shutdown(dp_wr_t *w, const char *reason);
 
-/* STATUS_REPLY {name: uint...} */
+/* STATUS_REPLY {name: uint..., worker_list: [{...}...]} */
 typedef struct {
     const char *key;
     uint64_t value;
 } dp_stat_t;
+/* One live worker in STATUS_REPLY's worker_list. */
+typedef struct {
+    const char *name; /* borrowed, NUL-terminated */
+    uint64_t pid;
+    uint64_t cpu_slots, io_slots; /* slots it announced */
+    uint64_t running;             /* jobs it holds (leases) */
+    uint64_t done;                /* results it answered */
+    uint64_t last_seen_ms;        /* ms since the broker last heard it */
+} dp_stat_worker_t;
+/* dp_msg_status_reply: STATUS_REPLY of the n counters in rows, no list. */
 void dp_msg_status_reply(dp_wr_t *w, const dp_stat_t *rows, size_t n);
+/* dp_msg_status_reply_workers: STATUS_REPLY of the n counters in rows and
+ * the key worker_list: an array of one map per worker in
+ * workers[0..nworkers) {name: str, pid, cpu_slots, io_slots, running,
+ * done, last_seen_ms: uint}. Rows and workers are borrowed. */
+void dp_msg_status_reply_workers(dp_wr_t *w, const dp_stat_t *rows, size_t n,
+                                 const dp_stat_worker_t *workers,
+                                 size_t nworkers);
 
 /* SUBMIT [seq, [job...], chunksize]. dp_msg_peek_submit reads only seq and
  * the job count (njobs 0 if that array is malformed): enough for flow

@@ -22,8 +22,8 @@
 
 #include "dp_clock.h"
 #include "dp_frame.h"
-#include "dp_list.h"
 #include "dp_keys.h"
+#include "dp_list.h"
 #include "dp_log.h"
 #include "dp_msg.h"
 #include "dp_rlimit.h"
@@ -85,7 +85,9 @@ struct s_child {
 struct dp_agent {
     dp_agent_cfg_t cfg;
     void *ctx, *sock;
-    bool connected; /* WELCOME received on this socket */
+    bool connected;         /* WELCOME received on this socket */
+    uint64_t wait_since_ms; /* !connected: since when (for the warning) */
+    bool warned;            /* !connected: "still trying" was logged */
     uint64_t hb_ms;
     uint64_t last_rx_ms, next_hb_ms, next_ready_ms;
     uint64_t backoff_ms;
@@ -512,6 +514,16 @@ static void s_reconnect_fast(void *sock)
     zmq_setsockopt(sock, ZMQ_RECONNECT_IVL_MAX, &max, sizeof max);
 }
 
+/* s_await_welcome: not (or no longer) joined: send READY at once and
+ * warn if no WELCOME comes within DP_CONNECT_WARN_MS. */
+static void s_await_welcome(dp_agent_t *a)
+{
+    a->connected = false;
+    a->next_ready_ms = 0;
+    a->wait_since_ms = dp_now_ms();
+    a->warned = false;
+}
+
 static int s_open_socket(dp_agent_t *a)
 {
     if (a->sock)
@@ -537,8 +549,7 @@ static int s_open_socket(dp_agent_t *a)
                  zmq_strerror(zmq_errno()));
         return DP_ERR_INVALID;
     }
-    a->connected = false;
-    a->next_ready_ms = 0;
+    s_await_welcome(a);
     return 0;
 }
 
@@ -659,9 +670,13 @@ static int s_on_welcome(dp_agent_t *a, dp_rd_t *r)
     if (rc)
         return rc;
     uint64_t no = wm.peer_no, hb = wm.heartbeat_ms;
+    if (!a->connected && a->warned)
+        dp_info("connected to %s after %.1f s", a->cfg.connect,
+                (double)(dp_now_ms() - a->wait_since_ms) / DP_MS_PER_S);
     if (!a->connected)
         dp_info("joined broker %s as #%llu", a->cfg.connect,
                 (unsigned long long)no);
+    a->warned = false;
     a->connected = true;
     a->hb_ms = hb ? hb : DP_WORKER_HB_MS_DEFAULT;
     a->backoff_ms = DP_RECONNECT_MIN_MS;
@@ -704,7 +719,7 @@ static void s_on_broker(dp_agent_t *a, dp_zmsg_t *m)
         if (dp_msg_read_error(&r, &e))
             e.code = 0, e.message = "", e.message_len = 0;
         if (e.code == DP_ERR_UNKNOWN_PEER) /* the broker restarted */
-            a->connected = false, a->next_ready_ms = 0;
+            s_await_welcome(a);
         else
             dp_warn("broker says: %.*s", (int)e.message_len, e.message);
         break;
@@ -748,9 +763,22 @@ static void s_check_deadlines(dp_agent_t *a, uint64_t now)
     }
 }
 
+/* s_connect_warn: say once per wait that no WELCOME came yet (a worker
+ * pointed at nothing, or refused by CURVE, is otherwise silent). */
+static void s_connect_warn(dp_agent_t *a, uint64_t now)
+{
+    if (a->warned || now < a->wait_since_ms + DP_CONNECT_WARN_MS)
+        return;
+    a->warned = true;
+    dp_warn("no answer from %s yet; still trying (is the broker running? "
+            "with CURVE, are the keys right?)",
+            a->cfg.connect);
+}
+
 static void s_link_timers(dp_agent_t *a, uint64_t now)
 {
     if (!a->connected) {
+        s_connect_warn(a, now);
         if (now >= a->next_ready_ms) {
             s_send_ready(a);
             a->next_ready_ms = now + a->backoff_ms;
@@ -777,6 +805,9 @@ static uint64_t s_next_deadline(const dp_agent_t *a, uint64_t now)
     uint64_t t = now + a->hb_ms;
     if (!a->connected && a->next_ready_ms < t)
         t = a->next_ready_ms;
+    if (!a->connected && !a->warned &&
+        a->wait_since_ms + DP_CONNECT_WARN_MS < t)
+        t = a->wait_since_ms + DP_CONNECT_WARN_MS;
     if (a->connected && a->next_hb_ms < t)
         t = a->next_hb_ms;
     if (a->connected && a->last_rx_ms + a->hb_ms * DP_HEARTBEAT_LIVENESS_W < t)

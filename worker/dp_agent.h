@@ -24,6 +24,7 @@
 #define DP_DRAIN_GRACE_S_DEFAULT 30.0
 #define DP_RECONNECT_MIN_MS 10
 #define DP_RECONNECT_MAX_MS 5000
+#define DP_CONNECT_WARN_MS 2000      /* no WELCOME this long: log a warning */
 #define DP_WORKER_HB_MS_DEFAULT 1000 /* until the broker names its own */
 #define DP_RESPAWN_MIN_MS 100        /* a child dying at birth waits this */
 #define DP_HEARTBEAT_LIVENESS_W 3    /* missed broker heartbeats: lost */

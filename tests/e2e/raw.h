@@ -244,10 +244,16 @@ static inline long long raw_status(void *s, const char *key,
             const char *name;
             size_t len;
             uint64_t x;
-            if (dp_rd_str(&m.r, &name, &len) || dp_rd_uint(&m.r, &x))
+            if (dp_rd_str(&m.r, &name, &len))
                 break;
-            if (len == strlen(key) && memcmp(name, key, len) == 0)
-                v = (long long)x;
+            if (len != strlen(key) || memcmp(name, key, len) != 0) {
+                if (dp_rd_skip(&m.r)) /* worker_list is not a counter */
+                    break;
+                continue;
+            }
+            if (dp_rd_uint(&m.r, &x))
+                break;
+            v = (long long)x;
         }
     }
     raw_msg_close(&m);

@@ -772,3 +772,46 @@ Test(typed, cancel_error_refusal_submit)
     free(k);
     dp_wr_release(&w);
 }
+
+/* STATUS_REPLY with worker_list: the counters, then one map per worker */
+Test(typed, status_reply_workers)
+{
+    dp_wr_t w;
+    dp_rd_t r;
+    dp_wr_init(&w);
+    const dp_stat_t rows[] = {{"workers", 2}, {"done", 9}};
+    const dp_stat_worker_t ws[] = {{"w0", 11, 4, 16, 1, 7, 250},
+                                   {"w1", 12, 2, 0, 0, 2, 0}};
+    dp_msg_status_reply_workers(&w, rows, 2, ws, 2);
+    void *k = s_typed(&w, DP_CMD_STATUS_REPLY, &r);
+    dp_value_t v;
+    cr_assert_eq(dp_rd_value(&r, &v), 0);
+    cr_assert_eq(v.type, DP_MAP);
+    cr_expect_eq(dp_dict_get(&v, "workers")->v.u, 2);
+    cr_expect_eq(dp_dict_get(&v, "done")->v.u, 9);
+    const dp_value_t *l = dp_dict_get(&v, "worker_list");
+    cr_assert(l && l->type == DP_ARRAY && l->v.a.len == 2);
+    const dp_value_t *w0 = &l->v.a.items[0];
+    cr_assert_eq(w0->type, DP_MAP);
+    cr_expect_str_eq(dp_dict_get(w0, "name")->v.s.ptr, "w0");
+    const char *keys[] = {"pid",     "cpu_slots", "io_slots",
+                          "running", "done",      "last_seen_ms"};
+    const uint64_t want[] = {11, 4, 16, 1, 7, 250};
+    for (size_t n = 0; n < sizeof want / sizeof want[0]; n++) {
+        const dp_value_t *x = dp_dict_get(w0, keys[n]);
+        cr_assert(x && x->type == DP_UINT, "%s", keys[n]);
+        cr_expect_eq(x->v.u, want[n], "%s", keys[n]);
+    }
+    cr_expect_str_eq(dp_dict_get(&l->v.a.items[1], "name")->v.s.ptr, "w1");
+    dp_value_clear(&v);
+    free(k);
+
+    dp_msg_status_reply_workers(&w, rows, 2, NULL, 0); /* none: [] */
+    k = s_typed(&w, DP_CMD_STATUS_REPLY, &r);
+    cr_assert_eq(dp_rd_value(&r, &v), 0);
+    l = dp_dict_get(&v, "worker_list");
+    cr_assert(l && l->type == DP_ARRAY && l->v.a.len == 0);
+    dp_value_clear(&v);
+    free(k);
+    dp_wr_release(&w);
+}
