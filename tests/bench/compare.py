@@ -176,7 +176,10 @@ class Bench:
 
     # dpool command line: pool selection first
     def dp(self, *cmd):
-        base = [self.dpool, "--no-progress"]
+        # --no-progress only where the command has a progress line: each
+        # dpool command refuses the options it does not use
+        base = [self.dpool] + (["--no-progress"] if cmd and cmd[0] not in
+                               ("bench", "status", "types") else [])
         if self.a.broker:
             base += ["--broker", self.a.broker]
         else:
@@ -670,7 +673,12 @@ class Bench:
         try:
             broker = subprocess.Popen(
                 [os.path.join(self.bin, "dpool-broker"), "--bind", ep,
-                 "--log-level", "warn"],
+                 "--log-level", "warn",
+                 # the default bounds (issue 8) cap one client at 200,000
+                 # queued jobs: W6 measures the cost of a million
+                 "--max-client-jobs", str(njobs), "--max-jobs", str(njobs),
+                 "--max-client-bytes", str(1 << 30),
+                 "--max-bytes", str(1 << 30)],
                 stdout=subprocess.DEVNULL, stderr=blog)
             st_cmd = [self.dpool, "--broker", ep, "--connect-timeout", "5",
                       "status", "--format", "json"]
