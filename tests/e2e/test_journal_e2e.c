@@ -2,7 +2,8 @@
  * test_journal_e2e.c - the broker's --journal with the real programs
  * (issue 11, first step): a full disk refuses SUBMITs with IO and keeps
  * serving what it acknowledged; a torn journal tail is cut at start and
- * logged; a second broker on the same journal dir is refused.
+ * logged; a second broker on the same journal dir is refused; the jobs a
+ * restarted broker replays are dropped, logged (no session resume yet).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -19,6 +20,7 @@
 #define S_SLEEP_MS "1500"        /* jobs acknowledged before the fill */
 #define S_GARBAGE 37             /* bytes appended as a torn tail */
 #define S_WAIT_MS 20000
+#define S_LONG_MS "10000" /* jobs that never finish within a test */
 
 static char s_mnt[PATH_MAX + 16];
 
@@ -196,4 +198,31 @@ Test(journal, second_broker_on_the_same_dir_is_refused)
     cr_expect(strstr(r.err, "in use by another broker"), "%s", r.err);
     dp_e2e_run_free(&r);
     cr_expect_eq(dp_e2e_stat(&T.e, T.ep, "workers"), 0, "the first lives");
+}
+
+Test(journal, jobs_of_gone_clients_are_dropped_at_restart)
+{
+    char dir[PATH_MAX + 16];
+    snprintf(dir, sizeof dir, "%s/journal", T.e.dir);
+    s_journal_broker(dir, "0");
+    cr_assert_eq(dp_e2e_worker(&T.e, &T.worker[0], T.ep, 1, "w0", NULL), 0);
+    e2e_workers_up(1);
+    dp_e2e_proc_t cl; /* one runs, the others wait: none finishes */
+    cr_assert_eq(
+        dp_e2e_spawn(&T.e, &cl, -1,
+                     ARGV("dpool", "--broker", T.ep, "map", "sleep", S_LONG_MS,
+                          S_LONG_MS, S_LONG_MS, S_LONG_MS, S_LONG_MS)),
+        0);
+    cr_assert(dp_e2e_wait_stat(&T.e, T.ep, "running", 1, 5, E2E_UP_MS));
+    dp_e2e_stop(&T.e, T.broker.pid, SIGKILL, DP_E2E_STOP_MS);
+    dp_e2e_stop(&T.e, cl.pid, SIGKILL, DP_E2E_STOP_MS);
+    dp_e2e_stop(&T.e, T.worker[0].pid, SIGKILL, DP_E2E_STOP_MS);
+    s_journal_broker(dir, "0");
+    char *log = dp_e2e_slurp(T.broker.err);
+    cr_expect(strstr(log,
+                     " jobs from before the restart dropped: their clients "
+                     "are gone"),
+              "log:\n%s", log);
+    free(log);
+    cr_expect_eq(dp_e2e_stat(&T.e, T.ep, "queued"), 0);
 }
