@@ -19,6 +19,7 @@
 #include <zmq.h>
 
 #include "dp_clock.h"
+#include "dp_journal.h"
 #include "dp_log.h"
 #include "dp_msg.h"
 #include "dp_queue.h"
@@ -41,6 +42,7 @@ dp_broker_cfg_t dp_broker_cfg_default(void)
     c.max_bytes = DP_MAX_BYTES_DEFAULT;
     c.hwm = DP_HWM_DEFAULT;
     c.limits = dp_limits_default();
+    c.fsync_ms = DP_JOURNAL_FSYNC_MS_DEFAULT;
     return c;
 }
 
@@ -107,7 +109,15 @@ static uint64_t s_poll_timeout(const dp_broker_t *b)
     const dp_bjob_t *j = dp_queue_earliest(&b->q);
     if (j && j->deadline_ms < at)
         at = j->deadline_ms;
+    uint64_t due = dp_bk_journal_due(b); /* the fsync window */
+    if (due < at)
+        at = due;
     return at > now ? at - now : 0;
+}
+
+int dp_broker_journal(dp_broker_t *b, char *err, size_t len)
+{
+    return dp_bk_journal_open(b, err, len);
 }
 
 int dp_broker_run(dp_broker_t *b, int stop_fd)
@@ -151,6 +161,7 @@ int dp_broker_run(dp_broker_t *b, int stop_fd)
         dp_bk_expire(b, now);
         dp_bk_purge(b);
         dp_bk_release_held(b);
+        dp_bk_journal_turn(b, dp_now_ms()); /* nothing runs unstored */
         dp_bk_dispatch(b);
         dp_bk_flush_clients(b);
         dp_bk_purge(b);
@@ -182,6 +193,7 @@ void dp_broker_destroy(dp_broker_t **bp)
         }
         zmq_close(b->sock);
     }
+    dp_bk_journal_close(b);  /* commits and fsyncs */
     dp_zap_destroy(&b->zap); /* issue 10 */
     if (b->ctx)
         zmq_ctx_term(b->ctx);

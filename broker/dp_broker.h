@@ -67,6 +67,8 @@
 #define DP_FD_RESERVE 64
 #define DP_MAX_PEERS_MIN 16         /* --max-peers never derives below this */
 #define DP_MAX_PEERS_AUTO_MAX 65536 /* ...nor above this */
+/* bytes of an error message dp_broker_journal writes */
+#define DP_BROKER_ERR_MAX 512
 /* jobs freed at once that call malloc_trim */
 #define DP_TRIM_JOBS 10000
 
@@ -88,6 +90,9 @@ typedef struct {
     const char *client_keys; /* DIR of client NAME.pub */
     const char *worker_keys; /* DIR of worker NAME.pub */
     bool insecure;           /* plaintext beyond loopback: allowed, warned */
+    /* journal (issue 11): NULL = none */
+    const char *journal_dir;
+    long fsync_ms; /* fsync window; 0 = before every ACCEPTED */
 } dp_broker_cfg_t;
 
 typedef struct dp_broker dp_broker_t;
@@ -97,6 +102,10 @@ dp_broker_cfg_t dp_broker_cfg_default(void);
 /* dp_broker_new: create the context and bind every endpoint. NULL on
  * failure (logged: which endpoint and why). */
 dp_broker_t *dp_broker_new(const dp_broker_cfg_t *cfg);
+/* dp_broker_journal: open and replay cfg->journal_dir, if any (before
+ * serving). 0, or an error with err filled (locked by another broker,
+ * unreadable, ...). */
+int dp_broker_journal(dp_broker_t *b, char *err, size_t len);
 /* dp_broker_run: serve until stop_fd becomes readable (a self-pipe the
  * signal handler writes). 0, or DP_ERR_IO if polling fails. */
 int dp_broker_run(dp_broker_t *b, int stop_fd);

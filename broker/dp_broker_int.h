@@ -21,6 +21,7 @@
 
 #define DP_PEER_NAME_MAX 64  /* bytes of a peer name kept (logs) */
 #define DP_BK_ERRMSG_MAX 256 /* bytes of an error message made here */
+#define DP_BK_PENDING_MIN 16 /* first size of the pending ACCEPTED list */
 
 typedef enum { DP_PEER_CLIENT, DP_PEER_WORKER } dp_peer_kind_t;
 
@@ -43,7 +44,19 @@ typedef struct dp_peer {
     uint32_t expiries;  /* workers: leases run out since its last answer */
     uint32_t handbacks; /* workers: jobs handed back since its last answer */
     uint64_t done;      /* workers: results answered (ok or error) */
+    bool journaled;     /* clients: its BATCH record is journaled */
 } dp_peer_t;
+
+/* An ACCEPTED waiting for the turn's journal commit (dp_bkjournal.c).
+ * The client is found again by routing id and number: it may have left
+ * (and been freed) before the commit. */
+typedef struct {
+    unsigned char rid[DP_ROUTING_ID_MAX];
+    size_t rid_len;
+    uint32_t no;
+    uint32_t njobs, accepted;
+    uint64_t seq;
+} dp_pending_t;
 
 typedef struct {
     uint64_t submitted, done, failed, requeued, lost, cancelled, bad_msgs,
@@ -69,6 +82,10 @@ struct dp_broker {
     struct dp_zap *zap;
     uint64_t refused;     /* messages refused by role or revoked key */
     const char *key_name; /* the current message's worker key name */
+    /* journal (issue 11, dp_bkjournal.c); NULL without --journal */
+    struct dp_journal *journal;
+    dp_pending_t *pending; /* SUBMITs answered after the turn's commit */
+    size_t npending, pendcap;
 };
 
 /* ---- peers and liveness (dp_peers.c) ---- */
@@ -171,6 +188,48 @@ void dp_bk_expire(dp_broker_t *b, uint64_t now);
 /* dp_bk_dispatch: idle slots everywhere first, then lookahead, starting at a
  * rotating worker so a small batch spreads over the pool. */
 void dp_bk_dispatch(dp_broker_t *b);
+
+/* ---- the journal (dp_bkjournal.c); each is a no-op without one ---- */
+
+/* dp_bk_journal_open: open and replay cfg.journal_dir (jobs of clients
+ * gone are dropped, logged). 0, or an error with err filled. */
+int dp_bk_journal_open(dp_broker_t *b, char *err, size_t len);
+
+/* dp_bk_journal_close: commit, fsync, close; frees the pending list. */
+void dp_bk_journal_close(dp_broker_t *b);
+
+/* dp_bk_journal_error: 0, or the journal's sticky error (*msg borrowed). */
+int dp_bk_journal_error(const dp_broker_t *b, const char **msg);
+
+/* dp_bk_journal_job: buffer client p's accepted job j (and p's BATCH the
+ * first time); errors show in the turn's commit. */
+void dp_bk_journal_job(dp_broker_t *b, dp_peer_t *p, const dp_bjob_t *j);
+
+/* dp_bk_journal_dispatch: buffer a DISPATCH for j (not waited for). */
+void dp_bk_journal_dispatch(dp_broker_t *b, const dp_bjob_t *j);
+
+/* dp_bk_free_job: j leaves the broker (answered, cancelled, client gone):
+ * journal TAKEN, then free it. */
+void dp_bk_free_job(dp_broker_t *b, dp_bjob_t *j);
+
+/* dp_bk_journal_pend: answer p's SUBMIT (seq, njobs) with ACCEPTED
+ * (accepted) after this turn's commit. 0 or DP_ERR_NOMEM. */
+int dp_bk_journal_pend(dp_broker_t *b, const dp_peer_t *p, uint64_t seq,
+                       uint32_t njobs, uint32_t accepted);
+
+/* dp_bk_journal_drop: free p's still queued jobs of ids seq..seq+njobs-1
+ * (a SUBMIT that will not be acknowledged). */
+void dp_bk_journal_drop(dp_broker_t *b, dp_peer_t *p, uint64_t seq,
+                        uint32_t njobs);
+
+/* dp_bk_journal_turn: once per poll turn, before dispatch: commit, answer
+ * the pending SUBMITs (ACCEPTED, or refused IO), fsync when due, compact
+ * when due. */
+void dp_bk_journal_turn(dp_broker_t *b, uint64_t now);
+
+/* dp_bk_journal_due: when the journal must be fsync'ed (dp_now_ms), or
+ * UINT64_MAX. */
+uint64_t dp_bk_journal_due(const dp_broker_t *b);
 
 /* ---- message handlers (dp_handlers.c) ---- */
 

@@ -62,7 +62,7 @@ void dp_bk_job_lost(dp_broker_t *b, dp_bjob_t *j, const char *why)
 {
     b->st.lost++;
     if (!j->client) {
-        dp_queue_free_job(&b->q, j);
+        dp_bk_free_job(b, j);
         return;
     }
     if ((unsigned)j->attempts <= j->retries) {
@@ -77,7 +77,7 @@ void dp_bk_job_lost(dp_broker_t *b, dp_bjob_t *j, const char *why)
              j->attempts, j->attempts == 1 ? "" : "s", why);
     dp_bk_client_error(b, dp_bk_peer_of_client(j->client), j->id,
                        DP_ERR_WORKER_LOST, msg, j->attempts);
-    dp_queue_free_job(&b->q, j);
+    dp_bk_free_job(b, j);
 }
 
 /* dp_bk_handed_back: worker p gave job j back unstarted (REQUEUE). Within
@@ -89,7 +89,7 @@ void dp_bk_handed_back(dp_broker_t *b, dp_peer_t *p, dp_bjob_t *j)
     b->st.handed_back++;
     bool credit = p->qw.capacity[j->cls] > 0;
     if (!j->client) {
-        dp_queue_free_job(&b->q, j);
+        dp_bk_free_job(b, j);
     } else if (j->handbacks >= b->cfg.max_requeues) {
         char msg[DP_BK_ERRMSG_MAX];
         snprintf(msg, sizeof msg,
@@ -98,7 +98,7 @@ void dp_bk_handed_back(dp_broker_t *b, dp_peer_t *p, dp_bjob_t *j)
                  (unsigned)j->handbacks + 1, p->name);
         dp_bk_client_error(b, dp_bk_peer_of_client(j->client), j->id,
                            DP_ERR_LIMIT, msg, j->attempts);
-        dp_queue_free_job(&b->q, j);
+        dp_bk_free_job(b, j);
     } else {
         j->handbacks++;
         j->attempts--; /* it never started */
@@ -119,7 +119,7 @@ static void s_lease_expired(dp_broker_t *b, dp_bjob_t *j)
     wp->qw.stuck[j->cls]++;
     wp->expiries++;
     if (!j->client) {
-        dp_queue_free_job(&b->q, j);
+        dp_bk_free_job(b, j);
     } else if ((unsigned)j->attempts <= j->retries) {
         dp_debug("job %llx: lease on %s ran out; requeued",
                  (unsigned long long)j->id, wp->name);
@@ -134,7 +134,7 @@ static void s_lease_expired(dp_broker_t *b, dp_bjob_t *j)
                  wp->name);
         dp_bk_client_error(b, dp_bk_peer_of_client(j->client), j->id,
                            DP_ERR_TIMEOUT, msg, j->attempts);
-        dp_queue_free_job(&b->q, j);
+        dp_bk_free_job(b, j);
     }
     if (wp->expiries >= DP_LEASE_EXPIRIES_MAX)
         dp_bk_worker_gone(b, wp, "let its leases run out");
@@ -199,6 +199,7 @@ static void s_dispatch_to(dp_broker_t *b, dp_peer_t *w, dp_class_t cls,
         size_t n = dp_queue_take(&b->q, cls, &w->qw, chunk, jobs);
         for (size_t k = 0; k < n; k++) {
             s_arm(b, w, jobs[k], ahead, k);
+            dp_bk_journal_dispatch(b, jobs[k]);
             dp_msg_jobs_add(&b->w, jobs[k]->attempts, jobs[k]->raw,
                             jobs[k]->raw_len);
         }

@@ -154,6 +154,24 @@ static void s_refuse(dp_broker_t *b, dp_peer_t *p, int code, const char *msg,
     dp_bk_send(b, p, &b->w);
 }
 
+/* s_accepted: ACCEPTED now, or with a journal after the turn's commit
+ * (dp_bk_journal_turn); 0. */
+static int s_accepted(dp_broker_t *b, dp_peer_t *p, uint64_t seq,
+                      uint32_t njobs, uint32_t accepted)
+{
+    if (b->journal) {
+        if (dp_bk_journal_pend(b, p, seq, njobs, accepted) == 0)
+            return 0;
+        dp_bk_journal_drop(b, p, seq, njobs);
+        s_refuse(b, p, DP_ERR_NOMEM, "out of memory", seq, njobs);
+        return 0;
+    }
+    dp_wr_reset(&b->w);
+    dp_msg_accepted(&b->w, seq, accepted);
+    dp_bk_send(b, p, &b->w);
+    return 0;
+}
+
 #define S_WAIT (-1) /* s_on_submit: a held SUBMIT still has no room */
 
 /* s_fits: whether a SUBMIT of njobs in a frame of `frame` bytes fits in
@@ -221,6 +239,12 @@ static int s_on_submit(dp_broker_t *b, dp_peer_t *p, dp_bbuf_t *buf, bool held,
         snprintf(msg, len, "%u jobs in one SUBMIT; at most %u", njobs,
                  DP_SUBMIT_MAX_JOBS);
     }
+    const char *jmsg = NULL; /* issue 11: never accept what cannot be */
+    if (!rc && dp_bk_journal_error(b, &jmsg)) { /* stored */
+        rc = DP_ERR_IO;
+        snprintf(msg, len, "journal: %s; the broker accepts no jobs",
+                 jmsg ? jmsg : "failed");
+    }
     /* flow control before walking the jobs: a flood is held or refused
      * at the cost of reading its head */
     if (!rc) {
@@ -275,6 +299,7 @@ static int s_on_submit(dp_broker_t *b, dp_peer_t *p, dp_bbuf_t *buf, bool held,
         if (!rc) {
             bj->chunk = (uint16_t)chunk;
             bj->limit_ms = limit;
+            dp_bk_journal_job(b, p, bj);
         }
         if (rc) {
             dp_bk_client_error(b, p, j.id, rc, "could not queue the job", 0);
@@ -282,10 +307,7 @@ static int s_on_submit(dp_broker_t *b, dp_peer_t *p, dp_bbuf_t *buf, bool held,
         }
         accepted++;
     }
-    dp_wr_reset(&b->w);
-    dp_msg_accepted(&b->w, seq, accepted);
-    dp_bk_send(b, p, &b->w);
-    return 0;
+    return s_accepted(b, p, seq, njobs, accepted);
 }
 
 /* dp_bk_release_held: take held SUBMITs, oldest first, while they fit. */
@@ -311,7 +333,7 @@ static void s_cancel_job(dp_broker_t *b, dp_peer_t *p, dp_bjob_t *j)
     if (j->state == DP_JOB_QUEUED) {
         dp_bk_client_error(b, p, j->id, DP_ERR_CANCELLED, "cancelled", 0);
         b->st.cancelled++;
-        dp_queue_free_job(&b->q, j);
+        dp_bk_free_job(b, j);
     } else if (j->state == DP_JOB_LEASED) {
         /* the worker answers with a CANCELLED result (or the real one if
          * it finished first); either is forwarded */
@@ -392,7 +414,7 @@ static void s_on_result(dp_broker_t *b, dp_peer_t *p, const dp_res_t *res)
         else
             b->st.done++;
     }
-    dp_queue_free_job(&b->q, j);
+    dp_bk_free_job(b, j);
 }
 
 /* RESULTS [result...]: each well-formed result counts, up to the first

@@ -187,7 +187,7 @@ static void s_client_gone(dp_broker_t *b, dp_peer_t *p, const char *why)
     p->dead = true; /* first: nothing below may send to it */
     for (int cls = 0; cls < DP_CLASS_COUNT; cls++) {
         while (p->qc.queue[cls].head) {
-            dp_queue_free_job(&b->q, p->qc.queue[cls].head);
+            dp_bk_free_job(b, p->qc.queue[cls].head);
             queued++;
         }
     }

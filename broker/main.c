@@ -128,6 +128,11 @@ int main(int argc, char **argv)
          "limit - 64, at most 65536)"},
         {"max-msg-size", 0, "DPOOL_MAX_MSG_SIZE", DP_OPT_LONG, &max_msg, 1024,
          1L << 31, "BYTES", "largest message accepted"},
+        /* issue 11: the journal (broker/dp_journal.h) */
+        {"journal", 0, "DPOOL_JOURNAL", DP_OPT_STR, &cfg.journal_dir, 0, 0,
+         "DIR", "keep accepted jobs in a journal in DIR (one broker per DIR)"},
+        {"fsync-ms", 0, "DPOOL_FSYNC_MS", DP_OPT_LONG, &cfg.fsync_ms, 0, 60000,
+         "MS", "journal fsync window; 0: fsync before every ACCEPTED (50)"},
         {"log-level", 0, "DPOOL_LOG", DP_OPT_STR, &level, 0, 0, "LEVEL",
          "error, warn, info or debug (info)"},
         /* issue 10: CURVE, ZAP, secure by default (dp_zap.h) */
@@ -174,6 +179,14 @@ int main(int argc, char **argv)
     dp_broker_t *b = dp_broker_new(&cfg);
     if (!b)
         return 1;
+    char err[DP_BROKER_ERR_MAX] = "";
+    if (cfg.journal_dir && cfg.journal_dir[0] &&
+        dp_broker_journal(b, err, sizeof err) != 0) {
+        fprintf(stderr, "dpool-broker: %s\n",
+                err[0] ? err : "cannot open the journal");
+        dp_broker_destroy(&b);
+        return 2;
+    }
     int rc = dp_broker_run(b, s_stop_pipe[0]);
     dp_info("stopping");
     dp_broker_destroy(&b);

@@ -296,14 +296,24 @@ int dp_e2e_free_port(void)
 int dp_e2e_broker(dp_e2e_t *e, dp_e2e_proc_t *p, int port, char *ep,
                   size_t eplen)
 {
+    return dp_e2e_broker_with(e, p, port, ep, eplen, NULL);
+}
+
+int dp_e2e_broker_with(dp_e2e_t *e, dp_e2e_proc_t *p, int port, char *ep,
+                       size_t eplen, const char *const extra[])
+{
     if (port == 0)
         port = dp_e2e_free_port();
     if (port <= 0)
         return -1;
     snprintf(ep, eplen, "tcp://127.0.0.1:%d", port);
-    const char *argv[] = {
+    const char *argv[DP_E2E_ARGV_MAX] = {
         "dpool-broker",   "--bind",      ep,      "--heartbeat",
         DP_E2E_HEARTBEAT, "--log-level", "debug", NULL};
+    int n = 7;
+    for (int k = 0; extra && extra[k] && n < DP_E2E_ARGV_MAX - 1; k++)
+        argv[n++] = extra[k];
+    argv[n] = NULL;
     if (dp_e2e_spawn(e, p, -1, argv))
         return -1;
     uint64_t end = s_now_ms() + DP_E2E_UP_MS;

@@ -27,6 +27,7 @@
 #define DP_E2E_UP_MS 5000      /* broker / workers up within this */
 #define DP_E2E_STATUS_MS 3000  /* one `dpool status` call */
 #define DP_E2E_EP_MAX 64       /* "tcp://127.0.0.1:65535" and more */
+#define DP_E2E_ARGV_MAX 32     /* arguments of a broker started here */
 
 typedef struct {
     char bin[PATH_MAX];           /* where the three programs are */
@@ -89,6 +90,10 @@ int dp_e2e_free_port(void);
  * answers. Writes the endpoint to ep. 0 or -1. */
 int dp_e2e_broker(dp_e2e_t *e, dp_e2e_proc_t *p, int port, char *ep,
                   size_t eplen);
+/* dp_e2e_broker_with: dp_e2e_broker with extra arguments (NULL-ended,
+ * at most DP_E2E_ARGV_MAX - 8), e.g. --journal DIR. */
+int dp_e2e_broker_with(dp_e2e_t *e, dp_e2e_proc_t *p, int port, char *ep,
+                       size_t eplen, const char *const extra[]);
 /* dp_e2e_worker: start dpool-worker --connect ep -p procs --name name
  * --grace grace (NULL: "2") --io-slots 1; does not wait (see
  * dp_e2e_wait_stat). 0 or -1. */
