@@ -78,7 +78,7 @@ dp_broker_t *dp_broker_new(const dp_broker_cfg_t *cfg)
     zmq_setsockopt(b->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(b->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     dp_zsock_linger0(b->sock);
-    if (cfg->curve_key && /* issue 10: CURVE server + ZAP, before binding */
+    if (cfg->curve_key && /* CURVE server + ZAP, before binding */
         !(b->zap = dp_zap_new(b->ctx, b->sock, cfg->curve_key, cfg->client_keys,
                               cfg->worker_keys)))
         goto fail;
@@ -135,7 +135,7 @@ int dp_broker_run(dp_broker_t *b, int stop_fd)
         if (n > 0 && (items[1].revents & ZMQ_POLLIN) &&
             !dp_zap_on_signal(b->zap, stop_fd)) /* SIGHUP: reload keys */
             return 0;
-        if (n > 0 && (items[2].revents & ZMQ_POLLIN)) /* issue 10 */
+        if (n > 0 && (items[2].revents & ZMQ_POLLIN))
             dp_zap_handle(b->zap);
         for (int k = 0; n > 0 && k < DP_POLL_BURST; k++) {
             if (k && (k % DP_POLL_CLOCK_EVERY) == 0 &&
@@ -193,8 +193,8 @@ void dp_broker_destroy(dp_broker_t **bp)
         }
         zmq_close(b->sock);
     }
-    dp_bk_journal_close(b);  /* commits and fsyncs */
-    dp_zap_destroy(&b->zap); /* issue 10 */
+    dp_bk_journal_close(b); /* commits and fsyncs */
+    dp_zap_destroy(&b->zap);
     if (b->ctx)
         zmq_ctx_term(b->ctx);
     while (b->peers) {

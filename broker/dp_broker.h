@@ -43,7 +43,7 @@
  * (a child dying mid-chunk hands back up to a chunk) */
 #define DP_WORKER_HANDBACKS_MAX (2 * DP_CHUNK_MAX)
 
-/* Bounds (issue 8): every memory a peer can grow. Defaults keep one
+/* Bounds: every memory a peer can grow. Defaults keep one
  * client's share under 256 MiB and the broker under 1 GiB. */
 /* jobs one client may have queued or leased */
 #define DP_MAX_CLIENT_JOBS_DEFAULT 200000L
@@ -85,12 +85,12 @@ typedef struct {
     long max_peers; /* clients + workers tracked; 0 = open-files limit
                        minus DP_FD_RESERVE */
     dp_limits_t limits;
-    /* security (dp_zap.h, issue 10): curve_key NULL = plaintext */
+    /* security (dp_zap.h): curve_key NULL = plaintext */
     const char *curve_key;   /* the broker's secret key file */
     const char *client_keys; /* DIR of client NAME.pub */
     const char *worker_keys; /* DIR of worker NAME.pub */
     bool insecure;           /* plaintext beyond loopback: allowed, warned */
-    /* journal (issue 11): NULL = none */
+    /* journal: NULL = none */
     const char *journal_dir;
     long fsync_ms; /* fsync window; 0 = before every ACCEPTED */
 } dp_broker_cfg_t;

@@ -78,11 +78,11 @@ struct dp_broker {
     bool trim;         /* much was freed: give memory back (malloc_trim) */
     unsigned rr_start; /* rotates which worker is offered jobs first */
     dp_wr_t w;         /* scratch writer */
-    /* CURVE/ZAP (dp_zap.h, issue 10), NULL when plaintext */
+    /* CURVE/ZAP (dp_zap.h), NULL when plaintext */
     struct dp_zap *zap;
     uint64_t refused;     /* messages refused by role or revoked key */
     const char *key_name; /* the current message's worker key name */
-    /* journal (issue 11, dp_bkjournal.c); NULL without --journal */
+    /* journal (dp_bkjournal.c); NULL without --journal */
     struct dp_journal *journal;
     dp_pending_t *pending; /* SUBMITs answered after the turn's commit */
     size_t npending, pendcap;

@@ -239,7 +239,7 @@ static int s_on_submit(dp_broker_t *b, dp_peer_t *p, dp_bbuf_t *buf, bool held,
         snprintf(msg, len, "%u jobs in one SUBMIT; at most %u", njobs,
                  DP_SUBMIT_MAX_JOBS);
     }
-    const char *jmsg = NULL; /* issue 11: never accept what cannot be */
+    const char *jmsg = NULL; /* never accept what cannot be */
     if (!rc && dp_bk_journal_error(b, &jmsg)) { /* stored */
         rc = DP_ERR_IO;
         snprintf(msg, len, "journal: %s; the broker accepts no jobs",
@@ -404,7 +404,7 @@ static void s_on_result(dp_broker_t *b, dp_peer_t *p, const dp_res_t *res)
     double us = (double)res->elapsed_us, *avg = &p->qw.avg_us[j->cls];
     *avg = *avg > 0 ? *avg * (1 - DP_AVG_WEIGHT) + us * DP_AVG_WEIGHT : us;
     if (j->client) {
-        /* issue 10: on CURVE the worker is who its key says it is */
+        /* on CURVE the worker is who its key says it is */
         const dp_wr_t *rw = dp_zap_rename(&b->w, res, b->key_name);
         dp_bk_client_raw(dp_bk_peer_of_client(j->client),
                          rw ? (const void *)rw->buf.data : res->raw.ptr,
@@ -491,9 +491,9 @@ static void s_on_status(dp_broker_t *b, dp_peer_t *p)
         {"expired", b->st.expired},
         {"handed_back", b->st.handed_back},
         {"refused_peers", b->st.refused_peers},
-        {"refused", b->refused},                  /* issue 10 */
-        {"denied_keys", dp_zap_denied(b->zap)},   /* issue 10 */
-        {"insecure", b->cfg.insecure && !b->zap}, /* issue 10 */
+        {"refused", b->refused},
+        {"denied_keys", dp_zap_denied(b->zap)},
+        {"insecure", b->cfg.insecure && !b->zap},
     };
     size_t nrows = sizeof rows / sizeof rows[0];
     dp_wr_reset(&b->w);
@@ -564,7 +564,7 @@ void dp_bk_on_message(dp_broker_t *b, dp_zmsg_t *m)
                          &b->cfg.limits, &cmd, &r);
     if (!rc && !p && zmq_msg_size(&m->body) > DP_PREHELLO_MAX_BYTES)
         rc = DP_ERR_TOO_BIG; /* say HELLO first: dropped, not kept */
-    if (!rc && b->zap) {     /* issue 10: role and revocation (dp_zap.h) */
+    if (!rc && b->zap) {     /* role and revocation (dp_zap.h) */
         b->key_name = dp_zap_worker_name(b->zap, &m->body);
         rc = dp_zap_check(b->zap, &m->body, cmd, msg, sizeof msg);
         if (rc)

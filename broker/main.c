@@ -35,7 +35,7 @@ static void s_cleanup(const char *dir)
     rmdir(dir);
 }
 
-/* s_security: secure by default (issue 10). Returns -1 to go on, or the
+/* s_security: secure by default. Returns -1 to go on, or the
  * exit code: a bind beyond loopback needs CURVE keys or --insecure. */
 static int s_security(dp_broker_cfg_t *cfg, bool embedded)
 {
@@ -128,14 +128,14 @@ int main(int argc, char **argv)
          "limit - 64, at most 65536)"},
         {"max-msg-size", 0, "DPOOL_MAX_MSG_SIZE", DP_OPT_LONG, &max_msg, 1024,
          1L << 31, "BYTES", "largest message accepted"},
-        /* issue 11: the journal (broker/dp_journal.h) */
+        /* the journal (broker/dp_journal.h) */
         {"journal", 0, "DPOOL_JOURNAL", DP_OPT_STR, &cfg.journal_dir, 0, 0,
          "DIR", "keep accepted jobs in a journal in DIR (one broker per DIR)"},
         {"fsync-ms", 0, "DPOOL_FSYNC_MS", DP_OPT_LONG, &cfg.fsync_ms, 0, 60000,
          "MS", "journal fsync window; 0: fsync before every ACCEPTED (50)"},
         {"log-level", 0, "DPOOL_LOG", DP_OPT_STR, &level, 0, 0, "LEVEL",
          "error, warn, info or debug (info)"},
-        /* issue 10: CURVE, ZAP, secure by default (dp_zap.h) */
+        /* CURVE, ZAP, secure by default (dp_zap.h) */
         {"curve-key", 0, "DPOOL_CURVE_KEY", DP_OPT_STR, &cfg.curve_key, 0, 0,
          "FILE", "CURVE: the broker's secret key file (dpool keygen)"},
         {"client-keys", 0, "DPOOL_CLIENT_KEYS", DP_OPT_STR, &cfg.client_keys, 0,

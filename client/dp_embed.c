@@ -132,7 +132,7 @@ int dp_embed_start(dp_pool_t *p, const dp_pool_opts_t *o)
                                       "--log-level",
                                       "warn"};
     int nw = 13;
-    /* issue 10: both plaintext (private ipc dir), downloads anywhere */
+    /* both plaintext (private ipc dir), downloads anywhere */
     wargs[nw++] = "--embedded";
     if (o && o->insecure)
         wargs[nw++] = "--insecure";

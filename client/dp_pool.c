@@ -512,7 +512,7 @@ static int s_connect(dp_pool_t *p, const dp_pool_opts_t *o)
     zmq_setsockopt(p->sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
     zmq_setsockopt(p->sock, ZMQ_SNDHWM, &zero, sizeof zero);
     zmq_setsockopt(p->sock, ZMQ_RCVHWM, &zero, sizeof zero);
-    /* issue 10: CURVE client (dp_keys.h) */
+    /* CURVE client (dp_keys.h) */
     char kerr[DP_KEY_ERR_MAX];
     if (o && p->tmpdir == NULL && /* the embedded pool stays plaintext */
         dp_keys_client(p->sock, o->curve_key, o->broker_key, kerr,

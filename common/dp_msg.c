@@ -615,7 +615,7 @@ int dp_msg_read_results(dp_rd_t *r, uint32_t *n)
     return dp_rd_array(r, n);
 }
 
-/* ---- issue 10: a forwarded result under another worker name ---- */
+/* ---- a forwarded result under another worker name ---- */
 
 void dp_msg_put_result_as(dp_wr_t *w, const dp_res_t *res, const char *worker)
 {

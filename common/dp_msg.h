@@ -106,7 +106,7 @@ void dp_msg_put_result(dp_wr_t *w, uint64_t id, uint32_t code,
                        uint32_t attempt);
 /* dp_msg_put_result_as: res (read from a RESULTS message) encoded again
  * with `worker` as its worker name; the value bytes are copied as they are
- * (issue 10: a CURVE broker names the worker by its key). */
+ * (a CURVE broker names the worker by its key). */
 void dp_msg_put_result_as(dp_wr_t *w, const dp_res_t *res, const char *worker);
 /* dp_msg_batch_add: append one encoded item (a result) to the batch
  * message being built in w, whose count is *n: the first item writes the

@@ -538,7 +538,7 @@ static int s_open_socket(dp_agent_t *a)
     s_reconnect_fast(a->sock);
     zmq_setsockopt(a->sock, ZMQ_SNDHWM, &zero, sizeof zero);
     zmq_setsockopt(a->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
-    char kerr[DP_KEY_ERR_MAX]; /* issue 10: CURVE client (dp_keys.h) */
+    char kerr[DP_KEY_ERR_MAX]; /* CURVE client (dp_keys.h) */
     if (dp_keys_client(a->sock, a->cfg.curve_key, a->cfg.broker_key, kerr,
                        sizeof kerr)) {
         dp_error("%s", kerr);

@@ -39,8 +39,8 @@ typedef struct {
     double drain_grace_s;    /* SIGTERM: time running jobs get */
     const char *self_exe;    /* this program, exec'd as children */
     dp_child_cfg_t child;    /* passed on to the children */
-    const char *curve_key;   /* issue 10: our secret key file, or NULL */
-    const char *broker_key;  /* issue 10: the broker's public key file */
+    const char *curve_key;   /* our secret key file, or NULL */
+    const char *broker_key;  /* the broker's public key file */
 } dp_agent_cfg_t;
 
 typedef struct dp_agent dp_agent_t;

@@ -30,7 +30,7 @@ typedef struct {
     const char *store_dir;  /* io: save bodies here (NULL: return them) */
     const char *ca_file;    /* io: extra CA bundle */
     bool insecure;          /* io: no TLS verification */
-    /* io: where downloads may connect (dl_guard.h, issue 10) */
+    /* io: where downloads may connect (dl_guard.h) */
     const struct dp_guard *guard;
 } dp_child_cfg_t;
 

@@ -172,7 +172,7 @@ int dp_child_io_main(int fd, const dp_child_cfg_t *cfg)
     o.insecure = cfg->insecure;
     o.ca_file = cfg->ca_file;
     o.store_dir = cfg->store_dir;
-    o.guard = cfg->guard; /* issue 10 */
+    o.guard = cfg->guard;
     dp_dl_t *dl = dp_dl_new(&o, s_done, &io);
     if (!dl)
         return 1;

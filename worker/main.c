@@ -47,7 +47,7 @@ static int s_child(const char *kind, dp_agent_cfg_t *cfg, long parent)
     return 2;
 }
 
-/* s_security: issue 10. The download guard from --allow-net (passed on
+/* s_security: the download guard from --allow-net (passed on
  * to the children through DPOOL_ALLOW_NET: they parse the same options),
  * and the CURVE key files checked now rather than at each reconnect.
  * Returns -1 to go on, or the exit code. */
@@ -179,7 +179,7 @@ int main(int argc, char **argv)
          1L << 31, "BYTES", "largest message accepted"},
         {"log-level", 0, "DPOOL_LOG", DP_OPT_STR, &level, 0, 0, "LEVEL",
          "error, warn, info or debug (info)"},
-        /* issue 10: CURVE to the broker, where downloads may connect */
+        /* CURVE to the broker, where downloads may connect */
         {"curve-key", 0, "DPOOL_CURVE_KEY", DP_OPT_STR, &cfg.curve_key, 0, 0,
          "FILE", "CURVE: this worker's secret key file (dpool keygen)"},
         {"broker-key", 0, "DPOOL_BROKER_KEY", DP_OPT_STR, &cfg.broker_key, 0, 0,

@@ -37,8 +37,8 @@ typedef struct {
     long chunksize, retries, max_inflight, processes, io_slots;
     double timeout, connect_timeout;
     const char *format;
-    const char *arg_file; /* -a: inputs from this file (- = stdin) */
-    bool progress;        /* default: stderr is a terminal */
+    const char *arg_file;       /* -a: inputs from this file (- = stdin) */
+    bool progress;              /* default: stderr is a terminal */
     const char *joblog;         /* cli_joblog.h */
     bool resume, resume_failed; /* cli_joblog.h */
     /* hash */
@@ -48,8 +48,8 @@ typedef struct {
     const char *output_dir;
     bool insecure;
     const char *ca_file;
-    const char *curve_key;  /* issue 10: CURVE secret key file */
-    const char *broker_key; /* issue 10: the broker's public key file */
+    const char *curve_key;  /* CURVE secret key file */
+    const char *broker_key; /* the broker's public key file */
     /* bench */
     long bench_jobs, bench_rounds;
     const char *bench_type, *bench_file;

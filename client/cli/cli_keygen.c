@@ -1,6 +1,6 @@
 /*
  * cli_keygen.c - `dpool keygen [--out DIR] NAME...`: CURVE key pairs for
- * the broker, clients and workers (dp_keys.h; issue 10).
+ * the broker, clients and workers (dp_keys.h).
  */
 #include "cli_keygen.h"
 

@@ -1,4 +1,4 @@
-/* cli_keygen.h - `dpool keygen [--out DIR] NAME...` (issue 10). */
+/* cli_keygen.h - `dpool keygen [--out DIR] NAME...`. */
 #ifndef CLI_KEYGEN_H
 #define CLI_KEYGEN_H
 

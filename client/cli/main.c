@@ -165,8 +165,8 @@ static int s_open(dp_cli_t *c)
                          .io_slots = (int)c->io_slots,
                          .insecure = c->insecure,
                          .ca_file = c->ca_file,
-                         .curve_key = c->curve_key,   /* issue 10 */
-                         .broker_key = c->broker_key, /* issue 10 */
+                         .curve_key = c->curve_key,
+                         .broker_key = c->broker_key,
                          .name = "dpool"};
     if (c->insecure && !c->broker)
         fprintf(stderr, "dpool: WARNING: --insecure: TLS certificates of "
@@ -179,7 +179,7 @@ static int s_open(dp_cli_t *c)
                 c->broker, c->connect_timeout);
         fprintf(stderr, "dpool: (a CURVE broker also stays silent to a key "
                         "it does not list, a wrong --broker-key, or no "
-                        "--curve-key)\n"); /* issue 10 */
+                        "--curve-key)\n");
         return DP_EXIT_UNREACHABLE;
     }
     if (rc) {
@@ -253,7 +253,7 @@ static int s_check(dp_cli_t *c, const char *cmd, int npos, char **argv,
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && strcmp(argv[1], "keygen") == 0) /* issue 10 */
+    if (argc > 1 && strcmp(argv[1], "keygen") == 0)
         return dp_cli_keygen(argc - 1, argv + 1);
     dp_cli_t c;
     dp_cli_defaults(&c);

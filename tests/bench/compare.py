@@ -59,20 +59,8 @@ SIZES = {
 
 # ---- the Python side's jobs (module level so they pickle) ----
 
-def isprime(n):
-    """Deterministic trial division, for small ints."""
-    if n < 2:
-        return False
-    if n < 4:
-        return True
-    if n % 2 == 0:
-        return False
-    d = 3
-    while d * d <= n:
-        if n % d == 0:
-            return False
-        d += 2
-    return True
+# isprime: the same trial division W7's whole-program side uses
+from pool_isprime import is_prime as isprime  # noqa: E402
 
 
 def ident(x):

@@ -1,5 +1,5 @@
 /*
- * dl_guard.h - where a download may connect (issue 10: downloads cannot
+ * dl_guard.h - where a download may connect (downloads cannot
  * reach inside). The check is made on the address libcurl actually
  * connects to (CURLOPT_OPENSOCKETFUNCTION), after DNS, for the first URL
  * and every redirect, so no spelling of a host (127.1, 2130706433, [::1],

@@ -51,7 +51,7 @@ typedef struct dp_dl_xfer {
     char errmsg[DP_DL_ERRMSG_MAX];
     char curlerr[CURL_ERROR_SIZE];
     dp_value_t result;
-    char refused[DP_GUARD_ADDR_MAX]; /* issue 10: address the guard refused */
+    char refused[DP_GUARD_ADDR_MAX]; /* address the guard refused */
     const char *refused_why;
 } dp_dl_xfer_t;
 
@@ -436,7 +436,7 @@ static int s_check_args(dp_dl_xfer_t *x, const dp_value_t *args, size_t nargs)
 
 /* s_open_socket: CURLOPT_OPENSOCKETFUNCTION, called with the address curl
  * is about to connect to (after DNS, for every redirect and every address
- * it tries): the guard's last word on where a download goes (issue 10). */
+ * it tries): the guard's last word on where a download goes. */
 static curl_socket_t s_open_socket(void *ud, curlsocktype purpose,
                                    struct curl_sockaddr *a)
 {
@@ -494,7 +494,7 @@ static int s_easy_setup(dp_dl_xfer_t *x)
     if (o->ca_file)
         S_SETOPT(e, CURLOPT_CAINFO, o->ca_file);
     if (rc == CURLE_OK)
-        rc = s_guard_setup(x); /* issue 10 */
+        rc = s_guard_setup(x);
     if (rc != CURLE_OK)
         s_setf(x, DP_ERR_INTERNAL, "curl setup: %s", curl_easy_strerror(rc));
     return x->err;
@@ -532,7 +532,7 @@ static void s_attempt_start(dp_dl_xfer_t *x)
     x->status = 0;
     x->reason[0] = '\0';
     x->curlerr[0] = '\0';
-    x->refused[0] = '\0'; /* issue 10 */
+    x->refused[0] = '\0';
     x->err = 0;
     if (x->deadline_us && now >= x->deadline_us) {
         s_setf(x, DP_ERR_TIMEOUT, "deadline passed before the transfer");
@@ -563,7 +563,7 @@ static bool s_classify(dp_dl_xfer_t *x, CURLcode rc)
 {
     if (x->err) /* a callback stopped it */
         return false;
-    if (x->refused[0] && rc != CURLE_OK) { /* issue 10: never retried */
+    if (x->refused[0] && rc != CURLE_OK) { /* never retried */
         s_setf(x, DP_ERR_NETWORK,
                "refused address %s (%s); allow with --allow-net", x->refused,
                x->refused_why);

@@ -110,7 +110,7 @@ typedef struct {
                                 NULL = the system's */
     const char *store_dir;   /* NULL: bodies come back in results; else
                                 they are saved under this directory */
-    /* where transfers may connect (dl_guard.h, issue 10; borrowed, must
+    /* where transfers may connect (dl_guard.h; borrowed, must
      * outlive the engine); NULL = anywhere */
     const struct dp_guard *guard;
 } dp_dl_opts_t;
