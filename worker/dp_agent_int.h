@@ -1,0 +1,224 @@
+/*
+ * dp_agent_int.h - what the worker agent's files share (not a public
+ * header): the job record, the child record, the agent object, and the
+ * functions one concern calls in another.
+ *
+ *   dp_agent.c       the life cycle, the zmq_poll loop, draining (SIGTERM)
+ *   dp_agent_link.c  the broker socket: connect, READY/WELCOME, heartbeats
+ *                    both ways, losing the broker and reconnecting
+ *   dp_agent_kids.c  the children: spawn, hand out jobs, read results,
+ *                    time limits, reap and replace
+ *   dp_agent_jobs.c  job records, JOBS and CANCEL from the broker, the
+ *                    RESULTS the agent sends
+ *
+ * Ownership:
+ * - Every job ends in exactly one result to the broker (the child's own or
+ *   one dp_ag_finish makes), or is forgotten with the broker that sent it.
+ *   A job record sits in exactly one list: a class queue (waiting) or its
+ *   child's list (sent to it). Records come from the slab and are freed by
+ *   dp_ag_job_free only (dp_agent_jobs.c).
+ * - A job holds a reference on the JOBS frame it points into; the last
+ *   reference closes it.
+ * - The class queues are filled by dp_agent_jobs.c; dp_agent_kids.c takes
+ *   jobs from their heads when a child has room; dp_agent_jobs.c empties
+ *   them (cancel, drain, broker lost, destroy).
+ * - The children list is grown and shrunk by dp_agent_kids.c only: a child
+ *   is freed when it is reaped, after its jobs are answered. Others walk
+ *   it and may retire or kill a child (dp_ag_retire, dp_ag_kill), never
+ *   free one: a child is freed outside any walk of the list.
+ * - The broker socket and its state (connected, heartbeats, backoff)
+ *   belong to dp_agent_link.c; `draining` and `drain_end_ms` to
+ *   dp_agent.c; the others only read them.
+ * - `w` is scratch: any function may reset and use it within one call.
+ */
+#ifndef DP_AGENT_INT_H
+#define DP_AGENT_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <zmq.h>
+
+#include "dp_agent.h"
+#include "dp_frame.h"
+#include "dp_list.h"
+#include "dp_msg.h"
+#include "dp_zsock.h"
+
+#define DP_AG_MSG_MAX 256    /* bytes of a result message made here */
+#define DP_AG_ARGV_MAX 32    /* a child's argv entries, at most */
+#define DP_AG_NUM_MAX 32     /* bytes of a number in a child's argv */
+#define DP_AG_TYPES_MAX 64   /* job types announced in READY, at most */
+#define DP_AG_SLAB_JOBS 1024 /* job records per slab block */
+#define DP_AG_SIG_READ 64    /* signal bytes read from the self-pipe at once */
+
+typedef struct dp_ag_child dp_ag_child_t;
+
+/* A received JOBS frame, shared by the jobs in it. */
+typedef struct {
+    zmq_msg_t msg;
+    uint32_t refs;
+} dp_ag_frame_t;
+
+typedef struct dp_ag_job {
+    uint64_t id;
+    uint32_t attempt;
+    uint32_t timeout_ms; /* resolved: the job's or its type's */
+    dp_class_t cls;
+    dp_ag_frame_t *frame;
+    const uint8_t *raw;
+    size_t raw_len;
+    dp_ag_child_t *child; /* NULL while queued */
+    uint32_t group;       /* the JOBS message (chunk) it came in */
+    uint64_t deadline_ms; /* agent-side limit once running, else 0 */
+    bool cancelled, timed_out;
+    struct dp_ag_job *prev, *next; /* local queue or the child's list */
+} dp_ag_job_t;
+
+/* A list of jobs for DP_LIST_PUSH / DP_LIST_UNLINK (common/dp_list.h). */
+typedef struct {
+    dp_ag_job_t *head, *tail;
+    size_t n;
+} dp_ag_jlist_t;
+
+struct dp_ag_child {
+    pid_t pid;
+    int fd;
+    dp_class_t cls;
+    uint32_t cap;        /* jobs at once: 1 (cpu) or io_slots */
+    dp_ag_jlist_t jobs;  /* jobs it holds, oldest first */
+    uint32_t done;       /* jobs finished (max-jobs-per-child) */
+    bool retiring;       /* fd closed or killed: gets no more jobs */
+    bool eof;            /* its end closed: no longer polled */
+    uint64_t kill_at_ms; /* SIGKILL deadline after SIGTERM, 0 = none */
+    dp_framer_t in;
+    dp_ag_child_t *next;
+};
+
+struct dp_agent {
+    dp_agent_cfg_t cfg;
+    /* the broker link (dp_agent_link.c) */
+    void *ctx, *sock;
+    bool connected;         /* WELCOME received on this socket */
+    uint64_t wait_since_ms; /* !connected: since when (for the warning) */
+    bool warned;            /* !connected: "still trying" was logged */
+    uint64_t hb_ms;
+    uint64_t last_rx_ms, next_hb_ms, next_ready_ms;
+    uint64_t backoff_ms;
+    /* the children (dp_agent_kids.c) */
+    dp_ag_child_t *children;
+    uint32_t want[DP_CLASS_COUNT]; /* children of each class to keep */
+    uint64_t respawn_at_ms;
+    /* jobs and results (dp_agent_jobs.c) */
+    dp_ag_jlist_t queue[DP_CLASS_COUNT];
+    uint32_t next_group;
+    dp_slab_t slab; /* job records */
+    dp_wr_t out;    /* RESULTS for the broker being built */
+    uint32_t nout;
+    /* stopping (dp_agent.c) */
+    bool draining;
+    uint64_t drain_end_ms;
+    dp_wr_t w; /* scratch writer */
+};
+
+/* ---- the broker link (dp_agent_link.c) ---- */
+
+/* dp_ag_open_socket: a new DEALER to cfg.connect (the old one closed),
+ * CURVE when keys are set; the agent then waits for WELCOME. 0 or an
+ * error (logged). */
+int dp_ag_open_socket(dp_agent_t *a);
+
+/* dp_ag_read_broker: handle what the broker sent, DP_AGENT_BURST messages
+ * at most per call. */
+void dp_ag_read_broker(dp_agent_t *a);
+
+/* dp_ag_link_timers: READY with backoff while not joined, the broker's
+ * liveness and our HEARTBEAT once joined. */
+void dp_ag_link_timers(dp_agent_t *a, uint64_t now);
+
+/* dp_ag_link_due: the earliest link deadline (dp_now_ms), at most one
+ * heartbeat from now. */
+uint64_t dp_ag_link_due(const dp_agent_t *a, uint64_t now);
+
+/* dp_ag_send_stop_credit: CREDIT 0 0, the broker sends no more jobs. */
+void dp_ag_send_stop_credit(dp_agent_t *a);
+
+/* dp_ag_say_bye: BYE to the broker. */
+void dp_ag_say_bye(dp_agent_t *a);
+
+/* ---- the children (dp_agent_kids.c) ---- */
+
+/* dp_ag_top_up: start children until each class has what it wants (not
+ * while draining, nor before a respawn pause ends). */
+void dp_ag_top_up(dp_agent_t *a);
+
+/* dp_ag_retire: no more jobs for c; closing its fd tells it to exit. */
+void dp_ag_retire(dp_ag_child_t *c);
+
+/* dp_ag_kill: signal c (it gets no more jobs); after SIGTERM, SIGKILL
+ * follows DP_KILL_GRACE_MS later (dp_ag_check_deadlines). */
+void dp_ag_kill(dp_ag_child_t *c, int sig);
+
+/* dp_ag_assign: give queued jobs to children with room. */
+void dp_ag_assign(dp_agent_t *a);
+
+/* dp_ag_child_readable: read and handle what child c sent; a child that
+ * sends what cannot be read is killed. */
+void dp_ag_child_readable(dp_agent_t *a, dp_ag_child_t *c);
+
+/* dp_ag_reap: reap every child that ended, answer its jobs, free it. */
+void dp_ag_reap(dp_agent_t *a);
+
+/* dp_ag_kids_stop: SIGKILL every child, wait for each, answer its jobs,
+ * free it. */
+void dp_ag_kids_stop(dp_agent_t *a);
+
+/* dp_ag_check_deadlines: SIGKILL after an ignored SIGTERM; jobs over their
+ * time limit: stop a cpu child, cancel in the io child. */
+void dp_ag_check_deadlines(dp_agent_t *a, uint64_t now);
+
+/* dp_ag_kids_due: t, or an earlier child deadline (respawn, SIGKILL, a
+ * running job's time limit). */
+uint64_t dp_ag_kids_due(const dp_agent_t *a, uint64_t now, uint64_t t);
+
+/* dp_ag_kids_cancel: the job id a child holds is cancelled: the io child
+ * is told, a cpu child running it is killed, one waiting in a child is
+ * answered when its turn comes. False if no child holds it. */
+bool dp_ag_kids_cancel(dp_agent_t *a, uint64_t id);
+
+/* ---- jobs and results (dp_agent_jobs.c) ---- */
+
+/* dp_ag_job_free: the job's frame reference goes, the record back to the
+ * slab. */
+void dp_ag_job_free(dp_agent_t *a, dp_ag_job_t *j);
+
+/* dp_ag_result_raw: queue an encoded result (a child's) for the broker. */
+void dp_ag_result_raw(dp_agent_t *a, const void *raw, size_t len);
+
+/* dp_ag_finish: the job ends with a result the agent makes; frees j. */
+void dp_ag_finish(dp_agent_t *a, dp_ag_job_t *j, int code, const char *msg,
+                  pid_t pid);
+
+/* dp_ag_flush: send the queued results, once joined. */
+void dp_ag_flush(dp_agent_t *a);
+
+/* dp_ag_on_jobs: JOBS from the broker; body is moved out (the jobs point
+ * into it). */
+int dp_ag_on_jobs(dp_agent_t *a, zmq_msg_t *body);
+
+/* dp_ag_on_cancel: CANCEL from the broker. */
+int dp_ag_on_cancel(dp_agent_t *a, dp_rd_t *r);
+
+/* dp_ag_cancel: job id is cancelled: answered at once if queued, else
+ * see dp_ag_kids_cancel. */
+void dp_ag_cancel(dp_agent_t *a, uint64_t id);
+
+/* dp_ag_requeue_queued: answer every queued job REQUEUE (drain). */
+void dp_ag_requeue_queued(dp_agent_t *a, const char *why);
+
+/* dp_ag_forget: drop the queued jobs and unsent results (the broker is
+ * gone, or the agent is); returns how many jobs were dropped. */
+size_t dp_ag_forget(dp_agent_t *a);
+
+#endif /* DP_AGENT_INT_H */

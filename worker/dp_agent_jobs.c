@@ -1,0 +1,190 @@
+/*
+ * dp_agent_jobs.c - the agent's jobs: records taken from JOBS, the class
+ * queues they wait in until a child has room, CANCEL, the results the
+ * agent makes itself (LOST, TIMEOUT, CANCELLED, REQUEUE when draining)
+ * and the RESULTS batch sent to the broker each turn.
+ */
+#include "dp_agent_int.h"
+
+#include <stdlib.h>
+
+#include "dp_log.h"
+#include "dp_msg.h"
+#include "dp_zsock.h"
+
+/* ---- records ---- */
+
+static void s_frame_unref(dp_ag_frame_t *f)
+{
+    if (f && --f->refs == 0) {
+        zmq_msg_close(&f->msg);
+        free(f);
+    }
+}
+
+void dp_ag_job_free(dp_agent_t *a, dp_ag_job_t *j)
+{
+    s_frame_unref(j->frame);
+    dp_slab_free(&a->slab, j);
+}
+
+/* ---- results ---- */
+
+void dp_ag_result_raw(dp_agent_t *a, const void *raw, size_t len)
+{
+    dp_msg_batch_add(&a->out, &a->nout, DP_CMD_RESULTS, raw, len);
+    if (a->out.err)
+        dp_error("out of memory: a result is lost");
+}
+
+void dp_ag_finish(dp_agent_t *a, dp_ag_job_t *j, int code, const char *msg,
+                  pid_t pid)
+{
+    dp_wr_t w;
+    dp_wr_init(&w);
+    dp_msg_put_result(&w, j->id, (uint32_t)code, NULL, msg, a->cfg.child.name,
+                      (uint32_t)pid, 0, j->attempt);
+    if (!w.err)
+        dp_ag_result_raw(a, w.buf.data, w.buf.len);
+    dp_wr_release(&w);
+    dp_ag_job_free(a, j);
+}
+
+void dp_ag_flush(dp_agent_t *a)
+{
+    if (a->nout == 0 || !a->connected)
+        return;
+    dp_msg_batch_close(&a->out, a->nout);
+    if (dp_zsend(a->sock, NULL, 0, &a->out, ZMQ_DONTWAIT)) /* no copy */
+        dp_warn("could not send %u results: %s", a->nout,
+                zmq_strerror(zmq_errno()));
+    dp_wr_reset(&a->out);
+    a->nout = 0;
+}
+
+/* ---- JOBS ---- */
+
+/* s_job_new: a record for the job read from frame, in chunk group. */
+static dp_ag_job_t *s_job_new(dp_agent_t *a, dp_ag_frame_t *frame,
+                              const dp_job_t *job, uint32_t attempt,
+                              uint32_t group)
+{
+    dp_ag_job_t *j = dp_slab_alloc(&a->slab);
+    if (!j)
+        return NULL;
+    j->group = group;
+    const dp_jobtype_t *t = dp_jobtype_find(job->type, job->type_len);
+    j->id = job->id;
+    j->attempt = attempt;
+    j->frame = frame;
+    frame->refs++;
+    j->raw = job->raw.ptr;
+    j->raw_len = job->raw.len;
+    j->cls = t ? t->cls : DP_CLASS_CPU;
+    j->timeout_ms = job->timeout_ms ? job->timeout_ms : (t ? t->timeout_ms : 0);
+    return j;
+}
+
+/* JOBS [chunk, [[attempt, job]...]]: runs of `chunk` jobs are dispatch
+ * units, each for one child. */
+static int s_read_jobs(dp_agent_t *a, dp_ag_frame_t *frame)
+{
+    int cmd;
+    dp_rd_t r;
+    uint32_t n;
+    int rc = dp_msg_open(zmq_msg_data(&frame->msg), zmq_msg_size(&frame->msg),
+                         &a->cfg.child.wire, &cmd, &r);
+    uint32_t chunk = 1;
+    if (!rc)
+        rc = dp_msg_read_jobs(&r, &chunk, &n);
+    uint32_t group = 0;
+    for (uint32_t k = 0; !rc && k < n; k++) {
+        uint32_t attempt;
+        dp_job_t job;
+        rc = dp_msg_read_dispatch(&r, &attempt, &job);
+        if (rc)
+            break;
+        if (k % chunk == 0)
+            group = ++a->next_group; /* each chunk goes to one child */
+        dp_ag_job_t *j = s_job_new(a, frame, &job, attempt, group);
+        if (!j)
+            return DP_ERR_NOMEM;
+        /* unknown types are queued too: the child answers UNKNOWN_TYPE */
+        if (a->draining)
+            dp_ag_finish(a, j, DP_ERR_REQUEUE, "worker is stopping", 0);
+        else
+            DP_LIST_PUSH(&a->queue[j->cls], j, false);
+    }
+    return rc ? rc : dp_msg_end(&r);
+}
+
+int dp_ag_on_jobs(dp_agent_t *a, zmq_msg_t *body)
+{
+    dp_ag_frame_t *f = calloc(1, sizeof *f);
+    if (!f)
+        return DP_ERR_NOMEM;
+    zmq_msg_init(&f->msg);
+    zmq_msg_move(&f->msg, body);
+    f->refs = 1;
+    int rc = s_read_jobs(a, f);
+    s_frame_unref(f);
+    return rc;
+}
+
+/* ---- CANCEL ---- */
+
+void dp_ag_cancel(dp_agent_t *a, uint64_t id)
+{
+    for (int cls = 0; cls < DP_CLASS_COUNT; cls++) {
+        for (dp_ag_job_t *j = a->queue[cls].head; j; j = j->next) {
+            if (j->id == id) {
+                DP_LIST_UNLINK(&a->queue[cls], j);
+                dp_ag_finish(a, j, DP_ERR_CANCELLED, "cancelled", 0);
+                return;
+            }
+        }
+    }
+    dp_ag_kids_cancel(a, id);
+}
+
+int dp_ag_on_cancel(dp_agent_t *a, dp_rd_t *r)
+{
+    uint32_t n;
+    int rc = dp_msg_read_cancel(r, &n);
+    for (uint32_t k = 0; !rc && k < n; k++) {
+        uint64_t id;
+        rc = dp_msg_read_cancel_id(r, &id);
+        if (!rc)
+            dp_ag_cancel(a, id);
+    }
+    return rc;
+}
+
+/* ---- emptying the queues ---- */
+
+void dp_ag_requeue_queued(dp_agent_t *a, const char *why)
+{
+    for (int cls = 0; cls < DP_CLASS_COUNT; cls++) {
+        while (a->queue[cls].head) {
+            dp_ag_job_t *j = a->queue[cls].head;
+            DP_LIST_UNLINK(&a->queue[cls], j);
+            dp_ag_finish(a, j, DP_ERR_REQUEUE, why, 0);
+        }
+    }
+}
+
+size_t dp_ag_forget(dp_agent_t *a)
+{
+    size_t dropped = 0;
+    for (int cls = 0; cls < DP_CLASS_COUNT; cls++) {
+        while (a->queue[cls].head) {
+            dp_ag_job_t *j = a->queue[cls].head;
+            DP_LIST_UNLINK(&a->queue[cls], j);
+            dp_ag_job_free(a, j);
+            dropped++;
+        }
+    }
+    dp_wr_reset(&a->out);
+    a->nout = 0;
+    return dropped;
+}

@@ -1,0 +1,440 @@
+/*
+ * dp_agent_kids.c - the agent's children: fork+exec'd (`dpool-worker
+ * --child cpu|io`, socketpair on fd 3), handed jobs when they have room,
+ * read (framed RESULTS), held to their jobs' time limits, reaped and
+ * replaced. A child that dies is answered for: every job it held gets a
+ * result (LOST, TIMEOUT, CANCELLED, or REQUEUE for one that never started).
+ */
+#include "dp_agent_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "dp_clock.h"
+#include "dp_frame.h"
+#include "dp_log.h"
+#include "dp_msg.h"
+
+extern char **environ;
+
+/* ---- starting and stopping ---- */
+
+static void s_num(char *buf, size_t len, unsigned long long v)
+{
+    snprintf(buf, len, "%llu", v);
+}
+
+/* s_exec: posix_spawn `self --child CLASS` with fd on DP_CHILD_FD; 0 or an
+ * errno. */
+static int s_exec(dp_agent_t *a, dp_class_t cls, int fd, pid_t *pid)
+{
+    const dp_child_cfg_t *cc = &a->cfg.child;
+    char iters[DP_AG_NUM_MAX], dklen[DP_AG_NUM_MAX], dlmax[DP_AG_NUM_MAX],
+        maxmsg[DP_AG_NUM_MAX], ppid[DP_AG_NUM_MAX];
+    s_num(iters, sizeof iters, cc->limits.hash_max_iterations);
+    s_num(dklen, sizeof dklen, cc->limits.hash_max_dklen);
+    s_num(dlmax, sizeof dlmax, cc->limits.download_max_bytes);
+    s_num(maxmsg, sizeof maxmsg, cc->wire.max_msg_bytes);
+    s_num(ppid, sizeof ppid, (unsigned long long)getpid());
+    const char *argv[DP_AG_ARGV_MAX] = {"dpool-worker",
+                                        "--child",
+                                        cls == DP_CLASS_IO ? "io" : "cpu",
+                                        "--name",
+                                        cc->name,
+                                        "--parent-pid",
+                                        ppid,
+                                        "--hash-max-iterations",
+                                        iters,
+                                        "--hash-max-dklen",
+                                        dklen,
+                                        "--max-download",
+                                        dlmax,
+                                        "--max-msg-size",
+                                        maxmsg};
+    int argc = 15; /* the entries above */
+    if (cc->store_dir) {
+        argv[argc++] = "--store-on-worker";
+        argv[argc++] = cc->store_dir;
+    }
+    if (cc->ca_file) {
+        argv[argc++] = "--ca-file";
+        argv[argc++] = cc->ca_file;
+    }
+    if (cc->insecure)
+        argv[argc++] = "--insecure";
+    argv[argc] = NULL;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fd, DP_CHILD_FD);
+    int rc = posix_spawn(pid, a->cfg.self_exe, &fa, NULL, (char *const *)argv,
+                         environ);
+    posix_spawn_file_actions_destroy(&fa);
+    return rc;
+}
+
+/* s_spawn: a new child of class cls with a socketpair on fd 3. */
+static dp_ag_child_t *s_spawn(dp_agent_t *a, dp_class_t cls)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+        dp_error("socketpair: %s", strerror(errno));
+        return NULL;
+    }
+    pid_t pid;
+    int rc = s_exec(a, cls, sv[1], &pid);
+    close(sv[1]);
+    dp_ag_child_t *c = rc == 0 ? calloc(1, sizeof *c) : NULL;
+    if (!c) {
+        dp_error("cannot start a child (%s): %s", a->cfg.self_exe,
+                 strerror(rc ? rc : ENOMEM));
+        close(sv[0]);
+        return NULL;
+    }
+    fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+    c->pid = pid;
+    c->fd = sv[0];
+    c->cls = cls;
+    c->cap = cls == DP_CLASS_IO ? (uint32_t)a->cfg.io_slots : 1;
+    dp_framer_init(&c->in, a->cfg.child.wire.max_msg_bytes);
+    c->next = a->children;
+    a->children = c;
+    dp_debug("started %s child %d", cls == DP_CLASS_IO ? "io" : "cpu",
+             (int)pid);
+    return c;
+}
+
+void dp_ag_top_up(dp_agent_t *a)
+{
+    if (a->draining || dp_now_ms() < a->respawn_at_ms)
+        return;
+    uint32_t have[DP_CLASS_COUNT] = {0, 0};
+    for (dp_ag_child_t *c = a->children; c; c = c->next)
+        if (!c->retiring)
+            have[c->cls]++;
+    for (int cls = 0; cls < DP_CLASS_COUNT; cls++)
+        for (; have[cls] < a->want[cls]; have[cls]++)
+            if (!s_spawn(a, (dp_class_t)cls))
+                return;
+}
+
+void dp_ag_retire(dp_ag_child_t *c)
+{
+    if (c->retiring)
+        return;
+    c->retiring = true;
+    shutdown(c->fd, SHUT_WR);
+}
+
+void dp_ag_kill(dp_ag_child_t *c, int sig)
+{
+    c->retiring = true;
+    kill(c->pid, sig);
+    if (sig == SIGTERM)
+        c->kill_at_ms = dp_now_ms() + DP_KILL_GRACE_MS;
+}
+
+/* ---- handing out jobs ---- */
+
+/* s_start: send child c the jobs from the head of queue q: a whole chunk
+ * (the jobs of one JOBS message) for a cpu child, which runs them in
+ * order; up to its free room for the io child, which runs them at once.
+ * Only running jobs have a deadline. */
+static int s_start(dp_agent_t *a, dp_ag_child_t *c, dp_ag_jlist_t *q)
+{
+    uint32_t group = q->head->group;
+    size_t n = 0;
+    for (dp_ag_job_t *j = q->head; j; j = j->next) {
+        if (c->cls == DP_CLASS_CPU ? j->group != group
+                                   : c->jobs.n + n >= c->cap)
+            break; /* a cpu child takes one whole chunk */
+        n++;
+    }
+    dp_wr_reset(&a->w);
+    size_t at = dp_msg_jobs_begin(&a->w, (uint32_t)n);
+    size_t k = 0;
+    for (dp_ag_job_t *j = q->head; k < n; j = j->next, k++)
+        dp_msg_jobs_add(&a->w, j->attempt, j->raw, j->raw_len);
+    dp_msg_jobs_close(&a->w, at, (uint32_t)n);
+    if (a->w.err || dp_frame_write(c->fd, a->w.buf.data, a->w.buf.len))
+        return DP_ERR_IO;
+    uint64_t now = dp_now_ms();
+    for (k = 0; k < n; k++) {
+        dp_ag_job_t *j = q->head;
+        DP_LIST_UNLINK(q, j);
+        j->child = c;
+        bool running = c->cls == DP_CLASS_IO || c->jobs.n == 0;
+        j->deadline_ms =
+            running ? now + j->timeout_ms + DP_TIMEOUT_SLACK_MS : 0;
+        DP_LIST_PUSH(&c->jobs, j, false);
+    }
+    return 0;
+}
+
+void dp_ag_assign(dp_agent_t *a)
+{
+    for (dp_ag_child_t *c = a->children; c; c = c->next) {
+        dp_ag_jlist_t *q = &a->queue[c->cls];
+        /* a cpu child takes a chunk only when idle: chunks left waiting
+         * in the agent go to whichever child frees first */
+        bool room = c->cls == DP_CLASS_IO ? c->jobs.n < c->cap : c->jobs.n == 0;
+        if (c->retiring || !q->head || !room)
+            continue;
+        if (s_start(a, c, q))
+            dp_ag_kill(c, SIGKILL); /* its jobs stay queued for another */
+    }
+}
+
+/* ---- reading results ---- */
+
+/* s_on_result: one result from child c. */
+static void s_on_result(dp_agent_t *a, dp_ag_child_t *c, const dp_res_t *res)
+{
+    dp_ag_job_t *j = c->jobs.head;
+    while (j && j->id != res->id)
+        j = j->next;
+    if (!j) {
+        dp_warn("child %d answered for a job it does not hold", (int)c->pid);
+        return;
+    }
+    bool was_head = j == c->jobs.head;
+    DP_LIST_UNLINK(&c->jobs, j);
+    c->done++;
+    if (was_head && c->jobs.head && c->jobs.head->deadline_ms == 0)
+        c->jobs.head->deadline_ms =
+            dp_now_ms() + c->jobs.head->timeout_ms + DP_TIMEOUT_SLACK_MS;
+    if (j->timed_out)
+        dp_ag_finish(a, j, DP_ERR_TIMEOUT, "time limit exceeded", c->pid);
+    else if (j->cancelled)
+        dp_ag_finish(a, j, DP_ERR_CANCELLED, "cancelled", c->pid);
+    else {
+        dp_ag_result_raw(a, res->raw.ptr, res->raw.len);
+        dp_ag_job_free(a, j);
+    }
+    if (a->cfg.max_jobs_per_child > 0 && c->cls == DP_CLASS_CPU &&
+        c->done >= (uint32_t)a->cfg.max_jobs_per_child)
+        dp_ag_retire(c);
+}
+
+/* s_frame: a RESULTS frame from c; anything else means the child is
+ * broken (it is killed and its jobs reported lost). */
+static int s_frame(dp_agent_t *a, dp_ag_child_t *c, const char *data,
+                   size_t len)
+{
+    int cmd;
+    dp_rd_t r;
+    uint32_t n;
+    int rc = dp_msg_open(data, len, &a->cfg.child.wire, &cmd, &r);
+    if (!rc && cmd != DP_CMD_RESULTS)
+        rc = DP_ERR_UNKNOWN_CMD;
+    if (!rc)
+        rc = dp_msg_read_results(&r, &n);
+    for (uint32_t k = 0; !rc && k < n; k++) {
+        dp_res_t res;
+        rc = dp_msg_read_result(&r, &res);
+        if (!rc)
+            s_on_result(a, c, &res);
+    }
+    return rc;
+}
+
+/* s_fill: the fd is non-blocking: take what is there, a few chunks at
+ * most so one child sending a large body does not hold up the others. */
+static int s_fill(dp_ag_child_t *c)
+{
+    int rc = 0;
+    for (int k = 0; k < DP_AGENT_READS_PER_WAKE && !rc; k++) {
+        size_t before = c->in.len - c->in.off;
+        rc = dp_framer_fill(&c->in, c->fd);
+        if (c->in.len - c->in.off == before)
+            break;
+    }
+    return rc;
+}
+
+void dp_ag_child_readable(dp_agent_t *a, dp_ag_child_t *c)
+{
+    int rc = s_fill(c);
+    /* dp_framer_next: 1 a frame, 0 none yet, else an error (TOO_BIG is
+     * positive): a child that sends a frame we cannot read is killed, its
+     * job reported lost when it is reaped, and nothing more is read */
+    bool bad = false;
+    while (!c->eof) {
+        const char *data;
+        size_t len;
+        int got = dp_framer_next(&c->in, &data, &len);
+        if (got == 0)
+            break;
+        if (got != 1 || s_frame(a, c, data, len)) {
+            bad = true;
+            break;
+        }
+    }
+    if (bad) {
+        dp_error("child %d sent a bad or oversized frame; killing it",
+                 (int)c->pid);
+        dp_ag_kill(c, SIGKILL);
+        rc = DP_ERR_IO;
+    }
+    if (rc == DP_ERR_EOF || rc == DP_ERR_IO) {
+        c->eof = true; /* it is exiting; SIGCHLD follows */
+        c->retiring = true;
+    }
+}
+
+/* ---- ending ---- */
+
+/* s_describe: how a child ended, for LOST messages. */
+static void s_describe(char *buf, size_t len, pid_t pid, int status)
+{
+    if (WIFSIGNALED(status))
+        snprintf(buf, len, "child %d killed by signal %d (%s)", (int)pid,
+                 WTERMSIG(status), strsignal(WTERMSIG(status)));
+    else
+        snprintf(buf, len, "child %d exited with status %d", (int)pid,
+                 WEXITSTATUS(status));
+}
+
+/* s_answer: a result for every job c held; why says how c ended. */
+static void s_answer(dp_agent_t *a, dp_ag_child_t *c, const char *why)
+{
+    bool head = true;
+    while (c->jobs.head) {
+        dp_ag_job_t *j = c->jobs.head;
+        DP_LIST_UNLINK(&c->jobs, j);
+        bool ran = head || c->cls == DP_CLASS_IO;
+        head = false;
+        if (j->timed_out) {
+            char msg[DP_AG_MSG_MAX];
+            snprintf(msg, sizeof msg, "time limit of %.3f s exceeded",
+                     j->timeout_ms / 1000.0);
+            dp_ag_finish(a, j, DP_ERR_TIMEOUT, msg, c->pid);
+        } else if (j->cancelled) {
+            dp_ag_finish(a, j, DP_ERR_CANCELLED, "cancelled", c->pid);
+        } else if (ran) {
+            dp_ag_finish(a, j, DP_ERR_LOST, why, c->pid);
+        } else { /* waited behind the job that died: never started */
+            dp_ag_finish(a, j, DP_ERR_REQUEUE, why, c->pid);
+        }
+    }
+}
+
+/* s_ended: answer for every job c held, then free c. */
+static void s_ended(dp_agent_t *a, dp_ag_child_t *c, int status)
+{
+    char why[DP_AG_MSG_MAX];
+    s_describe(why, sizeof why, c->pid, status);
+    if (c->jobs.n)
+        dp_info("%s with %zu job(s)", why, c->jobs.n);
+    s_answer(a, c, why);
+    if (c->done == 0 && !c->retiring) /* died at birth: do not spin */
+        a->respawn_at_ms = dp_now_ms() + DP_RESPAWN_MIN_MS;
+    for (dp_ag_child_t **pp = &a->children; *pp; pp = &(*pp)->next) {
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    }
+    close(c->fd);
+    dp_framer_release(&c->in);
+    free(c);
+}
+
+void dp_ag_reap(dp_agent_t *a)
+{
+    for (;;) {
+        int status;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        if (pid <= 0)
+            break;
+        for (dp_ag_child_t *c = a->children; c; c = c->next) {
+            if (c->pid == pid) {
+                s_ended(a, c, status);
+                break;
+            }
+        }
+    }
+}
+
+void dp_ag_kids_stop(dp_agent_t *a)
+{
+    for (dp_ag_child_t *c = a->children; c; c = c->next)
+        kill(c->pid, SIGKILL);
+    while (a->children) {
+        int status;
+        dp_ag_child_t *c = a->children;
+        waitpid(c->pid, &status, 0);
+        s_ended(a, c, status);
+    }
+}
+
+/* ---- cancel and time limits ---- */
+
+bool dp_ag_kids_cancel(dp_agent_t *a, uint64_t id)
+{
+    for (dp_ag_child_t *c = a->children; c; c = c->next) {
+        for (dp_ag_job_t *j = c->jobs.head; j; j = j->next) {
+            if (j->id != id || j->cancelled)
+                continue;
+            j->cancelled = true;
+            if (c->cls == DP_CLASS_IO) {
+                dp_wr_reset(&a->w);
+                dp_msg_cancel(&a->w, &id, 1);
+                if (!a->w.err)
+                    dp_frame_write(c->fd, a->w.buf.data, a->w.buf.len);
+            } else if (j == c->jobs.head) {
+                dp_ag_kill(c, SIGKILL); /* the only way to stop a kernel */
+            } /* else: it has not started; answered when its turn comes */
+            return true;
+        }
+    }
+    return false;
+}
+
+void dp_ag_check_deadlines(dp_agent_t *a, uint64_t now)
+{
+    for (dp_ag_child_t *c = a->children; c; c = c->next) {
+        if (c->kill_at_ms && now >= c->kill_at_ms) {
+            dp_warn("child %d ignored SIGTERM; SIGKILL", (int)c->pid);
+            c->kill_at_ms = 0;
+            kill(c->pid, SIGKILL);
+        }
+        for (dp_ag_job_t *j = c->jobs.head; j; j = j->next) {
+            if (j->timed_out || j->cancelled || j->deadline_ms == 0 ||
+                now < j->deadline_ms)
+                continue;
+            j->timed_out = true;
+            if (c->cls == DP_CLASS_CPU) {
+                dp_info("job %llx over its %u ms limit; stopping child %d",
+                        (unsigned long long)j->id, j->timeout_ms, (int)c->pid);
+                dp_ag_kill(c, SIGTERM);
+            } else {
+                dp_ag_cancel(a, j->id); /* marks it; TIMEOUT wins */
+                j->cancelled = false;
+                j->timed_out = true;
+            }
+        }
+    }
+}
+
+uint64_t dp_ag_kids_due(const dp_agent_t *a, uint64_t now, uint64_t t)
+{
+    if (a->respawn_at_ms > now && a->respawn_at_ms < t)
+        t = a->respawn_at_ms;
+    for (const dp_ag_child_t *c = a->children; c; c = c->next) {
+        if (c->kill_at_ms && c->kill_at_ms < t)
+            t = c->kill_at_ms;
+        for (const dp_ag_job_t *j = c->jobs.head; j; j = j->next)
+            if (!j->timed_out && !j->cancelled && j->deadline_ms &&
+                j->deadline_ms < t)
+                t = j->deadline_ms;
+    }
+    return t;
+}
