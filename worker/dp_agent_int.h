@@ -5,11 +5,15 @@
  *
  *   dp_agent.c       the life cycle, the zmq_poll loop, draining (SIGTERM)
  *   dp_agent_link.c  the broker socket: connect, READY/WELCOME, heartbeats
- *                    both ways, losing the broker and reconnecting
+ *                    both ways, reading the broker's messages (JOBS and
+ *                    CANCEL handed on), losing the broker, reconnecting
  *   dp_agent_kids.c  the children: spawn, hand out jobs, read results,
- *                    time limits, reap and replace
- *   dp_agent_jobs.c  job records, JOBS and CANCEL from the broker, the
- *                    RESULTS the agent sends
+ *                    cancel, time limits, reap and replace
+ *   dp_agent_jobs.c  job records, the class queues, the results the agent
+ *                    makes and the RESULTS batch it sends
+ *
+ * Calls go one way, down this list: the loop calls the other three, the
+ * link calls kids and jobs, kids calls jobs, jobs calls none of them.
  *
  * Ownership:
  * - Every job ends in exactly one result to the broker (the child's own or
@@ -23,12 +27,14 @@
  *   jobs from their heads when a child has room; dp_agent_jobs.c empties
  *   them (cancel, drain, broker lost, destroy).
  * - The children list is grown and shrunk by dp_agent_kids.c only: a child
- *   is freed when it is reaped, after its jobs are answered. Others walk
- *   it and may retire or kill a child (dp_ag_retire, dp_ag_kill), never
- *   free one: a child is freed outside any walk of the list.
+ *   is freed when it is reaped (dp_ag_reap, after the poll round has read
+ *   its fd; dp_ag_kids_stop), after its jobs are answered. Others walk
+ *   the list and may retire or kill a child (dp_ag_retire, dp_ag_kill),
+ *   never free one (Redis' freeClientAsync).
  * - The broker socket and its state (connected, heartbeats, backoff)
- *   belong to dp_agent_link.c; `draining` and `drain_end_ms` to
- *   dp_agent.c; the others only read them.
+ *   belong to dp_agent_link.c; dp_ag_flush (dp_agent_jobs.c) sends on the
+ *   socket but changes none of that state. `draining` and `drain_end_ms`
+ *   belong to dp_agent.c. The others only read them.
  * - `w` is scratch: any function may reset and use it within one call.
  */
 #ifndef DP_AGENT_INT_H
@@ -182,10 +188,10 @@ void dp_ag_check_deadlines(dp_agent_t *a, uint64_t now);
  * running job's time limit). */
 uint64_t dp_ag_kids_due(const dp_agent_t *a, uint64_t now, uint64_t t);
 
-/* dp_ag_kids_cancel: the job id a child holds is cancelled: the io child
- * is told, a cpu child running it is killed, one waiting in a child is
- * answered when its turn comes. False if no child holds it. */
-bool dp_ag_kids_cancel(dp_agent_t *a, uint64_t id);
+/* dp_ag_cancel: job id is cancelled wherever it is: answered at once if
+ * queued; else the io child is told, a cpu child running it is killed,
+ * one waiting in a child is answered when its turn comes. */
+void dp_ag_cancel(dp_agent_t *a, uint64_t id);
 
 /* ---- jobs and results (dp_agent_jobs.c) ---- */
 
@@ -207,12 +213,9 @@ void dp_ag_flush(dp_agent_t *a);
  * into it). */
 int dp_ag_on_jobs(dp_agent_t *a, zmq_msg_t *body);
 
-/* dp_ag_on_cancel: CANCEL from the broker. */
-int dp_ag_on_cancel(dp_agent_t *a, dp_rd_t *r);
-
-/* dp_ag_cancel: job id is cancelled: answered at once if queued, else
- * see dp_ag_kids_cancel. */
-void dp_ag_cancel(dp_agent_t *a, uint64_t id);
+/* dp_ag_cancel_queued: if job id waits in a queue, answer it CANCELLED
+ * and return true. */
+bool dp_ag_cancel_queued(dp_agent_t *a, uint64_t id);
 
 /* dp_ag_requeue_queued: answer every queued job REQUEUE (drain). */
 void dp_ag_requeue_queued(dp_agent_t *a, const char *why);

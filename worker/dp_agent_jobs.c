@@ -1,8 +1,9 @@
 /*
  * dp_agent_jobs.c - the agent's jobs: records taken from JOBS, the class
- * queues they wait in until a child has room, CANCEL, the results the
- * agent makes itself (LOST, TIMEOUT, CANCELLED, REQUEUE when draining)
- * and the RESULTS batch sent to the broker each turn.
+ * queues they wait in until a child has room (and leave when cancelled,
+ * drained or forgotten), the results the agent makes itself (LOST,
+ * TIMEOUT, CANCELLED, REQUEUE when draining) and the RESULTS batch sent
+ * to the broker each turn. It calls no other part of the agent.
  */
 #include "dp_agent_int.h"
 
@@ -131,36 +132,21 @@ int dp_ag_on_jobs(dp_agent_t *a, zmq_msg_t *body)
     return rc;
 }
 
-/* ---- CANCEL ---- */
+/* ---- emptying the queues ---- */
 
-void dp_ag_cancel(dp_agent_t *a, uint64_t id)
+bool dp_ag_cancel_queued(dp_agent_t *a, uint64_t id)
 {
     for (int cls = 0; cls < DP_CLASS_COUNT; cls++) {
         for (dp_ag_job_t *j = a->queue[cls].head; j; j = j->next) {
             if (j->id == id) {
                 DP_LIST_UNLINK(&a->queue[cls], j);
                 dp_ag_finish(a, j, DP_ERR_CANCELLED, "cancelled", 0);
-                return;
+                return true;
             }
         }
     }
-    dp_ag_kids_cancel(a, id);
+    return false;
 }
-
-int dp_ag_on_cancel(dp_agent_t *a, dp_rd_t *r)
-{
-    uint32_t n;
-    int rc = dp_msg_read_cancel(r, &n);
-    for (uint32_t k = 0; !rc && k < n; k++) {
-        uint64_t id;
-        rc = dp_msg_read_cancel_id(r, &id);
-        if (!rc)
-            dp_ag_cancel(a, id);
-    }
-    return rc;
-}
-
-/* ---- emptying the queues ---- */
 
 void dp_ag_requeue_queued(dp_agent_t *a, const char *why)
 {

@@ -377,7 +377,9 @@ void dp_ag_kids_stop(dp_agent_t *a)
 
 /* ---- cancel and time limits ---- */
 
-bool dp_ag_kids_cancel(dp_agent_t *a, uint64_t id)
+/* s_cancel_held: the io child is told, a cpu child running the job is
+ * killed, a job waiting in a child is answered when its turn comes. */
+static void s_cancel_held(dp_agent_t *a, uint64_t id)
 {
     for (dp_ag_child_t *c = a->children; c; c = c->next) {
         for (dp_ag_job_t *j = c->jobs.head; j; j = j->next) {
@@ -392,10 +394,15 @@ bool dp_ag_kids_cancel(dp_agent_t *a, uint64_t id)
             } else if (j == c->jobs.head) {
                 dp_ag_kill(c, SIGKILL); /* the only way to stop a kernel */
             } /* else: it has not started; answered when its turn comes */
-            return true;
+            return;
         }
     }
-    return false;
+}
+
+void dp_ag_cancel(dp_agent_t *a, uint64_t id)
+{
+    if (!dp_ag_cancel_queued(a, id))
+        s_cancel_held(a, id);
 }
 
 void dp_ag_check_deadlines(dp_agent_t *a, uint64_t now)

@@ -138,6 +138,20 @@ static int s_on_welcome(dp_agent_t *a, dp_rd_t *r)
     return 0;
 }
 
+/* CANCEL [ids...] */
+static int s_on_cancel(dp_agent_t *a, dp_rd_t *r)
+{
+    uint32_t n;
+    int rc = dp_msg_read_cancel(r, &n);
+    for (uint32_t k = 0; !rc && k < n; k++) {
+        uint64_t id;
+        rc = dp_msg_read_cancel_id(r, &id);
+        if (!rc)
+            dp_ag_cancel(a, id);
+    }
+    return rc;
+}
+
 /* ERROR [code, msg]: UNKNOWN_PEER means the broker restarted. */
 static void s_on_error(dp_agent_t *a, dp_rd_t *r)
 {
@@ -170,7 +184,7 @@ static void s_on_broker(dp_agent_t *a, dp_zmsg_t *m)
         rc = dp_ag_on_jobs(a, &m->body);
         break;
     case DP_CMD_CANCEL:
-        rc = dp_ag_on_cancel(a, &r);
+        rc = s_on_cancel(a, &r);
         break;
     case DP_CMD_ERROR:
         s_on_error(a, &r);
