@@ -7,6 +7,7 @@
  * (SIGTERM, then SIGKILL after a grace period) and gets TIMEOUT.
  *
  * Ownership: cfg strings must outlive the agent (argv or environment).
+ * The implementation is split by concern: see worker/dp_agent_int.h.
  */
 #ifndef DP_AGENT_H
 #define DP_AGENT_H
