@@ -1,7 +1,7 @@
 /*
  * dp_list.h - one intrusive doubly linked list and one slab allocator,
  * shared by the broker's queue (broker/dp_queue.c) and the worker agent
- * (worker/dp_agent.c) instead of a copy in each (beanstalkd's job_list_*).
+ * (worker/dp_agent_*.c) instead of a copy in each (beanstalkd's job_list_*).
  *
  * The list works on any list struct with `head`, `tail` and `n` and any
  * item struct with `prev` and `next` pointers (macros, so it stays typed
