@@ -492,7 +492,7 @@ static void s_child_readable(dp_agent_t *a, s_child_t *c)
 static void s_send_ready(dp_agent_t *a)
 {
     size_t ntypes;
-    const dp_jobtype_t *types = dp_jobtype_all(&ntypes);
+    const dp_jobtype_t *types = dp_jobtab_all(&ntypes);
     const char *names[S_TYPES_MAX];
     size_t n = 0;
     for (size_t k = 0; k < ntypes && n < S_TYPES_MAX; k++)
@@ -600,7 +600,7 @@ static int s_on_jobs(dp_agent_t *a, s_frame_t *frame)
         if (!j)
             return DP_ERR_NOMEM;
         j->group = group;
-        const dp_jobtype_t *t = dp_jobtype_find(job.type, job.type_len);
+        const dp_jobtype_t *t = dp_jobtab_find(job.type, job.type_len);
         j->id = job.id;
         j->attempt = attempt;
         j->frame = frame;
