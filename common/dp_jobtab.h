@@ -24,9 +24,9 @@ typedef enum { DP_CLASS_CPU = 0, DP_CLASS_IO = 1, DP_CLASS_COUNT } dp_class_t;
 
 /* One row of the table. */
 typedef struct {
-    const char *name;    /* wire name, matched exactly ("factor") */
-    dp_class_t cls;      /* where it runs: cpu child or io child */
-    unsigned min_args;   /* arity range, checked by broker and worker */
+    const char *name;  /* wire name, matched exactly ("factor") */
+    dp_class_t cls;    /* where it runs: cpu child or io child */
+    unsigned min_args; /* arity range, checked by broker and worker */
     unsigned max_args;
     uint32_t timeout_ms; /* default time limit when the job names none */
     const char *usage;   /* one line for `dpool types` and errors */

@@ -41,8 +41,7 @@ Test(table, known_kernels)
     cr_assert_eq(dp_job_kernel(dp_jobtab_find("sleep", 5)), dp_job_sleep);
     cr_assert_eq(dp_job_kernel(dp_jobtab_find("echo", 4)), dp_job_echo);
     cr_assert_eq(dp_job_kernel(dp_jobtab_find("factor", 6)), dp_job_factor);
-    cr_assert_eq(dp_job_kernel(dp_jobtab_find("isprime", 7)),
-                 dp_job_isprime);
+    cr_assert_eq(dp_job_kernel(dp_jobtab_find("isprime", 7)), dp_job_isprime);
     cr_assert_eq(dp_job_kernel(dp_jobtab_find("hash", 4)), dp_job_hash);
     cr_assert_null(dp_job_kernel(dp_jobtab_find("download", 8)));
     cr_assert_null(dp_job_kernel(NULL));
