@@ -96,8 +96,11 @@ for dir in common include; do
         done
     done
 done
-[ -f "$src/include/dpool.h" ] || fail "include/dpool.h is missing"
-[ ! -e "$src/client/dpool.h" ] || fail "client/dpool.h is back"
+pub=dpool.h # the one public header, in include/ and nowhere else
+[ -f "$src/include/$pub" ] || fail "include/$pub is missing"
+for dir in client common broker worker; do
+    [ ! -e "$src/$dir/$pub" ] || fail "$dir/$pub: the public header is in include/"
+done
 
 if [ "$fails" -ne 0 ]; then
     echo "test_layering: $fails failure(s)" >&2
