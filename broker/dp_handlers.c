@@ -91,7 +91,7 @@ static int s_on_credit(dp_broker_t *b, dp_peer_t *p, dp_rd_t *r)
 static int s_check_job(const dp_job_t *j, const dp_jobtype_t **type, char *msg,
                        size_t len)
 {
-    *type = dp_jobtype_find(j->type, j->type_len);
+    *type = dp_jobtab_find(j->type, j->type_len);
     if (!*type) {
         snprintf(msg, len, "unknown job type '%.*s' (see: dpool types)",
                  (int)(j->type_len > 40 ? 40 : j->type_len), j->type);

@@ -26,8 +26,9 @@
 #include <stdint.h>
 #include <zmq.h>
 
-#include "dp_jobs.h"
+#include "dp_jobtab.h"
 #include "dp_list.h"
+#include "dpool.h"
 
 typedef enum { DP_JOB_QUEUED, DP_JOB_LEASED, DP_JOB_ORPHAN } dp_jobstate_t;
 

@@ -74,7 +74,7 @@ static dp_ag_job_t *s_job_new(dp_agent_t *a, dp_ag_frame_t *frame,
     if (!j)
         return NULL;
     j->group = group;
-    const dp_jobtype_t *t = dp_jobtype_find(job->type, job->type_len);
+    const dp_jobtype_t *t = dp_jobtab_find(job->type, job->type_len);
     j->id = job->id;
     j->attempt = attempt;
     j->frame = frame;

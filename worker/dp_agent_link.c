@@ -83,7 +83,7 @@ static void s_broker_lost(dp_agent_t *a, const char *why)
 static void s_send_ready(dp_agent_t *a)
 {
     size_t ntypes;
-    const dp_jobtype_t *types = dp_jobtype_all(&ntypes);
+    const dp_jobtype_t *types = dp_jobtab_all(&ntypes);
     const char *names[DP_AG_TYPES_MAX];
     size_t n = 0;
     for (size_t k = 0; k < ntypes && n < DP_AG_TYPES_MAX; k++)

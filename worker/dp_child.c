@@ -29,9 +29,10 @@ static void s_run(const dp_child_cfg_t *cfg, const dp_job_t *job,
     char err[S_ERR_MAX] = "";
     dp_value_t args = dp_nil(), out = dp_nil();
     uint64_t t0 = dp_now_us();
-    const dp_jobtype_t *t = dp_jobtype_find(job->type, job->type_len);
+    const dp_jobtype_t *t = dp_jobtab_find(job->type, job->type_len);
+    dp_job_fn run = dp_job_kernel(t);
     int rc = 0;
-    if (!t || !t->run) {
+    if (!run) {
         rc = DP_ERR_UNKNOWN_TYPE;
         snprintf(err, sizeof err, "job type '%.*s' does not run here",
                  (int)job->type_len, job->type);
@@ -48,7 +49,7 @@ static void s_run(const dp_child_cfg_t *cfg, const dp_job_t *job,
     if (!rc) {
         uint32_t limit = job->timeout_ms ? job->timeout_ms : t->timeout_ms;
         dp_job_ctx_t ctx = {t0 + (uint64_t)limit * 1000u, &cfg->limits};
-        rc = t->run(&ctx, args.v.a.items, args.v.a.len, &out, err, sizeof err);
+        rc = run(&ctx, args.v.a.items, args.v.a.len, &out, err, sizeof err);
         if (rc && !err[0])
             snprintf(err, sizeof err, "%s", dp_strerror(rc));
     }

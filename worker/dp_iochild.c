@@ -110,7 +110,7 @@ static void s_add(s_io_t *io, dp_dl_t *dl, const dp_job_t *job,
     s_run_t *run = calloc(1, sizeof *run);
     int rc = run ? dp_rd_value(&r, &args) : DP_ERR_NOMEM;
     if (!rc) {
-        const dp_jobtype_t *t = dp_jobtype_find(job->type, job->type_len);
+        const dp_jobtype_t *t = dp_jobtab_find(job->type, job->type_len);
         uint32_t limit =
             job->timeout_ms ? job->timeout_ms : (t ? t->timeout_ms : 0);
         run->id = job->id;

@@ -20,7 +20,7 @@
 #include "cli_joblog.h"
 #include "dp_clock.h"
 #include "dp_download.h"
-#include "dp_jobs.h"
+#include "dp_jobtab.h"
 
 #define S_FILE_MAX (256u * 1024 * 1024) /* hash: largest file sent */
 #define S_LINE_MAX (1u << 20)           /* longest stdin line */
@@ -714,7 +714,7 @@ static double s_type_timeout(const dp_cli_t *c, const char *type)
 {
     if (c->timeout > 0)
         return c->timeout;
-    const dp_jobtype_t *t = dp_jobtype_find(type, strlen(type));
+    const dp_jobtype_t *t = dp_jobtab_find(type, strlen(type));
     return t ? t->timeout_ms / 1000.0 : 0;
 }
 

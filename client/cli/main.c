@@ -14,7 +14,7 @@
 #include "cli.h"
 #include "cli_keygen.h"
 #include "dp_hash.h"
-#include "dp_jobs.h"
+#include "dp_jobtab.h"
 #include "dp_log.h"
 
 static dp_pool_t *s_pool;
@@ -67,9 +67,9 @@ static void s_json_str(const char *s)
 static int s_types(const dp_cli_t *c)
 {
     size_t n;
-    const dp_jobtype_t *t = dp_jobtype_all(&n);
+    const dp_jobtype_t *t = dp_jobtab_all(&n);
     for (size_t k = 0; k < n; k++) {
-        const char *cls = t[k].cls == DP_CLASS_IO ? "io" : "cpu";
+        const char *cls = dp_jobtab_class_name(t[k].cls);
         if (!c->json) {
             printf("%-9s %-3s %6.0fs  %s\n", t[k].name, cls,
                    t[k].timeout_ms / 1000.0, t[k].usage);
@@ -229,7 +229,7 @@ static int s_check(dp_cli_t *c, const char *cmd, int npos, char **argv,
             return DP_EXIT_USAGE;
         }
         type = argv[2];
-        if (!dp_jobtype_find(type, strlen(type))) {
+        if (!dp_jobtab_find(type, strlen(type))) {
             fprintf(stderr,
                     "dpool: map: unknown job type '%s' (see: dpool "
                     "types)\n",

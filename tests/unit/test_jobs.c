@@ -1,6 +1,7 @@
 /*
- * test_jobs.c - worker/jobs/table.c (the job table), args.c
- * (dp_job_arg_uint64) and diag.c (the sleep and echo kernels).
+ * test_jobs.c - worker/jobs/table.c (the kernels bound to the job table's
+ * rows), args.c (dp_job_arg_uint64) and diag.c (the sleep and echo
+ * kernels).
  */
 #include <criterion/criterion.h>
 #include <stdint.h>
@@ -18,74 +19,32 @@ static const dp_job_limits_t s_limits = {DP_HASH_MAX_ITERATIONS_DEFAULT,
                                          DP_HASH_MAX_DKLEN_DEFAULT,
                                          DP_DOWNLOAD_MAX_BYTES_DEFAULT};
 
-/* ---- table ---- */
+/* ---- the binding (table.c); the data is test_jobtab.c's ---- */
 
-Test(table, lookup_by_exact_name)
-{
-    const dp_jobtype_t *t = dp_jobtype_find("factor", 6);
-    cr_assert(t);
-    cr_assert_str_eq(t->name, "factor");
-    /* name[0..len) need not be NUL-terminated */
-    cr_assert_eq(dp_jobtype_find("factorial", 6), t);
-    cr_assert_null(dp_jobtype_find("fact", 4));
-    cr_assert_null(dp_jobtype_find("factorial", 9));
-    cr_assert_null(dp_jobtype_find("FACTOR", 6));
-    cr_assert_null(dp_jobtype_find("factor ", 7));
-    cr_assert_null(dp_jobtype_find("", 0));
-    cr_assert_null(dp_jobtype_find("nosuchtype", 10));
-    cr_assert(dp_jobtype_find("isprime", 7));
-    cr_assert(dp_jobtype_find("hash", 4));
-    cr_assert(dp_jobtype_find("sleep", 5));
-    cr_assert(dp_jobtype_find("echo", 4));
-}
-
-Test(table, every_row_is_sane)
+Test(table, every_cpu_row_has_a_kernel)
 {
     size_t n = 0;
-    const dp_jobtype_t *all = dp_jobtype_all(&n);
-    cr_assert(all);
-    cr_assert_geq(n, 6);
+    const dp_jobtype_t *all = dp_jobtab_all(&n);
     for (size_t k = 0; k < n; k++) {
         const dp_jobtype_t *t = &all[k];
-        cr_assert(t->name && t->name[0], "row %zu: no name", k);
-        cr_assert(t->usage && t->usage[0], "%s: no usage", t->name);
-        cr_assert_eq(strncmp(t->usage, t->name, strlen(t->name)), 0,
-                     "%s: usage '%s' does not start with the name", t->name,
-                     t->usage);
-        cr_assert_leq(t->min_args, t->max_args, "%s: arity", t->name);
-        cr_assert_leq(t->max_args, T_MAX_ARITY, "%s: arity", t->name);
-        cr_assert_gt(t->timeout_ms, 0, "%s: no default time limit", t->name);
-        cr_assert(t->cls == DP_CLASS_CPU || t->cls == DP_CLASS_IO,
-                  "%s: class %d", t->name, (int)t->cls);
         if (t->cls == DP_CLASS_CPU)
-            cr_assert(t->run, "%s: cpu job without a kernel", t->name);
-        cr_assert_eq(dp_jobtype_find(t->name, strlen(t->name)), t,
-                     "%s: lookup finds another row", t->name);
-        for (size_t j = 0; j < k; j++)
-            cr_assert_str_neq(all[j].name, t->name, "duplicate %s", t->name);
+            cr_assert(dp_job_kernel(t), "%s: cpu job without a kernel",
+                      t->name);
+        else
+            cr_assert_null(dp_job_kernel(t), "%s: io job with a kernel",
+                           t->name);
     }
 }
 
-Test(table, download_is_io_without_kernel)
+Test(table, known_kernels)
 {
-    const dp_jobtype_t *t = dp_jobtype_find("download", 8);
-    cr_assert(t);
-    cr_assert_eq(t->cls, DP_CLASS_IO);
-    cr_assert_null(t->run);
-    cr_assert_geq(t->max_args, 1);
-}
-
-Test(table, known_rows)
-{
-    const dp_jobtype_t *t = dp_jobtype_find("sleep", 5);
-    cr_assert(t->min_args == 1 && t->max_args == 1);
-    cr_assert_eq(t->run, dp_job_sleep);
-    t = dp_jobtype_find("echo", 4);
-    cr_assert_eq(t->min_args, 0);
-    cr_assert_eq(t->run, dp_job_echo);
-    t = dp_jobtype_find("factor", 6);
-    cr_assert(t->min_args == 1 && t->max_args == 1);
-    cr_assert_eq(t->cls, DP_CLASS_CPU);
+    cr_assert_eq(dp_job_kernel(dp_jobtab_find("sleep", 5)), dp_job_sleep);
+    cr_assert_eq(dp_job_kernel(dp_jobtab_find("echo", 4)), dp_job_echo);
+    cr_assert_eq(dp_job_kernel(dp_jobtab_find("factor", 6)), dp_job_factor);
+    cr_assert_eq(dp_job_kernel(dp_jobtab_find("isprime", 7)), dp_job_isprime);
+    cr_assert_eq(dp_job_kernel(dp_jobtab_find("hash", 4)), dp_job_hash);
+    cr_assert_null(dp_job_kernel(dp_jobtab_find("download", 8)));
+    cr_assert_null(dp_job_kernel(NULL));
 }
 
 /* ---- dp_job_arg_uint64 ---- */

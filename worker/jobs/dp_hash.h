@@ -2,19 +2,23 @@
  * dp_hash.h - the `hash` kernel's constants and the list of digest names
  * it accepts (for `dpool hash --list`).
  *
- * The kernel itself, dp_job_hash, is declared in dp_jobs.h:
+ * The kernel itself (hash.c), dp_job_hash, is declared in dp_jobs.h:
  *   hash DATA [ALGO [ITERATIONS SALT [DKLEN]]]
  * It answers what Python's hashlib answers for the same bytes:
  * hashlib.new(ALGO, DATA).hexdigest(), .hexdigest(DKLEN) for the shake_*
  * XOFs, or hashlib.pbkdf2_hmac(ALGO, DATA, SALT, ITERATIONS, DKLEN).hex().
  * ALGO takes Python's names (sha3_256, blake2b, shake_128, ...) or any
  * digest name OpenSSL's default library context knows, case-insensitively.
+ * The names and the list (hash_names.c) are kept out of the kernel's file:
+ * the `dpool` command links them without linking any kernel.
  */
 #ifndef DP_HASH_H
 #define DP_HASH_H
 
 #include <stddef.h>
 #include <stdio.h>
+
+#include <openssl/types.h>
 
 /* Positions of the kernel's arguments. */
 enum {
@@ -41,6 +45,15 @@ enum {
 #define DP_HASH_NIBBLE_MASK 0xfu
 /* First capacity of the name list dp_hash_list grows, entries. */
 #define DP_HASH_LIST_INITIAL 32
+
+/* dp_hash_openssl_name: OpenSSL's name for Python hashlib's name (matched
+ * case-insensitively; "sha3_256" gives "SHA3-256"), else name itself.
+ * Returns name or a static string; nothing to free. (hash_names.c) */
+const char *dp_hash_openssl_name(const char *name);
+
+/* dp_hash_md_usable: nonzero when md has a fixed size or is an XOF (not
+ * OpenSSL's "NULL" digest). md is borrowed. */
+int dp_hash_md_usable(const EVP_MD *md);
 
 /* dp_hash_list: the digest names the hash kernel accepts, one per
  * algorithm (Python's name where hashlib has one, else OpenSSL's, in lower

@@ -1,10 +1,15 @@
 /*
- * dp_jobs.h - the job table: every job type dpool knows, one row each, and
- * the kernel signature.
+ * dp_jobs.h - the kernels and their binding to the job table.
+ *
+ * The table's data (name, class, arity, default time limit, usage) lives
+ * in common/dp_jobtab.h, so the broker and the `dpool` command can check
+ * jobs without linking any kernel. This header adds what only the worker
+ * needs: the kernel signature, the limits and context a kernel sees, and
+ * dp_job_kernel, which binds a row to its kernel (worker/jobs/table.c).
  *
  * Kernels are pure functions of their arguments: no globals, no ZeroMQ, no
  * output but *out and err. The broker checks a job's type and arity against
- * this table before queueing it; the worker checks again before running it;
+ * the table before queueing it; the worker checks again before running it;
  * the kernel validates the argument values themselves.
  *
  * Ownership: args are borrowed for the call. On success the kernel stores a
@@ -19,11 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dp_jobtab.h"
 #include "dpool.h"
-
-/* Job classes: cpu jobs run one per child process; io jobs run many at once
- * inside the worker's io child (curl_multi). Wire values, frozen. */
-typedef enum { DP_CLASS_CPU = 0, DP_CLASS_IO = 1, DP_CLASS_COUNT } dp_class_t;
 
 /* Limits a worker applies to kernels (configured on the worker). */
 typedef struct {
@@ -47,21 +49,10 @@ typedef int (*dp_job_fn)(const dp_job_ctx_t *ctx, const dp_value_t *args,
                          size_t nargs, dp_value_t *out, char *err,
                          size_t errlen);
 
-typedef struct {
-    const char *name;  /* wire name, matched exactly ("factor") */
-    dp_class_t cls;    /* where it runs: cpu child or io child */
-    unsigned min_args; /* arity range, checked by broker and worker */
-    unsigned max_args;
-    uint32_t timeout_ms; /* default time limit when the job names none */
-    dp_job_fn run;       /* the kernel; NULL for io jobs, which the io child
-                            runs with its own engine */
-    const char *usage;   /* one line for `dpool types` and errors */
-} dp_jobtype_t;
-
-/* dp_jobtype_find: the row named exactly name[0..len), or NULL. */
-const dp_jobtype_t *dp_jobtype_find(const char *name, size_t len);
-/* dp_jobtype_all: the table; *n receives its row count. */
-const dp_jobtype_t *dp_jobtype_all(size_t *n);
+/* dp_job_kernel: the kernel that runs rows of type t (borrowed), or NULL
+ * when this worker has none for it: io jobs (the io child runs them with
+ * its own engine) and any name the binding does not list. */
+dp_job_fn dp_job_kernel(const dp_jobtype_t *t);
 
 /* The kernels (one file each in worker/jobs/). */
 int dp_job_factor(const dp_job_ctx_t *, const dp_value_t *, size_t,

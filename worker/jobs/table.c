@@ -1,40 +1,29 @@
 /*
- * table.c - the job table (see dp_jobs.h for the meaning of each field).
- * Add a job type: write worker/jobs/<name>.c with its kernel, declare it in
- * dp_jobs.h, add one row here.
+ * table.c - the binding from the job table's names (common/dp_jobtab.c) to
+ * the kernels that run them. Add a job type: a row in common/dp_jobtab.c,
+ * its kernel in worker/jobs/<name>.c declared in dp_jobs.h, and one line
+ * here. io types (download) have no line: the io child runs them.
  */
 #include <string.h>
 
 #include "dp_jobs.h"
 
-static const dp_jobtype_t s_table[] = {
-    /* name      class         args  limit(ms)  kernel */
-    {"factor", DP_CLASS_CPU, 1, 1, 60000, dp_job_factor,
-     "factor N: prime factors of integer N >= 1, ascending"},
-    {"isprime", DP_CLASS_CPU, 1, 1, 60000, dp_job_isprime,
-     "isprime N: whether integer N >= 0 is prime"},
-    {"hash", DP_CLASS_CPU, 1, 5, 300000, dp_job_hash,
-     "hash DATA [ALGO [ITERATIONS SALT [DKLEN]]]: hex digest or PBKDF2-HMAC"},
-    {"download", DP_CLASS_IO, 1, 2, 300000, NULL,
-     "download URL [OPTIONS]: fetch an http(s) URL"},
-    {"sleep", DP_CLASS_CPU, 1, 1, 3600000, dp_job_sleep,
-     "sleep MS: wait MS milliseconds, return MS (diagnostic)"},
-    {"echo", DP_CLASS_CPU, 0, 64, 60000, dp_job_echo,
-     "echo [ARG...]: return the argument (or the arguments as a list)"},
+static const struct {
+    const char *name; /* a name in common/dp_jobtab.c */
+    dp_job_fn run;
+} s_kernels[] = {
+    {"factor", dp_job_factor}, {"isprime", dp_job_isprime},
+    {"hash", dp_job_hash},     {"sleep", dp_job_sleep},
+    {"echo", dp_job_echo},
 };
 
-const dp_jobtype_t *dp_jobtype_find(const char *name, size_t len)
+dp_job_fn dp_job_kernel(const dp_jobtype_t *t)
 {
-    for (size_t k = 0; k < sizeof s_table / sizeof s_table[0]; k++) {
-        if (strlen(s_table[k].name) == len &&
-            memcmp(s_table[k].name, name, len) == 0)
-            return &s_table[k];
+    if (!t || t->cls != DP_CLASS_CPU)
+        return NULL;
+    for (size_t k = 0; k < sizeof s_kernels / sizeof s_kernels[0]; k++) {
+        if (strcmp(s_kernels[k].name, t->name) == 0)
+            return s_kernels[k].run;
     }
     return NULL;
-}
-
-const dp_jobtype_t *dp_jobtype_all(size_t *n)
-{
-    *n = sizeof s_table / sizeof s_table[0];
-    return s_table;
 }

@@ -1,0 +1,109 @@
+#!/bin/sh
+# test_layering.sh - the layering the build promises, checked on the built
+# programs and on the sources (a ctest, tests/CMakeLists.txt):
+#  * dpool-broker, dpool and libdpool link no job kernel: nm shows none of
+#    the kernels' symbols (dp_job_*, dp_num_*, ...). dpool-worker, which
+#    must have them, is the control that the check sees symbols at all.
+#  * dpool-broker and libdpool load neither libcrypto nor libcurl (ldd);
+#    dpool does not load libcurl (it keeps libcrypto for `hash --list` and
+#    the sha256 fallback of --output-dir file names, worker/jobs/dl_name.c
+#    and hash_names.c, no kernel).
+#  * common/ and include/ include nothing from client/, broker/ or worker/.
+# usage: test_layering.sh SOURCE_DIR BROKER CLI LIBDPOOL WORKER
+set -u
+src=$1 broker=$2 cli=$3 lib=$4 worker=$5
+fails=0
+
+fail() {
+    printf 'test_layering: FAIL: %s\n' "$*" >&2
+    fails=$((fails + 1))
+}
+
+# kernel code: the kernels, their arithmetic, the download engine and its
+# address guard (dl_name's file-name helpers are not kernel code)
+kernel='^(dp_job_|dp_num_|dp_factors_|dp_guard_|dp_cidr_|dp_dl_(new|add|poll|cancel|destroy|active|opts_default)$)'
+
+# defined: the defined symbol names of $1, one a line
+defined() {
+    nm "$1" 2>/dev/null | awk 'NF == 3 && $2 !~ /^[Uuvw]$/ { print $3 }'
+}
+
+# undefined: the symbols $1 takes from shared libraries
+undefined() {
+    nm -D "$1" 2>/dev/null | awk '$1 == "U" || $1 == "w" { print $2 }' |
+        sed 's/@.*//'
+}
+
+check_no_kernel() {
+    bin=$1
+    syms=$(defined "$bin")
+    if ! printf '%s\n' "$syms" | grep -qx 'dp_jobtab_find'; then
+        fail "$bin: nm shows no dp_jobtab_find (stripped? not built?)"
+        return
+    fi
+    found=$(printf '%s\n' "$syms" | grep -E "$kernel" | tr '\n' ' ')
+    [ -z "$found" ] || fail "$bin links kernel code: $found"
+}
+
+check_no_libs() {
+    bin=$1 libs=$2
+    out=$(ldd "$bin" 2>&1) || {
+        fail "ldd $bin: $out"
+        return
+    }
+    found=$(printf '%s\n' "$out" | grep -E "$libs" | tr -s ' \t\n' ' ')
+    [ -z "$found" ] || fail "$bin loads $found"
+}
+
+for bin in "$broker" "$cli" "$lib"; do
+    check_no_kernel "$bin"
+done
+# control: the worker does have kernels, so the pattern finds symbols
+defined "$worker" | grep -qx 'dp_job_factor' ||
+    fail "$worker: no dp_job_factor; the kernel check sees nothing"
+
+check_no_libs "$broker" 'libcrypto\.so|libcurl'
+check_no_libs "$lib" 'libcrypto\.so|libcurl'
+check_no_libs "$cli" 'libcurl'
+for bin in "$broker" "$lib"; do
+    found=$(undefined "$bin" | grep -E '^(EVP_|BN_|SSL_|OPENSSL_|curl_)' |
+        tr '\n' ' ')
+    [ -z "$found" ] || fail "$bin calls OpenSSL or libcurl: $found"
+done
+
+# sources: no header of client/, broker/ or worker/ is included by common/
+# or include/, by name or by path
+hdrs=$(cd "$src" && find client broker worker -name '*.h' -exec basename {} \; |
+    sort -u)
+[ -n "$hdrs" ] || fail "no headers found under $src"
+for dir in common include; do
+    for f in "$src/$dir"/*.c "$src/$dir"/*.h; do
+        [ -e "$f" ] || continue
+        incs=$(sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*["<]\([^">]*\)[">].*/\1/p' "$f")
+        for inc in $incs; do
+            case $inc in
+            */client/* | client/* | */broker/* | broker/* | */worker/* | \
+                worker/* | ../*)
+                fail "$f includes $inc"
+                continue
+                ;;
+            esac
+            base=${inc##*/}
+            if printf '%s\n' "$hdrs" | grep -qxF "$base" &&
+                [ ! -e "$src/common/$base" ] && [ ! -e "$src/include/$base" ]; then
+                fail "$f includes $inc, a header of client/, broker/ or worker/"
+            fi
+        done
+    done
+done
+pub=dpool.h # the one public header, in include/ and nowhere else
+[ -f "$src/include/$pub" ] || fail "include/$pub is missing"
+for dir in client common broker worker; do
+    [ ! -e "$src/$dir/$pub" ] || fail "$dir/$pub: the public header is in include/"
+done
+
+if [ "$fails" -ne 0 ]; then
+    echo "test_layering: $fails failure(s)" >&2
+    exit 1
+fi
+echo "test_layering: ok"
