@@ -23,11 +23,10 @@
 #define DP_RETRIES_DEFAULT 3
 #define DP_RETRIES_MAX 100
 #define DP_SHUTDOWN_LINGER_MS 500 /* time to deliver goodbyes at exit */
-#define DP_SUBMIT_MAX_JOBS 100000u
+/* DP_SUBMIT_MAX_JOBS and DP_CHUNK_MAX are the protocol's (dp_msg.h) */
 #define DP_POLL_BURST 256      /* messages read per poll wake-up */
 #define DP_POLL_CLOCK_EVERY 16 /* messages between clock checks */
 #define DP_JOBS_PER_MSG 4096   /* jobs in one JOBS message, at most */
-#define DP_CHUNK_MAX 4096      /* jobs per dispatch, at most */
 #define DP_LOOKAHEAD_US                                                        \
     2000.0                        /* work a slot may have waiting, when        \
                                      jobs are short (microseconds) */

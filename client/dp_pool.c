@@ -3,6 +3,7 @@
  * thread (send, receive, heartbeats, broker loss), and result routing.
  */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -178,10 +179,7 @@ int dp_pool_cancel_ids(dp_pool_t *p, const uint64_t *ids, size_t n)
 {
     dp_wr_t w;
     dp_wr_init(&w);
-    dp_msg_begin(&w, DP_CMD_CANCEL);
-    dp_wr_array(&w, (uint32_t)n);
-    for (size_t k = 0; k < n; k++)
-        dp_wr_uint(&w, ids[k]);
+    dp_msg_cancel(&w, ids, n);
     return dp_pool_send(p, &w);
 }
 
@@ -308,7 +306,7 @@ static void s_set_lost(dp_pool_t *p, int code)
 static void s_on_results(dp_pool_t *p, dp_rd_t *r)
 {
     uint32_t n;
-    if (dp_rd_array(r, &n))
+    if (dp_msg_read_results(r, &n))
         return;
     dp_item_t *head = NULL, *tail = NULL;
     for (uint32_t k = 0; k < n; k++) {
@@ -328,28 +326,23 @@ static void s_on_results(dp_pool_t *p, dp_rd_t *r)
  * number batches by their first id) each get the error as their result. */
 static void s_on_error(dp_pool_t *p, dp_rd_t *r)
 {
-    uint32_t n;
-    uint64_t code = 0, seq = 0, count = 0;
-    const char *msg = "";
-    size_t len = 0;
-    if (dp_rd_array(r, &n) || n < 2 || dp_rd_uint(r, &code) ||
-        dp_rd_str(r, &msg, &len))
+    dp_error_msg_t e;
+    if (dp_msg_read_error(r, &e))
         return;
-    if (code == DP_ERR_BROKER_LOST || code == DP_ERR_UNKNOWN_PEER) {
+    if (e.code == DP_ERR_BROKER_LOST || e.code == DP_ERR_UNKNOWN_PEER) {
         s_set_lost(p, DP_ERR_BROKER_LOST);
         return;
     }
-    if (n != 4 || dp_rd_uint(r, &seq) || dp_rd_uint(r, &count) ||
-        count > DP_SUBMIT_MAX_JOBS_CLIENT)
+    if (!e.refusal || e.count > DP_SUBMIT_MAX_JOBS)
         return;
     dp_item_t *head = NULL, *tail = NULL;
-    for (uint64_t k = 0; k < count; k++) {
+    for (uint64_t k = 0; k < e.count; k++) {
         dp_result_t *res = calloc(1, sizeof *res);
         if (!res)
             break;
-        res->id = seq + k;
-        res->error = (int)code;
-        res->message = strndup(msg, len);
+        res->id = e.seq + k;
+        res->error = (int)e.code;
+        res->message = strndup(e.message, e.message_len);
         res->worker = strdup("");
         s_inbox_add(p, &head, &tail, res);
     }
@@ -462,10 +455,9 @@ static int s_handshake(dp_pool_t *p, const dp_pool_opts_t *o)
 {
     dp_wr_t w;
     dp_wr_init(&w);
-    dp_msg_begin(&w, DP_CMD_HELLO);
-    dp_wr_array(&w, 2);
-    dp_wr_cstr(&w, o && o->name ? o->name : "dpool");
-    dp_wr_uint(&w, (uint64_t)getpid());
+    dp_hello_t h = {.name = o && o->name ? o->name : "dpool",
+                    .pid = (uint64_t)getpid()};
+    dp_msg_hello(&w, &h);
     if (dp_zsend(p->sock, NULL, 0, &w, 0))
         return DP_ERR_IO;
     double limit = o && o->connect_timeout > 0 ? o->connect_timeout
@@ -480,17 +472,16 @@ static int s_handshake(dp_pool_t *p, const dp_pool_opts_t *o)
             continue;
         int cmd;
         dp_rd_t r;
-        uint32_t n;
-        uint64_t no = 0, hb = 0, maxmsg = 0, cpu = 0;
+        dp_welcome_t wm;
         int rc = dp_msg_open(zmq_msg_data(&m.body), zmq_msg_size(&m.body),
                              &p->lim, &cmd, &r);
-        if (!rc && cmd == DP_CMD_WELCOME && !dp_rd_array(&r, &n) && n >= 4 &&
-            !dp_rd_uint(&r, &no) && !dp_rd_uint(&r, &hb) &&
-            !dp_rd_uint(&r, &maxmsg) && !dp_rd_uint(&r, &cpu)) {
+        if (!rc && cmd == DP_CMD_WELCOME && !dp_msg_read_welcome(&r, &wm) &&
+            wm.peer_no <= UINT32_MAX) {
             zmq_msg_close(&m.body);
-            p->client_no = (uint32_t)no;
-            p->hb_ms = hb ? hb : DP_CLIENT_HB_MS_DEFAULT;
-            p->cpu_slots = (int)cpu;
+            p->client_no = (uint32_t)wm.peer_no;
+            p->hb_ms = wm.heartbeat_ms ? wm.heartbeat_ms
+                                       : DP_CLIENT_HB_MS_DEFAULT;
+            p->cpu_slots = wm.cpu_slots > INT_MAX ? INT_MAX : (int)wm.cpu_slots;
             return 0;
         }
         zmq_msg_close(&m.body);

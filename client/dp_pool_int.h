@@ -28,8 +28,6 @@
 #define DP_EMBED_GRACE "1"    /* seconds an embedded worker drains */
 #define DP_MAX_INFLIGHT_DEFAULT 1024
 #define DP_CHUNK_AUTO_MAX 256            /* adaptive chunks, at most */
-#define DP_CHUNK_MAX_CLIENT 4096         /* the broker's DP_CHUNK_MAX */
-#define DP_SUBMIT_MAX_JOBS_CLIENT 100000 /* the broker's DP_SUBMIT_MAX_JOBS */
 #define DP_SUBMIT_MIN_JOBS 64      /* jobs per SUBMIT when chunks are small */
 #define DP_CHUNK_TARGET_US 20000.0 /* a stream's chunk: ~20 ms of work */
 #define DP_RETRIES_DEFAULT_CLIENT 3
