@@ -66,6 +66,8 @@
 #define DP_FD_RESERVE 64
 #define DP_MAX_PEERS_MIN 16         /* --max-peers never derives below this */
 #define DP_MAX_PEERS_AUTO_MAX 65536 /* ...nor above this */
+/* a session whose client vanished is kept this long (--session-grace) */
+#define DP_SESSION_GRACE_MS_DEFAULT 60000L
 /* bytes of an error message dp_broker_journal writes */
 #define DP_BROKER_ERR_MAX 512
 /* jobs freed at once that call malloc_trim */
@@ -92,6 +94,8 @@ typedef struct {
     /* journal: NULL = none */
     const char *journal_dir;
     long fsync_ms; /* fsync window; 0 = before every ACCEPTED */
+    /* sessions: how long one whose client vanished without BYE is kept */
+    long session_grace_ms;
 } dp_broker_cfg_t;
 
 typedef struct dp_broker dp_broker_t;

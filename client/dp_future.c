@@ -52,7 +52,7 @@ static int s_submit_one(dp_pool_t *p, uint64_t id, const char *type,
         dp_wr_release(&w);
         return rc;
     }
-    return dp_pool_send(p, &w);
+    return dp_pool_send_submit(p, &w, id, 1);
 }
 
 int dp_submit(dp_pool_t *p, const char *type, const dp_value_t *args,

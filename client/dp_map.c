@@ -107,8 +107,9 @@ static int s_flush(dp_map_t *m)
                   m->batch.buf.len,
                   (uint32_t)(m->chunk < m->nbatch ? m->chunk : m->nbatch));
     dp_wr_reset(&m->batch);
+    uint32_t n = m->nbatch;
     m->nbatch = 0;
-    return dp_pool_send(m->pool, &w);
+    return dp_pool_send_submit(m->pool, &w, m->batch_id, n);
 }
 
 /* s_local_result: the next input's result, made here: it is never sent. */

@@ -426,10 +426,9 @@ int dp_msg_read_welcome(dp_rd_t *r, dp_welcome_t *m)
     uint32_t n;
     memset(m, 0, sizeof *m);
     int rc = s_fields(r, S_WELCOME_MIN_FIELDS, true, &n);
-    uint64_t *v[S_WELCOME_FIELDS] = {&m->peer_no,   &m->heartbeat_ms,
-                                     &m->max_msg,   &m->cpu_slots,
-                                     &m->io_slots,  &m->resumed,
-                                     &m->journal};
+    uint64_t *v[S_WELCOME_FIELDS] = {
+        &m->peer_no,  &m->heartbeat_ms, &m->max_msg, &m->cpu_slots,
+        &m->io_slots, &m->resumed,      &m->journal};
     for (uint32_t k = 0; !rc && k < n; k++)
         rc = k < S_WELCOME_FIELDS ? dp_rd_uint(r, v[k]) : dp_rd_skip(r);
     return rc;

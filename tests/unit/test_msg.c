@@ -840,8 +840,8 @@ Test(client_msgs, hello_with_session_round_trip)
     dp_wr_t w;
     dp_rd_t r;
     dp_wr_init(&w);
-    dp_hello_t in = {.name = "map", .pid = 7, .has_session = true,
-                     .flags = DP_HELLO_ACKS};
+    dp_hello_t in = {
+        .name = "map", .pid = 7, .has_session = true, .flags = DP_HELLO_ACKS};
     for (int k = 0; k < DP_SESSION_BYTES; k++)
         in.session[k] = (uint8_t)(0xf0 + k);
     dp_msg_hello(&w, &in);
