@@ -378,6 +378,8 @@ static void s_unacc_answered(dp_pool_t *p, uint64_t id)
 /* s_ack_add: id's result arrived: acknowledge it this turn. */
 static void s_ack_add(dp_pool_t *p, uint64_t id)
 {
+    if (p->nacks == 0)
+        p->ack_due_ms = dp_now_ms() + DP_ACK_COALESCE_MS;
     if (p->nacks == p->capacks) {
         size_t cap = p->capacks ? 2 * p->capacks : DP_ACKS_MIN;
         uint64_t *v = realloc(p->acks, cap * sizeof *v);
@@ -651,7 +653,9 @@ static void *s_io_main(void *arg)
             next_hb = last_rx + p->hb_ms;
         }
         uint64_t now = dp_now_ms();
-        long wait = next_hb > now ? (long)(next_hb - now) : 0;
+        uint64_t due =
+            p->nacks && p->ack_due_ms < next_hb ? p->ack_due_ms : next_hb;
+        long wait = due > now ? (long)(due - now) : 0;
         pthread_mutex_lock(&p->mu);
         int watch = p->fd_ready ? -1 : p->watch_fd;
         pthread_mutex_unlock(&p->mu);
@@ -692,9 +696,10 @@ static void *s_io_main(void *arg)
             s_on_message(p, &m.body);
             zmq_msg_close(&m.body);
         }
-        if (p->nacks && !p->resume)
-            s_send_acks(p);
         now = dp_now_ms();
+        if (p->nacks && !p->resume &&
+            (now >= p->ack_due_ms || p->nacks >= DP_ACK_BATCH))
+            s_send_acks(p); /* coalesced: one ACK per 10 ms at most */
         if (now - last_rx > p->hb_ms * DP_CLIENT_LIVENESS)
             s_broker_lost(p);
         if (now >= next_hb) {

@@ -35,6 +35,8 @@
 #define DP_DEADLINE_MARGIN_MS 5000 /* client deadline past a time limit */
 #define DP_RESUME_RETRY_MS 2000    /* resuming: a fresh socket this often */
 #define DP_ACKS_MIN 256            /* first size of the pending ACK list */
+#define DP_ACK_COALESCE_MS 10      /* an ACK waits this long for company */
+#define DP_ACK_BATCH 4096          /* ...or until this many ids wait */
 
 typedef struct s_item {
     struct s_item *next;
@@ -85,6 +87,7 @@ struct dp_pool {
     dp_item_t *unacc_head, *unacc_tail; /* I/O thread: SUBMITs kept */
     uint64_t *acks;                     /* I/O thread: ids to ACK */
     size_t nacks, capacks;
+    uint64_t ack_due_ms; /* I/O thread: send the ACK by then */
     bool resume; /* I/O thread: the broker is lost; try to resume */
     /* shared, under mu */
     pthread_mutex_t mu;
