@@ -5,7 +5,11 @@
  * one correct line per input and exit 0 (fsync window 0 and the
  * default; a torn journal tail appended before the restart); without a
  * journal the restarted broker does not know the session and the client
- * fails what was outstanding BROKER_LOST, as before sessions.
+ * fails what was outstanding BROKER_LOST, as before sessions. And the
+ * protocol by hand (raw peers): a session resumed on a new connection
+ * gets the same peer number and its unacknowledged results again, a
+ * SUBMIT sent again is not queued twice, stray ACKs are harmless, BYE
+ * ends the session.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -14,6 +18,7 @@
 #include <unistd.h>
 
 #include "e2e.h"
+#include "raw.h"
 
 #define S_INPUTS 2000    /* jobs in the batch */
 #define S_MS_MOD 7       /* input k sleeps 1 + k % S_MS_MOD ms */
@@ -193,4 +198,128 @@ Test(session, no_journal_no_resume)
     cr_expect_gt(lost, 0, "the outstanding jobs failed BROKER_LOST");
     free(lines);
     free(out);
+}
+
+/* ---- the protocol by hand ---- */
+
+#define S_RAW_JOBS 3
+#define S_QUIET_MS 500 /* no message expected within this */
+
+/* s_session_hello: HELLO with session sess and ACKS on a new socket; the
+ * WELCOME in *wm. */
+static void *s_session_hello(void *ctx, const uint8_t *sess, dp_welcome_t *wm)
+{
+    void *s = raw_dealer(ctx, T.ep);
+    cr_assert(s);
+    dp_hello_t h = {
+        .name = "raw", .pid = 1, .has_session = true, .flags = DP_HELLO_ACKS};
+    memcpy(h.session, sess, DP_SESSION_BYTES);
+    dp_wr_t w;
+    dp_wr_init(&w);
+    dp_msg_hello(&w, &h);
+    cr_assert_eq(raw_send(s, &w), 0);
+    dp_wr_release(&w);
+    raw_msg_t m;
+    cr_assert(raw_expect(s, DP_CMD_WELCOME, RAW_WAIT_MS, &m, NULL, NULL));
+    cr_assert_eq(dp_msg_read_welcome(&m.r, wm), 0);
+    raw_msg_close(&m);
+    return s;
+}
+
+/* s_results: collect result ids (their low 32 bits as a bit set) until
+ * want of them came or quiet_ms passed without any; how many came. */
+static int s_results(void *s, int want, int quiet_ms, unsigned *seen)
+{
+    int got = 0;
+    raw_msg_t m;
+    while (got < want || want == 0) {
+        raw_send_empty(s, DP_CMD_HEARTBEAT);
+        int rc = raw_recv(s, quiet_ms, &m);
+        if (rc == 0)
+            break;
+        if (rc < 0)
+            continue;
+        uint32_t n;
+        if (m.cmd == DP_CMD_RESULTS && dp_msg_read_results(&m.r, &n) == 0) {
+            for (uint32_t k = 0; k < n; k++) {
+                dp_res_t res;
+                if (dp_msg_read_result(&m.r, &res))
+                    break;
+                *seen |= 1u << (res.id & 31);
+                got++;
+            }
+        }
+        raw_msg_close(&m);
+    }
+    return got;
+}
+
+static void s_send_ack(void *s, const uint64_t *ids, size_t n)
+{
+    dp_wr_t w;
+    dp_wr_init(&w);
+    dp_msg_ack(&w, ids, n);
+    cr_assert_eq(raw_send(s, &w), 0);
+    dp_wr_release(&w);
+}
+
+Test(session, raw_resume_semantics)
+{
+    s_broker(0, ARGV("--heartbeat", "2000")); /* raw peers beat rarely */
+    cr_assert_eq(dp_e2e_worker(&T.e, &T.worker[0], T.ep, 2, "w0", NULL), 0);
+    e2e_workers_up(1);
+    void *ctx = zmq_ctx_new();
+    uint8_t sess[DP_SESSION_BYTES];
+    for (int k = 0; k < DP_SESSION_BYTES; k++)
+        sess[k] = (uint8_t)(k * 37 + 11);
+    dp_welcome_t wm;
+    void *c = s_session_hello(ctx, sess, &wm);
+    cr_expect_eq(wm.resumed, 0, "a new session");
+    uint64_t no = wm.peer_no, seq = no << 32 | 1;
+    cr_assert_eq(raw_submit(c, seq, S_RAW_JOBS, NULL, "echo", 7, 0, 3), 0);
+    unsigned seen = 0;
+    cr_assert_eq(s_results(c, S_RAW_JOBS, RAW_WAIT_MS, &seen), S_RAW_JOBS);
+    /* stray ACKs: never sent, another client's, not ours to free */
+    const uint64_t stray[] = {no << 32 | 999, (no + 7) << 32 | 1, 0, seq};
+    s_send_ack(c, stray, 3);
+    s_send_ack(c, stray + 3, 1); /* the first result: taken */
+    s_send_ack(c, stray + 3, 1); /* twice */
+    zmq_close(c);                /* vanish: no BYE */
+
+    c = s_session_hello(ctx, sess, &wm);
+    cr_expect_eq(wm.resumed, 1, "the session is known");
+    cr_expect_eq(wm.peer_no, no, "same peer number");
+    seen = 0;
+    cr_expect_eq(s_results(c, 0, S_QUIET_MS, &seen), S_RAW_JOBS - 1,
+                 "the unacknowledged results come again");
+    cr_expect_eq(seen, 0xcu, "ids 2 and 3, not 1 (%#x)", seen);
+    /* the SUBMIT of the kept ids again: accepted, not queued twice */
+    cr_assert_eq(raw_submit(c, seq + 1, S_RAW_JOBS - 1, NULL, "echo", 7, 0, 3),
+                 0);
+    raw_msg_t m;
+    cr_assert(raw_expect(c, DP_CMD_ACCEPTED, RAW_WAIT_MS, &m, NULL, NULL));
+    uint64_t aseq = 0, accepted = 0;
+    cr_assert_eq(dp_msg_read_accepted(&m.r, &aseq, &accepted), 0);
+    raw_msg_close(&m);
+    cr_expect_eq(aseq, seq + 1);
+    cr_expect_eq(accepted, S_RAW_JOBS - 1);
+    seen = 0;
+    cr_expect_eq(s_results(c, 0, S_QUIET_MS, &seen), 0, "nothing ran again");
+    const uint64_t rest[] = {seq + 1, seq + 2};
+    s_send_ack(c, rest, 2);
+    zmq_close(c);
+
+    c = s_session_hello(ctx, sess, &wm);
+    cr_expect_eq(wm.resumed, 1);
+    seen = 0;
+    cr_expect_eq(s_results(c, 0, S_QUIET_MS, &seen), 0, "all acknowledged");
+    cr_assert_eq(raw_send_empty(c, DP_CMD_BYE), 0);
+    zmq_close(c);
+
+    c = s_session_hello(ctx, sess, &wm); /* BYE ended it */
+    cr_expect_eq(wm.resumed, 0, "BYE ends a session");
+    cr_expect_neq(wm.peer_no, no);
+    raw_send_empty(c, DP_CMD_BYE);
+    zmq_close(c);
+    zmq_ctx_term(ctx);
 }

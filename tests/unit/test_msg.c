@@ -758,6 +758,7 @@ Test(typed, cancel_error_refusal_submit)
     dp_wr_array(&w, 1);
     dp_value_t args = dp_array(0);
     dp_msg_put_job(&w, 77, "echo", &args, 0, 3);
+    dp_value_clear(&args);
     dp_wr_uint(&w, 1);
     k = s_typed(&w, DP_CMD_SUBMIT, &r);
     uint64_t seq = 0, chunk = 0;
@@ -999,6 +1000,7 @@ Test(client_msgs, truncated_at_every_offset)
     dp_value_t args = dp_array(0);
     dp_msg_put_job(&jobs, 9, "echo", &args, 0, 3);
     dp_msg_put_job(&jobs, 10, "echo", &args, 100, 0);
+    dp_value_clear(&args);
     dp_msg_submit(&w, 9, 2, jobs.buf.data, jobs.buf.len, 2);
     s_every_cut(&w, s_rd_submit);
     dp_wr_release(&jobs);
