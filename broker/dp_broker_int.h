@@ -19,9 +19,10 @@
 #include "dp_queue.h"
 #include "dp_zsock.h"
 
-#define DP_PEER_NAME_MAX 64  /* bytes of a peer name kept (logs) */
-#define DP_BK_ERRMSG_MAX 256 /* bytes of an error message made here */
-#define DP_BK_PENDING_MIN 16 /* first size of the pending ACCEPTED list */
+#define DP_PEER_NAME_MAX 64      /* bytes of a peer name kept (logs) */
+#define DP_SESSION_OWNER_MAX 256 /* bytes of a session owner's User-Id */
+#define DP_BK_ERRMSG_MAX 256     /* bytes of an error message made here */
+#define DP_BK_PENDING_MIN 16     /* first size of the pending ACCEPTED list */
 
 typedef enum { DP_PEER_CLIENT, DP_PEER_WORKER } dp_peer_kind_t;
 
@@ -55,6 +56,10 @@ typedef struct dp_peer {
     bool known;             /* welcomed before, or replayed: a HELLO of
                                its session is a resume */
     uint64_t created_ms;    /* unix ms: its BATCH record's created_ms */
+    char owner[DP_SESSION_OWNER_MAX]; /* CURVE: the User-Id ("client:NAME")
+                                     that opened the session; only it
+                                     resumes it ("" = anyone: no CURVE,
+                                     or replayed and not claimed yet) */
 } dp_peer_t;
 
 /* dp_bk_acks: p is a session that acknowledges its results: they are

@@ -42,6 +42,17 @@ static int s_on_hello(dp_broker_t *b, const dp_zmsg_t *m, dp_peer_t *p,
     dp_peer_t *q = h.has_session ? dp_bk_session_find(b, h.session) : NULL;
     if (q && p && p != q)
         return DP_ERR_PROTOCOL; /* this connection is another session */
+    /* on CURVE a session is its key's: another key cannot take it over */
+    const char *uid =
+        b->zap ? zmq_msg_gets((zmq_msg_t *)&m->body, "User-Id") : NULL;
+    if (q && uid && q->owner[0] &&
+        strncmp(q->owner, uid, sizeof q->owner - 1) != 0) {
+        dp_warn("a HELLO from %s named the session of #%u (%s): refused", uid,
+                q->no, q->owner);
+        return DP_ERR_INVALID;
+    }
+    if (q && uid && !q->owner[0]) /* replayed: the first key claims it */
+        snprintf(q->owner, sizeof q->owner, "%s", uid);
     if (q) {
         dp_bk_copy_name(q->name, h.name, h.name_len);
         q->pid = (uint32_t)h.pid;
@@ -55,6 +66,7 @@ static int s_on_hello(dp_broker_t *b, const dp_zmsg_t *m, dp_peer_t *p,
     dp_bk_copy_name(p->name, h.name, h.name_len);
     p->pid = (uint32_t)h.pid;
     if (h.has_session) {
+        snprintf(p->owner, sizeof p->owner, "%s", uid ? uid : "");
         p->has_session = true;
         memcpy(p->session, h.session, DP_SESSION_BYTES);
         p->flags = (uint32_t)(h.flags & (DP_HELLO_ACKS | DP_HELLO_DETACHED));
@@ -520,7 +532,8 @@ static dp_stat_worker_t *s_worker_list(const dp_broker_t *b, size_t workers)
 
 static void s_on_status(dp_broker_t *b, dp_peer_t *p)
 {
-    size_t workers = 0, clients = 0, running = 0;
+    size_t workers = 0, clients = 0, running = 0, sessions = 0, away = 0,
+           kept = 0;
     for (dp_peer_t *x = b->peers; x; x = x->next) {
         if (x->dead)
             continue;
@@ -529,6 +542,9 @@ static void s_on_status(dp_broker_t *b, dp_peer_t *p)
             running += x->qw.leases.n;
         } else {
             clients++;
+            sessions += dp_bk_acks(x);
+            away += x->away;
+            kept += x->qc.kept.n;
         }
     }
     dp_stat_worker_t *list = s_worker_list(b, workers);
@@ -555,6 +571,10 @@ static void s_on_status(dp_broker_t *b, dp_peer_t *p)
         {"refused", b->refused},
         {"denied_keys", dp_zap_denied(b->zap)},
         {"insecure", b->cfg.insecure && !b->zap},
+        {"sessions", sessions},
+        {"sessions_away", away},
+        {"kept_results", kept},
+        {"journal", b->journal != NULL},
     };
     size_t nrows = sizeof rows / sizeof rows[0];
     dp_wr_reset(&b->w);

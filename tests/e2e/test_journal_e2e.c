@@ -229,6 +229,8 @@ Test(journal, sessions_of_gone_clients_end_after_their_grace)
     free(log);
     long long queued = dp_e2e_stat(&T.e, T.ep, "queued");
     cr_expect_gt(queued, 0, "its jobs wait for it (%lld)", queued);
+    cr_expect_eq(dp_e2e_stat(&T.e, T.ep, "sessions_away"), 1);
+    cr_expect_eq(dp_e2e_stat(&T.e, T.ep, "journal"), 1);
     cr_expect(dp_e2e_wait_stat(&T.e, T.ep, "queued", 0, 0, S_WAIT_MS),
               "the session's jobs are dropped after its grace");
     log = dp_e2e_slurp(T.broker.err);
