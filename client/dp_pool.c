@@ -4,15 +4,15 @@
  *
  * Sessions (PROTOCOL.md, "Sessions"): a pool with a broker of its own
  * names a random session in HELLO with the ACKS flag. Its I/O thread
- * keeps each SUBMIT until the broker has it (ACCEPTED, a refusal, or
- * every job answered), acknowledges every result it receives (one ACK per
- * receiving turn), and when the broker is lost (silent, or it says it
- * does not know us) it says HELLO with the same session on a fresh
- * socket until --connect-timeout: on a WELCOME that resumed the session
- * it sends the kept SUBMITs again and goes on (the broker sends the
- * results we have not acknowledged again; ids we no longer wait for are
- * dropped by the routing); otherwise the pool is lost (BROKER_LOST). The
- * embedded pool's broker lives and dies with it: no session there.
+ * keeps each SUBMIT until the broker has it (ACCEPTED, a refusal, or a
+ * result of one of its jobs), acknowledges every result it receives (one ACK
+ * per receiving turn), and when the broker is lost (silent, or it says it does
+ * not know us) it says HELLO with the same session on a fresh socket until
+ * --connect-timeout: on a WELCOME that resumed the session it sends the kept
+ * SUBMITs again and goes on (the broker sends the results we have not
+ * acknowledged again; ids we no longer wait for are dropped by the routing);
+ * otherwise the pool is lost (BROKER_LOST). The embedded pool's broker lives
+ * and dies with it: no session there.
  */
 #include <errno.h>
 #include <limits.h>
@@ -179,7 +179,7 @@ int dp_pool_send_submit(dp_pool_t *p, dp_wr_t *w, uint64_t seq, uint32_t njobs)
         return DP_ERR_NOMEM;
     it->submit = njobs > 0;
     it->seq = seq;
-    it->njobs = it->left = njobs;
+    it->njobs = njobs;
     int rc = dp_wr_take(w, &it->data, &it->len);
     if (rc) {
         free(it);
@@ -360,16 +360,18 @@ static void s_unacc_seq(dp_pool_t *p, uint64_t seq)
     }
 }
 
-/* s_unacc_answered: job id has its result: a kept SUBMIT whose jobs are
- * all answered is not needed again (its ACCEPTED may have been dropped
- * by a broker whose queue to us was full). */
+/* s_unacc_answered: job id has a result, so the broker took its SUBMIT
+ * (a broker answers no job of a SUBMIT it did not take, and with a
+ * journal dispatches none before storing it): the kept copy is not
+ * needed again. This also covers an ACCEPTED the broker dropped because
+ * its queue to us was full. Results come roughly in order: the SUBMIT is
+ * near the head. */
 static void s_unacc_answered(dp_pool_t *p, uint64_t id)
 {
     for (dp_item_t *prev = NULL, *it = p->unacc_head; it;
          prev = it, it = it->next) {
         if (id >= it->seq && id - it->seq < it->njobs) {
-            if (--it->left == 0)
-                s_unacc_drop(p, prev, it);
+            s_unacc_drop(p, prev, it);
             return;
         }
     }

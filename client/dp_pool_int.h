@@ -44,11 +44,11 @@ typedef struct s_item {
     size_t len;
     dp_result_t *res; /* inbox: decoded result */
     /* outbox: a SUBMIT of ids seq .. seq+njobs-1; a session keeps it
-     * (the I/O thread's unaccepted list) until ACCEPTED, refused, or
-     * every job of it answered, to send it again after a resume */
+     * (the I/O thread's unaccepted list) until ACCEPTED, refused, or a
+     * job of it answered, to send it again after a resume */
     bool submit;
     uint64_t seq;
-    uint32_t njobs, left;
+    uint32_t njobs;
 } dp_item_t;
 
 /* dp_deliver_fn: hands result r (taken) of input `index` to the owner
@@ -88,7 +88,7 @@ struct dp_pool {
     uint64_t *acks;                     /* I/O thread: ids to ACK */
     size_t nacks, capacks;
     uint64_t ack_due_ms; /* I/O thread: send the ACK by then */
-    bool resume; /* I/O thread: the broker is lost; try to resume */
+    bool resume;         /* I/O thread: the broker is lost; try to resume */
     /* shared, under mu */
     pthread_mutex_t mu;
     pthread_cond_t cv;
