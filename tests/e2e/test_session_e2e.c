@@ -323,3 +323,68 @@ Test(session, raw_resume_semantics)
     zmq_close(c);
     zmq_ctx_term(ctx);
 }
+
+#define S_PACE_JOBS 40
+
+/* s_collect: append the ids of the results that come to ids[n..max)
+ * until quiet_ms pass without any; the new count. */
+static size_t s_collect(void *s, int quiet_ms, uint64_t *ids, size_t n,
+                        size_t max)
+{
+    raw_msg_t m;
+    for (;;) {
+        raw_send_empty(s, DP_CMD_HEARTBEAT);
+        int rc = raw_recv(s, quiet_ms, &m);
+        if (rc == 0)
+            return n;
+        if (rc < 0)
+            continue;
+        uint32_t k;
+        if (m.cmd == DP_CMD_RESULTS && dp_msg_read_results(&m.r, &k) == 0) {
+            for (uint32_t j = 0; j < k; j++) {
+                dp_res_t res;
+                if (dp_msg_read_result(&m.r, &res))
+                    break;
+                if (n < max)
+                    ids[n++] = res.id;
+            }
+        }
+        raw_msg_close(&m);
+    }
+}
+#define S_PACE_ROUNDS 200 /* ACK rounds before giving up */
+
+/* Kept results count against --max-client-held: a session that does not
+ * acknowledge has its dispatch paused (jobs wait, queued), and each ACK
+ * lets it go on until every job is answered. */
+Test(session, unacknowledged_results_pause_the_session)
+{
+    s_broker(0, ARGV("--heartbeat", "2000", "--max-client-held", "0"));
+    cr_assert_eq(dp_e2e_worker(&T.e, &T.worker[0], T.ep, 2, "w0", NULL), 0);
+    e2e_workers_up(1);
+    void *ctx = zmq_ctx_new();
+    uint8_t sess[DP_SESSION_BYTES];
+    memset(sess, 0x77, sizeof sess);
+    dp_welcome_t wm;
+    void *c = s_session_hello(ctx, sess, &wm);
+    uint64_t seq = wm.peer_no << 32 | 1;
+    cr_assert_eq(raw_submit(c, seq, S_PACE_JOBS, NULL, "echo", 1, 0, 3), 0);
+    uint64_t got[S_PACE_JOBS * 2];
+    size_t ngot = s_collect(c, S_QUIET_MS, got, 0, S_PACE_JOBS * 2);
+    cr_expect_lt(ngot, S_PACE_JOBS, "paused before the end (%zu)", ngot);
+    cr_expect_gt(dp_e2e_stat(&T.e, T.ep, "queued"), 0, "the rest waits");
+    cr_expect_gt(dp_e2e_stat(&T.e, T.ep, "kept_results"), 0);
+    size_t acked = 0; /* ACK exactly what came, round after round */
+    int total = (int)ngot;
+    for (int round = 0; round < S_PACE_ROUNDS && total < S_PACE_JOBS; round++) {
+        if (ngot > acked)
+            s_send_ack(c, got + acked, ngot - acked);
+        acked = ngot;
+        ngot = s_collect(c, S_QUIET_MS / 5, got, ngot, S_PACE_JOBS * 2);
+        total = (int)ngot;
+    }
+    cr_expect_eq(total, S_PACE_JOBS, "every job answered once ACKed");
+    raw_send_empty(c, DP_CMD_BYE);
+    zmq_close(c);
+    zmq_ctx_term(ctx);
+}
