@@ -43,6 +43,7 @@ dp_broker_cfg_t dp_broker_cfg_default(void)
     c.hwm = DP_HWM_DEFAULT;
     c.limits = dp_limits_default();
     c.fsync_ms = DP_JOURNAL_FSYNC_MS_DEFAULT;
+    c.session_grace_ms = DP_SESSION_GRACE_MS_DEFAULT;
     return c;
 }
 

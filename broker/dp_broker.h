@@ -23,11 +23,10 @@
 #define DP_RETRIES_DEFAULT 3
 #define DP_RETRIES_MAX 100
 #define DP_SHUTDOWN_LINGER_MS 500 /* time to deliver goodbyes at exit */
-#define DP_SUBMIT_MAX_JOBS 100000u
+/* DP_SUBMIT_MAX_JOBS and DP_CHUNK_MAX are the protocol's (dp_msg.h) */
 #define DP_POLL_BURST 256      /* messages read per poll wake-up */
 #define DP_POLL_CLOCK_EVERY 16 /* messages between clock checks */
 #define DP_JOBS_PER_MSG 4096   /* jobs in one JOBS message, at most */
-#define DP_CHUNK_MAX 4096      /* jobs per dispatch, at most */
 #define DP_LOOKAHEAD_US                                                        \
     2000.0                        /* work a slot may have waiting, when        \
                                      jobs are short (microseconds) */
@@ -67,6 +66,8 @@
 #define DP_FD_RESERVE 64
 #define DP_MAX_PEERS_MIN 16         /* --max-peers never derives below this */
 #define DP_MAX_PEERS_AUTO_MAX 65536 /* ...nor above this */
+/* a session whose client vanished is kept this long (--session-grace) */
+#define DP_SESSION_GRACE_MS_DEFAULT 60000L
 /* bytes of an error message dp_broker_journal writes */
 #define DP_BROKER_ERR_MAX 512
 /* jobs freed at once that call malloc_trim */
@@ -93,6 +94,8 @@ typedef struct {
     /* journal: NULL = none */
     const char *journal_dir;
     long fsync_ms; /* fsync window; 0 = before every ACCEPTED */
+    /* sessions: how long one whose client vanished without BYE is kept */
+    long session_grace_ms;
 } dp_broker_cfg_t;
 
 typedef struct dp_broker dp_broker_t;

@@ -19,9 +19,10 @@
 #include "dp_queue.h"
 #include "dp_zsock.h"
 
-#define DP_PEER_NAME_MAX 64  /* bytes of a peer name kept (logs) */
-#define DP_BK_ERRMSG_MAX 256 /* bytes of an error message made here */
-#define DP_BK_PENDING_MIN 16 /* first size of the pending ACCEPTED list */
+#define DP_PEER_NAME_MAX 64      /* bytes of a peer name kept (logs) */
+#define DP_SESSION_OWNER_MAX 256 /* bytes of a session owner's User-Id */
+#define DP_BK_ERRMSG_MAX 256     /* bytes of an error message made here */
+#define DP_BK_PENDING_MIN 16     /* first size of the pending ACCEPTED list */
 
 typedef enum { DP_PEER_CLIENT, DP_PEER_WORKER } dp_peer_kind_t;
 
@@ -45,7 +46,29 @@ typedef struct dp_peer {
     uint32_t handbacks; /* workers: jobs handed back since its last answer */
     uint64_t done;      /* workers: results answered (ok or error) */
     bool journaled;     /* clients: its BATCH record is journaled */
+    /* clients with a session (HELLO with session and ACKS: they resume) */
+    bool has_session;
+    uint8_t session[DP_SESSION_BYTES];
+    uint32_t flags;         /* DP_HELLO_* */
+    bool away;              /* its connection is gone (rid_len 0); kept
+                               for --session-grace from away_since_ms */
+    uint64_t away_since_ms; /* dp_now_ms */
+    bool known;             /* welcomed before, or replayed: a HELLO of
+                               its session is a resume */
+    uint64_t created_ms;    /* unix ms: its BATCH record's created_ms */
+    char owner[DP_SESSION_OWNER_MAX]; /* CURVE: the User-Id ("client:NAME")
+                                     that opened the session; only it
+                                     resumes it ("" = anyone: no CURVE,
+                                     or replayed and not claimed yet) */
 } dp_peer_t;
+
+/* dp_bk_acks: p is a session that acknowledges its results: they are
+ * kept until ACK, and it may come back after losing its connection. */
+static inline bool dp_bk_acks(const dp_peer_t *p)
+{
+    return p->kind == DP_PEER_CLIENT && p->has_session &&
+           (p->flags & DP_HELLO_ACKS);
+}
 
 /* An ACCEPTED waiting for the turn's journal commit (dp_bkjournal.c).
  * The client is found again by routing id and number: it may have left
@@ -129,6 +152,25 @@ void dp_bk_worker_gone(dp_broker_t *b, dp_peer_t *p, const char *why);
  * its lease list. Returns how many leases there were. */
 size_t dp_bk_cancel_leases(dp_broker_t *b, dp_qclient_t *c, bool orphan);
 
+/* dp_bk_client_lost: client p's connection is gone (silent, unreachable):
+ * a session that acknowledges results goes away (kept for
+ * --session-grace, its jobs run on); any other is dropped. */
+void dp_bk_client_lost(dp_broker_t *b, dp_peer_t *p, const char *why);
+
+/* dp_bk_session_find: the client with this session (away or not), or
+ * NULL. */
+dp_peer_t *dp_bk_session_find(dp_broker_t *b, const uint8_t *session);
+
+/* dp_bk_resume: session q comes back on the connection of message m:
+ * it takes m's routing id, gets WELCOME (resumed) and then every kept
+ * result again. */
+void dp_bk_resume(dp_broker_t *b, dp_peer_t *q, const dp_zmsg_t *m);
+
+/* dp_bk_pace: pause client p's dispatch while its results wait (blocked:
+ * its connection does not take them) or its kept results are over
+ * --max-client-held; resume it otherwise. */
+void dp_bk_pace(dp_broker_t *b, dp_peer_t *p, bool blocked);
+
 /* dp_bk_peer_drop: drop a live peer, settling its jobs (worker or client);
  * no-op on a dead one. */
 void dp_bk_peer_drop(dp_broker_t *b, dp_peer_t *p, const char *why);
@@ -163,9 +205,22 @@ void dp_bk_heartbeat(dp_broker_t *b, uint64_t now);
 /* dp_bk_client_raw: queue an encoded result for client p. */
 void dp_bk_client_raw(dp_peer_t *p, const void *raw, size_t len);
 
-/* dp_bk_client_error: queue a result the broker makes itself. */
+/* dp_bk_client_error: queue a result the broker makes itself, for a job
+ * it holds no record of. */
 void dp_bk_client_error(dp_broker_t *b, dp_peer_t *p, uint64_t id, int code,
                         const char *msg, uint32_t attempts);
+
+/* dp_bk_job_result: job j (with a client) is answered with the encoded
+ * result raw[0..len): for a session that acknowledges, the result is
+ * kept (journaled RESULT) and sent if it is connected; otherwise it is
+ * sent and the job freed. */
+void dp_bk_job_result(dp_broker_t *b, dp_bjob_t *j, const void *raw,
+                      size_t len);
+
+/* dp_bk_job_error: j (with a client) ends with a result the broker makes
+ * (dp_bk_job_result of it); counted failed. */
+void dp_bk_job_error(dp_broker_t *b, dp_bjob_t *j, int code, const char *msg,
+                     uint32_t attempts);
 
 /* dp_bk_send_cancel: one CANCEL of n ids to worker wp. */
 void dp_bk_send_cancel(dp_broker_t *b, dp_peer_t *wp, const uint64_t *ids,
@@ -211,6 +266,14 @@ void dp_bk_journal_dispatch(dp_broker_t *b, const dp_bjob_t *j);
 /* dp_bk_free_job: j leaves the broker (answered, cancelled, client gone):
  * journal TAKEN, then free it. */
 void dp_bk_free_job(dp_broker_t *b, dp_bjob_t *j);
+
+/* dp_bk_journal_result: buffer a RESULT for j (kept until ACK). */
+void dp_bk_journal_result(dp_broker_t *b, const dp_bjob_t *j, const void *raw,
+                          size_t len);
+
+/* dp_bk_journal_forget: client p's session ends: buffer a FORGET of its
+ * batch (when it has one on disk). */
+void dp_bk_journal_forget(dp_broker_t *b, dp_peer_t *p);
 
 /* dp_bk_journal_pend: answer p's SUBMIT (seq, njobs) with ACCEPTED
  * (accepted) after this turn's commit. 0 or DP_ERR_NOMEM. */

@@ -46,6 +46,47 @@ void dp_bk_client_error(dp_broker_t *b, dp_peer_t *p, uint64_t id, int code,
     b->st.failed++;
 }
 
+void dp_bk_job_result(dp_broker_t *b, dp_bjob_t *j, const void *raw, size_t len)
+{
+    dp_peer_t *p = dp_bk_peer_of_client(j->client);
+    if (!dp_bk_acks(p)) {
+        dp_bk_client_raw(p, raw, len);
+        dp_bk_free_job(b, j);
+        return;
+    }
+    uint8_t *copy = malloc(len ? len : 1);
+    if (!copy) { /* cannot keep it: send it once, as for any client */
+        dp_error("out of memory keeping a result for %s", p->name);
+        dp_bk_client_raw(p, raw, len);
+        dp_bk_free_job(b, j);
+        return;
+    }
+    memcpy(copy, raw, len);
+    dp_bk_journal_result(b, j, raw, len);
+    dp_queue_keep(&b->q, j, copy, len);
+    if (!p->away)
+        dp_bk_client_raw(p, raw, len);
+    if (p->qc.kept_bytes > (size_t)b->cfg.max_client_held && !p->qc.paused)
+        dp_bk_pace(b, p, false);
+}
+
+void dp_bk_job_error(dp_broker_t *b, dp_bjob_t *j, int code, const char *msg,
+                     uint32_t attempts)
+{
+    dp_wr_t w;
+    dp_wr_init(&w);
+    dp_msg_put_result(&w, j->id, (uint32_t)code, NULL, msg, "", 0, 0, attempts);
+    if (!w.err) {
+        dp_bk_job_result(b, j, w.buf.data, w.buf.len);
+    } else {
+        dp_error("out of memory making a result for job %llx",
+                 (unsigned long long)j->id);
+        dp_bk_free_job(b, j);
+    }
+    dp_wr_release(&w);
+    b->st.failed++;
+}
+
 /* ---- job outcomes ---- */
 
 void dp_bk_send_cancel(dp_broker_t *b, dp_peer_t *wp, const uint64_t *ids,
@@ -75,9 +116,7 @@ void dp_bk_job_lost(dp_broker_t *b, dp_bjob_t *j, const char *why)
     char msg[DP_BK_ERRMSG_MAX];
     snprintf(msg, sizeof msg, "worker lost after %u attempt%s: %.200s",
              j->attempts, j->attempts == 1 ? "" : "s", why);
-    dp_bk_client_error(b, dp_bk_peer_of_client(j->client), j->id,
-                       DP_ERR_WORKER_LOST, msg, j->attempts);
-    dp_bk_free_job(b, j);
+    dp_bk_job_error(b, j, DP_ERR_WORKER_LOST, msg, j->attempts);
 }
 
 /* dp_bk_handed_back: worker p gave job j back unstarted (REQUEUE). Within
@@ -96,9 +135,7 @@ void dp_bk_handed_back(dp_broker_t *b, dp_peer_t *p, dp_bjob_t *j)
                  "handed back unstarted %u times (REQUEUE budget, "
                  "--max-requeues); last by worker %s",
                  (unsigned)j->handbacks + 1, p->name);
-        dp_bk_client_error(b, dp_bk_peer_of_client(j->client), j->id,
-                           DP_ERR_LIMIT, msg, j->attempts);
-        dp_bk_free_job(b, j);
+        dp_bk_job_error(b, j, DP_ERR_LIMIT, msg, j->attempts);
     } else {
         j->handbacks++;
         j->attempts--; /* it never started */
@@ -132,9 +169,7 @@ static void s_lease_expired(dp_broker_t *b, dp_bjob_t *j)
                  "%u attempt%s (last on worker %s)",
                  j->limit_ms, j->attempts, j->attempts == 1 ? "" : "s",
                  wp->name);
-        dp_bk_client_error(b, dp_bk_peer_of_client(j->client), j->id,
-                           DP_ERR_TIMEOUT, msg, j->attempts);
-        dp_bk_free_job(b, j);
+        dp_bk_job_error(b, j, DP_ERR_TIMEOUT, msg, j->attempts);
     }
     if (wp->expiries >= DP_LEASE_EXPIRIES_MAX)
         dp_bk_worker_gone(b, wp, "let its leases run out");

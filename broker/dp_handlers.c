@@ -27,7 +27,9 @@
 #include "dp_zap.h"
 #include "dp_zsock.h"
 
-/* HELLO [name, pid] */
+/* HELLO [name, pid] or [name, pid, session, flags]. A session the broker
+ * holds (connected, away, or replayed from the journal) resumes: same
+ * peer number, its kept results again (dp_bk_resume). */
 static int s_on_hello(dp_broker_t *b, const dp_zmsg_t *m, dp_peer_t *p,
                       dp_rd_t *r)
 {
@@ -37,11 +39,40 @@ static int s_on_hello(dp_broker_t *b, const dp_zmsg_t *m, dp_peer_t *p,
         return rc;
     if (p && p->kind != DP_PEER_CLIENT)
         return DP_ERR_PROTOCOL;
+    dp_peer_t *q = h.has_session ? dp_bk_session_find(b, h.session) : NULL;
+    if (q && p && p != q)
+        return DP_ERR_PROTOCOL; /* this connection is another session */
+    /* on CURVE a session is its key's: another key cannot take it over */
+    const char *uid =
+        b->zap ? zmq_msg_gets((zmq_msg_t *)&m->body, "User-Id") : NULL;
+    if (q && uid && q->owner[0] &&
+        strncmp(q->owner, uid, sizeof q->owner - 1) != 0) {
+        dp_warn("a HELLO from %s named the session of #%u (%s): refused", uid,
+                q->no, q->owner);
+        return DP_ERR_INVALID;
+    }
+    if (q && uid && !q->owner[0]) /* replayed: the first key claims it */
+        snprintf(q->owner, sizeof q->owner, "%s", uid);
+    if (q) {
+        dp_bk_copy_name(q->name, h.name, h.name_len);
+        q->pid = (uint32_t)h.pid;
+        dp_bk_resume(b, q, m);
+        return 0;
+    }
+    if (p && p->has_session && h.has_session)
+        return DP_ERR_PROTOCOL; /* a connection keeps its session */
     if (!p && !(p = dp_bk_peer_new(b, m, DP_PEER_CLIENT)))
         return dp_bk_full(b);
     dp_bk_copy_name(p->name, h.name, h.name_len);
     p->pid = (uint32_t)h.pid;
-    dp_info("client %s (pid %u) connected as #%u", p->name, p->pid, p->no);
+    if (h.has_session) {
+        snprintf(p->owner, sizeof p->owner, "%s", uid ? uid : "");
+        p->has_session = true;
+        memcpy(p->session, h.session, DP_SESSION_BYTES);
+        p->flags = (uint32_t)(h.flags & (DP_HELLO_ACKS | DP_HELLO_DETACHED));
+    }
+    dp_info("client %s (pid %u) connected as #%u%s", p->name, p->pid, p->no,
+            dp_bk_acks(p) ? " (a session that resumes)" : "");
     dp_bk_welcome(b, p);
     return 0;
 }
@@ -106,6 +137,23 @@ static int s_check_job(const dp_job_t *j, const dp_jobtype_t **type, char *msg,
     return 0;
 }
 
+/* s_bad_job: job j of p's SUBMIT gets error `bad` as its result at once.
+ * A session that acknowledges keeps it like any other result (a record
+ * in the queue, KEPT), so it survives a lost connection and a SUBMIT
+ * sent again finds the id held. */
+static void s_bad_job(dp_broker_t *b, dp_peer_t *p, dp_bbuf_t *buf,
+                      const dp_job_t *j, int bad, const char *why)
+{
+    dp_bjob_t *bj = NULL;
+    if (dp_bk_acks(p) && dp_queue_add(&b->q, &p->qc, j->id, DP_CLASS_CPU, 0,
+                                      buf, j->raw.ptr, j->raw.len, &bj) == 0) {
+        dp_bk_journal_job(b, p, bj);
+        dp_bk_job_error(b, bj, bad, why, 0);
+        return;
+    }
+    dp_bk_client_error(b, p, j->id, bad, why, 0);
+}
+
 /* s_submit_scan: check the batch's shape and ids before taking any of it:
  * a malformed batch is refused whole, so nothing is half-queued. */
 static int s_submit_scan(dp_broker_t *b, dp_peer_t *p, dp_rd_t r,
@@ -133,11 +181,12 @@ static int s_submit_scan(dp_broker_t *b, dp_peer_t *p, dp_rd_t r,
                      (unsigned long long)(seq + k));
             return DP_ERR_INVALID;
         }
-        if (dp_queue_find(&b->q, j.id)) {
+        const dp_bjob_t *old = dp_queue_find(&b->q, j.id);
+        if (old && !(dp_bk_acks(p) && old->client == &p->qc)) {
             snprintf(msg, len, "job id %llx is already in use",
                      (unsigned long long)j.id);
             return DP_ERR_INVALID;
-        }
+        } /* a session's own id: a SUBMIT sent again (s_on_submit) */
     }
     return 0;
 }
@@ -274,7 +323,11 @@ static int s_on_submit(dp_broker_t *b, dp_peer_t *p, dp_bbuf_t *buf, bool held,
     for (uint32_t k = 0; k < njobs; k++) {
         dp_job_t j;
         const dp_jobtype_t *type;
-        dp_msg_read_job(&r, &j); /* checked by the scan */
+        dp_msg_read_job(&r, &j);          /* checked by the scan */
+        if (dp_queue_find(&b->q, j.id)) { /* sent again after a resume: */
+            accepted++;                   /* held already, not twice */
+            continue;
+        }
         b->st.submitted++;
         char why[DP_BK_ERRMSG_MAX];
         int bad = s_check_job(&j, &type, why, sizeof why);
@@ -288,7 +341,7 @@ static int s_on_submit(dp_broker_t *b, dp_peer_t *p, dp_bbuf_t *buf, bool held,
                      type->name);
         }
         if (bad) {
-            dp_bk_client_error(b, p, j.id, bad, why, 0);
+            s_bad_job(b, p, buf, &j, bad, why);
             continue;
         }
         uint8_t retries =
@@ -330,10 +383,10 @@ void dp_bk_release_held(dp_broker_t *b)
 /* s_cancel_job: cancel one of client p's jobs. */
 static void s_cancel_job(dp_broker_t *b, dp_peer_t *p, dp_bjob_t *j)
 {
+    (void)p;
     if (j->state == DP_JOB_QUEUED) {
-        dp_bk_client_error(b, p, j->id, DP_ERR_CANCELLED, "cancelled", 0);
         b->st.cancelled++;
-        dp_bk_free_job(b, j);
+        dp_bk_job_error(b, j, DP_ERR_CANCELLED, "cancelled", 0);
     } else if (j->state == DP_JOB_LEASED) {
         /* the worker answers with a CANCELLED result (or the real one if
          * it finished first); either is forwarded */
@@ -365,6 +418,26 @@ static int s_on_cancel(dp_broker_t *b, dp_peer_t *p, dp_rd_t *r)
             s_cancel_job(b, p, j);
     }
     return 0;
+}
+
+/* ACK [id...]: client p has these results; the kept ones are freed (and
+ * journaled TAKEN). Ids it does not hold as kept (unknown, acked before,
+ * not answered yet, another client's) are ignored: an ACK can only free
+ * what is the sender's and answered. */
+static int s_on_ack(dp_broker_t *b, dp_peer_t *p, dp_rd_t *r)
+{
+    uint32_t n;
+    int rc = dp_msg_read_ack(r, &n);
+    for (uint32_t k = 0; !rc && k < n; k++) {
+        uint64_t id;
+        rc = dp_msg_read_cancel_id(r, &id);
+        dp_bjob_t *j = rc ? NULL : dp_queue_find(&b->q, id);
+        if (j && j->state == DP_JOB_KEPT && j->client == &p->qc)
+            dp_bk_free_job(b, j);
+    }
+    if (p->qc.paused)
+        dp_bk_pace(b, p, p->nout > 0);
+    return rc;
 }
 
 /* s_on_result: one result from worker p. */
@@ -403,18 +476,18 @@ static void s_on_result(dp_broker_t *b, dp_peer_t *p, const dp_res_t *res)
     p->done++;
     double us = (double)res->elapsed_us, *avg = &p->qw.avg_us[j->cls];
     *avg = *avg > 0 ? *avg * (1 - DP_AVG_WEIGHT) + us * DP_AVG_WEIGHT : us;
-    if (j->client) {
-        /* on CURVE the worker is who its key says it is */
-        const dp_wr_t *rw = dp_zap_rename(&b->w, res, b->key_name);
-        dp_bk_client_raw(dp_bk_peer_of_client(j->client),
-                         rw ? (const void *)rw->buf.data : res->raw.ptr,
-                         rw ? rw->buf.len : res->raw.len);
-        if (res->code)
-            b->st.failed++;
-        else
-            b->st.done++;
+    if (!j->client) {
+        dp_bk_free_job(b, j);
+        return;
     }
-    dp_bk_free_job(b, j);
+    /* on CURVE the worker is who its key says it is */
+    const dp_wr_t *rw = dp_zap_rename(&b->w, res, b->key_name);
+    if (res->code)
+        b->st.failed++;
+    else
+        b->st.done++;
+    dp_bk_job_result(b, j, rw ? (const void *)rw->buf.data : res->raw.ptr,
+                     rw ? rw->buf.len : res->raw.len);
 }
 
 /* RESULTS [result...]: each well-formed result counts, up to the first
@@ -459,7 +532,8 @@ static dp_stat_worker_t *s_worker_list(const dp_broker_t *b, size_t workers)
 
 static void s_on_status(dp_broker_t *b, dp_peer_t *p)
 {
-    size_t workers = 0, clients = 0, running = 0;
+    size_t workers = 0, clients = 0, running = 0, sessions = 0, away = 0,
+           kept = 0;
     for (dp_peer_t *x = b->peers; x; x = x->next) {
         if (x->dead)
             continue;
@@ -468,6 +542,9 @@ static void s_on_status(dp_broker_t *b, dp_peer_t *p)
             running += x->qw.leases.n;
         } else {
             clients++;
+            sessions += dp_bk_acks(x);
+            away += x->away;
+            kept += x->qc.kept.n;
         }
     }
     dp_stat_worker_t *list = s_worker_list(b, workers);
@@ -494,6 +571,10 @@ static void s_on_status(dp_broker_t *b, dp_peer_t *p)
         {"refused", b->refused},
         {"denied_keys", dp_zap_denied(b->zap)},
         {"insecure", b->cfg.insecure && !b->zap},
+        {"sessions", sessions},
+        {"sessions_away", away},
+        {"kept_results", kept},
+        {"journal", b->journal != NULL},
     };
     size_t nrows = sizeof rows / sizeof rows[0];
     dp_wr_reset(&b->w);
@@ -531,6 +612,8 @@ static int s_handle_peer(dp_broker_t *b, dp_zmsg_t *m, dp_peer_t *p, int cmd,
         return rc;
     case DP_CMD_CANCEL:
         return client ? s_on_cancel(b, p, r) : DP_ERR_UNKNOWN_CMD;
+    case DP_CMD_ACK:
+        return client ? s_on_ack(b, p, r) : DP_ERR_UNKNOWN_CMD;
     case DP_CMD_STATUS:
         if (!client)
             break;

@@ -95,44 +95,30 @@
  * Segments rotate at segment_bytes (fsync the old, then a new non-BASE
  * segment via .tmp + rename).
  *
- * ---- Integration in the broker (next phase; see also PROTOCOL.md,
- *      "Sessions, detached batches and the journal") ----
+ * ---- Integration in the broker (built: broker/dp_bkjournal.c; see
+ *      also PROTOCOL.md, "Sessions, detached batches and the journal") ----
  *
- *  start:   s = dp_jstate_new(); cb = dp_jstate_replay(s);
- *           dp_journal_open(dir, cfg, &cb, ...) (broker/dp_jstate.h: the
- *           records fold into the live state, so a job accepted, answered
- *           and taken never touches the queues). Then walk it once:
- *           dp_jstate_each_batch -> the session table (peer_no = batch,
- *           session name, detached, created, ttl; grace starts now);
- *           dp_jstate_each_job -> with a kept result: the session's kept
- *           results (job not queued); cancelled without result: a
- *           CANCELLED result made by the broker (RESULT record); else
- *           dp_queue_add on a private dp_bbuf_t copy of raw, chunk, and
- *           attempts = attempt: a job that was running is simply QUEUED
- *           again (its worker is gone) and its retry budget still holds.
- *           Next peer number = max(batch) + 1. dp_jstate_destroy(&s).
- *  SUBMIT:  after s_submit_scan, dp_journal_job() per accepted job (and a
- *           dp_journal_batch() for a new session); queue them as today but
- *           put the ACCEPTED on a per-turn "pending" list instead of
- *           sending it.
- *  after each poll turn's burst of messages, before s_dispatch (no job
- *           is dispatched before it is stored): dp_journal_commit(now).
- *           0: send the pending ACCEPTEDs. Error: for each pending SUBMIT,
- *           free its jobs and send ERROR [IO, msg, seq, count]; from now
- *           on s_on_submit refuses at once when dp_journal_error() != 0.
- *  dispatch (s_dispatch_to): dp_journal_dispatch(id, attempts) per job.
- *           Not waited for: a lost DISPATCH only costs one attempt count.
- *  result:  dp_journal_result(id, raw) before it is queued to the client
- *           (or kept for a detached batch), then the job is freed as today.
- *  ack:     the client's ACK [id...] (new) -> dp_journal_taken(id).
- *  CANCEL / lost-and-failed / refused: dp_journal_cancel(id) or a RESULT
- *           record with the broker-made error result.
- *  forget / --result-ttl expiry: dp_journal_forget(batch).
- *  poll timeout: min(heartbeat, dp_journal_fsync_due() - now); after the
- *           poll dp_journal_tick(now); then if dp_journal_compact_due(),
- *           dp_journal_compact(s_dump) where s_dump walks sessions, queues,
- *           leases and kept results and appends what dp_jstate_dump would
- *           (BATCH; JOB, DISPATCH, CANCEL, RESULT per job).
+ *  start:   replay into a dp_jstate_t (the records fold into the live
+ *           state, so a job accepted, answered and taken never touches
+ *           the queues), then rebuild: a BATCH with a 16-byte session is
+ *           an away session (peer_no = batch; grace from now); its jobs
+ *           are queued on a private frame with their attempt count, or
+ *           kept with their RESULT; cancelled or out of attempts, they
+ *           get a broker-made result (a RESULT record). Batches without a
+ *           session are dropped (then a compaction). Peer numbers go on
+ *           above max(batch).
+ *  SUBMIT:  JOB per accepted job (BATCH first for a new client); the
+ *           ACCEPTED waits on a per-turn pending list.
+ *  after each poll turn's messages, before dispatch: dp_journal_commit;
+ *           0: the pending ACCEPTEDs go; error: those SUBMITs' jobs are
+ *           freed and refused IO, and every later SUBMIT too (sticky).
+ *  dispatch: DISPATCH (not waited for: a lost one costs an attempt count).
+ *  result:  RESULT for a session that acknowledges (kept until its ACK,
+ *           then TAKEN); TAKEN at once for other clients.
+ *  session end (BYE, grace over): FORGET of its batch.
+ *  poll timeout includes dp_journal_fsync_due(); dp_journal_tick after;
+ *           compaction (dp_journal_compact_due) dumps sessions, live jobs
+ *           (JOB, DISPATCH) and kept results (RESULT).
  *  stop:    dp_journal_close() (commits and fsyncs).
  *
  * Ownership: dp_journal_open gives the caller the journal;

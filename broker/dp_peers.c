@@ -50,13 +50,18 @@ dp_peer_t *dp_bk_peer_find(dp_broker_t *b, const void *rid, size_t len)
  * call it mid-walk. */
 void dp_bk_send(dp_broker_t *b, dp_peer_t *p, dp_wr_t *w)
 {
-    if (p->dead)
+    if (p->dead || p->away) {
+        dp_wr_reset(w);
         return;
+    }
     int rc = dp_zsend(b->sock, p->rid, p->rid_len, w, ZMQ_DONTWAIT);
     if (rc && errno == EHOSTUNREACH) {
-        dp_info("%s %s unreachable; dropping it",
+        dp_info("%s %s unreachable",
                 p->kind == DP_PEER_WORKER ? "worker" : "client", p->name);
-        dp_bk_peer_drop(b, p, "unreachable");
+        if (p->kind == DP_PEER_CLIENT)
+            dp_bk_client_lost(b, p, "unreachable");
+        else
+            dp_bk_peer_drop(b, p, "unreachable");
     } else if (rc && errno == EAGAIN && p->kind == DP_PEER_WORKER) {
         /* --hwm messages wait for it: its JOBS would be lost */
         dp_bk_peer_drop(b, p, "stopped reading");
@@ -82,20 +87,31 @@ static bool s_flush_results(dp_broker_t *b, dp_peer_t *p)
     dp_msg_batch_close(&p->out, p->nout);
     if (zmq_send(b->sock, p->rid, p->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
         if (errno == EHOSTUNREACH) {
-            dp_bk_peer_drop(b, p, "unreachable");
+            dp_bk_client_lost(b, p, "unreachable");
             return true;
         }
         if (!p->qc.paused)
             dp_debug("client %s does not read its results; its jobs wait",
                      p->name);
-        dp_queue_client_pause(&b->q, &p->qc, true);
+        dp_bk_pace(b, p, true);
         return false;
     }
     dp_zsend(b->sock, NULL, 0, &p->out, ZMQ_DONTWAIT); /* no copy */
     p->nout = 0;
     if (p->qc.paused)
-        dp_queue_client_pause(&b->q, &p->qc, false);
+        dp_bk_pace(b, p, false);
     return true;
+}
+
+void dp_bk_pace(dp_broker_t *b, dp_peer_t *p, bool blocked)
+{
+    bool pause = blocked || p->qc.kept_bytes > (size_t)b->cfg.max_client_held;
+    if (pause && !p->qc.paused && !blocked)
+        dp_debug("client %s holds %zu bytes of unacknowledged results; its "
+                 "jobs wait (--max-client-held)",
+                 p->name, p->qc.kept_bytes);
+    if (pause != p->qc.paused)
+        dp_queue_client_pause(&b->q, &p->qc, pause);
 }
 
 void dp_bk_flush_clients(dp_broker_t *b)
@@ -104,10 +120,10 @@ void dp_bk_flush_clients(dp_broker_t *b)
     for (dp_peer_t *p = b->peers; p; p = p->next) {
         if (p->kind != DP_PEER_CLIENT || p->dead)
             continue;
-        if (p->nout && !s_flush_results(b, p))
+        if (!p->away && p->nout && !s_flush_results(b, p))
             b->blocked = true;
-        else if (p->nout == 0 && p->qc.paused)
-            dp_queue_client_pause(&b->q, &p->qc, false);
+        else if ((p->nout == 0 || p->away) && p->qc.paused)
+            dp_bk_pace(b, p, false);
     }
 }
 
@@ -183,7 +199,7 @@ size_t dp_bk_cancel_leases(dp_broker_t *b, dp_qclient_t *c, bool orphan)
  * and none of its jobs is dispatched again. */
 static void s_client_gone(dp_broker_t *b, dp_peer_t *p, const char *why)
 {
-    size_t queued = 0;
+    size_t queued = 0, kept = p->qc.kept.n;
     p->dead = true; /* first: nothing below may send to it */
     for (int cls = 0; cls < DP_CLASS_COUNT; cls++) {
         while (p->qc.queue[cls].head) {
@@ -191,15 +207,63 @@ static void s_client_gone(dp_broker_t *b, dp_peer_t *p, const char *why)
             queued++;
         }
     }
+    while (p->qc.kept.head)
+        dp_bk_free_job(b, p->qc.kept.head);
+    dp_bk_journal_forget(b, p);
     dp_queue_client_remove(&b->q, &p->qc);
     while (p->held)
         dp_bbuf_unref(dp_bk_unhold(b, p));
     size_t running = dp_bk_cancel_leases(b, &p->qc, true);
     if (queued + running >= DP_TRIM_JOBS)
         b->trim = true;
-    dp_info("client %s (pid %u) %s: dropped %zu queued, cancelling %zu "
-            "running",
-            p->name, p->pid, why, queued, running);
+    dp_info("client %s (pid %u) %s: dropped %zu queued, %zu kept results, "
+            "cancelling %zu running",
+            p->name, p->pid, why, queued, kept, running);
+}
+
+void dp_bk_client_lost(dp_broker_t *b, dp_peer_t *p, const char *why)
+{
+    if (p->dead || p->away)
+        return;
+    if (!dp_bk_acks(p)) {
+        dp_bk_peer_drop(b, p, why);
+        return;
+    }
+    dp_info("client %s (pid %u, #%u) %s: its session waits %ld ms for it "
+            "(--session-grace); %zu jobs go on",
+            p->name, p->pid, p->no, why, b->cfg.session_grace_ms, p->qc.njobs);
+    p->away = true;
+    p->away_since_ms = dp_now_ms();
+    p->rid_len = 0;       /* its routing id may be another peer's one day */
+    dp_wr_reset(&p->out); /* kept: sent again when it comes back */
+    p->nout = 0;
+    dp_bk_pace(b, p, false);
+}
+
+dp_peer_t *dp_bk_session_find(dp_broker_t *b, const uint8_t *session)
+{
+    for (dp_peer_t *p = b->peers; p; p = p->next)
+        if (!p->dead && p->kind == DP_PEER_CLIENT && p->has_session &&
+            memcmp(p->session, session, DP_SESSION_BYTES) == 0)
+            return p;
+    return NULL;
+}
+
+void dp_bk_resume(dp_broker_t *b, dp_peer_t *q, const dp_zmsg_t *m)
+{
+    memcpy(q->rid, m->rid, m->rid_len);
+    q->rid_len = m->rid_len;
+    q->away = false;
+    q->last_seen_ms = dp_now_ms();
+    dp_wr_reset(&q->out); /* the kept list holds all of it */
+    q->nout = 0;
+    dp_info("client %s (pid %u) resumed session #%u: %zu jobs held, %zu "
+            "results sent again",
+            q->name, q->pid, q->no, q->qc.njobs, q->qc.kept.n);
+    dp_bk_welcome(b, q);
+    for (dp_bjob_t *j = q->qc.kept.head; j; j = j->next)
+        dp_bk_client_raw(q, j->result, j->result_len);
+    dp_bk_pace(b, q, false);
 }
 
 void dp_bk_peer_drop(dp_broker_t *b, dp_peer_t *p, const char *why)
@@ -252,8 +316,15 @@ uint32_t dp_bk_total_slots(const dp_broker_t *b, dp_class_t cls)
 void dp_bk_welcome(dp_broker_t *b, dp_peer_t *p)
 {
     dp_welcome_t m = {
-        p->no, (uint64_t)b->cfg.heartbeat_ms, b->cfg.limits.max_msg_bytes,
-        dp_bk_total_slots(b, DP_CLASS_CPU), dp_bk_total_slots(b, DP_CLASS_IO)};
+        p->no,
+        (uint64_t)b->cfg.heartbeat_ms,
+        b->cfg.limits.max_msg_bytes,
+        dp_bk_total_slots(b, DP_CLASS_CPU),
+        dp_bk_total_slots(b, DP_CLASS_IO),
+        p->kind == DP_PEER_CLIENT && p->has_session && p->known,
+        b->journal != NULL,
+    };
+    p->known = true; /* from now on the broker knows its session */
     dp_wr_reset(&b->w);
     dp_msg_welcome(&b->w, &m);
     dp_bk_send(b, p, &b->w);
@@ -295,11 +366,22 @@ void dp_bk_heartbeat(dp_broker_t *b, uint64_t now)
 {
     uint64_t hb = (uint64_t)b->cfg.heartbeat_ms;
     uint64_t dead_after = hb * DP_HEARTBEAT_LIVENESS;
+    uint64_t grace = (uint64_t)b->cfg.session_grace_ms;
     for (dp_peer_t *p = b->peers; p; p = p->next) {
         if (p->dead)
             continue;
+        if (p->away) {
+            if (now - p->away_since_ms >= grace)
+                dp_bk_peer_drop(b, p,
+                                "did not come back within its "
+                                "--session-grace");
+            continue;
+        }
         if (now - p->last_seen_ms > dead_after) {
-            dp_bk_peer_drop(b, p, "missed its heartbeats");
+            if (p->kind == DP_PEER_CLIENT)
+                dp_bk_client_lost(b, p, "missed its heartbeats");
+            else
+                dp_bk_peer_drop(b, p, "missed its heartbeats");
             continue;
         }
         dp_wr_reset(&b->w);

@@ -7,7 +7,7 @@
 
 #define S_INITIAL_BUCKETS 1024u
 
-const char *const dp_jobstate_names[] = {"queued", "leased", "orphan"};
+const char *const dp_jobstate_names[] = {"queued", "leased", "orphan", "kept"};
 
 int dp_queue_init(dp_queue_t *q)
 {
@@ -31,8 +31,10 @@ void dp_bbuf_unref(dp_bbuf_t *b)
 void dp_queue_release(dp_queue_t *q)
 {
     for (size_t k = 0; q->buckets && k < q->nbuckets; k++)
-        for (dp_bjob_t *j = q->buckets[k]; j; j = j->hnext)
+        for (dp_bjob_t *j = q->buckets[k]; j; j = j->hnext) {
             dp_bbuf_unref(j->buf);
+            free(j->result);
+        }
     dp_slab_release(&q->slab);
     free(q->buckets);
     free(q->heap);
@@ -349,31 +351,54 @@ void dp_queue_orphan(dp_queue_t *q, dp_bjob_t *j)
     j->state = DP_JOB_ORPHAN;
 }
 
-void dp_queue_free_job(dp_queue_t *q, dp_bjob_t *j)
+/* s_leave: j leaves its queue or lease (QUEUED or LEASED) and its
+ * client's counts. */
+static void s_leave(dp_queue_t *q, dp_bjob_t *j)
 {
-    switch (j->state) {
-    case DP_JOB_QUEUED:
+    if (j->state == DP_JOB_QUEUED) {
         s_unlink(&j->client->queue[j->cls], j);
         q->queued[j->cls]--;
         if (j->client->queue[j->cls].n == 0)
             s_ring_del(q, j->client, j->cls);
-        break;
-    case DP_JOB_LEASED:
+    } else {
         j->client->running--;
         s_unlease(q, j);
+    }
+    j->client->njobs--;
+    j->client->bytes -= DP_QUEUE_JOB_COST(j->raw_len);
+}
+
+void dp_queue_keep(dp_queue_t *q, dp_bjob_t *j, uint8_t *result, size_t len)
+{
+    assert(j->state == DP_JOB_QUEUED || j->state == DP_JOB_LEASED);
+    s_leave(q, j);
+    j->state = DP_JOB_KEPT;
+    j->result = result;
+    j->result_len = (uint32_t)len;
+    s_push(&j->client->kept, j, false);
+    j->client->kept_bytes += DP_QUEUE_JOB_COST(j->raw_len) + len;
+}
+
+void dp_queue_free_job(dp_queue_t *q, dp_bjob_t *j)
+{
+    switch (j->state) {
+    case DP_JOB_QUEUED:
+    case DP_JOB_LEASED:
+        s_leave(q, j);
         break;
     case DP_JOB_ORPHAN:
         s_unlease(q, j);
         break;
-    }
-    if (j->client) {
-        j->client->njobs--;
-        j->client->bytes -= DP_QUEUE_JOB_COST(j->raw_len);
+    case DP_JOB_KEPT:
+        s_unlink(&j->client->kept, j);
+        j->client->kept_bytes -= DP_QUEUE_JOB_COST(j->raw_len) + j->result_len;
+        break;
     }
     q->bytes -= DP_QUEUE_JOB_COST(j->raw_len);
     s_unindex(q, j);
     q->njobs--;
     dp_bbuf_unref(j->buf);
+    free(j->result);
     dp_slab_free(&q->slab, j);
     if (q->njobs == 0)
         s_shrink(q);

@@ -17,6 +17,9 @@
  *   LEASED -> QUEUED (worker lost, requeue) | gone (result)
  *          -> ORPHAN (its client went away; wait for the worker's answer)
  *   ORPHAN -> gone (result or worker lost)
+ *   QUEUED | LEASED -> KEPT (its result is kept until its client ACKs it:
+ *          a session that resumes; dp_queue_keep) -> gone (ACK, or the
+ *          session ends)
  */
 #ifndef DP_QUEUE_H
 #define DP_QUEUE_H
@@ -30,7 +33,12 @@
 #include "dp_list.h"
 #include "dpool.h"
 
-typedef enum { DP_JOB_QUEUED, DP_JOB_LEASED, DP_JOB_ORPHAN } dp_jobstate_t;
+typedef enum {
+    DP_JOB_QUEUED,
+    DP_JOB_LEASED,
+    DP_JOB_ORPHAN,
+    DP_JOB_KEPT
+} dp_jobstate_t;
 
 extern const char *const dp_jobstate_names[];
 
@@ -54,10 +62,12 @@ typedef struct dp_qclient {
     dp_jlist_t queue[DP_CLASS_COUNT]; /* waiting jobs, oldest first */
     struct dp_qclient *rr_prev[DP_CLASS_COUNT], *rr_next[DP_CLASS_COUNT];
     bool in_ring[DP_CLASS_COUNT];
-    bool paused;    /* out of the rings: its results sit unread */
-    size_t running; /* leased jobs */
-    size_t njobs;   /* queued and leased jobs */
-    size_t bytes;   /* their DP_QUEUE_JOB_COST */
+    bool paused;       /* out of the rings: its results sit unread */
+    size_t running;    /* leased jobs */
+    size_t njobs;      /* queued and leased jobs */
+    size_t bytes;      /* their DP_QUEUE_JOB_COST */
+    dp_jlist_t kept;   /* KEPT jobs: results not yet acknowledged */
+    size_t kept_bytes; /* their DP_QUEUE_JOB_COST + result bytes */
 } dp_qclient_t;
 
 #define DP_QUEUE_LOOKAHEAD_US 2000.0    /* work a slot may have waiting */
@@ -90,6 +100,8 @@ struct dp_bjob {
     uint32_t limit_ms;    /* its time limit (its own or its type's) */
     uint32_t hidx;        /* 1 + its place in the lease heap; 0 = none */
     uint64_t deadline_ms; /* when leased: the lease runs out (dp_now_ms) */
+    uint8_t *result;      /* KEPT: the encoded result (owned) */
+    uint32_t result_len;
 };
 
 /* What one job costs the broker: its encoded bytes (in the SUBMIT frame
@@ -143,6 +155,11 @@ size_t dp_queue_take(dp_queue_t *q, dp_class_t cls, dp_qworker_t *w, size_t max,
 void dp_queue_requeue(dp_queue_t *q, dp_bjob_t *j);
 /* dp_queue_orphan: a leased job whose client is gone. */
 void dp_queue_orphan(dp_queue_t *q, dp_bjob_t *j);
+/* dp_queue_keep: j (QUEUED or LEASED) is answered: it leaves its queue or
+ * lease and waits in its client's kept list with its result (taken: a
+ * malloc'ed copy of len bytes) until dp_queue_free_job. It no longer
+ * counts in the client's njobs/bytes, but in kept_bytes. */
+void dp_queue_keep(dp_queue_t *q, dp_bjob_t *j, uint8_t *result, size_t len);
 /* dp_queue_free_job: remove j from every list and the index, free it. */
 void dp_queue_free_job(dp_queue_t *q, dp_bjob_t *j);
 /* dp_queue_credit: jobs of class cls that w may still be sent when its

@@ -39,6 +39,7 @@ static const int s_client_cmds[] = {DP_CMD_HELLO,
                                     DP_CMD_STATUS,
                                     DP_CMD_BYE,
                                     DP_CMD_HEARTBEAT,
+                                    DP_CMD_ACK,
                                     0};
 static const int s_worker_cmds[] = {DP_CMD_READY,   DP_CMD_CREDIT,
                                     DP_CMD_RESULTS, DP_CMD_HEARTBEAT,

@@ -133,6 +133,10 @@ int main(int argc, char **argv)
          "DIR", "keep accepted jobs in a journal in DIR (one broker per DIR)"},
         {"fsync-ms", 0, "DPOOL_FSYNC_MS", DP_OPT_LONG, &cfg.fsync_ms, 0, 60000,
          "MS", "journal fsync window; 0: fsync before every ACCEPTED (50)"},
+        {"session-grace", 0, "DPOOL_SESSION_GRACE_MS", DP_OPT_LONG,
+         &cfg.session_grace_ms, 0, 86400000L * 30, "MS",
+         "keep a session whose client vanished without BYE this long, its "
+         "jobs running and results kept (60000)"},
         {"log-level", 0, "DPOOL_LOG", DP_OPT_STR, &level, 0, 0, "LEVEL",
          "error, warn, info or debug (info)"},
         /* CURVE, ZAP, secure by default (dp_zap.h) */

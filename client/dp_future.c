@@ -31,24 +31,28 @@ static int s_submit_one(dp_pool_t *p, uint64_t id, const char *type,
                         const dp_value_t *args, size_t nargs,
                         const dp_job_opts_t *o)
 {
-    dp_wr_t w;
+    /* args borrowed as one array value: no copy of the arguments */
+    dp_value_t arr = dp_nil();
+    arr.type = DP_ARRAY;
+    arr.v.a.items = (dp_value_t *)args;
+    arr.v.a.len = nargs;
+    dp_wr_t job, w;
+    dp_wr_init(&job);
     dp_wr_init(&w);
-    dp_msg_begin(&w, DP_CMD_SUBMIT);
-    dp_wr_array(&w, 3);
-    dp_wr_uint(&w, id);
-    dp_wr_array(&w, 1);
-    dp_wr_array(&w, 5);
-    dp_wr_uint(&w, id);
-    dp_wr_cstr(&w, type);
-    dp_wr_array(&w, (uint32_t)nargs);
-    for (size_t k = 0; k < nargs; k++)
-        dp_wr_value(&w, &args[k]);
-    dp_wr_uint(&w,
-               o && o->timeout > 0 ? (uint64_t)(o->timeout * 1000 + 0.5) : 0);
-    dp_wr_uint(&w, o && o->retries >= 0 ? (uint64_t)o->retries
+    dp_msg_put_job(&job, id, type, &arr,
+                   o && o->timeout > 0 ? (uint32_t)(o->timeout * 1000 + 0.5)
+                                       : 0,
+                   o && o->retries >= 0 ? (uint32_t)o->retries
                                         : DP_RETRIES_DEFAULT_CLIENT);
-    dp_wr_uint(&w, 1); /* chunksize */
-    return dp_pool_send(p, &w);
+    int rc = job.err;
+    if (!rc)
+        dp_msg_submit(&w, id, 1, job.buf.data, job.buf.len, 1);
+    dp_wr_release(&job);
+    if (rc) {
+        dp_wr_release(&w);
+        return rc;
+    }
+    return dp_pool_send_submit(p, &w, id, 1);
 }
 
 int dp_submit(dp_pool_t *p, const char *type, const dp_value_t *args,

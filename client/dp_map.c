@@ -102,16 +102,14 @@ static int s_flush(dp_map_t *m)
         return 0;
     dp_wr_t w;
     dp_wr_init(&w);
-    dp_msg_begin(&w, DP_CMD_SUBMIT);
-    dp_wr_array(&w, 3);
-    dp_wr_uint(&w, m->batch_id);
-    dp_wr_array(&w, m->nbatch);
-    dp_wr_raw(&w, m->batch.buf.data, m->batch.buf.len);
     /* the dispatch unit; one SUBMIT may carry several chunks */
-    dp_wr_uint(&w, m->chunk < m->nbatch ? m->chunk : m->nbatch);
+    dp_msg_submit(&w, m->batch_id, m->nbatch, m->batch.buf.data,
+                  m->batch.buf.len,
+                  (uint32_t)(m->chunk < m->nbatch ? m->chunk : m->nbatch));
     dp_wr_reset(&m->batch);
+    uint32_t n = m->nbatch;
     m->nbatch = 0;
-    return dp_pool_send(m->pool, &w);
+    return dp_pool_send_submit(m->pool, &w, m->batch_id, n);
 }
 
 /* s_local_result: the next input's result, made here: it is never sent. */
@@ -370,9 +368,9 @@ static int s_new(dp_pool_t *p, const char *type, const dp_map_opts_t *o,
      * one job per chunk and adapts (s_adapt) */
     size_t quarter = 4 * (size_t)s_slots(p);
     m->adaptive = !m->o.chunksize && !known_len;
-    m->chunk = m->o.chunksize ? s_clamp(m->o.chunksize, 1, DP_CHUNK_MAX_CLIENT)
+    m->chunk = m->o.chunksize ? s_clamp(m->o.chunksize, 1, DP_CHUNK_MAX)
                : known_len    ? s_clamp((known_len + quarter - 1) / quarter, 1,
-                                        DP_CHUNK_MAX_CLIENT)
+                                        DP_CHUNK_MAX)
                               : 1;
     if (!m->o.max_inflight && m->chunk * quarter > m->cap)
         m->cap = m->chunk * quarter; /* every chunk may be out at once */

@@ -1,13 +1,27 @@
 /*
  * dp_pool.c - a client's connection to a broker: HELLO/WELCOME, the I/O
  * thread (send, receive, heartbeats, broker loss), and result routing.
+ *
+ * Sessions (PROTOCOL.md, "Sessions"): a pool with a broker of its own
+ * names a random session in HELLO with the ACKS flag. Its I/O thread
+ * keeps each SUBMIT until the broker has it (ACCEPTED, a refusal, or a
+ * result of one of its jobs), acknowledges every result it receives (one ACK
+ * per receiving turn), and when the broker is lost (silent, or it says it does
+ * not know us) it says HELLO with the same session on a fresh socket until
+ * --connect-timeout: on a WELCOME that resumed the session it sends the kept
+ * SUBMITs again and goes on (the broker sends the results we have not
+ * acknowledged again; ids we no longer wait for are dropped by the routing);
+ * otherwise the pool is lost (BROKER_LOST). The embedded pool's broker lives
+ * and dies with it: no session there.
  */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -155,9 +169,17 @@ static void s_wake(dp_pool_t *p)
 
 int dp_pool_send(dp_pool_t *p, dp_wr_t *w)
 {
+    return dp_pool_send_submit(p, w, 0, 0);
+}
+
+int dp_pool_send_submit(dp_pool_t *p, dp_wr_t *w, uint64_t seq, uint32_t njobs)
+{
     dp_item_t *it = calloc(1, sizeof *it);
     if (!it)
         return DP_ERR_NOMEM;
+    it->submit = njobs > 0;
+    it->seq = seq;
+    it->njobs = njobs;
     int rc = dp_wr_take(w, &it->data, &it->len);
     if (rc) {
         free(it);
@@ -178,10 +200,7 @@ int dp_pool_cancel_ids(dp_pool_t *p, const uint64_t *ids, size_t n)
 {
     dp_wr_t w;
     dp_wr_init(&w);
-    dp_msg_begin(&w, DP_CMD_CANCEL);
-    dp_wr_array(&w, (uint32_t)n);
-    for (size_t k = 0; k < n; k++)
-        dp_wr_uint(&w, ids[k]);
+    dp_msg_cancel(&w, ids, n);
     return dp_pool_send(p, &w);
 }
 
@@ -304,11 +323,95 @@ static void s_set_lost(dp_pool_t *p, int code)
     pthread_mutex_unlock(&p->mu);
 }
 
+/* s_broker_lost: the broker is gone or does not know us: a session tries
+ * to resume (s_io_main), any other pool is lost. */
+static void s_broker_lost(dp_pool_t *p)
+{
+    if (p->resumable)
+        p->resume = true;
+    else
+        s_set_lost(p, DP_ERR_BROKER_LOST);
+}
+
+/* ---- the unaccepted SUBMITs and the ACKs of a session ---- */
+
+/* s_unacc_drop: forget kept SUBMIT it (prev is the one before it). */
+static void s_unacc_drop(dp_pool_t *p, dp_item_t *prev, dp_item_t *it)
+{
+    if (prev)
+        prev->next = it->next;
+    else
+        p->unacc_head = it->next;
+    if (p->unacc_tail == it)
+        p->unacc_tail = prev;
+    free(it->data);
+    free(it);
+}
+
+/* s_unacc_seq: the broker has the SUBMIT of seq (ACCEPTED, refused). */
+static void s_unacc_seq(dp_pool_t *p, uint64_t seq)
+{
+    for (dp_item_t *prev = NULL, *it = p->unacc_head; it;
+         prev = it, it = it->next) {
+        if (it->seq == seq) {
+            s_unacc_drop(p, prev, it);
+            return;
+        }
+    }
+}
+
+/* s_unacc_answered: job id has a result, so the broker took its SUBMIT
+ * (a broker answers no job of a SUBMIT it did not take, and with a
+ * journal dispatches none before storing it): the kept copy is not
+ * needed again. This also covers an ACCEPTED the broker dropped because
+ * its queue to us was full. Results come roughly in order: the SUBMIT is
+ * near the head. */
+static void s_unacc_answered(dp_pool_t *p, uint64_t id)
+{
+    for (dp_item_t *prev = NULL, *it = p->unacc_head; it;
+         prev = it, it = it->next) {
+        if (id >= it->seq && id - it->seq < it->njobs) {
+            s_unacc_drop(p, prev, it);
+            return;
+        }
+    }
+}
+
+/* s_ack_add: id's result arrived: acknowledge it this turn. */
+static void s_ack_add(dp_pool_t *p, uint64_t id)
+{
+    if (p->nacks == 0)
+        p->ack_due_ms = dp_now_ms() + DP_ACK_COALESCE_MS;
+    if (p->nacks == p->capacks) {
+        size_t cap = p->capacks ? 2 * p->capacks : DP_ACKS_MIN;
+        uint64_t *v = realloc(p->acks, cap * sizeof *v);
+        if (!v)
+            return; /* unacknowledged: the broker sends it again at most */
+        p->acks = v;
+        p->capacks = cap;
+    }
+    p->acks[p->nacks++] = id;
+}
+
+/* s_send_acks: one ACK (or a few, DP_ACK_MAX_IDS each) for the turn. */
+static void s_send_acks(dp_pool_t *p)
+{
+    for (size_t at = 0; at < p->nacks; at += DP_ACK_MAX_IDS) {
+        size_t n =
+            p->nacks - at < DP_ACK_MAX_IDS ? p->nacks - at : DP_ACK_MAX_IDS;
+        dp_wr_t w;
+        dp_wr_init(&w);
+        dp_msg_ack(&w, p->acks + at, n);
+        dp_zsend(p->sock, NULL, 0, &w, 0);
+    }
+    p->nacks = 0;
+}
+
 /* s_on_results: decode a RESULTS body into the inbox. */
 static void s_on_results(dp_pool_t *p, dp_rd_t *r)
 {
     uint32_t n;
-    if (dp_rd_array(r, &n))
+    if (dp_msg_read_results(r, &n))
         return;
     dp_item_t *head = NULL, *tail = NULL;
     for (uint32_t k = 0; k < n; k++) {
@@ -316,6 +419,10 @@ static void s_on_results(dp_pool_t *p, dp_rd_t *r)
         dp_result_t *out;
         if (dp_msg_read_result(r, &res))
             break;
+        if (p->resumable) {
+            s_ack_add(p, res.id);
+            s_unacc_answered(p, res.id);
+        }
         if (dp_res_to_result(&res, &p->lim, &out) == 0)
             s_inbox_add(p, &head, &tail, out);
     }
@@ -328,28 +435,24 @@ static void s_on_results(dp_pool_t *p, dp_rd_t *r)
  * number batches by their first id) each get the error as their result. */
 static void s_on_error(dp_pool_t *p, dp_rd_t *r)
 {
-    uint32_t n;
-    uint64_t code = 0, seq = 0, count = 0;
-    const char *msg = "";
-    size_t len = 0;
-    if (dp_rd_array(r, &n) || n < 2 || dp_rd_uint(r, &code) ||
-        dp_rd_str(r, &msg, &len))
+    dp_error_msg_t e;
+    if (dp_msg_read_error(r, &e))
         return;
-    if (code == DP_ERR_BROKER_LOST || code == DP_ERR_UNKNOWN_PEER) {
-        s_set_lost(p, DP_ERR_BROKER_LOST);
+    if (e.code == DP_ERR_BROKER_LOST || e.code == DP_ERR_UNKNOWN_PEER) {
+        s_broker_lost(p);
         return;
     }
-    if (n != 4 || dp_rd_uint(r, &seq) || dp_rd_uint(r, &count) ||
-        count > DP_SUBMIT_MAX_JOBS_CLIENT)
+    if (!e.refusal || e.count > DP_SUBMIT_MAX_JOBS)
         return;
+    s_unacc_seq(p, e.seq);
     dp_item_t *head = NULL, *tail = NULL;
-    for (uint64_t k = 0; k < count; k++) {
+    for (uint64_t k = 0; k < e.count; k++) {
         dp_result_t *res = calloc(1, sizeof *res);
         if (!res)
             break;
-        res->id = seq + k;
-        res->error = (int)code;
-        res->message = strndup(msg, len);
+        res->id = e.seq + k;
+        res->error = (int)e.code;
+        res->message = strndup(e.message, e.message_len);
         res->worker = strdup("");
         s_inbox_add(p, &head, &tail, res);
     }
@@ -364,6 +467,10 @@ static void s_on_message(dp_pool_t *p, zmq_msg_t *body)
         return;
     if (cmd == DP_CMD_RESULTS) {
         s_on_results(p, &r);
+    } else if (cmd == DP_CMD_ACCEPTED) {
+        uint64_t seq, n;
+        if (p->resumable && dp_msg_read_accepted(&r, &seq, &n) == 0)
+            s_unacc_seq(p, seq);
     } else if (cmd == DP_CMD_STATUS_REPLY) {
         dp_value_t v;
         if (dp_rd_value(&r, &v) == 0) {
@@ -379,6 +486,15 @@ static void s_on_message(dp_pool_t *p, zmq_msg_t *body)
     }
 }
 
+/* s_send_copy: send data[0..len) and keep it. */
+static void s_send_copy(dp_pool_t *p, const char *data, size_t len)
+{
+    dp_wr_t w;
+    dp_wr_init(&w);
+    dp_wr_raw(&w, data, len);
+    dp_zsend(p->sock, NULL, 0, &w, 0);
+}
+
 static void s_send_outbox(dp_pool_t *p)
 {
     pthread_mutex_lock(&p->mu);
@@ -387,6 +503,16 @@ static void s_send_outbox(dp_pool_t *p)
     pthread_mutex_unlock(&p->mu);
     for (dp_item_t *nx; it; it = nx) {
         nx = it->next;
+        if (p->resumable && it->submit) { /* kept until the broker has it */
+            s_send_copy(p, it->data, it->len);
+            it->next = NULL;
+            if (p->unacc_tail)
+                p->unacc_tail->next = it;
+            else
+                p->unacc_head = it;
+            p->unacc_tail = it;
+            continue;
+        }
         dp_wr_t w;
         dp_wr_init(&w);
         w.buf.data = it->data; /* hand the bytes over without a copy */
@@ -396,13 +522,142 @@ static void s_send_outbox(dp_pool_t *p)
     }
 }
 
+/* ---- connecting: sockets, HELLO, WELCOME ---- */
+
+/* s_socket: a fresh DEALER connected to the endpoint (CURVE when keys
+ * are set) in p->sock, the old one closed. 0, DP_ERR_IO, DP_ERR_INVALID. */
+static int s_socket(dp_pool_t *p)
+{
+    if (p->sock)
+        zmq_close(p->sock);
+    p->sock = zmq_socket(p->ctx, ZMQ_DEALER);
+    if (!p->sock)
+        return DP_ERR_IO;
+    int zero = 0, ivl = DP_RECONNECT_IVL_MS, ivl_max = DP_RECONNECT_IVL_MAX_MS;
+    dp_zsock_linger0(p->sock);
+    /* an embedded broker may not have bound yet: retry soon (ZeroMQ's
+     * default waits 100 ms) and back off from there */
+    zmq_setsockopt(p->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
+    zmq_setsockopt(p->sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
+    zmq_setsockopt(p->sock, ZMQ_SNDHWM, &zero, sizeof zero);
+    zmq_setsockopt(p->sock, ZMQ_RCVHWM, &zero, sizeof zero);
+    /* CURVE client (dp_keys.h); the embedded pool stays plaintext */
+    char kerr[DP_KEY_ERR_MAX];
+    if (p->tmpdir == NULL && dp_keys_client(p->sock, p->curve_key,
+                                            p->broker_key, kerr, sizeof kerr)) {
+        fprintf(stderr, "dpool: %s\n", kerr);
+        return DP_ERR_INVALID;
+    }
+    if (zmq_connect(p->sock, p->endpoint) != 0)
+        return DP_ERR_INVALID;
+    return 0;
+}
+
+/* s_hello: HELLO (with our session when resumable) on p->sock. */
+static int s_hello(dp_pool_t *p)
+{
+    dp_wr_t w;
+    dp_wr_init(&w);
+    dp_hello_t h = {.name = p->name ? p->name : "dpool",
+                    .pid = (uint64_t)getpid(),
+                    .has_session = p->resumable,
+                    .flags = DP_HELLO_ACKS};
+    memcpy(h.session, p->session, DP_SESSION_BYTES);
+    dp_msg_hello(&w, &h);
+    return dp_zsend(p->sock, NULL, 0, &w, 0) ? DP_ERR_IO : 0;
+}
+
+/* s_welcome: wait for WELCOME on p->sock until end (dp_now_ms) or until
+ * the pool is stopped. 0 with *wm filled, DP_ERR_UNREACHABLE (none came),
+ * DP_ERR_CANCELLED (stopped). Other messages are dropped. */
+static int s_welcome(dp_pool_t *p, uint64_t end, dp_welcome_t *wm)
+{
+    for (uint64_t now = dp_now_ms(); now < end; now = dp_now_ms()) {
+        zmq_pollitem_t it[2] = {{p->sock, 0, ZMQ_POLLIN, 0},
+                                {NULL, p->wake_fd, ZMQ_POLLIN, 0}};
+        if (zmq_poll(it, 2, (long)(end - now)) <= 0)
+            continue;
+        if (it[1].revents & ZMQ_POLLIN) {
+            uint64_t v;
+            ssize_t got = read(p->wake_fd, &v, sizeof v);
+            (void)got;
+            pthread_mutex_lock(&p->mu);
+            bool stop = p->stop;
+            if (p->interrupted) /* the caller waits for it on cv */
+                pthread_cond_broadcast(&p->cv);
+            pthread_mutex_unlock(&p->mu);
+            if (stop)
+                return DP_ERR_CANCELLED;
+        }
+        dp_zmsg_t m;
+        if (!(it[0].revents & ZMQ_POLLIN) ||
+            dp_zrecv(p->sock, 0, &m, ZMQ_DONTWAIT))
+            continue;
+        int cmd;
+        dp_rd_t r;
+        int rc = dp_msg_open(zmq_msg_data(&m.body), zmq_msg_size(&m.body),
+                             &p->lim, &cmd, &r);
+        if (!rc && cmd == DP_CMD_WELCOME)
+            rc = dp_msg_read_welcome(&r, wm);
+        bool got = !rc && cmd == DP_CMD_WELCOME && wm->peer_no <= UINT32_MAX;
+        zmq_msg_close(&m.body);
+        if (got)
+            return 0;
+    }
+    return DP_ERR_UNREACHABLE;
+}
+
+/* s_resume: the broker is lost: HELLO with our session on a fresh socket
+ * (again every DP_RESUME_RETRY_MS) until the connect timeout. 0: resumed,
+ * the kept SUBMITs are sent again. Else the pool is lost: no WELCOME
+ * (UNREACHABLE), or one that did not resume (a broker that forgot us or
+ * never knew us: BROKER_LOST), or it was stopped (CANCELLED). */
+static int s_resume(dp_pool_t *p)
+{
+    uint64_t end = dp_now_ms() + (uint64_t)(p->connect_timeout * 1000);
+    p->nacks = 0; /* the new broker sends what they were for again */
+    int rc = DP_ERR_UNREACHABLE;
+    for (uint64_t now = dp_now_ms(); now < end; now = dp_now_ms()) {
+        rc = s_socket(p);
+        if (!rc)
+            rc = s_hello(p);
+        if (rc)
+            return rc;
+        uint64_t until = now + DP_RESUME_RETRY_MS;
+        dp_welcome_t wm;
+        rc = s_welcome(p, until < end ? until : end, &wm);
+        if (rc == DP_ERR_CANCELLED)
+            return rc;
+        if (rc)
+            continue;
+        if (!wm.resumed || wm.peer_no != p->client_no)
+            return DP_ERR_BROKER_LOST;
+        for (dp_item_t *it = p->unacc_head; it; it = it->next)
+            s_send_copy(p, it->data, it->len);
+        return 0;
+    }
+    return rc;
+}
+
 static void *s_io_main(void *arg)
 {
     dp_pool_t *p = arg;
     uint64_t last_rx = dp_now_ms(), next_hb = last_rx + p->hb_ms;
     for (;;) {
+        if (p->resume) {
+            p->resume = false;
+            int rc = s_resume(p);
+            if (rc && rc != DP_ERR_CANCELLED) {
+                p->resumable = false; /* once lost, lost for good */
+                s_set_lost(p, DP_ERR_BROKER_LOST);
+            }
+            last_rx = dp_now_ms();
+            next_hb = last_rx + p->hb_ms;
+        }
         uint64_t now = dp_now_ms();
-        long wait = next_hb > now ? (long)(next_hb - now) : 0;
+        uint64_t due =
+            p->nacks && p->ack_due_ms < next_hb ? p->ack_due_ms : next_hb;
+        long wait = due > now ? (long)(due - now) : 0;
         pthread_mutex_lock(&p->mu);
         int watch = p->fd_ready ? -1 : p->watch_fd;
         pthread_mutex_unlock(&p->mu);
@@ -432,18 +687,23 @@ static void *s_io_main(void *arg)
         pthread_mutex_lock(&p->mu);
         bool stop = p->stop;
         pthread_mutex_unlock(&p->mu);
-        s_send_outbox(p);
+        if (!p->resume)
+            s_send_outbox(p);
         if (stop)
             break;
         dp_zmsg_t m;
-        while (dp_zrecv(p->sock, 0, &m, ZMQ_DONTWAIT) != DP_ERR_IO) {
+        while (!p->resume &&
+               dp_zrecv(p->sock, 0, &m, ZMQ_DONTWAIT) != DP_ERR_IO) {
             last_rx = dp_now_ms();
             s_on_message(p, &m.body);
             zmq_msg_close(&m.body);
         }
         now = dp_now_ms();
+        if (p->nacks && !p->resume &&
+            (now >= p->ack_due_ms || p->nacks >= DP_ACK_BATCH))
+            s_send_acks(p); /* coalesced: one ACK per 10 ms at most */
         if (now - last_rx > p->hb_ms * DP_CLIENT_LIVENESS)
-            s_set_lost(p, DP_ERR_BROKER_LOST);
+            s_broker_lost(p);
         if (now >= next_hb) {
             dp_wr_t w;
             dp_wr_init(&w);
@@ -457,77 +717,43 @@ static void *s_io_main(void *arg)
 
 /* ---- open and close ---- */
 
-/* s_handshake: HELLO, then wait for WELCOME until the deadline. */
-static int s_handshake(dp_pool_t *p, const dp_pool_opts_t *o)
-{
-    dp_wr_t w;
-    dp_wr_init(&w);
-    dp_msg_begin(&w, DP_CMD_HELLO);
-    dp_wr_array(&w, 2);
-    dp_wr_cstr(&w, o && o->name ? o->name : "dpool");
-    dp_wr_uint(&w, (uint64_t)getpid());
-    if (dp_zsend(p->sock, NULL, 0, &w, 0))
-        return DP_ERR_IO;
-    double limit = o && o->connect_timeout > 0 ? o->connect_timeout
-                                               : DP_CONNECT_TIMEOUT_DEFAULT;
-    uint64_t end = dp_now_ms() + (uint64_t)(limit * 1000);
-    for (uint64_t now = dp_now_ms(); now < end; now = dp_now_ms()) {
-        zmq_pollitem_t it = {p->sock, 0, ZMQ_POLLIN, 0};
-        if (zmq_poll(&it, 1, (long)(end - now)) <= 0)
-            continue;
-        dp_zmsg_t m;
-        if (dp_zrecv(p->sock, 0, &m, ZMQ_DONTWAIT))
-            continue;
-        int cmd;
-        dp_rd_t r;
-        uint32_t n;
-        uint64_t no = 0, hb = 0, maxmsg = 0, cpu = 0;
-        int rc = dp_msg_open(zmq_msg_data(&m.body), zmq_msg_size(&m.body),
-                             &p->lim, &cmd, &r);
-        if (!rc && cmd == DP_CMD_WELCOME && !dp_rd_array(&r, &n) && n >= 4 &&
-            !dp_rd_uint(&r, &no) && !dp_rd_uint(&r, &hb) &&
-            !dp_rd_uint(&r, &maxmsg) && !dp_rd_uint(&r, &cpu)) {
-            zmq_msg_close(&m.body);
-            p->client_no = (uint32_t)no;
-            p->hb_ms = hb ? hb : DP_CLIENT_HB_MS_DEFAULT;
-            p->cpu_slots = (int)cpu;
-            return 0;
-        }
-        zmq_msg_close(&m.body);
-    }
-    return DP_ERR_UNREACHABLE;
-}
-
-static int s_connect(dp_pool_t *p, const dp_pool_opts_t *o)
+/* s_connect: socket, HELLO, WELCOME within the connect timeout, then the
+ * I/O thread. */
+static int s_connect(dp_pool_t *p)
 {
     p->ctx = zmq_ctx_new();
-    p->sock = p->ctx ? zmq_socket(p->ctx, ZMQ_DEALER) : NULL;
-    if (!p->sock)
+    if (!p->ctx)
         return DP_ERR_IO;
-    int zero = 0, ivl = DP_RECONNECT_IVL_MS, ivl_max = DP_RECONNECT_IVL_MAX_MS;
-    dp_zsock_linger0(p->sock);
-    /* an embedded broker may not have bound yet: retry soon (ZeroMQ's
-     * default waits 100 ms) and back off from there */
-    zmq_setsockopt(p->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
-    zmq_setsockopt(p->sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
-    zmq_setsockopt(p->sock, ZMQ_SNDHWM, &zero, sizeof zero);
-    zmq_setsockopt(p->sock, ZMQ_RCVHWM, &zero, sizeof zero);
-    /* CURVE client (dp_keys.h) */
-    char kerr[DP_KEY_ERR_MAX];
-    if (o && p->tmpdir == NULL && /* the embedded pool stays plaintext */
-        dp_keys_client(p->sock, o->curve_key, o->broker_key, kerr,
-                       sizeof kerr)) {
-        fprintf(stderr, "dpool: %s\n", kerr);
-        return DP_ERR_INVALID;
-    }
-    if (zmq_connect(p->sock, p->endpoint) != 0)
-        return DP_ERR_INVALID;
-    int rc = s_handshake(p, o);
+    int rc = s_socket(p);
+    if (!rc)
+        rc = s_hello(p);
+    dp_welcome_t wm;
+    if (!rc)
+        rc = s_welcome(p, dp_now_ms() + (uint64_t)(p->connect_timeout * 1000),
+                       &wm);
     if (rc)
-        return rc;
+        return rc == DP_ERR_CANCELLED ? DP_ERR_UNREACHABLE : rc;
+    p->client_no = (uint32_t)wm.peer_no;
+    p->hb_ms = wm.heartbeat_ms ? wm.heartbeat_ms : DP_CLIENT_HB_MS_DEFAULT;
+    p->cpu_slots = wm.cpu_slots > INT_MAX ? INT_MAX : (int)wm.cpu_slots;
     if (pthread_create(&p->thr, NULL, s_io_main, p) != 0)
         return DP_ERR_NOMEM;
     p->thr_started = true;
+    return 0;
+}
+
+/* s_keep_opts: what a resume needs later (a fresh socket, HELLO). */
+static int s_keep_opts(dp_pool_t *p, const dp_pool_opts_t *o)
+{
+    p->connect_timeout = o && o->connect_timeout > 0
+                             ? o->connect_timeout
+                             : DP_CONNECT_TIMEOUT_DEFAULT;
+    if (o && o->name && !(p->name = strdup(o->name)))
+        return DP_ERR_NOMEM;
+    if (o && o->curve_key && !(p->curve_key = strdup(o->curve_key)))
+        return DP_ERR_NOMEM;
+    if (o && o->broker_key && !(p->broker_key = strdup(o->broker_key)))
+        return DP_ERR_NOMEM;
     return 0;
 }
 
@@ -547,14 +773,20 @@ int dp_pool_open(const char *endpoint, const dp_pool_opts_t *opts,
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&p->cv, &ca);
     pthread_condattr_destroy(&ca);
-    int rc = p->wake_fd < 0 ? DP_ERR_IO : 0;
+    int rc = p->wake_fd < 0 ? DP_ERR_IO : s_keep_opts(p, opts);
     /* the embedded daemons are spawned before any ZeroMQ thread exists */
     if (!rc && !endpoint)
         rc = dp_embed_start(p, opts);
     else if (!rc && !(p->endpoint = strdup(endpoint)))
         rc = DP_ERR_NOMEM;
+    /* a broker of our own: a session that resumes (the embedded one dies
+     * with us) */
+    if (!rc && endpoint &&
+        getrandom(p->session, sizeof p->session, 0) ==
+            (ssize_t)sizeof p->session)
+        p->resumable = true;
     if (!rc)
-        rc = s_connect(p, opts);
+        rc = s_connect(p);
     if (rc) {
         dp_pool_close(&p);
         return rc;
@@ -596,6 +828,12 @@ void dp_pool_close(dp_pool_t **pp)
         dp_result_free(&it->res);
         free(it);
     }
+    while (p->unacc_head)
+        s_unacc_drop(p, NULL, p->unacc_head);
+    free(p->acks);
+    free(p->name);
+    free(p->curve_key);
+    free(p->broker_key);
     dp_value_clear(&p->status);
     if (p->wake_fd >= 0)
         close(p->wake_fd);

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "dp_msg.h"
 #include "dp_wire.h"
 #include "dpool.h"
 
@@ -27,19 +28,27 @@
 #define DP_EMBED_STOP_MS 5000 /* wait for embedded daemons to exit */
 #define DP_EMBED_GRACE "1"    /* seconds an embedded worker drains */
 #define DP_MAX_INFLIGHT_DEFAULT 1024
-#define DP_CHUNK_AUTO_MAX 256            /* adaptive chunks, at most */
-#define DP_CHUNK_MAX_CLIENT 4096         /* the broker's DP_CHUNK_MAX */
-#define DP_SUBMIT_MAX_JOBS_CLIENT 100000 /* the broker's DP_SUBMIT_MAX_JOBS */
+#define DP_CHUNK_AUTO_MAX 256      /* adaptive chunks, at most */
 #define DP_SUBMIT_MIN_JOBS 64      /* jobs per SUBMIT when chunks are small */
 #define DP_CHUNK_TARGET_US 20000.0 /* a stream's chunk: ~20 ms of work */
 #define DP_RETRIES_DEFAULT_CLIENT 3
 #define DP_DEADLINE_MARGIN_MS 5000 /* client deadline past a time limit */
+#define DP_RESUME_RETRY_MS 2000    /* resuming: a fresh socket this often */
+#define DP_ACKS_MIN 256            /* first size of the pending ACK list */
+#define DP_ACK_COALESCE_MS 10      /* an ACK waits this long for company */
+#define DP_ACK_BATCH 4096          /* ...or until this many ids wait */
 
 typedef struct s_item {
     struct s_item *next;
     char *data; /* outbox: encoded message */
     size_t len;
     dp_result_t *res; /* inbox: decoded result */
+    /* outbox: a SUBMIT of ids seq .. seq+njobs-1; a session keeps it
+     * (the I/O thread's unaccepted list) until ACCEPTED, refused, or a
+     * job of it answered, to send it again after a resume */
+    bool submit;
+    uint64_t seq;
+    uint32_t njobs;
 } dp_item_t;
 
 /* dp_deliver_fn: hands result r (taken) of input `index` to the owner
@@ -57,6 +66,13 @@ typedef struct {
 
 struct dp_pool {
     char *endpoint;
+    /* session: what a resume needs (PROTOCOL.md, "Sessions") */
+    uint8_t session[DP_SESSION_BYTES]; /* getrandom(), once per pool */
+    bool resumable; /* a broker of our own (not embedded): HELLO says ACKS,
+                       results are acknowledged, a lost broker is resumed */
+    char *name;
+    double connect_timeout;
+    char *curve_key, *broker_key;
     /* embedded pool */
     pid_t broker_pid, worker_pid;
     char *tmpdir;
@@ -68,6 +84,11 @@ struct dp_pool {
     volatile sig_atomic_t interrupted;
     dp_limits_t lim;
     uint64_t hb_ms;
+    dp_item_t *unacc_head, *unacc_tail; /* I/O thread: SUBMITs kept */
+    uint64_t *acks;                     /* I/O thread: ids to ACK */
+    size_t nacks, capacks;
+    uint64_t ack_due_ms; /* I/O thread: send the ACK by then */
+    bool resume;         /* I/O thread: the broker is lost; try to resume */
     /* shared, under mu */
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -90,6 +111,9 @@ struct dp_pool {
 
 /* dp_pool_send: queue an encoded message (taken from w) for the broker. */
 int dp_pool_send(dp_pool_t *p, dp_wr_t *w);
+/* dp_pool_send_submit: queue a SUBMIT (taken from w) of njobs jobs with
+ * ids seq...: a resumable pool keeps it until the broker has it. */
+int dp_pool_send_submit(dp_pool_t *p, dp_wr_t *w, uint64_t seq, uint32_t njobs);
 /* dp_pool_next_id: a new job id (client_no << 32 | seq). */
 uint64_t dp_pool_next_id(dp_pool_t *p);
 /* dp_pool_pump: wait up to timeout s (< 0 forever) for results, or for

@@ -345,7 +345,8 @@ void dp_result_free(dp_result_t **r)
 /* ---- typed messages: one writer and one reader each ---- */
 
 #define S_HELLO_FIELDS 2
-#define S_WELCOME_FIELDS 5
+#define S_HELLO_SESSION_FIELDS 4 /* name, pid, session, flags */
+#define S_WELCOME_FIELDS 7
 #define S_WELCOME_MIN_FIELDS 2 /* peer_no, heartbeat_ms: what a peer needs */
 #define S_READY_FIELDS 5
 #define S_CREDIT_FIELDS 2
@@ -368,21 +369,42 @@ static int s_fields(dp_rd_t *r, uint32_t n, bool at_least, uint32_t *got)
     return rc;
 }
 
-void dp_msg_hello(dp_wr_t *w, const char *name, uint32_t pid)
+void dp_msg_hello(dp_wr_t *w, const dp_hello_t *m)
 {
     dp_msg_begin(w, DP_CMD_HELLO);
-    dp_wr_array(w, S_HELLO_FIELDS);
-    dp_wr_cstr(w, name);
-    dp_wr_uint(w, pid);
+    dp_wr_array(w, m->has_session ? S_HELLO_SESSION_FIELDS : S_HELLO_FIELDS);
+    dp_wr_cstr(w, m->name);
+    dp_wr_uint(w, m->pid);
+    if (m->has_session) {
+        dp_wr_bin(w, m->session, DP_SESSION_BYTES);
+        dp_wr_uint(w, m->flags);
+    }
 }
 
 int dp_msg_read_hello(dp_rd_t *r, dp_hello_t *m)
 {
-    int rc = s_fields(r, S_HELLO_FIELDS, false, NULL);
+    uint32_t n;
+    memset(m, 0, sizeof *m);
+    int rc = s_fields(r, S_HELLO_FIELDS, true, &n);
+    if (!rc && n != S_HELLO_FIELDS && n != S_HELLO_SESSION_FIELDS)
+        rc = DP_ERR_PROTOCOL;
     if (!rc)
         rc = dp_rd_str(r, &m->name, &m->name_len);
     if (!rc)
         rc = dp_rd_uint(r, &m->pid);
+    if (!rc && n == S_HELLO_SESSION_FIELDS) {
+        const char *sess;
+        size_t len;
+        rc = dp_rd_strbin(r, &sess, &len);
+        if (!rc && len != DP_SESSION_BYTES)
+            rc = DP_ERR_PROTOCOL;
+        if (!rc)
+            rc = dp_rd_uint(r, &m->flags);
+        if (!rc) {
+            memcpy(m->session, sess, DP_SESSION_BYTES);
+            m->has_session = true;
+        }
+    }
     return rc;
 }
 
@@ -395,6 +417,8 @@ void dp_msg_welcome(dp_wr_t *w, const dp_welcome_t *m)
     dp_wr_uint(w, m->max_msg);
     dp_wr_uint(w, m->cpu_slots);
     dp_wr_uint(w, m->io_slots);
+    dp_wr_uint(w, m->resumed);
+    dp_wr_uint(w, m->journal);
 }
 
 int dp_msg_read_welcome(dp_rd_t *r, dp_welcome_t *m)
@@ -402,8 +426,9 @@ int dp_msg_read_welcome(dp_rd_t *r, dp_welcome_t *m)
     uint32_t n;
     memset(m, 0, sizeof *m);
     int rc = s_fields(r, S_WELCOME_MIN_FIELDS, true, &n);
-    uint64_t *v[S_WELCOME_FIELDS] = {&m->peer_no, &m->heartbeat_ms, &m->max_msg,
-                                     &m->cpu_slots, &m->io_slots};
+    uint64_t *v[S_WELCOME_FIELDS] = {
+        &m->peer_no,  &m->heartbeat_ms, &m->max_msg, &m->cpu_slots,
+        &m->io_slots, &m->resumed,      &m->journal};
     for (uint32_t k = 0; !rc && k < n; k++)
         rc = k < S_WELCOME_FIELDS ? dp_rd_uint(r, v[k]) : dp_rd_skip(r);
     return rc;
@@ -470,12 +495,41 @@ void dp_msg_accepted(dp_wr_t *w, uint64_t seq, uint32_t accepted)
     dp_wr_uint(w, accepted);
 }
 
-void dp_msg_cancel(dp_wr_t *w, const uint64_t *ids, size_t n)
+int dp_msg_read_accepted(dp_rd_t *r, uint64_t *seq, uint64_t *accepted)
 {
-    dp_msg_begin(w, DP_CMD_CANCEL);
+    int rc = s_fields(r, S_ACCEPTED_FIELDS, false, NULL);
+    if (!rc)
+        rc = dp_rd_uint(r, seq);
+    if (!rc)
+        rc = dp_rd_uint(r, accepted);
+    return rc;
+}
+
+/* s_ids: a message whose body is [id...]. */
+static void s_ids(dp_wr_t *w, int cmd, const uint64_t *ids, size_t n)
+{
+    dp_msg_begin(w, cmd);
     dp_wr_array(w, (uint32_t)n);
     for (size_t k = 0; k < n; k++)
         dp_wr_uint(w, ids[k]);
+}
+
+void dp_msg_ack(dp_wr_t *w, const uint64_t *ids, size_t n)
+{
+    s_ids(w, DP_CMD_ACK, ids, n);
+}
+
+int dp_msg_read_ack(dp_rd_t *r, uint32_t *n)
+{
+    int rc = dp_rd_array(r, n);
+    if (!rc && *n > DP_ACK_MAX_IDS)
+        rc = DP_ERR_TOO_BIG;
+    return rc;
+}
+
+void dp_msg_cancel(dp_wr_t *w, const uint64_t *ids, size_t n)
+{
+    s_ids(w, DP_CMD_CANCEL, ids, n);
 }
 
 int dp_msg_read_cancel(dp_rd_t *r, uint32_t *n)
@@ -570,6 +624,17 @@ void dp_msg_status_reply_workers(dp_wr_t *w, const dp_stat_t *rows, size_t n,
         s_stat_uint(w, "done", x->done);
         s_stat_uint(w, "last_seen_ms", x->last_seen_ms);
     }
+}
+
+void dp_msg_submit(dp_wr_t *w, uint64_t seq, uint32_t njobs, const void *jobs,
+                   size_t len, uint32_t chunk)
+{
+    dp_msg_begin(w, DP_CMD_SUBMIT);
+    dp_wr_array(w, S_SUBMIT_FIELDS);
+    dp_wr_uint(w, seq);
+    dp_wr_array(w, njobs);
+    dp_wr_raw(w, jobs, len);
+    dp_wr_uint(w, chunk);
 }
 
 int dp_msg_peek_submit(const dp_rd_t *r, uint64_t *seq, uint32_t *njobs)

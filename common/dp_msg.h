@@ -20,11 +20,21 @@
 
 #define DP_PROTOCOL_VERSION 1
 
+/* Protocol limits both sides know (PROTOCOL.md, "Jobs and results"). */
+#define DP_SUBMIT_MAX_JOBS 100000u /* jobs in one SUBMIT, at most */
+#define DP_CHUNK_MAX 4096          /* jobs per dispatch (chunksize), at most */
+#define DP_SESSION_BYTES 16        /* a client's session name in HELLO */
+#define DP_ACK_MAX_IDS 100000u     /* ids in one ACK, at most */
+
+/* HELLO flags (a bit set). */
+#define DP_HELLO_ACKS 1u     /* the client acknowledges results (ACK) */
+#define DP_HELLO_DETACHED 2u /* a detached batch (dpool submit) */
+
 /* Commands: wire numbers, frozen. */
 #define DP_CMD_MAP(XX)                                                         \
-    XX(HELLO, 1)        /* client -> broker: [name, pid] */                    \
+    XX(HELLO, 1)        /* client -> broker: [name, pid, session, flags] */    \
     XX(WELCOME, 2)      /* broker -> peer: [peer_no, hb_ms, max_msg,           \
-                           cpu_slots, io_slots] */                             \
+                           cpu_slots, io_slots, resumed, journal] */           \
     XX(SUBMIT, 3)       /* client -> broker: [seq, [job...]] */                \
     XX(ACCEPTED, 4)     /* broker -> client: [seq, count] */                   \
     XX(RESULTS, 5)      /* worker -> broker -> client: [result...] */          \
@@ -37,7 +47,8 @@
     XX(CREDIT, 12)      /* worker -> broker: [cpu_slots, io_slots] */          \
     XX(JOBS, 13)        /* broker -> worker: [chunk, [[attempt, job]...]] */   \
     XX(HEARTBEAT, 14)   /* any -> any: [] */                                   \
-    XX(SHUTDOWN, 15)    /* broker -> worker: [reason] */
+    XX(SHUTDOWN, 15)    /* broker -> worker: [reason] */                       \
+    XX(ACK, 16)         /* client -> broker: [id...] results it has */
 
 typedef enum {
 #define DP_CMD_ENUM(name, num) DP_CMD_##name = num,
@@ -139,20 +150,29 @@ void dp_msg_empty(dp_wr_t *w, int cmd);
  * file knows a field's position. Readers borrow strings from the message
  * and check shapes; 0, PROTOCOL or TOO_BIG. */
 
-/* HELLO [name, pid] */
+/* HELLO [name, pid] or [name, pid, session: bin(16), flags]: without a
+ * session (2 fields) the client cannot resume (has_session false). */
 typedef struct {
     const char *name; /* borrowed, not NUL-terminated */
     size_t name_len;
     uint64_t pid;
+    bool has_session;
+    uint8_t session[DP_SESSION_BYTES];
+    uint64_t flags; /* DP_HELLO_* */
 } dp_hello_t;
-void dp_msg_hello(dp_wr_t *w, const char *name, uint32_t pid);
+/* dp_msg_hello: name is NUL-terminated; the session and flags are written
+ * when m->has_session (name and name_len: name_len is ignored). */
+void dp_msg_hello(dp_wr_t *w, const dp_hello_t *m);
 int dp_msg_read_hello(dp_rd_t *r, dp_hello_t *m);
 
-/* WELCOME [peer_no, heartbeat_ms, max_msg, cpu_slots, io_slots]; the
- * reader takes 2 fields or more (later ones default to 0, extra ones are
- * skipped) so either side may grow it. */
+/* WELCOME [peer_no, heartbeat_ms, max_msg, cpu_slots, io_slots, resumed,
+ * journal]; the reader takes 2 fields or more (later ones default to 0,
+ * extra ones are skipped) so either side may grow it. resumed: 1 when
+ * the broker knew the HELLO's session (same peer_no as before); journal:
+ * 1 when the broker journals (--journal). */
 typedef struct {
     uint64_t peer_no, heartbeat_ms, max_msg, cpu_slots, io_slots;
+    uint64_t resumed, journal;
 } dp_welcome_t;
 void dp_msg_welcome(dp_wr_t *w, const dp_welcome_t *m);
 int dp_msg_read_welcome(dp_rd_t *r, dp_welcome_t *m);
@@ -174,6 +194,12 @@ int dp_msg_read_credit(dp_rd_t *r, uint64_t *cpu, uint64_t *io);
 
 /* ACCEPTED [seq, accepted] */
 void dp_msg_accepted(dp_wr_t *w, uint64_t seq, uint32_t accepted);
+int dp_msg_read_accepted(dp_rd_t *r, uint64_t *seq, uint64_t *accepted);
+
+/* ACK [id...] (at most DP_ACK_MAX_IDS): dp_msg_read_ack opens it (*n
+ * ids, TOO_BIG past the bound), dp_msg_read_cancel_id reads each. */
+void dp_msg_ack(dp_wr_t *w, const uint64_t *ids, size_t n);
+int dp_msg_read_ack(dp_rd_t *r, uint32_t *n);
 
 /* CANCEL [id...]: dp_msg_read_cancel opens it (*n ids), then
  * dp_msg_read_cancel_id reads each. */
@@ -221,11 +247,16 @@ void dp_msg_status_reply_workers(dp_wr_t *w, const dp_stat_t *rows, size_t n,
                                  const dp_stat_worker_t *workers,
                                  size_t nworkers);
 
-/* SUBMIT [seq, [job...], chunksize]. dp_msg_peek_submit reads only seq and
+/* SUBMIT [seq, [job...], chunksize]. dp_msg_submit writes one whole, of
+ * njobs jobs already encoded back to back in jobs[0..len) (each from
+ * dp_msg_put_job: a map's jobs are encoded once, as they are read, and
+ * copied into the message in one piece). dp_msg_peek_submit reads only seq and
  * the job count (njobs 0 if that array is malformed): enough for flow
  * control without walking the jobs. dp_msg_read_submit checks the whole
  * shape and leaves *jobs at the first job (read each with
  * dp_msg_read_job). */
+void dp_msg_submit(dp_wr_t *w, uint64_t seq, uint32_t njobs, const void *jobs,
+                   size_t len, uint32_t chunk);
 int dp_msg_peek_submit(const dp_rd_t *r, uint64_t *seq, uint32_t *njobs);
 int dp_msg_read_submit(dp_rd_t *r, uint64_t *seq, uint32_t *njobs,
                        uint64_t *chunk, dp_rd_t *jobs);

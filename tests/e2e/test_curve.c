@@ -10,7 +10,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "dp_keys.h"
 #include "e2e.h"
+#include "raw.h"
 
 /* temp dir paths are short; composed paths cannot overflow in practice */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
@@ -385,4 +387,62 @@ Test(curve, nonloopback_bind_without_keys_exits_2, .timeout = 60,
                  err2);
     free(err2);
     cr_assert_eq(dp_e2e_stop(&T.e, b2.pid, SIGTERM, 2000), 0);
+}
+
+/* s_curve_hello: a raw CURVE client with key dir/name.key says HELLO with
+ * session sess (ACKS); the answer's command (WELCOME or ERROR) and, for a
+ * WELCOME, *wm. 0 when no answer came. */
+static int s_curve_hello(void *ctx, const char *dir, const char *name,
+                         const uint8_t *sess, dp_welcome_t *wm)
+{
+    char key[C_PATH], err[DP_KEY_ERR_MAX];
+    void *s = zmq_socket(ctx, ZMQ_DEALER);
+    cr_assert(s);
+    dp_zsock_linger0(s);
+    cr_assert_eq(
+        dp_keys_client(s, s_key(key, dir, name), K.bpub, err, sizeof err), 0,
+        "%s", err);
+    cr_assert_eq(zmq_connect(s, T.ep), 0);
+    dp_hello_t h = {
+        .name = name, .pid = 1, .has_session = true, .flags = DP_HELLO_ACKS};
+    memcpy(h.session, sess, DP_SESSION_BYTES);
+    dp_wr_t w;
+    dp_wr_init(&w);
+    dp_msg_hello(&w, &h);
+    cr_assert_eq(raw_send(s, &w), 0);
+    dp_wr_release(&w);
+    raw_msg_t m;
+    int cmd = 0;
+    if (raw_recv(s, RAW_WAIT_MS, &m) == 1) {
+        cmd = m.cmd;
+        if (cmd == DP_CMD_WELCOME)
+            cr_assert_eq(dp_msg_read_welcome(&m.r, wm), 0);
+        raw_msg_close(&m);
+    }
+    zmq_close(s); /* gone without BYE: the session waits for its grace */
+    return cmd;
+}
+
+/* A session is its key's: another client key naming it is refused; its
+ * own key resumes it. */
+Test(curve, a_session_cannot_be_taken_by_another_key, .timeout = 60)
+{
+    s_make_keys();
+    s_broker();
+    void *ctx = zmq_ctx_new();
+    uint8_t sess[DP_SESSION_BYTES];
+    memset(sess, 0x42, sizeof sess);
+    dp_welcome_t wm = {0};
+    cr_assert_eq(s_curve_hello(ctx, K.clients, "alice", sess, &wm),
+                 DP_CMD_WELCOME);
+    cr_expect_eq(wm.resumed, 0);
+    uint64_t no = wm.peer_no;
+    cr_expect_eq(s_curve_hello(ctx, K.clients, "admin", sess, &wm),
+                 DP_CMD_ERROR, "admin must not resume alice's session");
+    memset(&wm, 0, sizeof wm);
+    cr_assert_eq(s_curve_hello(ctx, K.clients, "alice", sess, &wm),
+                 DP_CMD_WELCOME);
+    cr_expect_eq(wm.resumed, 1, "alice resumes her own session");
+    cr_expect_eq(wm.peer_no, no);
+    zmq_ctx_term(ctx);
 }

@@ -229,11 +229,16 @@ Test(faults, broker_restarted, .timeout = 40)
     dp_e2e_run_free(&r);
 }
 
-/* 8. a client killed mid-batch: the broker notices (heartbeats), cancels
- * its running jobs (their children are killed) and queues nothing */
+/* 8. a client killed mid-batch: the broker notices (heartbeats), keeps
+ * its session for --session-grace (it might come back), then cancels its
+ * running jobs (their children are killed) and queues nothing */
 Test(faults, client_killed_mid_batch, .timeout = 30)
 {
-    e2e_pool(1, 2);
+    cr_assert_eq(dp_e2e_broker_with(&T.e, &T.broker, 0, T.ep, sizeof T.ep,
+                                    ARGV("--session-grace", "500")),
+                 0);
+    cr_assert_eq(dp_e2e_worker(&T.e, &T.worker[0], T.ep, 2, "w0", NULL), 0);
+    e2e_workers_up(1);
     dp_e2e_proc_t cl;
     s_spawn_client(&cl, ARGV("dpool", "--broker", T.ep, "map", "sleep", "20000",
                              "20000", "20000"));

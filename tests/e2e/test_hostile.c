@@ -2,7 +2,10 @@
  * test_hostile.c - a stateful random protocol test against the real
  * dpool-broker (issue 8): raw clients and workers (tests/e2e/raw.h) that
  * HELLO/READY, SUBMIT (good, unknown type, duplicate id), CANCEL, STATUS,
- * BYE, vanish (close with linger 0), answer jobs ok / error / LOST /
+ * BYE, vanish (close with linger 0), half of the clients as sessions that
+ * acknowledge results (ACK what they got, sometimes twice; ACK ids never
+ * sent, not answered yet, or another client's, at random: all harmless),
+ * answer jobs ok / error / LOST /
  * REQUEUE / late / never, answer ids they were never given and send
  * CREDIT, in random order, with a 100 ms broker heartbeat.
  *
@@ -37,6 +40,8 @@
 #define S_DRAIN_MS 30000  /* live clients get every result within this */
 #define S_LIMIT_MS 300    /* jobs' time limit: leases run out quickly */
 #define S_IDS_MAX 4096
+#define S_GRACE_MS "300" /* --session-grace: a vanished session ends soon */
+#define S_ACK_MAX 8      /* ids in a random ACK */
 
 TestSuite(hostile, .init = e2e_setup, .fini = e2e_teardown, .timeout = 600);
 
@@ -44,6 +49,7 @@ typedef struct {
     void *s;
     uint32_t no;
     bool live;
+    bool acks;     /* a session: it acknowledges its results */
     uint32_t next; /* next seq to use (ids no << 32 | seq) */
     uint8_t sent[S_JOBS_MAX];
     uint8_t results[S_JOBS_MAX];
@@ -110,13 +116,65 @@ static bool s_departed_long_ago(uint32_t no, uint64_t now)
 
 /* ---- clients ---- */
 
+/* s_hello_session: HELLO with a random session and ACKS; the peer number
+ * or -1. */
+static long s_hello_session(void *s, const char *name)
+{
+    dp_hello_t h = {.name = name,
+                    .pid = (uint64_t)getpid(),
+                    .has_session = true,
+                    .flags = DP_HELLO_ACKS};
+    for (int k = 0; k < DP_SESSION_BYTES; k++)
+        h.session[k] = (uint8_t)s_rand();
+    dp_wr_t w;
+    dp_wr_init(&w);
+    dp_msg_hello(&w, &h);
+    raw_send(s, &w);
+    dp_wr_release(&w);
+    raw_msg_t m;
+    if (!raw_expect(s, DP_CMD_WELCOME, RAW_WAIT_MS, &m, NULL, NULL))
+        return -1;
+    dp_welcome_t wm;
+    if (dp_msg_read_welcome(&m.r, &wm) || wm.resumed)
+        wm.peer_no = 0; /* a fresh session never resumes */
+    raw_msg_close(&m);
+    return wm.peer_no ? (long)wm.peer_no : -1;
+}
+
+/* s_ack: ACK n ids. */
+static void s_ack(s_client_t *c, const uint64_t *ids, size_t n)
+{
+    dp_wr_t w;
+    dp_wr_init(&w);
+    dp_msg_ack(&w, ids, n);
+    raw_send(c->s, &w);
+    dp_wr_release(&w);
+}
+
+/* s_client_ack_random: an ACK of ids it may not hold as answered: never
+ * sent, sent and not answered, answered and acknowledged already, or
+ * another client's; or an empty one. */
+static void s_client_ack_random(s_client_t *c)
+{
+    uint64_t ids[S_ACK_MAX];
+    uint32_t n = s_pick(S_ACK_MAX + 1);
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t no = s_pick(4) ? c->no : H.c[s_pick(S_CLIENTS)].no;
+        ids[k] = (uint64_t)no << 32 | s_pick(c->next + 8);
+    }
+    s_ack(c, ids, n);
+}
+
 static void s_client_start(s_client_t *c)
 {
     char name[32];
     snprintf(name, sizeof name, "hc%" PRIu64, H.names++);
     memset(c, 0, sizeof *c);
     c->s = raw_dealer(H.ctx, T.ep);
-    long no = c->s ? raw_hello(c->s, name) : -1;
+    c->acks = s_pick(2);
+    long no = !c->s     ? -1
+              : c->acks ? s_hello_session(c->s, name)
+                        : raw_hello(c->s, name);
     if (no <= 0) {
         if (c->s)
             zmq_close(c->s);
@@ -157,12 +215,20 @@ static void s_client_msg(s_client_t *c, raw_msg_t *m)
 {
     uint32_t n;
     if (m->cmd == DP_CMD_RESULTS && !dp_rd_array(&m->r, &n)) {
+        uint64_t ids[S_IDS_MAX];
+        uint32_t got = 0;
         for (uint32_t k = 0; k < n; k++) {
             dp_res_t res;
             if (dp_msg_read_result(&m->r, &res))
                 break;
             s_client_got(c, res.id);
+            if (got < S_IDS_MAX)
+                ids[got++] = res.id;
         }
+        if (c->acks && got && s_pick(8)) /* sometimes late, or twice */
+            s_ack(c, ids, got);
+        if (c->acks && got && !s_pick(8))
+            s_ack(c, ids, got);
         return;
     }
     uint64_t code = 0, seq = 0, count = 0;
@@ -369,6 +435,10 @@ static void s_chaos_step(void)
         if (c->live)
             raw_send_empty(c->s, DP_CMD_STATUS);
         break;
+    case 8:
+        if (c->live)
+            s_client_ack_random(c);
+        break;
     default:
         if (w->live)
             s_worker_act(w);
@@ -423,10 +493,11 @@ Test(hostile, random_peers_cannot_break_the_broker)
     H.rng = seed;
     fprintf(stderr, "hostile: seed 0x%" PRIx64 " (DP_HOSTILE_SEED), %ld s\n",
             seed, secs);
-    cr_assert_eq(raw_broker(&T.e, &T.broker, T.ep, sizeof T.ep,
-                            ARGV("--heartbeat", "100", "--lease-grace", "300",
-                                 "--max-requeues", "8")),
-                 0);
+    cr_assert_eq(
+        raw_broker(&T.e, &T.broker, T.ep, sizeof T.ep,
+                   ARGV("--heartbeat", "100", "--lease-grace", "300",
+                        "--max-requeues", "8", "--session-grace", S_GRACE_MS)),
+        0);
     H.ctx = zmq_ctx_new();
     void *probe = raw_dealer(H.ctx, T.ep);
     H.probe = probe;

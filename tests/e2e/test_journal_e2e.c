@@ -2,8 +2,10 @@
  * test_journal_e2e.c - the broker's --journal with the real programs
  * (issue 11, first step): a full disk refuses SUBMITs with IO and keeps
  * serving what it acknowledged; a torn journal tail is cut at start and
- * logged; a second broker on the same journal dir is refused; the jobs a
- * restarted broker replays are dropped, logged (no session resume yet).
+ * logged; a second broker on the same journal dir is refused; the
+ * session of a client that died with its broker is restored at restart
+ * and dropped when its --session-grace is over (resume itself:
+ * test_session_e2e.c).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -21,6 +23,7 @@
 #define S_GARBAGE 37             /* bytes appended as a torn tail */
 #define S_WAIT_MS 20000
 #define S_LONG_MS "10000" /* jobs that never finish within a test */
+#define S_GRACE_MS "1000" /* --session-grace of a restarted broker */
 
 static char s_mnt[PATH_MAX + 16];
 
@@ -200,7 +203,7 @@ Test(journal, second_broker_on_the_same_dir_is_refused)
     cr_expect_eq(dp_e2e_stat(&T.e, T.ep, "workers"), 0, "the first lives");
 }
 
-Test(journal, jobs_of_gone_clients_are_dropped_at_restart)
+Test(journal, sessions_of_gone_clients_end_after_their_grace)
 {
     char dir[PATH_MAX + 16];
     snprintf(dir, sizeof dir, "%s/journal", T.e.dir);
@@ -217,12 +220,21 @@ Test(journal, jobs_of_gone_clients_are_dropped_at_restart)
     dp_e2e_stop(&T.e, T.broker.pid, SIGKILL, DP_E2E_STOP_MS);
     dp_e2e_stop(&T.e, cl.pid, SIGKILL, DP_E2E_STOP_MS);
     dp_e2e_stop(&T.e, T.worker[0].pid, SIGKILL, DP_E2E_STOP_MS);
-    s_journal_broker(dir, "0");
+    cr_assert_eq(dp_e2e_broker_with(&T.e, &T.broker, 0, T.ep, sizeof T.ep,
+                                    ARGV("--journal", dir, "--fsync-ms", "0",
+                                         "--session-grace", S_GRACE_MS)),
+                 0);
     char *log = dp_e2e_slurp(T.broker.err);
-    cr_expect(strstr(log,
-                     " jobs from before the restart dropped: their clients "
-                     "are gone"),
+    cr_expect(strstr(log, "1 sessions restored"), "log:\n%s", log);
+    free(log);
+    long long queued = dp_e2e_stat(&T.e, T.ep, "queued");
+    cr_expect_gt(queued, 0, "its jobs wait for it (%lld)", queued);
+    cr_expect_eq(dp_e2e_stat(&T.e, T.ep, "sessions_away"), 1);
+    cr_expect_eq(dp_e2e_stat(&T.e, T.ep, "journal"), 1);
+    cr_expect(dp_e2e_wait_stat(&T.e, T.ep, "queued", 0, 0, S_WAIT_MS),
+              "the session's jobs are dropped after its grace");
+    log = dp_e2e_slurp(T.broker.err);
+    cr_expect(strstr(log, "did not come back within its --session-grace"),
               "log:\n%s", log);
     free(log);
-    cr_expect_eq(dp_e2e_stat(&T.e, T.ep, "queued"), 0);
 }

@@ -679,16 +679,18 @@ Test(typed, hello_welcome_ready_credit)
     dp_wr_t w;
     dp_rd_t r;
     dp_wr_init(&w);
-    dp_msg_hello(&w, "cli", 42);
+    dp_hello_t hin = {.name = "cli", .pid = 42};
+    dp_msg_hello(&w, &hin);
     void *k = s_typed(&w, DP_CMD_HELLO, &r);
     dp_hello_t h;
     cr_assert_eq(dp_msg_read_hello(&r, &h), 0);
     cr_expect_eq(h.name_len, 3);
     cr_expect_eq(memcmp(h.name, "cli", 3), 0);
     cr_expect_eq(h.pid, 42);
+    cr_expect(!h.has_session);
     free(k);
 
-    dp_welcome_t in = {7, 1000, 1 << 20, 8, 2}, out;
+    dp_welcome_t in = {7, 1000, 1 << 20, 8, 2, 1, 1}, out;
     dp_msg_welcome(&w, &in);
     k = s_typed(&w, DP_CMD_WELCOME, &r);
     cr_assert_eq(dp_msg_read_welcome(&r, &out), 0);
@@ -756,6 +758,7 @@ Test(typed, cancel_error_refusal_submit)
     dp_wr_array(&w, 1);
     dp_value_t args = dp_array(0);
     dp_msg_put_job(&w, 77, "echo", &args, 0, 3);
+    dp_value_clear(&args);
     dp_wr_uint(&w, 1);
     k = s_typed(&w, DP_CMD_SUBMIT, &r);
     uint64_t seq = 0, chunk = 0;
@@ -813,5 +816,315 @@ Test(typed, status_reply_workers)
     cr_assert(l && l->type == DP_ARRAY && l->v.a.len == 0);
     dp_value_clear(&v);
     free(k);
+    dp_wr_release(&w);
+}
+
+/* ---- the client's messages: HELLO with a session, WELCOME, SUBMIT,
+ * ACCEPTED, ACK ---- */
+
+/* s_bytes_of: w's message as bytes (w is left empty). */
+static t_bytes_t s_bytes_of(dp_wr_t *w)
+{
+    return s_take(w);
+}
+
+/* s_body: open b (an exact-size copy kept in *keep), leave its body. */
+static int s_body(const t_bytes_t *b, size_t n, int *cmd, dp_rd_t *r,
+                  void **keep)
+{
+    static const dp_limits_t lim = {1 << 20, 1000, 32, 10};
+    return s_open(b->p, n, &lim, cmd, r, keep);
+}
+
+Test(client_msgs, hello_with_session_round_trip)
+{
+    dp_wr_t w;
+    dp_rd_t r;
+    dp_wr_init(&w);
+    dp_hello_t in = {
+        .name = "map", .pid = 7, .has_session = true, .flags = DP_HELLO_ACKS};
+    for (int k = 0; k < DP_SESSION_BYTES; k++)
+        in.session[k] = (uint8_t)(0xf0 + k);
+    dp_msg_hello(&w, &in);
+    void *keep = s_typed(&w, DP_CMD_HELLO, &r);
+    dp_hello_t out;
+    cr_assert_eq(dp_msg_read_hello(&r, &out), 0);
+    cr_expect(out.has_session);
+    cr_expect_eq(out.flags, DP_HELLO_ACKS);
+    cr_expect_eq(out.pid, 7);
+    cr_expect_eq(memcmp(out.session, in.session, DP_SESSION_BYTES), 0);
+    cr_expect_eq(dp_msg_end(&r), 0);
+    free(keep);
+    dp_wr_release(&w);
+}
+
+/* s_hello_body: HELLO with a hand-made body (to feed wrong shapes). */
+static int s_read_hello_body(void (*fill)(dp_wr_t *w))
+{
+    dp_wr_t w;
+    dp_wr_init(&w);
+    dp_msg_begin(&w, DP_CMD_HELLO);
+    fill(&w);
+    t_bytes_t b = s_bytes_of(&w);
+    int cmd;
+    dp_rd_t r;
+    void *keep = NULL;
+    int rc = s_body(&b, b.n, &cmd, &r, &keep);
+    dp_hello_t h;
+    if (!rc)
+        rc = dp_msg_read_hello(&r, &h);
+    free(keep);
+    free(b.p);
+    return rc;
+}
+
+static void s_hello_short_session(dp_wr_t *w)
+{
+    dp_wr_array(w, 4);
+    dp_wr_cstr(w, "x");
+    dp_wr_uint(w, 1);
+    dp_wr_bin(w, "abc", 3); /* not 16 bytes */
+    dp_wr_uint(w, 1);
+}
+
+static void s_hello_flags_str(dp_wr_t *w)
+{
+    dp_wr_array(w, 4);
+    dp_wr_cstr(w, "x");
+    dp_wr_uint(w, 1);
+    dp_wr_bin(w, "0123456789abcdef", 16);
+    dp_wr_cstr(w, "acks");
+}
+
+static void s_hello_three(dp_wr_t *w)
+{
+    dp_wr_array(w, 3);
+    dp_wr_cstr(w, "x");
+    dp_wr_uint(w, 1);
+    dp_wr_bin(w, "0123456789abcdef", 16);
+}
+
+static void s_hello_pid_str(dp_wr_t *w)
+{
+    dp_wr_array(w, 2);
+    dp_wr_cstr(w, "x");
+    dp_wr_cstr(w, "1");
+}
+
+Test(client_msgs, hello_wrong_types)
+{
+    cr_expect_eq(s_read_hello_body(s_hello_short_session), DP_ERR_PROTOCOL);
+    cr_expect_eq(s_read_hello_body(s_hello_flags_str), DP_ERR_PROTOCOL);
+    cr_expect_eq(s_read_hello_body(s_hello_three), DP_ERR_PROTOCOL);
+    cr_expect_eq(s_read_hello_body(s_hello_pid_str), DP_ERR_PROTOCOL);
+}
+
+/* s_every_cut: each proper prefix of msg fails to open or to read. */
+static void s_every_cut(dp_wr_t *w, int (*read)(dp_rd_t *r))
+{
+    t_bytes_t b = s_bytes_of(w);
+    for (size_t n = 0; n < b.n; n++) {
+        int cmd;
+        dp_rd_t r;
+        void *keep = NULL;
+        int rc = s_body(&b, n, &cmd, &r, &keep);
+        if (!rc)
+            rc = read(&r);
+        cr_expect_neq(rc, 0, "a cut at %zu of %zu bytes was read", n, b.n);
+        free(keep);
+    }
+    free(b.p);
+}
+
+static int s_rd_hello(dp_rd_t *r)
+{
+    dp_hello_t h;
+    int rc = dp_msg_read_hello(r, &h);
+    return rc ? rc : dp_msg_end(r);
+}
+
+static int s_rd_welcome(dp_rd_t *r)
+{
+    dp_welcome_t m;
+    int rc = dp_msg_read_welcome(r, &m);
+    return rc ? rc : dp_msg_end(r);
+}
+
+static int s_rd_accepted(dp_rd_t *r)
+{
+    uint64_t seq, n;
+    int rc = dp_msg_read_accepted(r, &seq, &n);
+    return rc ? rc : dp_msg_end(r);
+}
+
+static int s_rd_ack(dp_rd_t *r)
+{
+    uint32_t n;
+    uint64_t id;
+    int rc = dp_msg_read_ack(r, &n);
+    for (uint32_t k = 0; !rc && k < n; k++)
+        rc = dp_msg_read_cancel_id(r, &id);
+    return rc ? rc : dp_msg_end(r);
+}
+
+static int s_rd_submit(dp_rd_t *r)
+{
+    uint64_t seq, chunk;
+    uint32_t n;
+    dp_rd_t jobs;
+    int rc = dp_msg_read_submit(r, &seq, &n, &chunk, &jobs);
+    for (uint32_t k = 0; !rc && k < n; k++) {
+        dp_job_t j;
+        rc = dp_msg_read_job(&jobs, &j);
+    }
+    return rc; /* dp_msg_read_submit checked the body's end */
+}
+
+Test(client_msgs, truncated_at_every_offset)
+{
+    dp_wr_t w;
+    dp_wr_init(&w);
+    dp_hello_t h = {.name = "cut", .pid = 3, .has_session = true, .flags = 3};
+    dp_msg_hello(&w, &h);
+    s_every_cut(&w, s_rd_hello);
+    dp_welcome_t wm = {1ULL << 31, 1000, 1 << 20, 4, 2, 1, 0};
+    dp_msg_welcome(&w, &wm);
+    s_every_cut(&w, s_rd_welcome);
+    dp_msg_accepted(&w, 1ULL << 33, 500);
+    s_every_cut(&w, s_rd_accepted);
+    const uint64_t ids[] = {1, 1ULL << 40, 77};
+    dp_msg_ack(&w, ids, 3);
+    s_every_cut(&w, s_rd_ack);
+    dp_wr_t jobs;
+    dp_wr_init(&jobs);
+    dp_value_t args = dp_array(0);
+    dp_msg_put_job(&jobs, 9, "echo", &args, 0, 3);
+    dp_msg_put_job(&jobs, 10, "echo", &args, 100, 0);
+    dp_value_clear(&args);
+    dp_msg_submit(&w, 9, 2, jobs.buf.data, jobs.buf.len, 2);
+    s_every_cut(&w, s_rd_submit);
+    dp_wr_release(&jobs);
+    dp_wr_release(&w);
+}
+
+Test(client_msgs, welcome_old_and_new)
+{
+    dp_wr_t w;
+    dp_rd_t r;
+    dp_wr_init(&w);
+    /* a 5-field WELCOME (an older broker): resumed and journal are 0 */
+    dp_msg_begin(&w, DP_CMD_WELCOME);
+    dp_wr_array(&w, 5);
+    for (int k = 1; k <= 5; k++)
+        dp_wr_uint(&w, (uint64_t)k);
+    void *keep = s_typed(&w, DP_CMD_WELCOME, &r);
+    dp_welcome_t m;
+    cr_assert_eq(dp_msg_read_welcome(&r, &m), 0);
+    cr_expect_eq(m.peer_no, 1);
+    cr_expect_eq(m.io_slots, 5);
+    cr_expect_eq(m.resumed, 0);
+    cr_expect_eq(m.journal, 0);
+    free(keep);
+    /* a wrong type in a field is refused */
+    dp_msg_begin(&w, DP_CMD_WELCOME);
+    dp_wr_array(&w, 7);
+    for (int k = 1; k <= 5; k++)
+        dp_wr_uint(&w, (uint64_t)k);
+    dp_wr_cstr(&w, "yes");
+    dp_wr_uint(&w, 1);
+    keep = s_typed(&w, DP_CMD_WELCOME, &r);
+    cr_expect_eq(dp_msg_read_welcome(&r, &m), DP_ERR_PROTOCOL);
+    free(keep);
+    dp_wr_release(&w);
+}
+
+Test(client_msgs, submit_accepted_ack_round_trip)
+{
+    dp_wr_t w, jobs;
+    dp_rd_t r;
+    dp_wr_init(&w);
+    dp_wr_init(&jobs);
+    dp_value_t args = dp_array(1);
+    args.v.a.items[0] = dp_uint(97);
+    const uint64_t seq = 5ULL << 32 | 1;
+    for (uint64_t k = 0; k < 3; k++)
+        dp_msg_put_job(&jobs, seq + k, "isprime", &args, 0, 3);
+    dp_value_clear(&args);
+    dp_msg_submit(&w, seq, 3, jobs.buf.data, jobs.buf.len, 2);
+    void *keep = s_typed(&w, DP_CMD_SUBMIT, &r);
+    uint64_t s = 0, chunk = 0;
+    uint32_t n = 0;
+    dp_rd_t jr;
+    cr_assert_eq(dp_msg_peek_submit(&r, &s, &n), 0);
+    cr_expect_eq(s, seq);
+    cr_expect_eq(n, 3);
+    cr_assert_eq(dp_msg_read_submit(&r, &s, &n, &chunk, &jr), 0);
+    cr_expect_eq(chunk, 2);
+    for (uint64_t k = 0; k < 3; k++) {
+        dp_job_t j;
+        cr_assert_eq(dp_msg_read_job(&jr, &j), 0);
+        cr_expect_eq(j.id, seq + k);
+        cr_expect_eq(j.type_len, 7);
+        cr_expect_eq(j.nargs, 1);
+    }
+    free(keep);
+    dp_wr_release(&jobs);
+
+    dp_msg_accepted(&w, seq, 3);
+    keep = s_typed(&w, DP_CMD_ACCEPTED, &r);
+    uint64_t a = 0;
+    cr_assert_eq(dp_msg_read_accepted(&r, &s, &a), 0);
+    cr_expect_eq(s, seq);
+    cr_expect_eq(a, 3);
+    free(keep);
+
+    const uint64_t ids[] = {seq, seq + 2};
+    dp_msg_ack(&w, ids, 2);
+    keep = s_typed(&w, DP_CMD_ACK, &r);
+    cr_assert_eq(dp_msg_read_ack(&r, &n), 0);
+    cr_assert_eq(n, 2);
+    uint64_t id = 0;
+    cr_assert_eq(dp_msg_read_cancel_id(&r, &id), 0);
+    cr_expect_eq(id, seq);
+    cr_assert_eq(dp_msg_read_cancel_id(&r, &id), 0);
+    cr_expect_eq(id, seq + 2);
+    free(keep);
+
+    /* wrong types: ACCEPTED of a string, ACK of a string id */
+    dp_msg_begin(&w, DP_CMD_ACCEPTED);
+    dp_wr_array(&w, 2);
+    dp_wr_cstr(&w, "1");
+    dp_wr_uint(&w, 1);
+    keep = s_typed(&w, DP_CMD_ACCEPTED, &r);
+    cr_expect_eq(dp_msg_read_accepted(&r, &s, &a), DP_ERR_PROTOCOL);
+    free(keep);
+    dp_msg_begin(&w, DP_CMD_ACK);
+    dp_wr_array(&w, 1);
+    dp_wr_cstr(&w, "1");
+    keep = s_typed(&w, DP_CMD_ACK, &r);
+    cr_assert_eq(dp_msg_read_ack(&r, &n), 0);
+    cr_expect_eq(dp_msg_read_cancel_id(&r, &id), DP_ERR_PROTOCOL);
+    free(keep);
+    dp_wr_release(&w);
+}
+
+Test(client_msgs, ack_over_its_bound)
+{
+    dp_wr_t w;
+    dp_wr_init(&w);
+    dp_msg_begin(&w, DP_CMD_ACK);
+    dp_wr_array(&w, DP_ACK_MAX_IDS + 1);
+    for (uint32_t k = 0; k <= DP_ACK_MAX_IDS; k++)
+        dp_wr_uint(&w, k);
+    t_bytes_t b = s_bytes_of(&w);
+    dp_limits_t lim = dp_limits_default();
+    int cmd;
+    dp_rd_t r;
+    void *keep = NULL;
+    cr_assert_eq(s_open(b.p, b.n, &lim, &cmd, &r, &keep), 0);
+    uint32_t n;
+    cr_expect_eq(dp_msg_read_ack(&r, &n), DP_ERR_TOO_BIG);
+    free(keep);
+    free(b.p);
     dp_wr_release(&w);
 }

@@ -1,7 +1,8 @@
 /*
  * test_queue.c - broker/dp_queue.c: the id index, per-client queues served
- * round-robin per class, leases, requeue, orphans, credit, index growth,
- * release, and the reference-counted frame buffer (dp_bbuf_t).
+ * round-robin per class, leases, requeue, orphans, kept results, credit,
+ * index growth, release, and the reference-counted frame buffer
+ * (dp_bbuf_t).
  */
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -355,6 +356,47 @@ Test(queue, orphan_then_free)
     cr_assert_null(dp_queue_find(&s_q, 1));
     cr_assert_eq(s_q.njobs, 0);
     cr_assert_eq(s_buf->refs, 1);
+}
+
+/* A kept job (its result waits for the client's ACK) leaves its queue or
+ * lease and its client's job counts, stays findable, and holds its frame
+ * until freed; release frees a kept result too. */
+Test(queue, keep_from_queued_and_leased)
+{
+    dp_qclient_t a = {0};
+    dp_qworker_t w = {0};
+    s_add(&a, 1, DP_CLASS_CPU);
+    s_add(&a, 2, DP_CLASS_CPU);
+    s_add(&a, 3, DP_CLASS_CPU);
+    dp_bjob_t *leased = dp_queue_next(&s_q, DP_CLASS_CPU, &w);
+    cr_assert_eq(leased->id, 1);
+    cr_assert_eq(dp_queue_arm(&s_q, leased, 100), 0);
+    uint8_t *r1 = malloc(10), *r2 = malloc(20), *r3 = malloc(5);
+    cr_assert(r1 && r2 && r3);
+    dp_queue_keep(&s_q, leased, r1, 10);
+    cr_assert_eq(leased->state, DP_JOB_KEPT);
+    cr_assert_eq(w.leases.n, 0);
+    cr_assert_eq(w.inflight[DP_CLASS_CPU], 0);
+    cr_assert_eq(a.running, 0);
+    cr_assert_null(dp_queue_earliest(&s_q), "out of the lease heap");
+    dp_bjob_t *queued = dp_queue_find(&s_q, 2);
+    dp_queue_keep(&s_q, queued, r2, 20); /* cancelled while queued */
+    cr_assert_eq(s_q.queued[DP_CLASS_CPU], 1);
+    cr_assert_eq(a.njobs, 1, "only job 3 counts in the share");
+    cr_assert_eq(a.kept.n, 2);
+    cr_assert_eq(a.kept_bytes, 2 * DP_QUEUE_JOB_COST(1) + 10 + 20);
+    cr_assert_eq(dp_queue_find(&s_q, 1), leased);
+    cr_assert_eq(s_q.njobs, 3);
+    dp_bjob_t *next = dp_queue_next(&s_q, DP_CLASS_CPU, &w);
+    cr_assert_eq(next->id, 3, "kept jobs are never handed out");
+    dp_queue_free_job(&s_q, leased); /* the ACK */
+    cr_assert_eq(a.kept.n, 1);
+    cr_assert_eq(a.kept_bytes, DP_QUEUE_JOB_COST(1) + 20);
+    cr_assert_null(dp_queue_find(&s_q, 1));
+    dp_queue_keep(&s_q, next, r3, 5);
+    cr_assert_eq(a.njobs, 0);
+    cr_assert_eq(a.running, 0);
+    /* job 2 and 3 stay kept: dp_queue_release (teardown) frees them */
 }
 
 Test(queue, client_remove_with_queued_jobs)

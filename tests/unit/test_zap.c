@@ -33,7 +33,8 @@ Test(zap, local_binds)
 Test(zap, roles)
 {
     const int client_ok[] = {DP_CMD_HELLO,  DP_CMD_SUBMIT,    DP_CMD_CANCEL,
-                             DP_CMD_STATUS, DP_CMD_HEARTBEAT, DP_CMD_BYE};
+                             DP_CMD_STATUS, DP_CMD_HEARTBEAT, DP_CMD_BYE,
+                             DP_CMD_ACK};
     const int worker_ok[] = {DP_CMD_READY, DP_CMD_CREDIT, DP_CMD_RESULTS,
                              DP_CMD_HEARTBEAT, DP_CMD_BYE};
     for (int cmd = 0; cmd < DP_CMD_MAX_; cmd++) {
