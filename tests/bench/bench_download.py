@@ -9,8 +9,11 @@ from wait4(2), the CPU time and minor page faults of the whole process tree
 (the embedded broker and worker are reaped by `dpool`, so theirs count):
 unlike the wall time, these hardly depend on what else the machine runs.
 
-    python3 tests/bench/bench_download.py [--bin build/bin] [--reps 5]
-        [--files 64] [--size 1048576] [--parallel 8] [--only dpool]
+    python3 tests/bench/bench_download.py [--bin build/bin]... [--reps 5]
+        [--files 64] [--size 1048576] [--parallel 8] [--no-curl]
+
+Give --bin twice (an old build and a new one) to compare two builds side
+by side: runs go old, new, curl, old, new, curl ...
 
 Needs /usr/sbin/nginx (compare.py installs nginx-light). Standard library
 only; every process it starts is stopped by pid in a finally.
@@ -99,15 +102,15 @@ def check(out, served):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", default=os.path.join(HERE, "..", "..", "build",
-                                                  "bin"))
+    ap.add_argument("--bin", action="append")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--files", type=int, default=64)
     ap.add_argument("--size", type=int, default=1 << 20)
     ap.add_argument("--parallel", type=int, default=8)
-    ap.add_argument("--only", choices=("dpool", "curl"))
+    ap.add_argument("--no-curl", action="store_true")
     ap.add_argument("--timeout", type=float, default=120)
     a = ap.parse_args()
+    bins = a.bin or [os.path.join(HERE, "..", "..", "build", "bin")]
     d = tempfile.mkdtemp(prefix="dp-bench-dl-")
     os.chmod(d, 0o755)
     root = os.path.join(d, "www")
@@ -123,28 +126,34 @@ def main():
     os.chmod(root, 0o755)
     names = sorted(served)
     ng = None
-    figs = {"dpool": [], "curl": []}
+    figs = {}
     print("load before: %s" % open("/proc/loadavg").read().strip())
     try:
         ng, port = start_nginx(d, root)
         urls = ["http://127.0.0.1:%d/%s" % (port, x) for x in names]
-        dp = [os.path.join(os.path.abspath(a.bin), "dpool"), "--io-slots",
-              str(a.parallel), "download", "-o", "."] + urls
-        cu = ["curl", "--parallel", "--parallel-max", str(a.parallel), "-sS",
-              "--fail", "--noproxy", "*"]
-        for name, u in zip(names, urls):
-            cu += ["-o", name, u]
+        runners = []
+        for k, b in enumerate(bins):
+            runners.append(("dpool%s" % (k if len(bins) > 1 else ""),
+                            [os.path.join(os.path.abspath(b), "dpool"),
+                             "--io-slots", str(a.parallel), "download",
+                             "-o", "."] + urls))
+        if not a.no_curl:
+            cu = ["curl", "--parallel", "--parallel-max", str(a.parallel),
+                  "-sS", "--fail", "--noproxy", "*"]
+            for name, u in zip(names, urls):
+                cu += ["-o", name, u]
+            runners.append(("curl", cu))
+        for k, b in enumerate(bins):
+            print("dpool%s = %s" % (k if len(bins) > 1 else "", b))
         for rep in range(a.reps):
-            for who, cmd in (("dpool", dp), ("curl", cu)):
-                if a.only and who != a.only:
-                    continue
-                out = os.path.join(d, "%s%d" % (who, rep))
+            for who, cmd in runners:
+                out = os.path.join(d, "%s.%d" % (who, rep))
                 os.mkdir(out)
                 fig = timed(cmd, out, a.timeout)
                 check(out, served)
                 shutil.rmtree(out)
-                figs[who].append(fig)
-                print("%-5s run %d: wall %.3f s  cpu %.3f s  minflt %d"
+                figs.setdefault(who, []).append(fig)
+                print("%-6s run %d: wall %.3f s  cpu %.3f s  minflt %d"
                       % ((who, rep) + fig), flush=True)
     finally:
         if ng:
@@ -154,16 +163,14 @@ def main():
     print("load after: %s" % open("/proc/loadavg").read().strip())
     med = {}
     for who, runs in figs.items():
-        if runs:
-            med[who] = [statistics.median(x) for x in zip(*runs)]
-            print("%-5s median of %d: wall %.3f s  cpu %.3f s  minflt %d"
-                  % (who, len(runs), med[who][0], med[who][1],
-                     med[who][2]))
-    if len(med) == 2:
-        print("dpool/curl: wall %.2fx  cpu %.2fx"
-              % (med["dpool"][0] / med["curl"][0],
-                 med["dpool"][1] / med["curl"][1]))
-
+        med[who] = [statistics.median(x) for x in zip(*runs)]
+        print("%-6s median of %d: wall %.3f s  cpu %.3f s  minflt %d"
+              % (who, len(runs), med[who][0], med[who][1], med[who][2]))
+    for who in med:
+        if who != "curl" and "curl" in med:
+            print("%s/curl: wall %.2fx  cpu %.2fx"
+                  % (who, med[who][0] / med["curl"][0],
+                     med[who][1] / med["curl"][1]))
 
 if __name__ == "__main__":
     main()
