@@ -28,6 +28,7 @@
 #define S_LINE_LONG 4   /* s_read_line: a line skipped */
 #define S_EXIT_PIPE 141 /* as if killed by SIGPIPE */
 #define S_WS " \t\v\f\r"
+#define S_UINT_DIGITS 20 /* digits of the largest uint64 */
 
 /* The input text of each job in flight, by input index, until its result
  * is printed. (A ring by index % cap is not enough: unordered results can
@@ -450,15 +451,33 @@ static void s_json_str(FILE *f, const char *s)
 
 /* s_put_safe: text from a worker, for a terminal: control characters
  * (C0, DEL) as \xNN, so a value cannot move the cursor, change colours
- * or fake a line. */
+ * or fake a line. The caller holds f's lock (flockfile): runs of plain
+ * text go out in one unlocked write, not a locked fputc per byte. */
 static void s_put_safe(FILE *f, const char *s)
 {
-    for (const unsigned char *p = (const unsigned char *)s; p && *p; p++) {
-        if (*p < 0x20 || *p == 0x7f)
+    const unsigned char *p = (const unsigned char *)s, *run = p;
+    for (; p && *p; p++) {
+        if (*p < 0x20 || *p == 0x7f) {
+            fwrite_unlocked(run, 1, (size_t)(p - run), f);
             fprintf(f, "\\x%02x", *p);
-        else
-            fputc(*p, f);
+            run = p + 1;
+        }
     }
+    if (p)
+        fwrite_unlocked(run, 1, (size_t)(p - run), f);
+}
+
+/* s_put_uint: " N" (f locked by the caller). */
+static void s_put_uint(FILE *f, unsigned long long v)
+{
+    char b[S_UINT_DIGITS + 1];
+    char *p = b + sizeof b;
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    *--p = ' ';
+    fwrite_unlocked(p, 1, (size_t)(b + sizeof b - p), f);
 }
 
 /* s_save_body: write a download's body under --output-dir, replace
@@ -496,34 +515,46 @@ static int s_save_body(dp_cli_t *c, dp_result_t *r, char *path, size_t len)
     return 0;
 }
 
+static void s_print_error(const char *input, const dp_result_t *r)
+{
+    flockfile(stderr);
+    fputs("dpool: ", stderr);
+    s_put_safe(stderr, input);
+    fprintf(stderr, ": %s: ", dp_errname(r->error));
+    s_put_safe(stderr, r->message ? r->message : dp_strerror(r->error));
+    fputc('\n', stderr);
+    funlockfile(stderr);
+}
+
+/* s_print_text: one line per result. stdout is locked once per line and
+ * written with the unlocked calls: the pool's I/O thread exists, so each
+ * locked putchar/printf would pay for the lock (only this thread writes
+ * stdout). */
 static void s_print_text(const char *type, const char *input,
                          const dp_result_t *r)
 {
     if (r->error) {
-        fputs("dpool: ", stderr);
-        s_put_safe(stderr, input);
-        fprintf(stderr, ": %s: ", dp_errname(r->error));
-        s_put_safe(stderr, r->message ? r->message : dp_strerror(r->error));
-        fputc('\n', stderr);
+        s_print_error(input, r);
         return;
     }
     const dp_value_t *v = &r->value;
+    flockfile(stdout);
     s_put_safe(stdout, input);
-    putchar(':');
+    putc_unlocked(':', stdout);
     if (strcmp(type, "factor") == 0 && v->type == DP_ARRAY) {
         for (size_t k = 0; k < v->v.a.len; k++) {
             const dp_value_t *x = &v->v.a.items[k];
             if (x->type == DP_UINT)
-                printf(" %llu", (unsigned long long)x->v.u);
+                s_put_uint(stdout, (unsigned long long)x->v.u);
             else if (x->type == DP_STR) {
-                putchar(' ');
+                putc_unlocked(' ', stdout);
                 s_put_safe(stdout, x->v.s.ptr);
             }
         }
     } else if (strcmp(type, "isprime") == 0) {
         const dp_value_t *p = v->type == DP_MAP ? dp_dict_get(v, "prime") : v;
         bool prime = p && p->type == DP_BOOL && p->v.b;
-        printf(" %s", prime ? "prime" : "not prime");
+        fputs_unlocked(prime ? " prime" : " not prime", stdout);
     } else if (strcmp(type, "download") == 0 && v->type == DP_MAP) {
         const dp_value_t *st = dp_dict_get(v, "status");
         const dp_value_t *by = dp_dict_get(v, "bytes");
@@ -541,7 +572,8 @@ static void s_print_text(const char *type, const char *input,
         s_put_safe(stdout, j ? j : "?");
         free(j);
     }
-    putchar('\n');
+    putc_unlocked('\n', stdout);
+    funlockfile(stdout);
 }
 
 static void s_print_json(const char *type, const char *input, dp_result_t *r)

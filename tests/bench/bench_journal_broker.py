@@ -16,6 +16,11 @@ the dpool side of these workloads with `--broker`, and stops both:
          the client (W5), wall s
   cli    dpool isprime < 1,000,000 lines > file (W7), wall s
 
+Beside each figure: the broker's CPU time (user + system, /proc/PID/stat)
+and the bytes it wrote (wchar, /proc/PID/io: the journal, as it sends over
+ipc with send(), not write()) during that workload: counts that depend far
+less on the machine's load than the wall times.
+
 Modes run interleaved (none, 50, 0, none, 50, 0 ...) so load drift hits
 all three; medians are printed. The journal lives under --dir (default:
 the build dir), which must be on a disk, not a tmpfs.
@@ -70,6 +75,19 @@ def wait_ready(dp, ep, deadline_s=20):
                 return
         time.sleep(0.1)
     sys.exit("broker/worker not ready")
+
+
+def proc_cost(pid):
+    """CPU seconds (user + system) and bytes written so far by pid."""
+    with open("/proc/%d/stat" % pid) as f:
+        st = f.read().rsplit(")", 1)[1].split()
+    cpu = (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK")
+    wchar = 0
+    with open("/proc/%d/io" % pid) as f:
+        for line in f:
+            if line.startswith("wchar:"):
+                wchar = int(line.split()[1])
+    return cpu, wchar
 
 
 class Bench:
@@ -143,7 +161,11 @@ class Bench:
             wait_ready(self.dp, ep)
             res = {}
             for what in only:
+                c0, w0 = proc_cost(procs[0].pid)
                 res.update(self.one(what, ep))
+                c1, w1 = proc_cost(procs[0].pid)
+                res["%s: broker cpu s" % what] = c1 - c0
+                res["%s: broker MB written" % what] = (w1 - w0) / 1e6
             return res
         finally:
             for p in reversed(procs):
