@@ -30,6 +30,10 @@
 #define S_WS " \t\v\f\r"
 #define S_UINT_DIGITS 20 /* digits of the largest uint64 */
 
+/* How a text line shows a result: decided once per batch from the job
+ * type, not by comparing the type's name for every result. */
+typedef enum { S_SHOW_VALUE, S_SHOW_FACTOR, S_SHOW_ISPRIME, S_SHOW_DL } s_show_t;
+
 /* The input text of each job in flight, by input index, until its result
  * is printed. (A ring by index % cap is not enough: unordered results can
  * come back far out of order.) */
@@ -62,6 +66,7 @@ typedef struct {
     bool done;       /* the input has ended: count is the total */
     size_t nread;    /* inputs read so far, --resume's skipped ones too */
     dp_joblog_t *jl; /* --joblog, or NULL */
+    s_show_t show;   /* how text lines show results */
 } s_in_t;
 
 /* s_read_fd: all of fd (at most S_FILE_MAX bytes) as a bin value; 0, or
@@ -530,7 +535,15 @@ static void s_print_error(const char *input, const dp_result_t *r)
  * written with the unlocked calls: the pool's I/O thread exists, so each
  * locked putchar/printf would pay for the lock (only this thread writes
  * stdout). */
-static void s_print_text(const char *type, const char *input,
+static s_show_t s_show_of(const char *type)
+{
+    return strcmp(type, "factor") == 0    ? S_SHOW_FACTOR
+           : strcmp(type, "isprime") == 0 ? S_SHOW_ISPRIME
+           : strcmp(type, "download") == 0 ? S_SHOW_DL
+                                           : S_SHOW_VALUE;
+}
+
+static void s_print_text(s_show_t show, const char *input,
                          const dp_result_t *r)
 {
     if (r->error) {
@@ -541,7 +554,7 @@ static void s_print_text(const char *type, const char *input,
     flockfile(stdout);
     s_put_safe(stdout, input);
     putc_unlocked(':', stdout);
-    if (strcmp(type, "factor") == 0 && v->type == DP_ARRAY) {
+    if (show == S_SHOW_FACTOR && v->type == DP_ARRAY) {
         for (size_t k = 0; k < v->v.a.len; k++) {
             const dp_value_t *x = &v->v.a.items[k];
             if (x->type == DP_UINT)
@@ -551,11 +564,11 @@ static void s_print_text(const char *type, const char *input,
                 s_put_safe(stdout, x->v.s.ptr);
             }
         }
-    } else if (strcmp(type, "isprime") == 0) {
+    } else if (show == S_SHOW_ISPRIME) {
         const dp_value_t *p = v->type == DP_MAP ? dp_dict_get(v, "prime") : v;
         bool prime = p && p->type == DP_BOOL && p->v.b;
         fputs_unlocked(prime ? " prime" : " not prime", stdout);
-    } else if (strcmp(type, "download") == 0 && v->type == DP_MAP) {
+    } else if (show == S_SHOW_DL && v->type == DP_MAP) {
         const dp_value_t *st = dp_dict_get(v, "status");
         const dp_value_t *by = dp_dict_get(v, "bytes");
         const dp_value_t *pa = dp_dict_get(v, "path");
@@ -672,6 +685,7 @@ static int s_open_input(s_in_t *in)
     in->fd = in->nargs > 0 ? -1 : STDIN_FILENO;
     in->name = "stdin";
     in->split = strcmp(in->type, "factor") == 0;
+    in->show = s_show_of(in->type);
     if (!c->arg_file)
         return 0;
     if (in->nargs > 0) {
@@ -698,7 +712,7 @@ static int s_emit(dp_cli_t *c, const char *type, s_in_t *in, dp_result_t *r,
     char *text = s_input_take(in, r->index, &r->index);
     const char *input = text ? text : "?";
     char path[4096];
-    if (!r->error && strcmp(type, "download") == 0 &&
+    if (!r->error && in->show == S_SHOW_DL &&
         s_save_body(c, r, path, sizeof path)) {
         fprintf(stderr, "dpool: %s: cannot write under %s: %s\n", input,
                 c->output_dir, strerror(errno));
@@ -708,7 +722,7 @@ static int s_emit(dp_cli_t *c, const char *type, s_in_t *in, dp_result_t *r,
     if (c->json)
         s_print_json(type, input, r);
     else
-        s_print_text(type, input, r);
+        s_print_text(in->show, input, r);
     /* stdout is flushed when no result is ready (dp_cli_map), not per
      * line: one write per batch of results, not one per job */
     if (in->jl) /* the joblog line must follow output that is out */
