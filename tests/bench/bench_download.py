@@ -7,7 +7,8 @@ bodies saved on the client) and with `curl --parallel`, interleaved
 (dpool, curl, dpool, curl ...). For every run it prints the wall time and,
 from wait4(2), the CPU time and minor page faults of the whole process tree
 (the embedded broker and worker are reaped by `dpool`, so theirs count):
-unlike the wall time, these hardly depend on what else the machine runs.
+these depend far less than the wall time on what else the machine runs
+(page faults still vary with how results happen to batch up).
 
     python3 tests/bench/bench_download.py [--bin build/bin]... [--reps 5]
         [--files 64] [--size 1048576] [--parallel 8] [--no-curl]
