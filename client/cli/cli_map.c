@@ -456,20 +456,16 @@ static void s_json_str(FILE *f, const char *s)
 
 /* s_put_safe: text from a worker, for a terminal: control characters
  * (C0, DEL) as \xNN, so a value cannot move the cursor, change colours
- * or fake a line. The caller holds f's lock (flockfile): runs of plain
- * text go out in one unlocked write, not a locked fputc per byte. */
+ * or fake a line. The caller holds f's lock (flockfile): bytes go out
+ * through putc_unlocked, not a locked fputc each. */
 static void s_put_safe(FILE *f, const char *s)
 {
-    const unsigned char *p = (const unsigned char *)s, *run = p;
-    for (; p && *p; p++) {
-        if (*p < 0x20 || *p == 0x7f) {
-            fwrite_unlocked(run, 1, (size_t)(p - run), f);
+    for (const unsigned char *p = (const unsigned char *)s; p && *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
             fprintf(f, "\\x%02x", *p);
-            run = p + 1;
-        }
+        else
+            putc_unlocked(*p, f); /* a macro: no call, no lock */
     }
-    if (p)
-        fwrite_unlocked(run, 1, (size_t)(p - run), f);
 }
 
 /* s_put_uint: " N" (f locked by the caller). */
@@ -567,7 +563,7 @@ static void s_print_text(s_show_t show, const char *input,
     } else if (show == S_SHOW_ISPRIME) {
         const dp_value_t *p = v->type == DP_MAP ? dp_dict_get(v, "prime") : v;
         bool prime = p && p->type == DP_BOOL && p->v.b;
-        fputs_unlocked(prime ? " prime" : " not prime", stdout);
+        s_put_safe(stdout, prime ? " prime" : " not prime");
     } else if (show == S_SHOW_DL && v->type == DP_MAP) {
         const dp_value_t *st = dp_dict_get(v, "status");
         const dp_value_t *by = dp_dict_get(v, "bytes");
