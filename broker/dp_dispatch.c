@@ -192,12 +192,12 @@ void dp_bk_expire(dp_broker_t *b, uint64_t now)
  * may wait for ahead / capacity rounds and k jobs before it starts: each
  * round counts as one time limit. Then the grace. */
 static void s_arm(dp_broker_t *b, dp_peer_t *w, dp_bjob_t *j, uint32_t ahead,
-                  size_t k)
+                  size_t k, uint64_t now)
 {
     uint64_t slots = w->qw.capacity[j->cls] ? w->qw.capacity[j->cls] : 1;
     uint64_t rounds = ahead / slots + k + 1;
     uint64_t deadline =
-        dp_now_ms() + rounds * j->limit_ms + (uint64_t)b->cfg.lease_grace_ms;
+        now + rounds * j->limit_ms + (uint64_t)b->cfg.lease_grace_ms;
     if (dp_queue_arm(&b->q, j, deadline))
         dp_warn("out of memory: job %llx has no lease deadline",
                 (unsigned long long)j->id);
@@ -205,7 +205,8 @@ static void s_arm(dp_broker_t *b, dp_peer_t *w, dp_bjob_t *j, uint32_t ahead,
 
 /* s_dispatch_to: send worker w chunks of class cls while it has credit
  * (dp_queue_credit). Consecutive whole chunks of one size travel in one
- * JOBS message; each chunk is run by one child in turn. */
+ * JOBS message; each chunk is run by one child in turn. The clock is read
+ * once per call, not per job: leases are milliseconds apart at best. */
 static void s_dispatch_to(dp_broker_t *b, dp_peer_t *w, dp_class_t cls,
                           bool lookahead)
 {
@@ -213,6 +214,7 @@ static void s_dispatch_to(dp_broker_t *b, dp_peer_t *w, dp_class_t cls,
     const dp_bjob_t *next;
     size_t msg_chunk = 0, at = 0;
     uint32_t njobs = 0;
+    uint64_t now = dp_now_ms();
     while ((next = dp_queue_peek(&b->q, cls)) != NULL) {
         size_t chunk = cls == DP_CLASS_IO ? 1 : next->chunk;
         if (dp_queue_credit(&w->qw, cls, chunk, lookahead, b->cfg.lookahead) ==
@@ -233,7 +235,7 @@ static void s_dispatch_to(dp_broker_t *b, dp_peer_t *w, dp_class_t cls,
         uint32_t ahead = w->qw.inflight[cls] + w->qw.stuck[cls];
         size_t n = dp_queue_take(&b->q, cls, &w->qw, chunk, jobs);
         for (size_t k = 0; k < n; k++) {
-            s_arm(b, w, jobs[k], ahead, k);
+            s_arm(b, w, jobs[k], ahead, k, now);
             dp_bk_journal_dispatch(b, jobs[k]);
             dp_msg_jobs_add(&b->w, jobs[k]->attempts, jobs[k]->raw,
                             jobs[k]->raw_len);

@@ -22,6 +22,11 @@
 
 #define DP_CHILD_FD 3
 #define DP_CHILD_FLUSH_US 1000 /* results wait at most this for company */
+/* io child: allocations below this come from the heap, bytes (glibc's
+ * ceiling for M_MMAP_THRESHOLD on 64 bits) ... */
+#define DP_IO_MMAP_THRESHOLD (32 * 1024 * 1024)
+/* ... and freed memory up to this much stays in the process, bytes */
+#define DP_IO_TRIM_THRESHOLD (64 * 1024 * 1024)
 
 typedef struct {
     const char *name;       /* worker name put in results */

@@ -28,6 +28,11 @@
 #define S_LINE_LONG 4   /* s_read_line: a line skipped */
 #define S_EXIT_PIPE 141 /* as if killed by SIGPIPE */
 #define S_WS " \t\v\f\r"
+#define S_UINT_DIGITS 20 /* digits of the largest uint64 */
+
+/* How a text line shows a result: decided once per batch from the job
+ * type, not by comparing the type's name for every result. */
+typedef enum { S_SHOW_VALUE, S_SHOW_FACTOR, S_SHOW_ISPRIME, S_SHOW_DL } s_show_t;
 
 /* The input text of each job in flight, by input index, until its result
  * is printed. (A ring by index % cap is not enough: unordered results can
@@ -61,6 +66,7 @@ typedef struct {
     bool done;       /* the input has ended: count is the total */
     size_t nread;    /* inputs read so far, --resume's skipped ones too */
     dp_joblog_t *jl; /* --joblog, or NULL */
+    s_show_t show;   /* how text lines show results */
 } s_in_t;
 
 /* s_read_fd: all of fd (at most S_FILE_MAX bytes) as a bin value; 0, or
@@ -450,15 +456,29 @@ static void s_json_str(FILE *f, const char *s)
 
 /* s_put_safe: text from a worker, for a terminal: control characters
  * (C0, DEL) as \xNN, so a value cannot move the cursor, change colours
- * or fake a line. */
+ * or fake a line. The caller holds f's lock (flockfile): bytes go out
+ * through putc_unlocked, not a locked fputc each. */
 static void s_put_safe(FILE *f, const char *s)
 {
     for (const unsigned char *p = (const unsigned char *)s; p && *p; p++) {
         if (*p < 0x20 || *p == 0x7f)
             fprintf(f, "\\x%02x", *p);
         else
-            fputc(*p, f);
+            putc_unlocked(*p, f); /* a macro: no call, no lock */
     }
+}
+
+/* s_put_uint: " N" (f locked by the caller). */
+static void s_put_uint(FILE *f, unsigned long long v)
+{
+    char b[S_UINT_DIGITS + 1];
+    char *p = b + sizeof b;
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    *--p = ' ';
+    fwrite_unlocked(p, 1, (size_t)(b + sizeof b - p), f);
 }
 
 /* s_save_body: write a download's body under --output-dir, replace
@@ -496,35 +516,55 @@ static int s_save_body(dp_cli_t *c, dp_result_t *r, char *path, size_t len)
     return 0;
 }
 
-static void s_print_text(const char *type, const char *input,
+static void s_print_error(const char *input, const dp_result_t *r)
+{
+    flockfile(stderr);
+    fputs("dpool: ", stderr);
+    s_put_safe(stderr, input);
+    fprintf(stderr, ": %s: ", dp_errname(r->error));
+    s_put_safe(stderr, r->message ? r->message : dp_strerror(r->error));
+    fputc('\n', stderr);
+    funlockfile(stderr);
+}
+
+/* s_print_text: one line per result. stdout is locked once per line and
+ * written with the unlocked calls: the pool's I/O thread exists, so each
+ * locked putchar/printf would pay for the lock (only this thread writes
+ * stdout). */
+static s_show_t s_show_of(const char *type)
+{
+    return strcmp(type, "factor") == 0    ? S_SHOW_FACTOR
+           : strcmp(type, "isprime") == 0 ? S_SHOW_ISPRIME
+           : strcmp(type, "download") == 0 ? S_SHOW_DL
+                                           : S_SHOW_VALUE;
+}
+
+static void s_print_text(s_show_t show, const char *input,
                          const dp_result_t *r)
 {
     if (r->error) {
-        fputs("dpool: ", stderr);
-        s_put_safe(stderr, input);
-        fprintf(stderr, ": %s: ", dp_errname(r->error));
-        s_put_safe(stderr, r->message ? r->message : dp_strerror(r->error));
-        fputc('\n', stderr);
+        s_print_error(input, r);
         return;
     }
     const dp_value_t *v = &r->value;
+    flockfile(stdout);
     s_put_safe(stdout, input);
-    putchar(':');
-    if (strcmp(type, "factor") == 0 && v->type == DP_ARRAY) {
+    putc_unlocked(':', stdout);
+    if (show == S_SHOW_FACTOR && v->type == DP_ARRAY) {
         for (size_t k = 0; k < v->v.a.len; k++) {
             const dp_value_t *x = &v->v.a.items[k];
             if (x->type == DP_UINT)
-                printf(" %llu", (unsigned long long)x->v.u);
+                s_put_uint(stdout, (unsigned long long)x->v.u);
             else if (x->type == DP_STR) {
-                putchar(' ');
+                putc_unlocked(' ', stdout);
                 s_put_safe(stdout, x->v.s.ptr);
             }
         }
-    } else if (strcmp(type, "isprime") == 0) {
+    } else if (show == S_SHOW_ISPRIME) {
         const dp_value_t *p = v->type == DP_MAP ? dp_dict_get(v, "prime") : v;
         bool prime = p && p->type == DP_BOOL && p->v.b;
-        printf(" %s", prime ? "prime" : "not prime");
-    } else if (strcmp(type, "download") == 0 && v->type == DP_MAP) {
+        s_put_safe(stdout, prime ? " prime" : " not prime");
+    } else if (show == S_SHOW_DL && v->type == DP_MAP) {
         const dp_value_t *st = dp_dict_get(v, "status");
         const dp_value_t *by = dp_dict_get(v, "bytes");
         const dp_value_t *pa = dp_dict_get(v, "path");
@@ -541,7 +581,8 @@ static void s_print_text(const char *type, const char *input,
         s_put_safe(stdout, j ? j : "?");
         free(j);
     }
-    putchar('\n');
+    putc_unlocked('\n', stdout);
+    funlockfile(stdout);
 }
 
 static void s_print_json(const char *type, const char *input, dp_result_t *r)
@@ -640,6 +681,7 @@ static int s_open_input(s_in_t *in)
     in->fd = in->nargs > 0 ? -1 : STDIN_FILENO;
     in->name = "stdin";
     in->split = strcmp(in->type, "factor") == 0;
+    in->show = s_show_of(in->type);
     if (!c->arg_file)
         return 0;
     if (in->nargs > 0) {
@@ -666,7 +708,7 @@ static int s_emit(dp_cli_t *c, const char *type, s_in_t *in, dp_result_t *r,
     char *text = s_input_take(in, r->index, &r->index);
     const char *input = text ? text : "?";
     char path[4096];
-    if (!r->error && strcmp(type, "download") == 0 &&
+    if (!r->error && in->show == S_SHOW_DL &&
         s_save_body(c, r, path, sizeof path)) {
         fprintf(stderr, "dpool: %s: cannot write under %s: %s\n", input,
                 c->output_dir, strerror(errno));
@@ -676,7 +718,7 @@ static int s_emit(dp_cli_t *c, const char *type, s_in_t *in, dp_result_t *r,
     if (c->json)
         s_print_json(type, input, r);
     else
-        s_print_text(type, input, r);
+        s_print_text(in->show, input, r);
     /* stdout is flushed when no result is ready (dp_cli_map), not per
      * line: one write per batch of results, not one per job */
     if (in->jl) /* the joblog line must follow output that is out */

@@ -145,24 +145,33 @@ static size_t s_sink_file(dp_dl_xfer_t *x, const char *p, size_t n)
     return n;
 }
 
-/* s_sink_mem: append n bytes to the returned body, growing it by doubling
- * but never past the ceiling. */
+/* s_body_room: make room for n more bytes and the NUL: exactly that much
+ * when `exact` (a Content-Length said how much comes), else by doubling;
+ * never past the ceiling. */
+static int s_body_room(dp_dl_xfer_t *x, size_t n, bool exact)
+{
+    if (x->cap - x->len >= n + 1)
+        return 0;
+    size_t cap = exact ? x->len + n + 1 : x->cap ? x->cap : DP_DL_BODY_INITIAL;
+    while (cap - x->len < n + 1)
+        cap *= 2;
+    if (x->max_bytes < SIZE_MAX && cap > x->max_bytes + 1)
+        cap = (size_t)x->max_bytes + 1;
+    char *b = realloc(x->body, cap);
+    if (!b) {
+        s_setf(x, DP_ERR_NOMEM, "no memory for a %zu byte body", cap);
+        return x->err;
+    }
+    x->body = b;
+    x->cap = cap;
+    return 0;
+}
+
+/* s_sink_mem: append n bytes to the returned body. */
 static size_t s_sink_mem(dp_dl_xfer_t *x, const char *p, size_t n)
 {
-    if (x->cap - x->len < n + 1) {
-        size_t cap = x->cap ? x->cap : DP_DL_BODY_INITIAL;
-        while (cap - x->len < n + 1)
-            cap *= 2;
-        if (x->max_bytes < SIZE_MAX && cap > x->max_bytes + 1)
-            cap = (size_t)x->max_bytes + 1;
-        char *b = realloc(x->body, cap);
-        if (!b) {
-            s_setf(x, DP_ERR_NOMEM, "no memory for a %zu byte body", cap);
-            return 0;
-        }
-        x->body = b;
-        x->cap = cap;
-    }
+    if (s_body_room(x, n, false))
+        return 0;
     memcpy(x->body + x->len, p, n);
     x->len += n;
     x->body[x->len] = '\0';
@@ -240,6 +249,15 @@ static size_t s_on_header(char *h, size_t size, size_t nitems, void *ud)
                (unsigned long long)x->max_bytes, digits, more ? "..." : "");
         return 0;
     }
+    /* One allocation of the announced size instead of a doubling chain
+     * (each step copies and faults in fresh pages); a redirect's or a
+     * lying header costs at most DP_DL_BODY_PREALLOC_MAX of address
+     * space, untouched until bytes arrive. */
+    if (x->fd < 0 && v > 0 &&
+        s_body_room(x, v < DP_DL_BODY_PREALLOC_MAX ? (size_t)v
+                                                   : DP_DL_BODY_PREALLOC_MAX,
+                    true))
+        return 0;
     return n;
 }
 
@@ -491,6 +509,7 @@ static int s_easy_setup(dp_dl_xfer_t *x)
     S_SETOPT(e, CURLOPT_SSL_VERIFYPEER, o->insecure ? 0L : 1L);
     S_SETOPT(e, CURLOPT_SSL_VERIFYHOST, o->insecure ? 0L : DP_DL_VERIFYHOST);
     S_SETOPT(e, CURLOPT_USERAGENT, "dpool/" DPOOL_VERSION);
+    S_SETOPT(e, CURLOPT_BUFFERSIZE, DP_DL_RECV_BUFFER);
     if (o->ca_file)
         S_SETOPT(e, CURLOPT_CAINFO, o->ca_file);
     if (rc == CURLE_OK)

@@ -81,6 +81,12 @@
 #define DP_DL_EXTRA_FDS_MAX 16
 /* First capacity of a returned body, bytes (grows by doubling). */
 #define DP_DL_BODY_INITIAL 16384
+/* curl's receive buffer per transfer, bytes (CURLOPT_BUFFERSIZE; its
+ * default, 16 KiB, means a recv and a callback per 16 KiB) */
+#define DP_DL_RECV_BUFFER (128L * 1024)
+/* Largest body capacity reserved at once from a Content-Length, bytes
+ * (a longer body grows from there by doubling). */
+#define DP_DL_BODY_PREALLOC_MAX (64u * 1024 * 1024)
 
 /* Engine internals (download.c). */
 #define DP_DL_US_PER_MS 1000u            /* microseconds per millisecond */
