@@ -128,7 +128,7 @@ static int s_replay_job(void *data, const dp_jstate_job_t *jj)
         x->dropped_jobs++;
         return 0;
     }
-    const dp_jobtype_t *type = dp_jobtype_find(job.type, job.type_len);
+    const dp_jobtype_t *type = dp_jobtab_find(job.type, job.type_len);
     dp_bbuf_t *buf = calloc(1, sizeof *buf);
     if (!buf || zmq_msg_init_size(&buf->msg, jj->raw_len ? jj->raw_len : 1)) {
         free(buf);
