@@ -115,7 +115,7 @@ step "podman import -> $BASE"
 
 # ---- image: a clean context (no build trees) ----
 mkdir -p "$T/ctx/deploy"
-cp -a CMakeLists.txt common broker worker client "$T/ctx/"
+cp -a CMakeLists.txt include common broker worker client "$T/ctx/"
 cp -a deploy/Dockerfile deploy/install-deps.sh "$T/ctx/deploy/"
 step "podman build --isolation=chroot -f deploy/Dockerfile"
 "${PODMAN[@]}" build -q --isolation=chroot --build-arg BASE_IMAGE="$BASE" \
