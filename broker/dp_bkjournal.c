@@ -227,6 +227,20 @@ int dp_bk_journal_error(const dp_broker_t *b, const char **msg)
     return b->journal ? dp_journal_error(b->journal, msg) : 0;
 }
 
+void dp_bk_journal_stats(const dp_broker_t *b, dp_bk_jstats_t *st)
+{
+    *st = (dp_bk_jstats_t){0};
+    if (!b->journal)
+        return;
+    dp_journal_stats_t js;
+    dp_journal_stats(b->journal, &js);
+    *st = (dp_bk_jstats_t){.bytes = js.disk_bytes,
+                           .commits = js.commits,
+                           .fsyncs = js.fsyncs,
+                           .compactions = js.compactions,
+                           .truncated = js.truncated_bytes};
+}
+
 /* s_batch_of: client p's BATCH record: only a session that acknowledges
  * results names its session (the others cannot resume: replay drops
  * them). */

@@ -256,6 +256,16 @@ void dp_bk_journal_close(dp_broker_t *b);
 /* dp_bk_journal_error: 0, or the journal's sticky error (*msg borrowed). */
 int dp_bk_journal_error(const dp_broker_t *b, const char **msg);
 
+/* dp_bk_jstats_t: the journal's counters for STATUS (all 0 without one):
+ * disk bytes now, commits and fsyncs since start, compactions, bytes of a
+ * torn tail cut at start. */
+typedef struct {
+    uint64_t bytes, commits, fsyncs, compactions, truncated;
+} dp_bk_jstats_t;
+
+/* dp_bk_journal_stats: fill *st. */
+void dp_bk_journal_stats(const dp_broker_t *b, dp_bk_jstats_t *st);
+
 /* dp_bk_journal_job: buffer client p's accepted job j (and p's BATCH the
  * first time); errors show in the turn's commit. */
 void dp_bk_journal_job(dp_broker_t *b, dp_peer_t *p, const dp_bjob_t *j);

@@ -547,6 +547,8 @@ static void s_on_status(dp_broker_t *b, dp_peer_t *p)
             kept += x->qc.kept.n;
         }
     }
+    dp_bk_jstats_t js;
+    dp_bk_journal_stats(b, &js);
     dp_stat_worker_t *list = s_worker_list(b, workers);
     if (workers && !list)
         dp_warn("status: no memory for the list of %zu workers", workers);
@@ -575,6 +577,12 @@ static void s_on_status(dp_broker_t *b, dp_peer_t *p)
         {"sessions_away", away},
         {"kept_results", kept},
         {"journal", b->journal != NULL},
+        {"journal_bytes", js.bytes},
+        {"journal_commits", js.commits},
+        {"journal_fsyncs", js.fsyncs},
+        {"journal_compactions", js.compactions},
+        {"journal_truncated", js.truncated},
+        {"journal_error", dp_bk_journal_error(b, NULL) != 0},
     };
     size_t nrows = sizeof rows / sizeof rows[0];
     dp_wr_reset(&b->w);

@@ -114,6 +114,7 @@ Test(journal, full_disk_refuses_submits_and_keeps_serving)
     cr_assert(full, "the journal never filled %s", S_TMPFS_OPTS);
     /* alive, and refusing every new SUBMIT (the error is sticky) */
     cr_assert_eq(dp_e2e_stat(&T.e, T.ep, "workers"), 1, "status answers");
+    cr_expect_eq(dp_e2e_stat(&T.e, T.ep, "journal_error"), 1);
     dp_e2e_run_t r;
     cr_assert_eq(dp_e2e_run(&T.e, &r, E2E_RUN_MS, -1,
                             ARGV("dpool", "--broker", T.ep, "--format", "json",
@@ -167,6 +168,9 @@ Test(journal, torn_tail_is_cut_at_start)
     cr_assert_eq(dp_e2e_worker(&T.e, &T.worker[0], T.ep, 1, "w0", NULL), 0);
     e2e_workers_up(1);
     s_batch_ok(50);
+    cr_expect_gt(dp_e2e_stat(&T.e, T.ep, "journal_bytes"), 0);
+    cr_expect_gt(dp_e2e_stat(&T.e, T.ep, "journal_commits"), 0);
+    cr_expect_eq(dp_e2e_stat(&T.e, T.ep, "journal_error"), 0);
     cr_assert_eq(dp_e2e_stop(&T.e, T.broker.pid, SIGINT, DP_E2E_STOP_MS), 0);
     s_newest_segment(dir, seg, sizeof seg);
     int fd = open(seg, O_WRONLY | O_APPEND | O_CLOEXEC);
@@ -181,6 +185,7 @@ Test(journal, torn_tail_is_cut_at_start)
     cr_expect(strstr(log, "cut a torn tail"), "log:\n%s", log);
     cr_expect(strstr(log, "truncating 37 bytes"), "log:\n%s", log);
     free(log);
+    cr_expect_eq(dp_e2e_stat(&T.e, T.ep, "journal_truncated"), 37);
     cr_assert_eq(dp_e2e_worker(&T.e, &T.worker[0], T.ep, 1, "w0", NULL), 0);
     e2e_workers_up(1);
     s_batch_ok(50);
