@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_batch.h"
 #include "cli_keygen.h"
 #include "dp_hash.h"
 #include "dp_jobtab.h"
@@ -255,6 +256,8 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "keygen") == 0)
         return dp_cli_keygen(argc - 1, argv + 1);
+    if (argc > 1 && dp_cli_is_batch(argv[1])) /* cli_batch.c */
+        return dp_cli_batch(argc, argv);
     dp_cli_t c;
     dp_cli_defaults(&c);
     bool help = false, version = false, list = false;
