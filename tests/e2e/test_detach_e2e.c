@@ -287,3 +287,23 @@ Test(detach, max_batches)
     cr_assert(strstr(r.err, "refused"), "%s", r.err);
     dp_e2e_run_free(&r);
 }
+
+/* 20,000 kept results through the smallest --hwm (16): ATTACH paces them
+ * in chunks; every input still comes once, twice in a row */
+Test(detach, paced_attach_small_hwm)
+{
+    s_broker(0, ARGV("--hwm", "16"));
+    s_worker(2);
+    int n = 20000;
+    char *in = s_numbers(n);
+    unsigned long id = s_submit("echo", in);
+    free(in);
+    for (int k = 0; k < 2; k++) {
+        dp_e2e_run_t r;
+        e2e_run(&r, 60000, ARGV("dpool", "results", s_id(id), "-b", T.ep));
+        cr_assert_eq(r.code, 0, "exit %d: %s", r.code, r.err);
+        s_check_lines(r.out, n);
+        cr_assert(strstr(r.out, "19999: 20000\n"), "last line wrong");
+        dp_e2e_run_free(&r);
+    }
+}
