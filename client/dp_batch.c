@@ -357,8 +357,8 @@ int dp_batch_forget(const char *endpoint, const dp_pool_opts_t *opts,
     return s_one(endpoint, opts, DP_CMD_FORGET, id, info, err, errlen);
 }
 
-/* s_wait_accepted: ACCEPTED for each of the n SUBMITs sent (seqs), or the
- * first refusal. */
+/* s_wait_accepted: ACCEPTED for each of the n SUBMITs sent, or the first
+ * refusal. */
 static int s_wait_accepted(s_conn_t *c, size_t n)
 {
     size_t answered = 0;
@@ -410,7 +410,6 @@ int dp_batch_submit(const char *endpoint, const dp_pool_opts_t *opts,
     c.flags = DP_HELLO_ACKS | DP_HELLO_DETACHED;
     if (!rc)
         rc = s_connect(&c);
-    size_t sent = 0;
     dp_wr_t jobs, w;
     dp_wr_init(&jobs);
     dp_wr_init(&w);
@@ -437,20 +436,28 @@ int dp_batch_submit(const char *endpoint, const dp_pool_opts_t *opts,
         dp_wr_reset(&w);
         dp_msg_submit(&w, seq, nj, jobs.buf.data, jobs.buf.len, 1);
         rc = dp_zsend(c.sock, NULL, 0, &w, 0) ? DP_ERR_IO : 0;
-        sent++;
+        /* one SUBMIT at a time: a batch larger than the client's share
+         * waits for room (held) instead of piling up past the broker's
+         * held-SUBMIT bound and being refused */
+        if (!rc)
+            rc = s_wait_accepted(&c, 1);
     }
     dp_wr_release(&jobs);
     dp_wr_release(&w);
-    if (!rc)
-        rc = s_wait_accepted(&c, sent);
     if (!rc) {
         *id = c.peer_no;
     } else if (c.sock && c.peer_no) { /* nothing half-submitted stays */
+        char keep[256]; /* the refusal's words, not FORGET's answer */
+        snprintf(keep, sizeof keep, "%s", c.err ? c.err : "");
         dp_wr_t f;
         dp_wr_init(&f);
         dp_msg_batch_cmd(&f, DP_CMD_FORGET, c.peer_no);
-        dp_zsend(c.sock, NULL, 0, &f, ZMQ_DONTWAIT);
-        dp_wr_release(&f);
+        dp_batch_info_t *rows = NULL;
+        size_t nrows = 0;
+        s_ask(&c, &f, &rows, &nrows); /* answered BATCH_LIST: it is gone */
+        free(rows);
+        if (c.err && c.errlen)
+            snprintf(c.err, c.errlen, "%s", keep);
     }
     s_close(&c, rc == 0); /* BYE detaches the batch: it runs on */
     return rc;
