@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "e2e.h"
+#include "raw.h"
 
 #define S_WAIT_MS 20000
 #define S_N 40 /* inputs of a batch */
@@ -306,4 +307,110 @@ Test(detach, paced_attach_small_hwm)
         cr_assert(strstr(r.out, "19999: 20000\n"), "last line wrong");
         dp_e2e_run_free(&r);
     }
+}
+
+/* s_raw_batch: a detached batch opened by hand (HELLO DETACHED, SUBMIT
+ * of n sleep jobs of ms, ACCEPTED, BYE); its number. */
+static long s_raw_batch(void *ctx, uint32_t n, int64_t ms)
+{
+    void *s = raw_dealer(ctx, T.ep);
+    cr_assert(s);
+    dp_hello_t h = {.name = "rawbatch", .pid = 1, .has_session = true,
+                    .flags = DP_HELLO_DETACHED};
+    for (int k = 0; k < DP_SESSION_BYTES; k++)
+        h.session[k] = (uint8_t)(rand() & 0xff);
+    dp_wr_t w;
+    dp_wr_init(&w);
+    dp_msg_hello(&w, &h);
+    raw_send(s, &w);
+    dp_wr_release(&w);
+    raw_msg_t m;
+    cr_assert(raw_expect(s, DP_CMD_WELCOME, RAW_WAIT_MS, &m, NULL, NULL));
+    dp_welcome_t wm;
+    cr_assert_eq(dp_msg_read_welcome(&m.r, &wm), 0);
+    raw_msg_close(&m);
+    raw_submit(s, wm.peer_no << 32, n, NULL, "sleep", ms, 0, 0);
+    cr_assert(raw_expect(s, DP_CMD_ACCEPTED, RAW_WAIT_MS, &m, NULL, NULL));
+    raw_msg_close(&m);
+    raw_send_empty(s, DP_CMD_BYE);
+    zmq_close(s);
+    return (long)wm.peer_no;
+}
+
+static void s_raw_cmd(void *s, int cmd, uint64_t id)
+{
+    dp_wr_t w;
+    dp_wr_init(&w);
+    dp_msg_batch_cmd(&w, cmd, id);
+    raw_send(s, &w);
+    dp_wr_release(&w);
+}
+
+/* hostile sequences of the new messages: ATTACH then vanish, an unknown
+ * batch, CANCEL_BATCH twice, a BATCHES flood, FORGET while a reader is
+ * attached (it gets ERROR INVALID); the broker stays up and answers */
+Test(detach, hostile_sequences)
+{
+    s_broker(0, NULL);
+    s_worker(1);
+    void *ctx = zmq_ctx_new();
+    long id = s_raw_batch(ctx, 6, 3000);
+    raw_msg_t m;
+    /* a reader that attaches and vanishes without BYE */
+    void *r1 = raw_dealer(ctx, T.ep);
+    cr_assert_gt(raw_hello(r1, "r1"), 0);
+    s_raw_cmd(r1, DP_CMD_ATTACH, (uint64_t)id);
+    cr_assert(raw_expect(r1, DP_CMD_BATCH_LIST, RAW_WAIT_MS, &m, NULL, NULL));
+    raw_msg_close(&m);
+    zmq_close(r1);
+    /* a reader that stays */
+    void *r2 = raw_dealer(ctx, T.ep);
+    cr_assert_gt(raw_hello(r2, "r2"), 0);
+    s_raw_cmd(r2, DP_CMD_ATTACH, (uint64_t)id);
+    cr_assert(raw_expect(r2, DP_CMD_BATCH_LIST, RAW_WAIT_MS, &m, NULL, NULL));
+    raw_msg_close(&m);
+    /* unknown batches: ERROR, for every command */
+    void *x = raw_dealer(ctx, T.ep);
+    cr_assert_gt(raw_hello(x, "x"), 0);
+    const int cmds[] = {DP_CMD_ATTACH, DP_CMD_FORGET, DP_CMD_CANCEL_BATCH};
+    for (int k = 0; k < 3; k++) {
+        s_raw_cmd(x, cmds[k], 999999);
+        cr_assert(raw_expect(x, DP_CMD_ERROR, RAW_WAIT_MS, &m, NULL, NULL));
+        raw_msg_close(&m);
+    }
+    /* CANCEL_BATCH twice: a row each time */
+    for (int k = 0; k < 2; k++) {
+        s_raw_cmd(x, DP_CMD_CANCEL_BATCH, (uint64_t)id);
+        cr_assert(raw_expect(x, DP_CMD_BATCH_LIST, RAW_WAIT_MS, &m, NULL,
+                             NULL));
+        raw_msg_close(&m);
+    }
+    /* a BATCHES flood, answered or dropped at --hwm, never fatal */
+    for (int k = 0; k < 2000; k++) {
+        dp_wr_t w;
+        dp_wr_init(&w);
+        dp_msg_batches(&w, k & 1, (uint64_t)id);
+        raw_send(x, &w);
+        dp_wr_release(&w);
+    }
+    for (int k = 0; k < 2000; k++) { /* drain what came, bounded */
+        if (raw_recv(x, 50, &m) <= 0)
+            break;
+        raw_msg_close(&m);
+    }
+    /* FORGET while r2 reads: r2 is told */
+    s_raw_cmd(x, DP_CMD_FORGET, (uint64_t)id);
+    cr_assert(raw_expect(x, DP_CMD_BATCH_LIST, RAW_WAIT_MS, &m, NULL, NULL));
+    raw_msg_close(&m);
+    cr_assert(raw_expect(r2, DP_CMD_ERROR, RAW_WAIT_MS, &m, NULL, NULL),
+              "a reader of a forgotten batch was not told");
+    raw_msg_close(&m);
+    s_raw_cmd(x, DP_CMD_FORGET, (uint64_t)id); /* twice: unknown now */
+    cr_assert(raw_expect(x, DP_CMD_ERROR, RAW_WAIT_MS, &m, NULL, NULL));
+    raw_msg_close(&m);
+    zmq_close(r2);
+    zmq_close(x);
+    zmq_ctx_term(ctx);
+    cr_assert(dp_e2e_alive(T.broker.pid), "the broker died");
+    cr_assert_eq(dp_e2e_stat(&T.e, T.ep, "workers"), 1, "no status answer");
 }
