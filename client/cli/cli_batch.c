@@ -41,6 +41,23 @@ bool dp_cli_is_batch(const char *cmd)
     return false;
 }
 
+bool dp_cli_batch_argv(int argc, char **argv)
+{
+    for (int k = 1; k < argc; k++) {
+        const char *a = argv[k];
+        if (dp_cli_is_batch(a))
+            return true;
+        if (a[0] != '-' || strcmp(a, "--") == 0)
+            return false; /* another command (or an argument of one) */
+        bool flag = strchr(a, '=') || strcmp(a, "-u") == 0 ||
+                    strcmp(a, "--unordered") == 0 || strcmp(a, "-h") == 0 ||
+                    strcmp(a, "--help") == 0 || strncmp(a, "--no-", 5) == 0;
+        if (!flag)
+            k++; /* its value */
+    }
+    return false;
+}
+
 static void s_usage(FILE *f, const dp_opt_t *opts)
 {
     fputs("usage: dpool submit TYPE [ARG...]   (or inputs from -a FILE or "
