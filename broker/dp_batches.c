@@ -23,9 +23,9 @@
 #include "dp_msg.h"
 #include "dp_queue.h"
 
-#define DP_ATTACH_CHUNK_RESULTS 1024    /* kept results per reader turn */
+#define DP_ATTACH_CHUNK_RESULTS 1024     /* kept results per reader turn */
 #define DP_ATTACH_CHUNK_BYTES (1u << 20) /* ... and at most about these */
-#define DP_ATTACH_CHUNK_SCAN 65536      /* input indices looked at per turn */
+#define DP_ATTACH_CHUNK_SCAN 65536       /* input indices looked at per turn */
 
 /* s_uid: the CURVE User-Id of m ("client:NAME"), or NULL in plaintext. */
 static const char *s_uid(const dp_broker_t *b, const dp_zmsg_t *m)
@@ -118,8 +118,7 @@ static void s_send_row(dp_broker_t *b, dp_peer_t *p, dp_peer_t *q)
 static void s_leave(dp_broker_t *b, dp_peer_t *p)
 {
     for (dp_peer_t *q = b->peers; q; q = q->next)
-        if (!q->dead && dp_bk_detached(q) && q->no == p->reading &&
-            q->nreaders)
+        if (!q->dead && dp_bk_detached(q) && q->no == p->reading && q->nreaders)
             q->nreaders--;
     p->reading = 0;
     p->cursor = p->span = 0;
@@ -239,7 +238,8 @@ void dp_bk_batch_opened(dp_peer_t *p)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    p->created_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    p->created_ms =
+        (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
     dp_info("client %s (pid %u) opened detached batch #%u", p->name, p->pid,
             p->no);
 }

@@ -108,8 +108,8 @@ static int s_connect(s_conn_t *c)
         }
         dp_wr_t w;
         dp_wr_init(&w);
-        dp_hello_t h = {.name = c->opts && c->opts->name ? c->opts->name
-                                                         : "dpool",
+        dp_hello_t h = {.name =
+                            c->opts && c->opts->name ? c->opts->name : "dpool",
                         .pid = (uint64_t)getpid(),
                         .has_session = c->has_session,
                         .flags = c->flags};
@@ -137,8 +137,8 @@ static int s_connect(s_conn_t *c)
             if (!rc && cmd == DP_CMD_WELCOME && !dp_msg_read_welcome(&r, &wm) &&
                 wm.peer_no && wm.peer_no <= UINT32_MAX) {
                 c->peer_no = (uint32_t)wm.peer_no;
-                c->hb_ms = wm.heartbeat_ms ? wm.heartbeat_ms
-                                           : DP_CLIENT_HB_MS_DEFAULT;
+                c->hb_ms =
+                    wm.heartbeat_ms ? wm.heartbeat_ms : DP_CLIENT_HB_MS_DEFAULT;
                 c->max_msg = wm.max_msg;
                 c->last_rx_ms = dp_now_ms();
                 c->next_hb_ms = c->last_rx_ms + c->hb_ms;
@@ -204,7 +204,8 @@ static void s_close(s_conn_t *c, bool bye)
  * DP_CLIENT_LIVENESS beats). */
 static int s_recv(s_conn_t *c, dp_zmsg_t *m, long timeout_ms)
 {
-    uint64_t end = timeout_ms < 0 ? UINT64_MAX : dp_now_ms() + (uint64_t)timeout_ms;
+    uint64_t end =
+        timeout_ms < 0 ? UINT64_MAX : dp_now_ms() + (uint64_t)timeout_ms;
     for (;;) {
         uint64_t now = dp_now_ms();
         if (now >= c->next_hb_ms) {
@@ -234,8 +235,8 @@ static void s_info_of(const dp_batch_row_t *x, dp_batch_info_t *i)
 {
     memset(i, 0, sizeof *i);
     i->id = x->id;
-    size_t n = x->name_len < sizeof i->name - 1 ? x->name_len
-                                                : sizeof i->name - 1;
+    size_t n =
+        x->name_len < sizeof i->name - 1 ? x->name_len : sizeof i->name - 1;
     memcpy(i->name, x->name, n);
     i->created_ms = x->created_ms;
     i->ttl_ms = x->ttl_ms;
@@ -298,9 +299,8 @@ static int s_ask(s_conn_t *c, dp_wr_t *w, dp_batch_info_t **rows, size_t *n)
     return rc;
 }
 
-int dp_batch_list(const char *endpoint, const dp_pool_opts_t *opts,
-                  uint64_t id, dp_batch_info_t **rows, size_t *n, char *err,
-                  size_t errlen)
+int dp_batch_list(const char *endpoint, const dp_pool_opts_t *opts, uint64_t id,
+                  dp_batch_info_t **rows, size_t *n, char *err, size_t errlen)
 {
     s_conn_t c;
     *rows = NULL;
@@ -366,8 +366,7 @@ static int s_wait_accepted(s_conn_t *c, size_t n)
         dp_zmsg_t m;
         int rc = s_recv(c, &m, -1);
         if (rc) {
-            s_seterr(c, "the broker went away before accepting the batch",
-                     rc);
+            s_seterr(c, "the broker went away before accepting the batch", rc);
             return rc;
         }
         int cmd;
@@ -376,12 +375,14 @@ static int s_wait_accepted(s_conn_t *c, size_t n)
                          &cmd, &r);
         uint64_t seq, acc;
         dp_error_msg_t em;
-        if (!rc && cmd == DP_CMD_ACCEPTED && !dp_msg_read_accepted(&r, &seq, &acc))
+        if (!rc && cmd == DP_CMD_ACCEPTED &&
+            !dp_msg_read_accepted(&r, &seq, &acc))
             answered++;
         else if (!rc && cmd == DP_CMD_ERROR && !dp_msg_read_error(&r, &em)) {
             if (c->err && c->errlen)
-                snprintf(c->err, c->errlen, "the broker refused the batch: "
-                                            "%s: %.*s",
+                snprintf(c->err, c->errlen,
+                         "the broker refused the batch: "
+                         "%s: %.*s",
                          dp_errname((int)em.code), (int)em.message_len,
                          em.message);
             zmq_msg_close(&m.body);
@@ -403,8 +404,8 @@ int dp_batch_submit(const char *endpoint, const dp_pool_opts_t *opts,
         s_seterr(&c, "a batch holds 1 to 2^32-1 inputs", 0);
         rc = DP_ERR_INVALID;
     }
-    if (!rc && getrandom(c.session, sizeof c.session, 0) !=
-                   (ssize_t)sizeof c.session)
+    if (!rc &&
+        getrandom(c.session, sizeof c.session, 0) != (ssize_t)sizeof c.session)
         rc = DP_ERR_IO;
     c.has_session = true;
     c.flags = DP_HELLO_ACKS | DP_HELLO_DETACHED;
@@ -594,8 +595,8 @@ static int s_on_list(dp_batch_t *b, dp_rd_t *r)
 int dp_batch_next(dp_batch_t *b, dp_result_t **out, double timeout)
 {
     *out = NULL;
-    uint64_t end = timeout < 0 ? UINT64_MAX
-                               : dp_now_ms() + (uint64_t)(timeout * 1000);
+    uint64_t end =
+        timeout < 0 ? UINT64_MAX : dp_now_ms() + (uint64_t)(timeout * 1000);
     for (;;) {
         int rc = s_take(b, out);
         if (rc || *out)
@@ -636,8 +637,7 @@ int dp_batch_next(dp_batch_t *b, dp_result_t **out, double timeout)
                 b->nleft = n;
         } else if (!rc && cmd == DP_CMD_BATCH_LIST) {
             rc = s_on_list(b, &r);
-        } else if (!rc && cmd == DP_CMD_ERROR &&
-                   !dp_msg_read_error(&r, &em)) {
+        } else if (!rc && cmd == DP_CMD_ERROR && !dp_msg_read_error(&r, &em)) {
             if (em.code == DP_ERR_UNKNOWN_PEER) { /* a restarted broker */
                 zmq_msg_close(&m.body);
                 rc = s_attach(b);

@@ -30,8 +30,8 @@ typedef struct {
     double connect_timeout;
 } s_opts_t;
 
-static const char *const s_cmds[] = {"submit", "results", "batches", "cancel",
-                                     "forget", NULL};
+static const char *const s_cmds[] = {"submit", "results", "batches",
+                                     "cancel", "forget",  NULL};
 
 bool dp_cli_is_batch(const char *cmd)
 {
@@ -85,8 +85,9 @@ static int s_parse_id(const char *s, uint64_t *id)
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
     if (errno || end == s || *end || v == 0 || v > UINT32_MAX) {
-        fprintf(stderr, "dpool: %s is not a batch id (a number from dpool "
-                        "submit)\n",
+        fprintf(stderr,
+                "dpool: %s is not a batch id (a number from dpool "
+                "submit)\n",
                 s);
         return DP_EXIT_USAGE;
     }
@@ -175,9 +176,11 @@ static int s_submit(const s_opts_t *o, const dp_pool_opts_t *po, char **args,
     uint64_t id = 0;
     char err[256] = "";
     if (!rc) {
-        int e = dp_batch_submit(o->broker, po, type, v, n, &id, err, sizeof err);
+        int e =
+            dp_batch_submit(o->broker, po, type, v, n, &id, err, sizeof err);
         if (e) {
-            fprintf(stderr, "dpool: submit: %s\n", err[0] ? err : dp_strerror(e));
+            fprintf(stderr, "dpool: submit: %s\n",
+                    err[0] ? err : dp_strerror(e));
             rc = s_exit_of(e);
             if (rc == DP_EXIT_USAGE && e == DP_ERR_INVALID)
                 rc = DP_EXIT_FAILED;
@@ -250,8 +253,8 @@ static void s_on_signal(int sig)
     s_stop = 1;
 }
 
-static int s_results(const s_opts_t *o, const dp_pool_opts_t *po,
-                     uint64_t id, bool json)
+static int s_results(const s_opts_t *o, const dp_pool_opts_t *po, uint64_t id,
+                     bool json)
 {
     dp_batch_t *b = NULL;
     char err[256] = "";
@@ -390,8 +393,8 @@ int dp_cli_batch(int argc, char **argv)
 {
     s_opts_t o = {0};
     const dp_opt_t opts[] = {
-        {"broker", 'b', "DPOOL_BROKER", DP_OPT_STR, &o.broker, 0, 0,
-         "ENDPOINT", "the broker (tcp://HOST:PORT or ipc://PATH)", 0},
+        {"broker", 'b', "DPOOL_BROKER", DP_OPT_STR, &o.broker, 0, 0, "ENDPOINT",
+         "the broker (tcp://HOST:PORT or ipc://PATH)", 0},
         {"arg-file", 'a', NULL, DP_OPT_STR, &o.arg_file, 0, 0, "FILE",
          "submit: inputs from FILE, one a line (- = stdin)", 0},
         {"unordered", 'u', NULL, DP_OPT_FLAG, &o.unordered, 0, 0, NULL,
@@ -428,8 +431,9 @@ int dp_cli_batch(int argc, char **argv)
         return DP_EXIT_USAGE;
     }
     if (!o.broker) {
-        fprintf(stderr, "dpool: %s needs a broker: --broker ENDPOINT or "
-                        "DPOOL_BROKER (a detached batch lives on a broker)\n",
+        fprintf(stderr,
+                "dpool: %s needs a broker: --broker ENDPOINT or "
+                "DPOOL_BROKER (a detached batch lives on a broker)\n",
                 cmd);
         return DP_EXIT_USAGE;
     }

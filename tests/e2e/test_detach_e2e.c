@@ -34,8 +34,7 @@ static void s_broker(int port, const char *const extra[])
 
 static void s_worker(int procs)
 {
-    cr_assert_eq(dp_e2e_worker(&T.e, &T.worker[0], T.ep, procs, "w0", NULL),
-                 0);
+    cr_assert_eq(dp_e2e_worker(&T.e, &T.worker[0], T.ep, procs, "w0", NULL), 0);
     e2e_workers_up(1);
 }
 
@@ -97,8 +96,8 @@ static void s_check_lines(const char *out, int n)
     for (int k = 0; k < n; k++) {
         char want[16];
         snprintf(want, sizeof want, "%d: ", k);
-        cr_assert(strncmp(lines[k], want, strlen(want)) == 0,
-                  "line %d is %s", k, lines[k]);
+        cr_assert(strncmp(lines[k], want, strlen(want)) == 0, "line %d is %s",
+                  k, lines[k]);
     }
     free(lines);
     free(copy);
@@ -129,8 +128,8 @@ Test(detach, submit_results_batches_forget)
     cr_assert_str_eq(a.out, b.out, "two reads differ");
     /* unordered and JSON: one object per input */
     dp_e2e_run_t j;
-    s_run(&j, ARGV("dpool", "results", s_id(id), "-u", "--format", "json",
-                   "-b", T.ep));
+    s_run(&j, ARGV("dpool", "results", s_id(id), "-u", "--format", "json", "-b",
+                   T.ep));
     cr_assert_eq(j.code, 0);
     char **lines = e2e_json_lines(&j, S_N);
     free(lines);
@@ -181,8 +180,7 @@ Test(detach, reader_before_results)
                               ARGV("dpool", "results", s_id(id), "-b", T.ep)),
                  0);
     int code = dp_e2e_wait(&T.e, rd.pid, S_WAIT_MS);
-    cr_assert_eq(code, 0, "reader exited %d: %s", code,
-                 dp_e2e_slurp(rd.err));
+    cr_assert_eq(code, 0, "reader exited %d: %s", code, dp_e2e_slurp(rd.err));
     char *out = dp_e2e_slurp(rd.out);
     s_check_lines(out, 6);
     free(out);
@@ -231,8 +229,7 @@ Test(detach, survives_broker_kill)
     s_broker(port, extra);
     int code = dp_e2e_wait(&T.e, rd.pid, S_WAIT_MS);
     char *err = dp_e2e_slurp(rd.err);
-    cr_assert_eq(code, 0, "reader across the restart exited %d: %s", code,
-                 err);
+    cr_assert_eq(code, 0, "reader across the restart exited %d: %s", code, err);
     free(err);
     char *out = dp_e2e_slurp(rd.out);
     s_check_lines(out, 10);
@@ -315,7 +312,9 @@ static long s_raw_batch(void *ctx, uint32_t n, int64_t ms)
 {
     void *s = raw_dealer(ctx, T.ep);
     cr_assert(s);
-    dp_hello_t h = {.name = "rawbatch", .pid = 1, .has_session = true,
+    dp_hello_t h = {.name = "rawbatch",
+                    .pid = 1,
+                    .has_session = true,
                     .flags = DP_HELLO_DETACHED};
     for (int k = 0; k < DP_SESSION_BYTES; k++)
         h.session[k] = (uint8_t)(rand() & 0xff);
@@ -381,8 +380,8 @@ Test(detach, hostile_sequences)
     /* CANCEL_BATCH twice: a row each time */
     for (int k = 0; k < 2; k++) {
         s_raw_cmd(x, DP_CMD_CANCEL_BATCH, (uint64_t)id);
-        cr_assert(raw_expect(x, DP_CMD_BATCH_LIST, RAW_WAIT_MS, &m, NULL,
-                             NULL));
+        cr_assert(
+            raw_expect(x, DP_CMD_BATCH_LIST, RAW_WAIT_MS, &m, NULL, NULL));
         raw_msg_close(&m);
     }
     /* a BATCHES flood, answered or dropped at --hwm, never fatal */
