@@ -80,7 +80,7 @@ static int s_send(s_conn_t *c, dp_wr_t *w)
     return rc;
 }
 
-/* s_socket_hello: a fresh socket, HELLO, and WELCOME within the connect
+/* s_connect: a fresh socket, HELLO, and WELCOME within the connect
  * timeout (a fresh socket every DP_BATCH_RETRY_MS: a DEALER would deliver
  * every queued HELLO to a broker that comes back). */
 static int s_connect(s_conn_t *c)
