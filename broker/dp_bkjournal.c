@@ -259,7 +259,8 @@ void dp_bk_journal_job(dp_broker_t *b, dp_peer_t *p, const dp_bjob_t *j)
     if (!b->journal)
         return;
     if (!p->journaled) { /* its batch first (replay keys jobs to it) */
-        p->created_ms = s_unix_ms();
+        if (!p->created_ms) /* a detached batch has it from its HELLO */
+            p->created_ms = s_unix_ms();
         dp_jr_batch_t bt = s_batch_of(p);
         dp_journal_batch(b->journal, &bt);
         p->journaled = true;

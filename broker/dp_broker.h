@@ -68,6 +68,9 @@
 #define DP_MAX_PEERS_AUTO_MAX 65536 /* ...nor above this */
 /* a session whose client vanished is kept this long (--session-grace) */
 #define DP_SESSION_GRACE_MS_DEFAULT 60000L
+#define DP_RESULT_TTL_MS_DEFAULT 86400000L /* 24 h */
+#define DP_MAX_BATCHES_DEFAULT 64
+#define DP_MAX_BATCH_READERS_DEFAULT 16
 /* bytes of an error message dp_broker_journal writes */
 #define DP_BROKER_ERR_MAX 512
 /* jobs freed at once that call malloc_trim */
@@ -96,6 +99,11 @@ typedef struct {
     long fsync_ms; /* fsync window; 0 = before every ACCEPTED */
     /* sessions: how long one whose client vanished without BYE is kept */
     long session_grace_ms;
+    /* detached batches (dp_batches.c) */
+    long result_ttl_ms;     /* free a batch's results this long after its
+                               last one */
+    long max_batches;       /* detached batches one client or key holds */
+    long max_batch_readers; /* readers (ATTACH) of one batch at once */
 } dp_broker_cfg_t;
 
 typedef struct dp_broker dp_broker_t;

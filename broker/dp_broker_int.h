@@ -60,10 +60,25 @@ typedef struct dp_peer {
                                      that opened the session; only it
                                      resumes it ("" = anyone: no CURVE,
                                      or replayed and not claimed yet) */
+    /* detached batches (dp_batches.c) */
+    uint32_t reading;        /* a reader: the batch it attached to, or 0 */
+    uint64_t cursor, span;   /* a reader: input indices cursor..span-1 of
+                                its batch's kept results still to send */
+    uint32_t nreaders;       /* a batch: readers attached */
+    uint64_t last_result_ms; /* a batch: dp_now_ms of its last result (its
+                                --result-ttl runs from it); 0 = not yet */
+    bool counted;            /* a batch: done/failed hold its kept list */
+    uint64_t bdone, bfailed; /* a batch: results kept, ok and failed */
 } dp_peer_t;
 
 /* dp_bk_acks: p is a session that acknowledges its results: they are
  * kept until ACK, and it may come back after losing its connection. */
+static inline bool dp_bk_detached(const dp_peer_t *p)
+{
+    return p->kind == DP_PEER_CLIENT && p->has_session &&
+           (p->flags & DP_HELLO_DETACHED);
+}
+
 static inline bool dp_bk_acks(const dp_peer_t *p)
 {
     return p->kind == DP_PEER_CLIENT && p->has_session &&
@@ -303,6 +318,37 @@ void dp_bk_journal_turn(dp_broker_t *b, uint64_t now);
 /* dp_bk_journal_due: when the journal must be fsync'ed (dp_now_ms), or
  * UINT64_MAX. */
 uint64_t dp_bk_journal_due(const dp_broker_t *b);
+
+/* ---- detached batches (dp_batches.c) ---- */
+
+/* dp_bk_batch_cmd: BATCHES, ATTACH, FORGET or CANCEL_BATCH from client p
+ * (m for its CURVE User-Id). 0, or an error for ERROR with msg. */
+int dp_bk_batch_cmd(dp_broker_t *b, const dp_zmsg_t *m, dp_peer_t *p, int cmd,
+                    dp_rd_t *r, char *msg, size_t len);
+
+/* dp_bk_batch_opened: p was just opened as a detached batch. */
+void dp_bk_batch_opened(dp_peer_t *p);
+
+/* dp_bk_batch_limit: a new detached batch for owner uid ("" without
+ * CURVE) is over --max-batches: DP_ERR_LIMIT with msg, else 0. */
+int dp_bk_batch_limit(dp_broker_t *b, const char *uid, char *msg, size_t len);
+
+/* dp_bk_batch_result: batch p kept the result raw[0..len): count it and
+ * queue it to each reader. */
+void dp_bk_batch_result(dp_broker_t *b, dp_peer_t *p, const void *raw,
+                        size_t len);
+
+/* dp_bk_batch_gone: client p is being dropped: a reader leaves its batch;
+ * a batch's readers get ERROR INVALID and stop reading. */
+void dp_bk_batch_gone(dp_broker_t *b, dp_peer_t *p);
+
+/* dp_bk_batch_fill: reader p's next chunk of kept results into p->out
+ * (when its previous one went out); true while more remain. */
+bool dp_bk_batch_fill(dp_broker_t *b, dp_peer_t *p);
+
+/* dp_bk_batch_expired: batch p has no job left and its last result is
+ * --result-ttl old (now: dp_now_ms). */
+bool dp_bk_batch_expired(dp_broker_t *b, dp_peer_t *p, uint64_t now);
 
 /* ---- message handlers (dp_handlers.c) ---- */
 

@@ -61,6 +61,15 @@ static int s_on_hello(dp_broker_t *b, const dp_zmsg_t *m, dp_peer_t *p,
     }
     if (p && p->has_session && h.has_session)
         return DP_ERR_PROTOCOL; /* a connection keeps its session */
+    if (h.has_session && (h.flags & DP_HELLO_DETACHED)) {
+        /* --max-batches, checked before the batch exists (ERROR LIMIT) */
+        char lim[DP_BK_ERRMSG_MAX];
+        if (dp_bk_batch_limit(b, uid ? uid : "", lim, sizeof lim)) {
+            dp_info("a HELLO for a new batch refused: %s", lim);
+            return DP_ERR_LIMIT;
+        }
+        h.flags |= DP_HELLO_ACKS; /* a batch keeps its results */
+    }
     if (!p && !(p = dp_bk_peer_new(b, m, DP_PEER_CLIENT)))
         return dp_bk_full(b);
     dp_bk_copy_name(p->name, h.name, h.name_len);
@@ -70,6 +79,8 @@ static int s_on_hello(dp_broker_t *b, const dp_zmsg_t *m, dp_peer_t *p,
         p->has_session = true;
         memcpy(p->session, h.session, DP_SESSION_BYTES);
         p->flags = (uint32_t)(h.flags & (DP_HELLO_ACKS | DP_HELLO_DETACHED));
+        if (dp_bk_detached(p))
+            dp_bk_batch_opened(p);
     }
     dp_info("client %s (pid %u) connected as #%u%s", p->name, p->pid, p->no,
             dp_bk_acks(p) ? " (a session that resumes)" : "");
@@ -604,8 +615,18 @@ static int s_handle_peer(dp_broker_t *b, dp_zmsg_t *m, dp_peer_t *p, int cmd,
     case DP_CMD_HEARTBEAT:
         return 0;
     case DP_CMD_BYE:
-        dp_bk_peer_drop(b, p, "said bye");
+        if (dp_bk_detached(p)) /* its submitter leaves; the batch stays */
+            dp_bk_client_lost(b, p, "detached (BYE)");
+        else
+            dp_bk_peer_drop(b, p, "said bye");
         return 0;
+    case DP_CMD_BATCHES:
+    case DP_CMD_ATTACH:
+    case DP_CMD_FORGET:
+    case DP_CMD_CANCEL_BATCH:
+        if (!client)
+            break;
+        return dp_bk_batch_cmd(b, m, p, cmd, r, msg, len);
     case DP_CMD_SUBMIT:
         if (!client)
             break;

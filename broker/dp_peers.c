@@ -120,6 +120,12 @@ void dp_bk_flush_clients(dp_broker_t *b)
     for (dp_peer_t *p = b->peers; p; p = p->next) {
         if (p->kind != DP_PEER_CLIENT || p->dead)
             continue;
+        if (p->reading && !p->away) { /* ATTACH: kept results, paced */
+            if (p->nout == 0)
+                dp_bk_batch_fill(b, p);
+            if (p->cursor < p->span)
+                b->blocked = true; /* more to send: come back soon */
+        }
         if (!p->away && p->nout && !s_flush_results(b, p))
             b->blocked = true;
         else if ((p->nout == 0 || p->away) && p->qc.paused)
@@ -201,6 +207,7 @@ static void s_client_gone(dp_broker_t *b, dp_peer_t *p, const char *why)
 {
     size_t queued = 0, kept = p->qc.kept.n;
     p->dead = true; /* first: nothing below may send to it */
+    dp_bk_batch_gone(b, p);
     for (int cls = 0; cls < DP_CLASS_COUNT; cls++) {
         while (p->qc.queue[cls].head) {
             dp_bk_free_job(b, p->qc.queue[cls].head);
@@ -229,9 +236,14 @@ void dp_bk_client_lost(dp_broker_t *b, dp_peer_t *p, const char *why)
         dp_bk_peer_drop(b, p, why);
         return;
     }
-    dp_info("client %s (pid %u, #%u) %s: its session waits %ld ms for it "
-            "(--session-grace); %zu jobs go on",
-            p->name, p->pid, p->no, why, b->cfg.session_grace_ms, p->qc.njobs);
+    if (dp_bk_detached(p))
+        dp_info("batch #%u (%s) %s: detached, %zu jobs go on", p->no, p->name,
+                why, p->qc.njobs);
+    else
+        dp_info("client %s (pid %u, #%u) %s: its session waits %ld ms for "
+                "it (--session-grace); %zu jobs go on",
+                p->name, p->pid, p->no, why, b->cfg.session_grace_ms,
+                p->qc.njobs);
     p->away = true;
     p->away_since_ms = dp_now_ms();
     p->rid_len = 0;       /* its routing id may be another peer's one day */
@@ -370,8 +382,12 @@ void dp_bk_heartbeat(dp_broker_t *b, uint64_t now)
     for (dp_peer_t *p = b->peers; p; p = p->next) {
         if (p->dead)
             continue;
+        if (dp_bk_batch_expired(b, p, now)) {
+            dp_bk_peer_drop(b, p, "freed: its --result-ttl passed");
+            continue;
+        }
         if (p->away) {
-            if (now - p->away_since_ms >= grace)
+            if (!dp_bk_detached(p) && now - p->away_since_ms >= grace)
                 dp_bk_peer_drop(b, p,
                                 "did not come back within its "
                                 "--session-grace");

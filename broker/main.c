@@ -137,6 +137,15 @@ int main(int argc, char **argv)
          &cfg.session_grace_ms, 0, 86400000L * 30, "MS",
          "keep a session whose client vanished without BYE this long, its "
          "jobs running and results kept (60000)"},
+        {"result-ttl", 0, "DPOOL_RESULT_TTL_MS", DP_OPT_LONG,
+         &cfg.result_ttl_ms, 1, 86400000L * 365, "MS",
+         "free a detached batch's results this long after its last result "
+         "(86400000: 24 h)"},
+        {"max-batches", 0, "DPOOL_MAX_BATCHES", DP_OPT_LONG, &cfg.max_batches,
+         1, 1000000, "N", "detached batches one client name or key holds (64)"},
+        {"max-batch-readers", 0, "DPOOL_MAX_BATCH_READERS", DP_OPT_LONG,
+         &cfg.max_batch_readers, 1, 10000, "N",
+         "readers (dpool results) of one batch at once (16)"},
         {"log-level", 0, "DPOOL_LOG", DP_OPT_STR, &level, 0, 0, "LEVEL",
          "error, warn, info or debug (info)"},
         /* CURVE, ZAP, secure by default (dp_zap.h) */

@@ -527,6 +527,86 @@ int dp_msg_read_ack(dp_rd_t *r, uint32_t *n)
     return rc;
 }
 
+void dp_msg_batches(dp_wr_t *w, bool one, uint64_t batch)
+{
+    dp_msg_begin(w, DP_CMD_BATCHES);
+    dp_wr_array(w, one ? 1 : 0);
+    if (one)
+        dp_wr_uint(w, batch);
+}
+
+int dp_msg_read_batches(dp_rd_t *r, bool *one, uint64_t *batch)
+{
+    uint32_t n;
+    int rc = dp_rd_array(r, &n);
+    if (!rc && n > 1)
+        rc = DP_ERR_PROTOCOL;
+    *one = !rc && n == 1;
+    *batch = 0;
+    if (*one)
+        rc = dp_rd_uint(r, batch);
+    return rc;
+}
+
+void dp_msg_batch_cmd(dp_wr_t *w, int cmd, uint64_t batch)
+{
+    dp_msg_begin(w, cmd);
+    dp_wr_array(w, 1);
+    dp_wr_uint(w, batch);
+}
+
+int dp_msg_read_batch_cmd(dp_rd_t *r, uint64_t *batch)
+{
+    int rc = s_fields(r, 1, false, NULL);
+    return rc ? rc : dp_rd_uint(r, batch);
+}
+
+void dp_msg_batch_list(dp_wr_t *w, const dp_batch_row_t *rows, size_t n)
+{
+    dp_msg_begin(w, DP_CMD_BATCH_LIST);
+    dp_wr_array(w, (uint32_t)n);
+    for (size_t k = 0; k < n; k++) {
+        const dp_batch_row_t *x = &rows[k];
+        dp_wr_array(w, DP_BATCH_ROW_FIELDS);
+        dp_wr_uint(w, x->id);
+        dp_wr_cstr(w, x->name ? x->name : "");
+        dp_wr_uint(w, x->created_ms);
+        dp_wr_uint(w, x->ttl_ms);
+        dp_wr_uint(w, x->total);
+        dp_wr_uint(w, x->queued);
+        dp_wr_uint(w, x->running);
+        dp_wr_uint(w, x->done);
+        dp_wr_uint(w, x->failed);
+        dp_wr_uint(w, x->readers);
+    }
+}
+
+int dp_msg_read_batch_list(dp_rd_t *r, uint32_t *n)
+{
+    int rc = dp_rd_array(r, n);
+    if (!rc && *n > DP_BATCH_LIST_MAX)
+        rc = DP_ERR_TOO_BIG;
+    return rc;
+}
+
+int dp_msg_read_batch_row(dp_rd_t *r, dp_batch_row_t *x)
+{
+    uint32_t got;
+    int rc = s_fields(r, DP_BATCH_ROW_FIELDS, true, &got);
+    uint64_t *u[] = {&x->created_ms, &x->ttl_ms,  &x->total,
+                     &x->queued,     &x->running, &x->done,
+                     &x->failed,     &x->readers};
+    if (!rc)
+        rc = dp_rd_uint(r, &x->id);
+    if (!rc)
+        rc = dp_rd_str(r, &x->name, &x->name_len);
+    for (size_t k = 0; !rc && k < sizeof u / sizeof u[0]; k++)
+        rc = dp_rd_uint(r, u[k]);
+    for (uint32_t k = DP_BATCH_ROW_FIELDS; !rc && k < got; k++)
+        rc = dp_rd_skip(r); /* fields a later broker adds */
+    return rc;
+}
+
 void dp_msg_cancel(dp_wr_t *w, const uint64_t *ids, size_t n)
 {
     s_ids(w, DP_CMD_CANCEL, ids, n);

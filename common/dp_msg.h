@@ -48,7 +48,12 @@
     XX(JOBS, 13)        /* broker -> worker: [chunk, [[attempt, job]...]] */   \
     XX(HEARTBEAT, 14)   /* any -> any: [] */                                   \
     XX(SHUTDOWN, 15)    /* broker -> worker: [reason] */                       \
-    XX(ACK, 16)         /* client -> broker: [id...] results it has */
+    XX(ACK, 16)         /* client -> broker: [id...] results it has */    \
+    XX(BATCHES, 17)     /* client -> broker: [] or [batch] */                  \
+    XX(BATCH_LIST, 18)  /* broker -> client: [[batch row]...] */               \
+    XX(ATTACH, 19)      /* client -> broker: [batch] */                        \
+    XX(FORGET, 20)      /* client -> broker: [batch] */                        \
+    XX(CANCEL_BATCH, 21) /* client -> broker: [batch] */
 
 typedef enum {
 #define DP_CMD_ENUM(name, num) DP_CMD_##name = num,
@@ -266,6 +271,31 @@ int dp_msg_read_submit(dp_rd_t *r, uint64_t *seq, uint32_t *njobs,
  * each read with dp_msg_read_result, then dp_msg_end). */
 void dp_msg_results(dp_wr_t *w, uint32_t n, const void *raw, size_t len);
 int dp_msg_read_results(dp_rd_t *r, uint32_t *n);
+
+/* BATCHES [] (every batch the sender may see) or [batch] (that one). */
+void dp_msg_batches(dp_wr_t *w, bool one, uint64_t batch);
+int dp_msg_read_batches(dp_rd_t *r, bool *one, uint64_t *batch);
+
+/* ATTACH, FORGET, CANCEL_BATCH: [batch]. cmd is one of the three. */
+void dp_msg_batch_cmd(dp_wr_t *w, int cmd, uint64_t batch);
+int dp_msg_read_batch_cmd(dp_rd_t *r, uint64_t *batch);
+
+/* One row of BATCH_LIST: [id, name, created_ms, ttl_ms, total, queued,
+ * running, done, failed, readers] (a reader takes 10 fields or more). */
+#define DP_BATCH_ROW_FIELDS 10
+typedef struct {
+    uint64_t id;
+    const char *name; /* borrowed, not NUL-terminated (writer: C string) */
+    size_t name_len;
+    uint64_t created_ms, ttl_ms; /* unix ms; ttl_ms 0 = none */
+    uint64_t total, queued, running, done, failed, readers;
+} dp_batch_row_t;
+/* BATCH_LIST [[row]...]: dp_msg_batch_list writes n rows; the reader
+ * opens it (*n rows, at most DP_BATCH_LIST_MAX), then reads each. */
+#define DP_BATCH_LIST_MAX 100000u
+void dp_msg_batch_list(dp_wr_t *w, const dp_batch_row_t *rows, size_t n);
+int dp_msg_read_batch_list(dp_rd_t *r, uint32_t *n);
+int dp_msg_read_batch_row(dp_rd_t *r, dp_batch_row_t *row);
 
 /* dp_res_to_result: decode a wire result into the public dp_result_t
  * (caller frees with dp_result_free). 0, NOMEM or PROTOCOL. */

@@ -290,4 +290,85 @@ void dp_map_destroy(dp_map_t **m);
 #ifdef __cplusplus
 }
 #endif
+/* ---- detached batches (PROTOCOL.md, "Detached batches") ----
+ *
+ * A detached batch runs on the broker whether or not anyone is connected;
+ * its results are kept there until dp_batch_forget or until the broker's
+ * --result-ttl has passed since its last result. Its id is a number > 0.
+ * Each call below opens its own connection to the broker at `endpoint`
+ * (opts as for dp_pool_open: connect_timeout, name, CURVE keys; may be
+ * NULL). err (may be NULL) receives a readable reason on failure. */
+
+typedef struct {
+    uint64_t id;
+    char name[64];               /* the submitting client's name */
+    uint64_t created_ms, ttl_ms; /* unix ms; the broker's --result-ttl */
+    uint64_t total, queued, running, done, failed; /* jobs */
+    uint64_t readers; /* dp_batch_attach readers right now */
+} dp_batch_info_t;
+
+/* dp_batch_submit: a new detached batch of n jobs of `type`, job k with
+ * the argument array argv[k] (a DP_ARRAY; borrowed). Returns once the
+ * broker accepted every job (journaled first when it has --journal):
+ * *id is the batch. On a refusal nothing of the batch stays (it is
+ * forgotten). Holds the encoded jobs in memory while sending. Errors:
+ * the broker's refusal code (LIMIT: --max-batches or a bound), UNREACHABLE,
+ * BROKER_LOST, INVALID, NOMEM. */
+int dp_batch_submit(const char *endpoint, const dp_pool_opts_t *opts,
+                    const char *type, const dp_value_t *argv, size_t n,
+                    uint64_t *id, char *err, size_t errlen);
+
+/* dp_batch_list: the batches the caller may see (id 0) or batch id
+ * alone; *rows is malloc'ed (caller frees), *n rows. INVALID: no such
+ * batch (or another key's). */
+int dp_batch_list(const char *endpoint, const dp_pool_opts_t *opts,
+                  uint64_t id, dp_batch_info_t **rows, size_t *n, char *err,
+                  size_t errlen);
+
+/* dp_batch_cancel: queued jobs of batch id end CANCELLED, running ones are
+ * cancelled; every job still gets one result. info (may be NULL): its row
+ * right after. INVALID: no such batch. */
+int dp_batch_cancel(const char *endpoint, const dp_pool_opts_t *opts,
+                    uint64_t id, dp_batch_info_t *info, char *err,
+                    size_t errlen);
+
+/* dp_batch_forget: free batch id and its results (running jobs are
+ * cancelled; readers get INVALID). info: its last row. */
+int dp_batch_forget(const char *endpoint, const dp_pool_opts_t *opts,
+                    uint64_t id, dp_batch_info_t *info, char *err,
+                    size_t errlen);
+
+typedef struct dp_batch dp_batch_t;
+
+/* dp_batch_attach: read batch id's results. Readers never consume: any
+ * number of them (up to the broker's --max-batch-readers) may read a
+ * batch, one after the other or at once. An unknown batch shows as
+ * DP_ERR_INVALID from the first dp_batch_next. *out is the caller's (see
+ * dp_batch_close). */
+int dp_batch_attach(const char *endpoint, const dp_pool_opts_t *opts,
+                    uint64_t id, dp_batch_t **out, char *err, size_t errlen);
+
+/* dp_batch_next: the next result, in the order they reach the reader
+ * (r->index is the input index), each input once; *out is the caller's
+ * (dp_result_free). 0 with *out NULL: every result was given. Waits at
+ * most timeout seconds (< 0: as long as it takes): DP_ERR_TIMEOUT. A lost
+ * broker (restarted, say) is connected to again and the batch attached
+ * again within the connect timeout (results had already are dropped);
+ * DP_ERR_UNREACHABLE when it does not come back. Other errors: INVALID
+ * (no such batch, or it was forgotten), PROTOCOL; dp_batch_error says
+ * why. */
+int dp_batch_next(dp_batch_t *b, dp_result_t **out, double timeout);
+
+/* dp_batch_total: the batch's job count (known after the first
+ * dp_batch_next; 0 before). */
+uint64_t dp_batch_total(const dp_batch_t *b);
+
+/* dp_batch_error: the broker's message for the last error (borrowed until
+ * the next call on b). */
+const char *dp_batch_error(const dp_batch_t *b);
+
+/* dp_batch_close: detach, close the connection, free *b, set it NULL;
+ * NULL-safe. */
+void dp_batch_close(dp_batch_t **b);
+
 #endif /* DPOOL_H */

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_batch.h"
 #include "cli_keygen.h"
 #include "dp_hash.h"
 #include "dp_jobtab.h"
@@ -44,6 +45,10 @@ static void s_usage(FILE *f, const dp_opt_t *opts)
            "  status                broker counters and workers (--broker)\n"
            "  types                 the job types\n"
            "  keygen [--out DIR] NAME...  CURVE key pairs\n"
+           "  submit TYPE [ARG...]  a detached batch; prints its id "
+           "(--broker)\n"
+           "  results ID            its results (again and again)\n"
+           "  batches | cancel ID | forget ID   detached batches\n"
            "Without ARGs, inputs are stdin's lines (or --arg-file's); blank\n"
            "lines are skipped; factor takes several numbers on a line.\n\n"
            "options:\n");
@@ -255,6 +260,8 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "keygen") == 0)
         return dp_cli_keygen(argc - 1, argv + 1);
+    if (dp_cli_batch_argv(argc, argv)) /* cli_batch.c */
+        return dp_cli_batch(argc, argv);
     dp_cli_t c;
     dp_cli_defaults(&c);
     bool help = false, version = false, list = false;

@@ -446,3 +446,52 @@ Test(curve, a_session_cannot_be_taken_by_another_key, .timeout = 60)
     cr_expect_eq(wm.peer_no, no);
     zmq_ctx_term(ctx);
 }
+
+/* a detached batch is its key's: another listed key neither sees, reads
+ * nor forgets it; the owner does */
+Test(curve, detached_batch_belongs_to_its_key, .timeout = 60)
+{
+    s_make_keys();
+    s_broker();
+    s_worker(&T.worker[0], K.workers, "w1");
+    cr_assert(s_wait_stat("workers", 1, 1, C_UP_MS));
+    char key[C_PATH];
+    dp_e2e_run_t r;
+    e2e_run(&r, E2E_RUN_MS,
+            ARGV("dpool", "submit", "factor", "12", "13", "--broker", T.ep,
+                 "--curve-key", s_key(key, K.clients, "alice"),
+                 "--broker-key", K.bpub));
+    cr_assert_eq(r.code, 0, "submit: %s", r.err);
+    char id[24];
+    snprintf(id, sizeof id, "%lu", strtoul(r.out, NULL, 10));
+    dp_e2e_run_free(&r);
+    /* admin: an empty list; results, forget, cancel: no such batch */
+    e2e_run(&r, E2E_RUN_MS,
+            ARGV("dpool", "batches", "--format", "json", "--broker", T.ep,
+                 "--curve-key", s_key(key, K.clients, "admin"),
+                 "--broker-key", K.bpub));
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    cr_assert(!strchr(r.out, '{'), "admin sees alice's batch: %s", r.out);
+    dp_e2e_run_free(&r);
+    const char *verbs[] = {"results", "forget", "cancel"};
+    for (int k = 0; k < 3; k++) {
+        e2e_run(&r, E2E_RUN_MS,
+                ARGV("dpool", verbs[k], id, "--broker", T.ep, "--curve-key",
+                     s_key(key, K.clients, "admin"), "--broker-key", K.bpub));
+        cr_assert_eq(r.code, 2, "admin %s: exit %d: %s", verbs[k], r.code,
+                     r.err);
+        cr_assert(strstr(r.err, "no batch"), "%s", r.err);
+        dp_e2e_run_free(&r);
+    }
+    e2e_run(&r, E2E_RUN_MS,
+            ARGV("dpool", "results", id, "--broker", T.ep, "--curve-key",
+                 s_key(key, K.clients, "alice"), "--broker-key", K.bpub));
+    cr_assert_eq(r.code, 0, "alice results: %s", r.err);
+    cr_assert_str_eq(r.out, "0: [2,2,3]\n1: [13]\n");
+    dp_e2e_run_free(&r);
+    e2e_run(&r, E2E_RUN_MS,
+            ARGV("dpool", "forget", id, "--broker", T.ep, "--curve-key",
+                 s_key(key, K.clients, "alice"), "--broker-key", K.bpub));
+    cr_assert_eq(r.code, 0, "alice forget: %s", r.err);
+    dp_e2e_run_free(&r);
+}

@@ -165,6 +165,38 @@ static void s_client_ack_random(s_client_t *c)
     s_ack(c, ids, n);
 }
 
+/* s_client_batch_random: a detached-batch command (17-21 but
+ * BATCH_LIST) on a random batch number (its own, another client's, one
+ * never given, 0), a BATCHES of all, or one with a malformed body; the
+ * broker answers BATCH_LIST or ERROR, and none of these touches jobs. */
+static void s_client_batch_random(s_client_t *c)
+{
+    static const int cmds[] = {DP_CMD_BATCHES, DP_CMD_ATTACH, DP_CMD_FORGET,
+                               DP_CMD_CANCEL_BATCH};
+    int cmd = cmds[s_pick(4)];
+    uint64_t id = s_pick(3) ? H.c[s_pick(S_CLIENTS)].no : s_pick(100);
+    dp_wr_t w;
+    dp_wr_init(&w);
+    switch (s_pick(4)) {
+    case 0:
+        dp_msg_batches(&w, false, 0);
+        break;
+    case 1: /* malformed: a string where the id goes */
+        dp_msg_begin(&w, cmd);
+        dp_wr_array(&w, 1);
+        dp_wr_cstr(&w, "x");
+        break;
+    default:
+        if (cmd == DP_CMD_BATCHES)
+            dp_msg_batches(&w, true, id);
+        else
+            dp_msg_batch_cmd(&w, cmd, id);
+        break;
+    }
+    raw_send(c->s, &w);
+    dp_wr_release(&w);
+}
+
 static void s_client_start(s_client_t *c)
 {
     char name[32];
@@ -438,6 +470,10 @@ static void s_chaos_step(void)
     case 8:
         if (c->live)
             s_client_ack_random(c);
+        break;
+    case 9:
+        if (c->live)
+            s_client_batch_random(c);
         break;
     default:
         if (w->live)

@@ -1128,3 +1128,87 @@ Test(client_msgs, ack_over_its_bound)
     free(b.p);
     dp_wr_release(&w);
 }
+
+/* ---- detached batches: BATCHES, BATCH_LIST, ATTACH, FORGET,
+ * CANCEL_BATCH ---- */
+
+Test(typed, batch_messages)
+{
+    dp_wr_t w;
+    dp_rd_t r;
+    dp_wr_init(&w);
+    bool one = true;
+    uint64_t id = 9;
+    dp_msg_batches(&w, false, 0);
+    void *keep = s_typed(&w, DP_CMD_BATCHES, &r);
+    cr_assert_eq(dp_msg_read_batches(&r, &one, &id), 0);
+    cr_expect(!one);
+    free(keep);
+    dp_msg_batches(&w, true, 42);
+    keep = s_typed(&w, DP_CMD_BATCHES, &r);
+    cr_assert_eq(dp_msg_read_batches(&r, &one, &id), 0);
+    cr_expect(one);
+    cr_expect_eq(id, 42);
+    free(keep);
+    const int cmds[] = {DP_CMD_ATTACH, DP_CMD_FORGET, DP_CMD_CANCEL_BATCH};
+    for (int k = 0; k < 3; k++) {
+        dp_msg_batch_cmd(&w, cmds[k], 7 + (uint64_t)k);
+        keep = s_typed(&w, cmds[k], &r);
+        cr_assert_eq(dp_msg_read_batch_cmd(&r, &id), 0);
+        cr_expect_eq(id, 7 + (uint64_t)k);
+        free(keep);
+    }
+    dp_batch_row_t rows[2] = {
+        {.id = 3, .name = "dpool", .created_ms = 1700000000000ull,
+         .ttl_ms = 86400000, .total = 10, .queued = 1, .running = 2,
+         .done = 6, .failed = 1, .readers = 2},
+        {.id = 4, .name = "x"},
+    };
+    dp_msg_batch_list(&w, rows, 2);
+    keep = s_typed(&w, DP_CMD_BATCH_LIST, &r);
+    uint32_t n = 0;
+    cr_assert_eq(dp_msg_read_batch_list(&r, &n), 0);
+    cr_assert_eq(n, 2);
+    dp_batch_row_t x;
+    cr_assert_eq(dp_msg_read_batch_row(&r, &x), 0);
+    cr_expect_eq(x.id, 3);
+    cr_expect_eq(x.name_len, 5);
+    cr_expect(memcmp(x.name, "dpool", 5) == 0);
+    cr_expect_eq(x.created_ms, 1700000000000ull);
+    cr_expect_eq(x.ttl_ms, 86400000);
+    cr_expect_eq(x.total, 10);
+    cr_expect_eq(x.queued, 1);
+    cr_expect_eq(x.running, 2);
+    cr_expect_eq(x.done, 6);
+    cr_expect_eq(x.failed, 1);
+    cr_expect_eq(x.readers, 2);
+    cr_assert_eq(dp_msg_read_batch_row(&r, &x), 0);
+    cr_expect_eq(x.id, 4);
+    cr_assert_eq(dp_msg_end(&r), 0);
+    free(keep);
+    /* malformed: BATCHES of two ids, ATTACH of a string, a short row */
+    dp_msg_begin(&w, DP_CMD_BATCHES);
+    dp_wr_array(&w, 2);
+    dp_wr_uint(&w, 1);
+    dp_wr_uint(&w, 2);
+    keep = s_typed(&w, DP_CMD_BATCHES, &r);
+    cr_expect_eq(dp_msg_read_batches(&r, &one, &id), DP_ERR_PROTOCOL);
+    free(keep);
+    dp_msg_begin(&w, DP_CMD_ATTACH);
+    dp_wr_array(&w, 1);
+    dp_wr_cstr(&w, "7");
+    keep = s_typed(&w, DP_CMD_ATTACH, &r);
+    cr_expect_neq(dp_msg_read_batch_cmd(&r, &id), 0);
+    free(keep);
+    dp_msg_begin(&w, DP_CMD_BATCH_LIST);
+    dp_wr_array(&w, 1);
+    dp_wr_array(&w, 3);
+    dp_wr_uint(&w, 1);
+    dp_wr_cstr(&w, "a");
+    dp_wr_uint(&w, 2);
+    keep = s_typed(&w, DP_CMD_BATCH_LIST, &r);
+    cr_assert_eq(dp_msg_read_batch_list(&r, &n), 0);
+    cr_expect_eq(dp_msg_read_batch_row(&r, &x), DP_ERR_PROTOCOL);
+    free(keep);
+    dp_wr_release(&w);
+}

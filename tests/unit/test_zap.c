@@ -34,7 +34,8 @@ Test(zap, roles)
 {
     const int client_ok[] = {DP_CMD_HELLO,  DP_CMD_SUBMIT,    DP_CMD_CANCEL,
                              DP_CMD_STATUS, DP_CMD_HEARTBEAT, DP_CMD_BYE,
-                             DP_CMD_ACK};
+                             DP_CMD_ACK,    DP_CMD_BATCHES,   DP_CMD_ATTACH,
+                             DP_CMD_FORGET, DP_CMD_CANCEL_BATCH};
     const int worker_ok[] = {DP_CMD_READY, DP_CMD_CREDIT, DP_CMD_RESULTS,
                              DP_CMD_HEARTBEAT, DP_CMD_BYE};
     for (int cmd = 0; cmd < DP_CMD_MAX_; cmd++) {
