@@ -23,6 +23,7 @@
 #define DP_SESSION_OWNER_MAX 256 /* bytes of a session owner's User-Id */
 #define DP_BK_ERRMSG_MAX 256     /* bytes of an error message made here */
 #define DP_BK_PENDING_MIN 16     /* first size of the pending ACCEPTED list */
+#define DP_BK_SCAN_JOBS DP_CHUNK_MAX /* jobs of a SUBMIT decoded once */
 
 typedef enum { DP_PEER_CLIENT, DP_PEER_WORKER } dp_peer_kind_t;
 
@@ -114,6 +115,7 @@ struct dp_broker {
     size_t held_bytes; /* SUBMITs held, all clients */
     bool blocked;      /* some client's results wait: retry soon */
     bool trim;         /* much was freed: give memory back (malloc_trim) */
+    size_t trim_peak;  /* most jobs queued since the last malloc_trim */
     unsigned rr_start; /* rotates which worker is offered jobs first */
     dp_wr_t w;         /* scratch writer */
     /* CURVE/ZAP (dp_zap.h), NULL when plaintext */
@@ -124,6 +126,11 @@ struct dp_broker {
     struct dp_journal *journal;
     dp_pending_t *pending; /* SUBMITs answered after the turn's commit */
     size_t npending, pendcap;
+    /* s_on_submit: the jobs its scan decoded, queued without decoding
+     * them again (a bigger SUBMIT is read twice); in_use: the id was in
+     * the queue at the scan (a SUBMIT sent again after a resume) */
+    dp_job_t scan[DP_BK_SCAN_JOBS];
+    bool scan_in_use[DP_BK_SCAN_JOBS];
 };
 
 /* ---- peers and liveness (dp_peers.c) ---- */

@@ -167,12 +167,14 @@ static void s_bad_job(dp_broker_t *b, dp_peer_t *p, dp_bbuf_t *buf,
 
 /* s_submit_scan: check the batch's shape and ids before taking any of it:
  * a malformed batch is refused whole, so nothing is half-queued. */
-static int s_submit_scan(dp_broker_t *b, dp_peer_t *p, dp_rd_t r,
+static int s_submit_scan(dp_broker_t *b, dp_peer_t *p, dp_rd_t *r,
                          uint32_t njobs, uint64_t seq, char *msg, size_t len)
 {
+    bool keep = njobs <= DP_BK_SCAN_JOBS; /* for s_on_submit's pass */
     for (uint32_t k = 0; k < njobs; k++) {
-        dp_job_t j;
-        int rc = dp_msg_read_job(&r, &j);
+        dp_job_t tmp, *jp = keep ? &b->scan[k] : &tmp;
+        int rc = dp_msg_read_job(r, jp);
+        const dp_job_t j = *jp;
         if (rc) {
             snprintf(msg, len, "job %u of the batch is malformed", k);
             return rc;
@@ -198,6 +200,8 @@ static int s_submit_scan(dp_broker_t *b, dp_peer_t *p, dp_rd_t r,
                      (unsigned long long)j.id);
             return DP_ERR_INVALID;
         } /* a session's own id: a SUBMIT sent again (s_on_submit) */
+        if (keep)
+            b->scan_in_use[k] = old != NULL;
     }
     return 0;
 }
@@ -321,22 +325,37 @@ static int s_on_submit(dp_broker_t *b, dp_peer_t *p, dp_bbuf_t *buf, bool held,
             rc = fit;
         }
     }
-    if (!rc)
+    if (!rc && njobs <= DP_BK_SCAN_JOBS) { /* one pass: jobs, chunksize */
+        rc = dp_msg_read_submit_jobs(&r, &seq, &njobs);
+        if (!rc && njobs > DP_BK_SCAN_JOBS)
+            rc = DP_ERR_PROTOCOL; /* peek and read disagree: malformed */
+        if (!rc)
+            rc = s_submit_scan(b, p, &r, njobs, seq, msg, len);
+        if (!rc)
+            rc = dp_msg_read_submit_end(&r, &chunk);
+    } else if (!rc) { /* the shape first, then the jobs read twice */
         rc = dp_msg_read_submit(&r, &seq, &njobs, &chunk, &r);
-    if (!rc)
-        rc = s_submit_scan(b, p, r, njobs, seq, msg, len);
+        dp_rd_t jobs = r;
+        if (!rc)
+            rc = s_submit_scan(b, p, &jobs, njobs, seq, msg, len);
+    }
     if (rc) {
         s_refuse(b, p, rc, msg, seq, njobs);
         return 0;
     }
     chunk = chunk < 1 ? 1 : chunk > DP_CHUNK_MAX ? DP_CHUNK_MAX : chunk;
     uint32_t accepted = 0;
+    bool kept = njobs <= DP_BK_SCAN_JOBS; /* decoded by the scan */
     for (uint32_t k = 0; k < njobs; k++) {
         dp_job_t j;
         const dp_jobtype_t *type;
-        dp_msg_read_job(&r, &j);          /* checked by the scan */
-        if (dp_queue_find(&b->q, j.id)) { /* sent again after a resume: */
-            accepted++;                   /* held already, not twice */
+        if (kept)
+            j = b->scan[k];
+        else
+            dp_msg_read_job(&r, &j); /* checked by the scan */
+        if (kept ? b->scan_in_use[k]
+                 : dp_queue_find(&b->q, j.id) != NULL) { /* sent again */
+            accepted++; /* after a resume: held already, not twice */
             continue;
         }
         b->st.submitted++;

@@ -140,6 +140,10 @@ int dp_embed_start(dp_pool_t *p, const dp_pool_opts_t *o)
         wargs[nw++] = "--ca-file";
         wargs[nw++] = o->ca_file;
     }
+    if (o && o->store_dir) {
+        wargs[nw++] = "--store-on-worker";
+        wargs[nw++] = o->store_dir;
+    }
     wargs[nw] = NULL;
     p->broker_pid = s_spawn(bin, "dpool-broker", bargs);
     p->worker_pid = s_spawn(bin, "dpool-worker", wargs);

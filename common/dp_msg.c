@@ -302,18 +302,23 @@ static char *s_strndup(const char *s, size_t len)
 int dp_res_to_result(const dp_res_t *res, const dp_limits_t *lim,
                      dp_result_t **out)
 {
-    dp_result_t *r = calloc(1, sizeof *r);
+    /* one allocation holds the result and its worker name (freed with
+     * it by dp_result_free): a malloc and a free less per result */
+    dp_result_t *r = malloc(sizeof *r + res->worker_len + 1);
     if (!r)
         return DP_ERR_NOMEM;
+    memset(r, 0, sizeof *r);
     r->id = res->id;
     r->error = (int)res->code;
     r->pid = (int)res->pid;
     r->elapsed_us = res->elapsed_us;
     r->attempts = res->attempt;
-    r->worker = s_strndup(res->worker, res->worker_len);
+    r->worker = (char *)(r + 1);
+    memcpy(r->worker, res->worker, res->worker_len);
+    r->worker[res->worker_len] = '\0';
     dp_rd_t rd;
     dp_rd_init(&rd, res->value.ptr, res->value.len, lim);
-    int rc = r->worker ? 0 : DP_ERR_NOMEM;
+    int rc = 0;
     if (!rc && res->code != 0) {
         const char *s;
         size_t len;
@@ -336,7 +341,8 @@ void dp_result_free(dp_result_t **r)
     if (!r || !*r)
         return;
     free((*r)->message);
-    free((*r)->worker);
+    if ((*r)->worker != (char *)(*r + 1)) /* else part of *r */
+        free((*r)->worker);
     dp_value_clear(&(*r)->value);
     free(*r);
     *r = NULL;
@@ -746,6 +752,25 @@ int dp_msg_read_submit(dp_rd_t *r, uint64_t *seq, uint32_t *njobs,
     if (!rc)
         *jobs = at;
     return rc;
+}
+
+int dp_msg_read_submit_jobs(dp_rd_t *r, uint64_t *seq, uint32_t *njobs)
+{
+    dp_rd_t p = *r;
+    int rc = s_fields(&p, S_SUBMIT_FIELDS, false, NULL);
+    if (!rc)
+        rc = dp_rd_uint(&p, seq);
+    if (!rc)
+        rc = dp_rd_array(&p, njobs);
+    if (!rc)
+        *r = p;
+    return rc;
+}
+
+int dp_msg_read_submit_end(dp_rd_t *r, uint64_t *chunk)
+{
+    int rc = dp_rd_uint(r, chunk);
+    return rc ? rc : dp_msg_end(r);
 }
 
 void dp_msg_results(dp_wr_t *w, uint32_t n, const void *raw, size_t len)

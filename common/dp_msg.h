@@ -265,6 +265,12 @@ void dp_msg_submit(dp_wr_t *w, uint64_t seq, uint32_t njobs, const void *jobs,
 int dp_msg_peek_submit(const dp_rd_t *r, uint64_t *seq, uint32_t *njobs);
 int dp_msg_read_submit(dp_rd_t *r, uint64_t *seq, uint32_t *njobs,
                        uint64_t *chunk, dp_rd_t *jobs);
+/* dp_msg_read_submit_jobs / _end: a SUBMIT read in one pass (the jobs are
+ * not walked twice): _jobs reads seq and the job count and leaves r at the
+ * first job; after the caller has read every job with dp_msg_read_job,
+ * _end reads chunksize and checks the body ends there. */
+int dp_msg_read_submit_jobs(dp_rd_t *r, uint64_t *seq, uint32_t *njobs);
+int dp_msg_read_submit_end(dp_rd_t *r, uint64_t *chunk);
 
 /* RESULTS [result...]: dp_msg_results writes n results already encoded
  * back to back in raw[0..len); dp_msg_read_results opens one (*n results,

@@ -178,6 +178,10 @@ typedef struct {
     const char *curve_key;  /* CURVE: our secret key file (`dpool keygen`);
                                with broker_key, or both NULL: plaintext */
     const char *broker_key; /* CURVE: the broker's public key file */
+    const char *store_dir;  /* embedded pool: the worker writes download
+                               bodies into this dir (--store-on-worker)
+                               and results carry "path", not "body";
+                               NULL = bodies come back */
 } dp_pool_opts_t;
 
 /* dp_pool_open: connect to the broker at `endpoint` (e.g.

@@ -163,8 +163,12 @@ static int s_status(dp_cli_t *c)
     return 0;
 }
 
-static int s_open(dp_cli_t *c)
+static int s_open(dp_cli_t *c, const char *cmd)
 {
+    /* download, embedded pool: the worker's io child writes each body
+     * straight into --output-dir (same names as s_save_body's), so no
+     * body crosses the agent, broker and client sockets */
+    bool direct = !c->broker && strcmp(cmd, "download") == 0;
     dp_pool_opts_t po = {.connect_timeout = c->connect_timeout,
                          .processes = (int)c->processes,
                          .io_slots = (int)c->io_slots,
@@ -172,6 +176,7 @@ static int s_open(dp_cli_t *c)
                          .ca_file = c->ca_file,
                          .curve_key = c->curve_key,
                          .broker_key = c->broker_key,
+                         .store_dir = direct ? c->output_dir : NULL,
                          .name = "dpool"};
     if (c->insecure && !c->broker)
         fprintf(stderr, "dpool: WARNING: --insecure: TLS certificates of "
@@ -299,7 +304,7 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    rc = s_open(&c);
+    rc = s_open(&c, cmd);
     if (rc)
         return rc;
     rc = s_dispatch(&c, cmd, argv + 2, npos - 1);
