@@ -473,8 +473,10 @@ class Bench:
              "dpool_wall_s": median(dw), "gnu_wall_s": median(gw)}
         r["throughput_ratio"] = r["gnu_wall_s"] / r["dpool_wall_s"]
         self.results["W4"] = r
-        self.ge_target("W4", "dpool >= 1.7x GNU factor throughput",
-                       r["throughput_ratio"], 1.7, "%.2fx")
+        # issue 12: >= 3x single-process GNU factor on 2 cores (the kernel
+        # alone is about 1.7x GNU per core; the old target was that 1.7x)
+        self.ge_target("W4", "dpool >= 3x GNU factor throughput",
+                       r["throughput_ratio"], 3.0, "%.2fx")
         return ["W4 factor: %d random integers in [2^62, 2^64), "
                 "random.Random(42) (median of %d; start-up included)"
                 % (n, self.reps),
