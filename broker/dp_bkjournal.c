@@ -74,7 +74,15 @@ static int s_replay_batch(void *data, const dp_jr_batch_t *bt)
     p->flags = DP_HELLO_ACKS | (bt->detached ? DP_HELLO_DETACHED : 0);
     p->away_since_ms = p->last_seen_ms = x->now;
     p->created_ms = bt->created_ms;
-    snprintf(p->name, sizeof p->name, "session #%u", p->no);
+    /* its name and CURVE owner as journaled (a record from before owners
+     * has neither: then the first listed key to name it claims it) */
+    if (bt->name_len && bt->name_len < sizeof p->name)
+        snprintf(p->name, sizeof p->name, "%.*s", (int)bt->name_len, bt->name);
+    else
+        snprintf(p->name, sizeof p->name, "session #%u", p->no);
+    if (bt->owner_len && bt->owner_len < sizeof p->owner)
+        snprintf(p->owner, sizeof p->owner, "%.*s", (int)bt->owner_len,
+                 bt->owner);
     dp_wr_init(&p->out);
     p->next = b->peers;
     b->peers = p;
@@ -247,18 +255,24 @@ void dp_bk_journal_stats(const dp_broker_t *b, dp_bk_jstats_t *st)
 static dp_jr_batch_t s_batch_of(const dp_peer_t *p)
 {
     bool acks = dp_bk_acks(p);
+    size_t olen = strnlen(p->owner, sizeof p->owner);
+    size_t nlen = strnlen(p->name, sizeof p->name);
     return (dp_jr_batch_t){.batch = p->no,
                            .created_ms = p->created_ms,
                            .detached = (p->flags & DP_HELLO_DETACHED) != 0,
                            .session = acks ? p->session : NULL,
-                           .session_len = acks ? DP_SESSION_BYTES : 0};
+                           .session_len = acks ? DP_SESSION_BYTES : 0,
+                           .owner = p->owner,
+                           .owner_len = olen < DP_JOURNAL_OWNER_MAX ? olen : 0,
+                           .name = p->name,
+                           .name_len = nlen < DP_JOURNAL_OWNER_MAX ? nlen : 0};
 }
 
 void dp_bk_journal_job(dp_broker_t *b, dp_peer_t *p, const dp_bjob_t *j)
 {
     if (!b->journal)
         return;
-    if (!p->journaled) { /* its batch first (replay keys jobs to it) */
+    if (!p->journaled) {    /* its batch first (replay keys jobs to it) */
         if (!p->created_ms) /* a detached batch has it from its HELLO */
             p->created_ms = s_unix_ms();
         dp_jr_batch_t bt = s_batch_of(p);

@@ -201,16 +201,32 @@ static int s_append(dp_journal_t *j, dp_jr_kind_t kind, const void *fixed,
 
 int dp_journal_batch(dp_journal_t *j, const dp_jr_batch_t *b)
 {
-    if (b->session_len > DP_JOURNAL_SESSION_MAX)
+    if (b->session_len > DP_JOURNAL_SESSION_MAX ||
+        b->owner_len > DP_JOURNAL_OWNER_MAX ||
+        b->name_len > DP_JOURNAL_OWNER_MAX)
         return DP_ERR_LIMIT;
     uint8_t f[S_BATCH_FIXED] = {0};
     s_le64(f, b->batch);
     s_le64(f + 8, b->created_ms);
     s_le64(f + 16, b->ttl_ms);
     f[24] = b->detached ? 1 : 0;
+    f[25] = (uint8_t)b->owner_len;
     f[26] = (uint8_t)(b->session_len & 0xff);
     f[27] = (uint8_t)(b->session_len >> 8);
-    return s_append(j, DP_JR_BATCH, f, sizeof f, b->session, b->session_len);
+    /* the blob: session, owner, then name to the record's end (a record
+     * from before owners has f[25] = 0 and ends after the session) */
+    uint8_t tail[DP_JOURNAL_SESSION_MAX + 2 * DP_JOURNAL_OWNER_MAX];
+    size_t n = 0;
+    if (b->session_len)
+        memcpy(tail, b->session, b->session_len);
+    n += b->session_len;
+    if (b->owner_len)
+        memcpy(tail + n, b->owner, b->owner_len);
+    n += b->owner_len;
+    if (b->name_len)
+        memcpy(tail + n, b->name, b->name_len);
+    n += b->name_len;
+    return s_append(j, DP_JR_BATCH, f, sizeof f, tail, n);
 }
 
 int dp_journal_job(dp_journal_t *j, const dp_jr_job_t *job)
@@ -501,11 +517,20 @@ static int s_dispatch_record(dp_journal_t *j, const dp_journal_replay_t *cb,
     case DP_JR_BATCH: {
         if (len < S_BATCH_FIXED)
             return 1;
-        dp_jr_batch_t b = {
-            s_rd64(p),         s_rd64(p + 8),
-            s_rd64(p + 16),    (p[24] & 1) != 0,
-            p + S_BATCH_FIXED, (size_t)p[26] | (size_t)p[27] << 8};
-        if (b.session_len != len - S_BATCH_FIXED)
+        dp_jr_batch_t b = {.batch = s_rd64(p),
+                           .created_ms = s_rd64(p + 8),
+                           .ttl_ms = s_rd64(p + 16),
+                           .detached = (p[24] & 1) != 0,
+                           .session = p + S_BATCH_FIXED,
+                           .session_len = (size_t)p[26] | (size_t)p[27] << 8,
+                           .owner_len = p[25]};
+        size_t rest = len - S_BATCH_FIXED;
+        if (b.session_len + b.owner_len > rest)
+            return 1;
+        b.owner = (const char *)b.session + b.session_len;
+        b.name = b.owner + b.owner_len;
+        b.name_len = rest - b.session_len - b.owner_len;
+        if (b.name_len > DP_JOURNAL_OWNER_MAX)
             return 1;
         return cb && cb->batch ? cb->batch(d, &b) : 0;
     }

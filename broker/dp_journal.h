@@ -25,8 +25,11 @@
  * header bytes and the payload. Payloads (u64 ids, LE; blobs to the end):
  *
  *   BATCH    batch, created_ms (unix), ttl_ms, u8 flags (1 = detached),
- *            u8 0, u16 session_len, session bytes. An upsert: a later
- *            BATCH for the same id replaces the earlier one.
+ *            u8 owner_len, u16 session_len, session bytes, owner bytes
+ *            (the CURVE User-Id), then the client's name to the end. A
+ *            record written before owners has owner_len 0 and ends
+ *            after the session: it reads as no owner, no name. An
+ *            upsert: a later BATCH for the same id replaces the earlier.
  *   JOB      batch, id, u32 chunk, the encoded job (as in SUBMIT)
  *   DISPATCH id, u32 attempt
  *   RESULT   id, the encoded result (as in RESULTS)
@@ -140,6 +143,7 @@
 #define DP_JOURNAL_COMPACT_PCT 100u
 #define DP_JOURNAL_RECORD_MAX (512u << 20) /* > the largest message */
 #define DP_JOURNAL_SESSION_MAX 255u        /* bytes of a session name */
+#define DP_JOURNAL_OWNER_MAX 255u          /* bytes of an owner, of a name */
 #define DP_JOURNAL_FLUSH_BYTES (1u << 20)  /* write() early past this */
 #define DP_JOURNAL_ERRMSG_MAX 256
 
@@ -161,6 +165,10 @@ typedef struct {
     bool detached;
     const uint8_t *session; /* the client's session name */
     size_t session_len;     /* <= DP_JOURNAL_SESSION_MAX */
+    const char *owner;      /* CURVE User-Id that owns it ("client:NAME") */
+    size_t owner_len;       /* <= DP_JOURNAL_OWNER_MAX; 0: none */
+    const char *name;       /* the client's name (logs, BATCH_LIST) */
+    size_t name_len;        /* <= DP_JOURNAL_OWNER_MAX; 0: none */
 } dp_jr_batch_t;
 
 typedef struct {

@@ -16,7 +16,7 @@ typedef struct s_job {
 typedef struct s_batch {
     struct s_batch *next;
     dp_jr_batch_t b;
-    uint8_t *session; /* owned copy behind b.session */
+    uint8_t *session; /* owned copy behind b.session, b.owner, b.name */
 } s_batch_t;
 
 typedef struct {
@@ -187,9 +187,17 @@ static s_batch_t **s_batch_ref(dp_jstate_t *s, uint64_t id)
 static int s_on_batch(void *data, const dp_jr_batch_t *b)
 {
     dp_jstate_t *s = data;
-    uint8_t *sess = s_copy(b->session, b->session_len);
+    /* one owned copy of session, owner and name, one after the other */
+    size_t n = b->session_len + b->owner_len + b->name_len;
+    uint8_t *sess = malloc(n ? n : 1);
     if (!sess)
         return DP_ERR_NOMEM;
+    if (b->session_len)
+        memcpy(sess, b->session, b->session_len);
+    if (b->owner_len)
+        memcpy(sess + b->session_len, b->owner, b->owner_len);
+    if (b->name_len)
+        memcpy(sess + b->session_len + b->owner_len, b->name, b->name_len);
     s_batch_t **pp = s_batch_ref(s, b->batch), *x = *pp;
     if (!x) {
         if (!(x = calloc(1, sizeof *x))) {
@@ -203,6 +211,8 @@ static int s_on_batch(void *data, const dp_jr_batch_t *b)
     x->session = sess;
     x->b = *b;
     x->b.session = sess;
+    x->b.owner = (const char *)sess + b->session_len;
+    x->b.name = x->b.owner + b->owner_len;
     return 0;
 }
 

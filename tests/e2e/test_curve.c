@@ -85,20 +85,31 @@ static bool s_wait_stat(const char *key, long long lo, long long hi, int ms)
 }
 
 /* s_broker: a CURVE broker on a free loopback port, answering. */
-static void s_broker(void)
+/* s_broker_journal: a CURVE broker, on T.ep when set (a restart) or on
+ * a free port; journal: --journal DIR, or NULL for none. */
+static void s_broker_journal(const char *journal)
 {
-    int port = dp_e2e_free_port();
-    cr_assert_gt(port, 0);
-    snprintf(T.ep, sizeof T.ep, "tcp://127.0.0.1:%d", port);
+    if (!T.ep[0]) {
+        int port = dp_e2e_free_port();
+        cr_assert_gt(port, 0);
+        snprintf(T.ep, sizeof T.ep, "tcp://127.0.0.1:%d", port);
+    }
+    const char *jopt = journal ? "--journal" : "--log-level";
+    const char *jarg = journal ? journal : "debug";
     cr_assert_eq(
         dp_e2e_spawn(&T.e, &T.broker, -1,
                      ARGV("dpool-broker", "--bind", T.ep, "--heartbeat",
                           DP_E2E_HEARTBEAT, "--curve-key", K.bkey,
                           "--client-keys", K.clients, "--worker-keys",
-                          K.workers, "--log-level", "debug")),
+                          K.workers, "--log-level", "debug", jopt, jarg)),
         0);
     cr_assert(s_wait_stat("workers", 0, 0, E2E_UP_MS),
               "CURVE broker never answered (logs in %s)", T.e.dir);
+}
+
+static void s_broker(void)
+{
+    s_broker_journal(NULL);
 }
 
 /* s_worker: a worker with the key dir/name.key, calling itself "liar". */
@@ -493,5 +504,55 @@ Test(curve, detached_batch_belongs_to_its_key, .timeout = 60)
             ARGV("dpool", "forget", id, "--broker", T.ep, "--curve-key",
                  s_key(key, K.clients, "alice"), "--broker-key", K.bpub));
     cr_assert_eq(r.code, 0, "alice forget: %s", r.err);
+    dp_e2e_run_free(&r);
+}
+
+/* the owner is journaled: after kill -9 and a restart another key still
+ * neither sees nor reads the batch, and the owner reads it whole */
+Test(curve, detached_batch_owner_survives_a_restart, .timeout = 90)
+{
+    s_make_keys();
+    char dir[C_PATH], key[C_PATH];
+    snprintf(dir, sizeof dir, "%s/journal", T.e.dir);
+    s_broker_journal(dir);
+    s_worker(&T.worker[0], K.workers, "w1");
+    cr_assert(s_wait_stat("workers", 1, 1, C_UP_MS));
+    dp_e2e_run_t r;
+    e2e_run(&r, E2E_RUN_MS,
+            ARGV("dpool", "submit", "factor", "12", "13", "--broker", T.ep,
+                 "--curve-key", s_key(key, K.clients, "alice"),
+                 "--broker-key", K.bpub));
+    cr_assert_eq(r.code, 0, "submit: %s", r.err);
+    char id[24];
+    snprintf(id, sizeof id, "%lu", strtoul(r.out, NULL, 10));
+    dp_e2e_run_free(&r);
+    cr_assert(s_wait_stat("kept_results", 2, 2, C_UP_MS), "never done");
+    cr_assert_eq(kill(T.broker.pid, SIGKILL), 0);
+    dp_e2e_wait(&T.e, T.broker.pid, DP_E2E_STOP_MS);
+    s_broker_journal(dir);
+    e2e_run(&r, E2E_RUN_MS,
+            ARGV("dpool", "batches", "--format", "json", "--broker", T.ep,
+                 "--curve-key", s_key(key, K.clients, "admin"),
+                 "--broker-key", K.bpub));
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    cr_assert(!strchr(r.out, '{'), "admin sees alice's batch: %s", r.out);
+    dp_e2e_run_free(&r);
+    e2e_run(&r, E2E_RUN_MS,
+            ARGV("dpool", "results", id, "--broker", T.ep, "--curve-key",
+                 s_key(key, K.clients, "admin"), "--broker-key", K.bpub));
+    cr_assert_eq(r.code, 2, "admin results: exit %d: %s", r.code, r.err);
+    dp_e2e_run_free(&r);
+    e2e_run(&r, E2E_RUN_MS,
+            ARGV("dpool", "batches", "--format", "json", "--broker", T.ep,
+                 "--curve-key", s_key(key, K.clients, "alice"),
+                 "--broker-key", K.bpub));
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    cr_assert(strstr(r.out, "\"dpool\""), "the name is journaled: %s", r.out);
+    dp_e2e_run_free(&r);
+    e2e_run(&r, E2E_RUN_MS,
+            ARGV("dpool", "results", id, "--broker", T.ep, "--curve-key",
+                 s_key(key, K.clients, "alice"), "--broker-key", K.bpub));
+    cr_assert_eq(r.code, 0, "alice results: %s", r.err);
+    cr_assert_str_eq(r.out, "0: [2,2,3]\n1: [13]\n");
     dp_e2e_run_free(&r);
 }

@@ -116,9 +116,11 @@ static off_t s_size(const char *path)
 static int s_on_batch(void *d, const dp_jr_batch_t *b)
 {
     return dp_buf_printf(
-        d, "batch %llu %llu %llu %d %.*s\n", (unsigned long long)b->batch,
-        (unsigned long long)b->created_ms, (unsigned long long)b->ttl_ms,
-        b->detached, (int)b->session_len, (const char *)b->session);
+        d, "batch %llu %llu %llu %d %.*s [%.*s] [%.*s]\n",
+        (unsigned long long)b->batch, (unsigned long long)b->created_ms,
+        (unsigned long long)b->ttl_ms, b->detached, (int)b->session_len,
+        (const char *)b->session, (int)b->owner_len, b->owner, (int)b->name_len,
+        b->name);
 }
 
 static int s_on_job(void *d, const dp_jr_job_t *j)
@@ -231,6 +233,12 @@ static void s_write_all_kinds(dp_journal_t *j)
 {
     dp_jr_batch_t b = {7,    1700000000000ull,          86400000,
                        true, (const uint8_t *)"sess-a", 6};
+    cr_assert_eq(dp_journal_batch(j, &b), 0); /* as before owners */
+    b.batch = 8;
+    b.owner = "client:alice";
+    b.owner_len = 12;
+    b.name = "dpool";
+    b.name_len = 5;
     cr_assert_eq(dp_journal_batch(j, &b), 0);
     uint8_t raw[T_JOB_BYTES];
     memset(raw, 0x5a, sizeof raw);
@@ -247,7 +255,8 @@ static void s_write_all_kinds(dp_journal_t *j)
 }
 
 #define S_ALL_KINDS_TEXT                                                       \
-    "batch 7 1700000000000 86400000 1 sess-a\n"                                \
+    "batch 7 1700000000000 86400000 1 sess-a [] []\n"                          \
+    "batch 8 1700000000000 86400000 1 sess-a [client:alice] [dpool]\n"         \
     "job 7 30064771073 16 100 %08x\n"                                          \
     "job 7 30064771074 16 0 00000000\n"                                        \
     "dispatch 30064771073 2\n"                                                 \

@@ -72,9 +72,12 @@ static void s_add(s_lines_t *l, const char *fmt, ...)
 
 static int s_line_batch(void *data, const dp_jr_batch_t *b)
 {
-    s_add(data, "B %llu %llu %llu %d %.*s", (unsigned long long)b->batch,
-          (unsigned long long)b->created_ms, (unsigned long long)b->ttl_ms,
-          b->detached, (int)b->session_len, (const char *)b->session);
+    s_add(data, "B %llu %llu %llu %d %.*s%s%.*s%s%.*s",
+          (unsigned long long)b->batch, (unsigned long long)b->created_ms,
+          (unsigned long long)b->ttl_ms, b->detached, (int)b->session_len,
+          (const char *)b->session, b->owner_len ? " owner " : "",
+          (int)b->owner_len, b->owner, b->name_len ? " name " : "",
+          (int)b->name_len, b->name);
     return 0;
 }
 
@@ -123,7 +126,11 @@ Test(jstate, rules_of_each_record)
     cr_assert_eq(cb.batch(cb.data, &b), 0);
     b.batch = 2;
     cr_assert_eq(cb.batch(cb.data, &b), 0);
-    b.detached = true; /* an upsert */
+    b.detached = true; /* an upsert, now with an owner and a name */
+    b.owner = "client:bob";
+    b.owner_len = 10;
+    b.name = "nightly";
+    b.name_len = 7;
     cr_assert_eq(cb.batch(cb.data, &b), 0);
     dp_jr_job_t j = {1, 100, 4, (const uint8_t *)"job", 3};
     cr_assert_eq(cb.job(cb.data, &j), 0);
@@ -145,7 +152,9 @@ Test(jstate, rules_of_each_record)
     cr_expect_eq(nj, 2);
     cr_expect_eq(bytes, 6);
     char *t = s_text(s);
-    cr_expect(strstr(t, "B 2 10 20 1 a\n"), "%s", t);
+    cr_expect(strstr(t, "B 2 10 20 1 a owner client:bob name nightly\n"), "%s",
+              t);
+    cr_expect(strstr(t, "B 1 10 20 0 a\n"), "%s", t);
     cr_expect(strstr(t, "J 1 101 4 0 1 "), "%s", t);
     cr_expect_null(strstr(t, "J 1 100 "));
     free(t);
