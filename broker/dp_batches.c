@@ -34,7 +34,8 @@ static const char *s_uid(const dp_broker_t *b, const dp_zmsg_t *m)
 }
 
 /* s_visible: uid may see batch q (on CURVE only its owner; a batch
- * replayed from the journal has no owner until a key claims it). */
+ * replayed from a journal written before owners were journaled has none
+ * until a key claims it). */
 static bool s_visible(const dp_peer_t *q, const char *uid)
 {
     return !uid || !q->owner[0] ||
@@ -52,7 +53,7 @@ static dp_peer_t *s_find(dp_broker_t *b, uint64_t id, const char *uid)
             continue;
         if (!s_visible(q, uid))
             return NULL;
-        if (uid && !q->owner[0]) /* replayed: the first key claims it */
+        if (uid && !q->owner[0]) /* an old record: the first key claims it */
             snprintf(q->owner, sizeof q->owner, "%s", uid);
         return q;
     }
