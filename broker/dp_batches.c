@@ -42,22 +42,27 @@ static bool s_visible(const dp_peer_t *q, const char *uid)
            strncmp(q->owner, uid, sizeof q->owner - 1) == 0;
 }
 
+/* s_batch: the live detached batch number no, or NULL. */
+static dp_peer_t *s_batch(dp_broker_t *b, uint64_t no)
+{
+    if (no == 0 || no > UINT32_MAX)
+        return NULL;
+    for (dp_peer_t *q = b->peers; q; q = q->next)
+        if (!q->dead && dp_bk_detached(q) && q->no == no)
+            return q;
+    return NULL;
+}
+
 /* s_find: the live detached batch number id that uid may see, or NULL
  * (another key's batch looks unknown: its existence is not told). */
 static dp_peer_t *s_find(dp_broker_t *b, uint64_t id, const char *uid)
 {
-    if (id == 0 || id > UINT32_MAX)
+    dp_peer_t *q = s_batch(b, id);
+    if (!q || !s_visible(q, uid))
         return NULL;
-    for (dp_peer_t *q = b->peers; q; q = q->next) {
-        if (q->dead || !dp_bk_detached(q) || q->no != id)
-            continue;
-        if (!s_visible(q, uid))
-            return NULL;
-        if (uid && !q->owner[0]) /* an old record: the first key claims it */
-            snprintf(q->owner, sizeof q->owner, "%s", uid);
-        return q;
-    }
-    return NULL;
+    if (uid && !q->owner[0]) /* an old record: the first key claims it */
+        snprintf(q->owner, sizeof q->owner, "%s", uid);
+    return q;
 }
 
 /* s_code: the code of an encoded result (1 when it cannot be read). */
@@ -118,9 +123,9 @@ static void s_send_row(dp_broker_t *b, dp_peer_t *p, dp_peer_t *q)
 /* s_leave: reader p stops reading its batch. */
 static void s_leave(dp_broker_t *b, dp_peer_t *p)
 {
-    for (dp_peer_t *q = b->peers; q; q = q->next)
-        if (!q->dead && dp_bk_detached(q) && q->no == p->reading && q->nreaders)
-            q->nreaders--;
+    dp_peer_t *q = s_batch(b, p->reading);
+    if (q && q->nreaders)
+        q->nreaders--;
     p->reading = 0;
     p->cursor = p->span = 0;
 }
@@ -300,10 +305,7 @@ void dp_bk_batch_gone(dp_broker_t *b, dp_peer_t *p)
 
 bool dp_bk_batch_fill(dp_broker_t *b, dp_peer_t *p)
 {
-    dp_peer_t *q = NULL;
-    for (dp_peer_t *x = b->peers; x && !q; x = x->next)
-        if (!x->dead && dp_bk_detached(x) && x->no == p->reading)
-            q = x;
+    dp_peer_t *q = s_batch(b, p->reading);
     if (!q) {
         p->cursor = p->span = 0;
         return false;

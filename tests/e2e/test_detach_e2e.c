@@ -17,14 +17,6 @@
 
 TestSuite(detach, .init = e2e_setup, .fini = e2e_teardown, .timeout = 120);
 
-/* s_port: the port of T.ep ("tcp://127.0.0.1:PORT"). */
-static int s_port(void)
-{
-    const char *c = strrchr(T.ep, ':');
-    cr_assert(c);
-    return atoi(c + 1);
-}
-
 static void s_broker(int port, const char *const extra[])
 {
     cr_assert_eq(
@@ -224,7 +216,8 @@ Test(detach, survives_broker_kill)
                               ARGV("dpool", "results", s_id(id), "-b", T.ep)),
                  0);
     usleep(300 * 1000);
-    int port = s_port();
+    int port = dp_e2e_ep_port(T.ep);
+    cr_assert_gt(port, 0);
     dp_e2e_stop(&T.e, T.broker.pid, SIGKILL, DP_E2E_STOP_MS);
     s_broker(port, extra);
     int code = dp_e2e_wait(&T.e, rd.pid, S_WAIT_MS);

@@ -210,7 +210,8 @@ Test(faults, broker_restarted, .timeout = 40)
     cr_assert_eq(r.code, 0, "exit %d; stderr:\n%s", r.code, r.err);
     dp_e2e_run_free(&r);
     cr_assert_eq(dp_e2e_stop(&T.e, T.broker.pid, SIGKILL, 1000), 128 + SIGKILL);
-    int port = atoi(strrchr(T.ep, ':') + 1);
+    int port = dp_e2e_ep_port(T.ep);
+    cr_assert_gt(port, 0);
     char ep2[DP_E2E_EP_MAX];
     cr_assert_eq(dp_e2e_broker(&T.e, &T.broker, port, ep2, sizeof ep2), 0,
                  "no new broker on port %d", port);

@@ -28,14 +28,6 @@
 
 TestSuite(session, .init = e2e_setup, .fini = e2e_teardown, .timeout = 120);
 
-/* s_port: the port of T.ep ("tcp://127.0.0.1:PORT"). */
-static int s_port(void)
-{
-    const char *c = strrchr(T.ep, ':');
-    cr_assert(c);
-    return atoi(c + 1);
-}
-
 /* s_broker: a broker on port (0: a free one) with extra arguments. */
 static void s_broker(int port, const char *const extra[])
 {
@@ -118,7 +110,8 @@ static void s_kill_restart(const char *fsync_ms, bool tear)
     const char *const extra[] = {"--journal", dir, "--fsync-ms", fsync_ms,
                                  NULL};
     s_broker(0, extra);
-    int port = s_port();
+    int port = dp_e2e_ep_port(T.ep);
+    cr_assert_gt(port, 0);
     cr_assert_eq(dp_e2e_worker(&T.e, &T.worker[0], T.ep, 2, "w0", NULL), 0);
     e2e_workers_up(1);
     int fd = s_inputs();
@@ -172,7 +165,8 @@ Test(session, resume_after_kill9_with_a_torn_tail)
 Test(session, no_journal_no_resume)
 {
     s_broker(0, NULL);
-    int port = s_port();
+    int port = dp_e2e_ep_port(T.ep);
+    cr_assert_gt(port, 0);
     cr_assert_eq(dp_e2e_worker(&T.e, &T.worker[0], T.ep, 2, "w0", NULL), 0);
     e2e_workers_up(1);
     int fd = s_inputs();

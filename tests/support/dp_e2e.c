@@ -612,3 +612,9 @@ bool dp_e2e_jtrue(const char *json, const char *key)
     const char *p = s_jfind(json, key);
     return p && strncmp(p, "true", 4) == 0;
 }
+
+int dp_e2e_ep_port(const char *ep)
+{
+    const char *c = strrchr(ep, ':');
+    return c ? atoi(c + 1) : -1;
+}

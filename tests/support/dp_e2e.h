@@ -105,6 +105,9 @@ int dp_e2e_worker(dp_e2e_t *e, dp_e2e_proc_t *p, const char *ep, int procs,
 int dp_e2e_status(dp_e2e_t *e, const char *ep, char **json);
 /* dp_e2e_stat: one status counter, or -1 if the broker did not answer. */
 long long dp_e2e_stat(dp_e2e_t *e, const char *ep, const char *key);
+
+/* dp_e2e_ep_port: the port of a "tcp://HOST:PORT" endpoint, or -1. */
+int dp_e2e_ep_port(const char *ep);
 /* dp_e2e_wait_stat: poll until lo <= counter key <= hi, up to timeout_ms.
  * true when it got there. */
 bool dp_e2e_wait_stat(dp_e2e_t *e, const char *ep, const char *key,
