@@ -106,7 +106,11 @@ static bool s_flush_results(dp_broker_t *b, dp_peer_t *p)
 void dp_bk_pace(dp_broker_t *b, dp_peer_t *p, bool blocked)
 {
     bool pause = blocked || p->qc.kept_bytes > (size_t)b->cfg.max_client_held;
-    if (pause && !p->qc.paused && !blocked)
+    if (pause && !p->qc.paused && !blocked && dp_bk_detached(p))
+        dp_warn("detached batch #%u holds %zu bytes of results; its jobs "
+                "wait until it is forgotten (--max-client-held)",
+                p->no, p->qc.kept_bytes);
+    else if (pause && !p->qc.paused && !blocked)
         dp_debug("client %s holds %zu bytes of unacknowledged results; its "
                  "jobs wait (--max-client-held)",
                  p->name, p->qc.kept_bytes);
