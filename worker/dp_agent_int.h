@@ -115,6 +115,7 @@ struct dp_agent {
     /* the children (dp_agent_kids.c) */
     dp_ag_child_t *children;
     uint32_t want[DP_CLASS_COUNT]; /* children of each class to keep */
+    bool io_used;   /* an io job came: the io child is kept from then on */
     uint64_t respawn_at_ms;
     /* jobs and results (dp_agent_jobs.c) */
     dp_ag_jlist_t queue[DP_CLASS_COUNT];

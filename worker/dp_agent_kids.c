@@ -119,8 +119,14 @@ void dp_ag_top_up(dp_agent_t *a)
     for (dp_ag_child_t *c = a->children; c; c = c->next)
         if (!c->retiring)
             have[c->cls]++;
+    /* the io child starts with the first io job: a worker (or an embedded
+     * pool) that never downloads does not pay for its start-up */
+    if (a->queue[DP_CLASS_IO].head)
+        a->io_used = true;
+    uint32_t want[DP_CLASS_COUNT] = {a->want[DP_CLASS_CPU],
+                                     a->io_used ? a->want[DP_CLASS_IO] : 0};
     for (int cls = 0; cls < DP_CLASS_COUNT; cls++)
-        for (; have[cls] < a->want[cls]; have[cls]++)
+        for (; have[cls] < want[cls]; have[cls]++)
             if (!s_spawn(a, (dp_class_t)cls))
                 return;
 }

@@ -795,11 +795,18 @@ Test(e2e, store_on_worker, .timeout = 40)
                                    "--allow-net", "127.0.0.0/8")),
                  0);
     e2e_workers_up(1);
+    /* the io child starts with the first io job, not before */
+    pid_t kids[8];
+    cr_assert_eq(dp_e2e_children(T.worker[0].pid, "io", kids, 8), 0,
+                 "an io child runs before any download");
+    cr_assert_eq(dp_e2e_children(T.worker[0].pid, "cpu", kids, 8), 1);
     dp_e2e_run_t r;
     e2e_run(
         &r, E2E_RUN_MS,
         ARGV("dpool", "--broker", T.ep, "--format", "json", "download", url));
     dp_httpd_stop(&h);
+    cr_assert_eq(dp_e2e_children(T.worker[0].pid, "io", kids, 8), 1,
+                 "the io child is kept after its first download");
     cr_assert_eq(r.code, 0, "exit %d; stderr:\n%s", r.code, r.err);
     char path[PATH_MAX + 64];
     cr_assert_eq(dp_e2e_jstr(r.out, "path", path, sizeof path), 0, "%s", r.out);
