@@ -8,10 +8,13 @@
 #    dpool does not load libcurl (it keeps libcrypto for `hash --list` and
 #    the sha256 fallback of --output-dir file names, worker/jobs/dl_name.c
 #    and hash_names.c, no kernel).
+#  * dpool-worker (the agent and the cpu children) does not load libcurl;
+#    dpool-worker-io, the io child beside it, is the one program that does
+#    (and is the control that the check sees libcurl at all).
 #  * common/ and include/ include nothing from client/, broker/ or worker/.
-# usage: test_layering.sh SOURCE_DIR BROKER CLI LIBDPOOL WORKER
+# usage: test_layering.sh SOURCE_DIR BROKER CLI LIBDPOOL WORKER WORKER_IO
 set -u
-src=$1 broker=$2 cli=$3 lib=$4 worker=$5
+src=$1 broker=$2 cli=$3 lib=$4 worker=$5 worker_io=$6
 fails=0
 
 fail() {
@@ -65,6 +68,9 @@ defined "$worker" | grep -qx 'dp_job_factor' ||
 check_no_libs "$broker" 'libcrypto\.so|libcurl'
 check_no_libs "$lib" 'libcrypto\.so|libcurl'
 check_no_libs "$cli" 'libcurl'
+check_no_libs "$worker" 'libcurl'
+ldd "$worker_io" 2>&1 | grep -q 'libcurl' ||
+    fail "$worker_io does not load libcurl: the libcurl check sees nothing"
 for bin in "$broker" "$lib"; do
     found=$(undefined "$bin" | grep -E '^(EVP_|BN_|SSL_|OPENSSL_|curl_)' |
         tr '\n' ' ')

@@ -38,7 +38,8 @@ typedef struct {
     long io_slots;           /* concurrent io jobs (0: no io child) */
     long max_jobs_per_child; /* 0 = unlimited */
     double drain_grace_s;    /* SIGTERM: time running jobs get */
-    const char *self_exe;    /* this program, exec'd as children */
+    const char *self_exe;    /* this program, exec'd as cpu children */
+    const char *io_exe;      /* dpool-worker-io beside it: the io child */
     dp_child_cfg_t child;    /* passed on to the children */
     const char *curve_key;   /* our secret key file, or NULL */
     const char *broker_key;  /* the broker's public key file */

@@ -1,6 +1,7 @@
 /*
  * dp_agent_kids.c - the agent's children: fork+exec'd (`dpool-worker
- * --child cpu|io`, socketpair on fd 3), handed jobs when they have room,
+ * --child cpu`, `dpool-worker-io --child io`, socketpair on fd 3), handed
+ * jobs when they have room,
  * read (framed RESULTS), held to their jobs' time limits, reaped and
  * replaced. A child that dies is answered for: every job it held gets a
  * result (LOST, TIMEOUT, CANCELLED, or REQUEUE for one that never started).
@@ -32,8 +33,16 @@ static void s_num(char *buf, size_t len, unsigned long long v)
     snprintf(buf, len, "%llu", v);
 }
 
-/* s_exec: posix_spawn `self --child CLASS` with fd on DP_CHILD_FD; 0 or an
- * errno. */
+/* s_exe: the program a child of class cls runs: this one for cpu, the
+ * separate dpool-worker-io for io, so that only the io child loads
+ * libcurl's library tree. */
+static const char *s_exe(const dp_agent_t *a, dp_class_t cls)
+{
+    return cls == DP_CLASS_IO ? a->cfg.io_exe : a->cfg.self_exe;
+}
+
+/* s_exec: posix_spawn `PROGRAM --child CLASS` with fd on DP_CHILD_FD; 0 or
+ * an errno. */
 static int s_exec(dp_agent_t *a, dp_class_t cls, int fd, pid_t *pid)
 {
     const dp_child_cfg_t *cc = &a->cfg.child;
@@ -74,7 +83,7 @@ static int s_exec(dp_agent_t *a, dp_class_t cls, int fd, pid_t *pid)
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, fd, DP_CHILD_FD);
-    int rc = posix_spawn(pid, a->cfg.self_exe, &fa, NULL, (char *const *)argv,
+    int rc = posix_spawn(pid, s_exe(a, cls), &fa, NULL, (char *const *)argv,
                          environ);
     posix_spawn_file_actions_destroy(&fa);
     return rc;
@@ -93,7 +102,7 @@ static dp_ag_child_t *s_spawn(dp_agent_t *a, dp_class_t cls)
     close(sv[1]);
     dp_ag_child_t *c = rc == 0 ? calloc(1, sizeof *c) : NULL;
     if (!c) {
-        dp_error("cannot start a child (%s): %s", a->cfg.self_exe,
+        dp_error("cannot start a child (%s): %s", s_exe(a, cls),
                  strerror(rc ? rc : ENOMEM));
         close(sv[0]);
         return NULL;

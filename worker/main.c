@@ -1,6 +1,15 @@
 /* main.c - dpool-worker: options, signals, run the agent (or, with
- * --child, one child process). */
+ * --child cpu, one cpu child process).
+ *
+ * Built twice. Compiled with DP_WORKER_IO it is dpool-worker-io, the io
+ * child (`--child io`, started by the agent beside its own program): the
+ * only program that links the download engine and so libcurl, whose
+ * library tree costs every process that loads it several milliseconds of
+ * start-up. The options are the same in both, so the agent passes the
+ * children one argument list. */
+#ifdef DP_WORKER_IO
 #include <curl/curl.h>
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -18,7 +27,13 @@
 #include "dp_opt.h"
 
 #define S_NAME_MAX 64
+#ifdef DP_WORKER_IO
+#define S_PROG "dpool-worker-io"
+#else
+#define S_PROG "dpool-worker"
+#endif
 
+#ifndef DP_WORKER_IO
 static int s_sig_pipe[2] = {-1, -1};
 
 static void s_on_signal(int sig)
@@ -29,6 +44,7 @@ static void s_on_signal(int sig)
     (void)rc;
     errno = saved;
 }
+#endif
 
 static int s_child(const char *kind, dp_agent_cfg_t *cfg, long parent)
 {
@@ -39,11 +55,18 @@ static int s_child(const char *kind, dp_agent_cfg_t *cfg, long parent)
         return 1;
     signal(SIGINT, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
-    if (strcmp(kind, "io") == 0)
+#ifdef DP_WORKER_IO
+    if (strcmp(kind, "io") == 0) {
+        curl_global_init(CURL_GLOBAL_DEFAULT);
         return dp_child_io_main(DP_CHILD_FD, &cfg->child);
+    }
+    fprintf(stderr, S_PROG ": --child takes io\n");
+#else
     if (strcmp(kind, "cpu") == 0)
         return dp_child_cpu_main(DP_CHILD_FD, &cfg->child);
-    fprintf(stderr, "dpool-worker: --child takes cpu or io\n");
+    fprintf(stderr, S_PROG ": --child takes cpu (the io child is "
+                    "dpool-worker-io)\n");
+#endif
     return 2;
 }
 
@@ -94,6 +117,7 @@ static int s_security(dp_agent_cfg_t *cfg, dp_optlist_t *allow, bool embedded,
     return -1;
 }
 
+#ifndef DP_WORKER_IO
 static int s_run_agent(dp_agent_cfg_t *cfg, long parent)
 {
     if (parent > 0) {
@@ -117,9 +141,19 @@ static int s_run_agent(dp_agent_cfg_t *cfg, long parent)
     return rc ? 1 : 0;
 }
 
+/* s_io_exe: dpool-worker-io's path, beside this program. */
+static const char *s_io_exe(const char *self)
+{
+    static char path[PATH_MAX];
+    const char *slash = strrchr(self, '/');
+    int n = slash ? (int)(slash - self) + 1 : 0;
+    snprintf(path, sizeof path, "%.*sdpool-worker-io", n, self);
+    return path;
+}
+#endif
+
 int main(int argc, char **argv)
 {
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     static char host[S_NAME_MAX];
     if (gethostname(host, sizeof host) != 0)
         snprintf(host, sizeof host, "worker");
@@ -133,6 +167,9 @@ int main(int argc, char **argv)
         .io_slots = DP_IO_SLOTS_DEFAULT,
         .drain_grace_s = DP_DRAIN_GRACE_S_DEFAULT,
         .self_exe = self,
+#ifndef DP_WORKER_IO
+        .io_exe = s_io_exe(self),
+#endif
         .child = {.name = host,
                   .limits = {DP_HASH_MAX_ITERATIONS_DEFAULT,
                              DP_HASH_MAX_DKLEN_DEFAULT,
@@ -195,7 +232,7 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0, NULL, 0, 0, NULL, NULL},
     };
     int code =
-        dp_opt_daemon(opts, argc, argv, "dpool-worker",
+        dp_opt_daemon(opts, argc, argv, S_PROG,
                       "Run dpool jobs from a broker in forked child processes.",
                       &help, &version);
     if (code >= 0)
@@ -210,8 +247,14 @@ int main(int argc, char **argv)
         return code;
     if (child)
         return s_child(child, &cfg, parent);
+#ifdef DP_WORKER_IO
+    fprintf(stderr, S_PROG ": runs as dpool-worker's io child only "
+                    "(--child io)\n");
+    return 2;
+#else
     if (cfg.child.insecure)
         dp_warn("--insecure: TLS certificates of download hosts are NOT "
                 "verified");
     return s_run_agent(&cfg, parent);
+#endif
 }
