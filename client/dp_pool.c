@@ -547,9 +547,13 @@ static int s_socket(dp_pool_t *p)
     if (!p->sock)
         return DP_ERR_IO;
     int zero = 0, ivl = DP_RECONNECT_IVL_MS, ivl_max = DP_RECONNECT_IVL_MAX_MS;
+    if (p->tmpdir)
+        ivl = DP_RECONNECT_IVL_EMBED_MS;
     dp_zsock_linger0(p->sock);
-    /* an embedded broker may not have bound yet: retry soon (ZeroMQ's
-     * default waits 100 ms) and back off from there */
+    /* a broker may not have bound yet: retry soon (ZeroMQ's default waits
+     * 100 ms) and back off from there. ZeroMQ adds up to one interval of
+     * jitter; the embedded broker, started with us, binds within a few
+     * ms, so its first retries are 1-2 ms apart, not 10-20. */
     zmq_setsockopt(p->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
     zmq_setsockopt(p->sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
     zmq_setsockopt(p->sock, ZMQ_SNDHWM, &zero, sizeof zero);

@@ -21,6 +21,7 @@
 #define DP_CONNECT_TIMEOUT_DEFAULT 10.0
 #define DP_CLIENT_HB_MS_DEFAULT 1000
 #define DP_RECONNECT_IVL_MS 10       /* first retry of a failed connect */
+#define DP_RECONNECT_IVL_EMBED_MS 1  /* the same, to our embedded broker */
 #define DP_RECONNECT_IVL_MAX_MS 1000 /* backing off to this */
 #define DP_CLIENT_LIVENESS                                                     \
     5                         /* missed broker heartbeats: lost (a client      \
