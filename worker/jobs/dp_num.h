@@ -124,6 +124,8 @@ int dp_num_factor(const dp_num_t *n, uint64_t deadline_us, dp_factors_t *f);
  * (about four times as many steps) before ECM takes over, below 2^128 and
  * above (crossovers measured on 80- to 100-bit semiprimes). */
 #define DP_NUM_RHO_BATCH 32u
+/* Below 2^64 a gcd costs more than a step: more steps per gcd. */
+#define DP_NUM_RHO64_BATCH 128u
 #define DP_NUM_RHO128_BUDGET (1u << 12)
 #define DP_NUM_RHOBN_BUDGET (1u << 12)
 /* Miller-Rabin bases exact below 2^32 (Jaeschke) and below 2^64
@@ -242,9 +244,10 @@ bool dp_num_bpsw128(dp_u128_t n);
  * factor below it; 0 or DP_ERR_NOMEM. */
 int dp_num_bpsw_bn(const BIGNUM *n, BN_CTX *bn, bool *prime);
 
-/* dp_num_rho64: Pollard-Brent rho with increment c on odd composite n
- * (at most 64 bits, so no budget); *g receives a divisor > 1, n itself
- * when this c failed. 0 or DP_ERR_TIMEOUT. */
+/* dp_num_rho64: Pollard-Brent rho, two walks in lockstep with increments
+ * c and c + 1, on odd composite n (at most 64 bits, so no budget); *g
+ * receives a divisor > 1, n itself when both walks failed. 0 or
+ * DP_ERR_TIMEOUT. */
 int dp_num_rho64(dp_num_job_t *job, uint64_t n, uint64_t c, uint64_t *g);
 /* dp_num_rho128 / dp_num_rho_bn: the same on 128-bit words and BIGNUMs,
  * giving up when the Brent cycle would pass `budget` (then *g / g is 1).

@@ -41,7 +41,7 @@ static int s_u64(dp_num_job_t *job, uint64_t n)
         }
     }
     uint64_t g = n;
-    for (uint64_t c = 1; g == n; c++) {
+    for (uint64_t c = 1; g == n; c += 2) { /* rho64 walks c and c + 1 */
         int rc = dp_num_rho64(job, n, c, &g);
         if (rc)
             return rc;
