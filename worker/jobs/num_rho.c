@@ -60,7 +60,9 @@ static uint64_t s_batch64(s_rho64_t *w, unsigned m)
 
 int dp_num_rho64(dp_num_job_t *job, uint64_t n, uint64_t c, uint64_t *g)
 {
-    s_rho64_t w = {.n = n, .ninv = dp_mont64_inv(n), .c = {c, c + 1},
+    s_rho64_t w = {.n = n,
+                   .ninv = dp_mont64_inv(n),
+                   .c = {c, c + 1},
                    .y = {DP_NUM_RHO_SEED, DP_NUM_RHO_SEED}};
     for (uint64_t r = 1;; r *= 2) {
         w.x[0] = w.y[0];
