@@ -144,6 +144,8 @@ int dp_num_factor(const dp_num_t *n, uint64_t deadline_us, dp_factors_t *f);
     {                                                                          \
         2, 325, 9375, 28178, 450775, 9780504, 1795265022                       \
     }
+/* Miller-Rabin bases tested side by side, at most (all but the first). */
+#define DP_NUM_MR_LANES 6
 /* Perfect-power exponents worth trying once no factor is below
  * DP_NUM_TRIAL_BOUND (12.3 bits): 5003^7 > 2^64, 5003^11 > 2^128. */
 #define DP_NUM_POW64_EXPS                                                      \
