@@ -215,7 +215,7 @@ typedef struct {
     dp_factors_t *out;
     uint64_t deadline_us; /* 0 = none */
     uint64_t work;        /* work units since the clock was last read */
-    BN_CTX *bn;           /* BIGNUM scratch */
+    BN_CTX *bn;           /* BIGNUM scratch, NULL below 2^128 */
 } dp_num_job_t;
 
 /* dp_num_tick: count `units` of work; every DP_NUM_CHECK_WORK units read

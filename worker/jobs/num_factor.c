@@ -277,7 +277,8 @@ int dp_num_factor(const dp_num_t *n, uint64_t deadline_us, dp_factors_t *f)
         return DP_ERR_INVALID;
     dp_num_job_t job = {.out = f, .deadline_us = deadline_us};
     size_t from = f->len;
-    if (!(job.bn = BN_CTX_new()))
+    /* only numbers of 2^128 and above use BIGNUM scratch */
+    if (n->big && !(job.bn = BN_CTX_new()))
         return DP_ERR_NOMEM;
     int rc = n->big ? s_trial_big(&job, n->big) : s_trial128(&job, n->small, 0);
     BN_CTX_free(job.bn);
