@@ -132,6 +132,11 @@ int dp_num_factor(const dp_num_t *n, uint64_t deadline_us, dp_factors_t *f);
 #define DP_NUM_RHO_BATCH 32u
 /* Below 2^64 a gcd costs more than a step: more steps per gcd. */
 #define DP_NUM_RHO64_BATCH 128u
+/* Rho below 2^64 skips the final subtraction of Montgomery products for
+ * n below 2^62 minus room for the increments (4 n < 2^64; increments
+ * below DP_NUM_RHO64_LAZY_C: (2n + c)^2 < n 2^64). */
+#define DP_NUM_RHO64_LAZY ((1ULL << 62) - 256u)
+#define DP_NUM_RHO64_LAZY_C 32u
 #define DP_NUM_RHO128_BUDGET (1u << 12)
 #define DP_NUM_RHOBN_BUDGET (1u << 12)
 /* Miller-Rabin bases exact below 2^32 (Jaeschke) and below 2^64
