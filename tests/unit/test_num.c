@@ -393,6 +393,13 @@ Test(num, miller_rabin_traps)
     cr_assert(dp_num_isprime_u64(2305843009213693951u));
     cr_assert(!dp_num_isprime_u64(561));
     cr_assert(!dp_num_isprime_u64(41041));
+    /* dp_num_mr64 tests the bases after 2 side by side: strong
+     * pseudoprimes to many leading bases, and odd n dividing a base
+     * (325 = 5^2 13) or a power of one (125 divides 325^2) */
+    cr_assert(!dp_num_mr64(3825123056546413051u)); /* bases 2 .. 23 */
+    cr_assert(!dp_num_mr64(125));
+    cr_assert(!dp_num_mr64(25));
+    cr_assert(dp_num_mr64(13));
 }
 
 /* BPSW is exact below 2^64: it must agree with deterministic MR on every

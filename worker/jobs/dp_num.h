@@ -118,12 +118,25 @@ int dp_num_factor(const dp_num_t *n, uint64_t deadline_us, dp_factors_t *f);
 /* Trial division: the odd primes below DP_NUM_TRIAL_BOUND, with inverses. */
 #define DP_NUM_TRIAL_COUNT 668
 #define DP_NUM_TRIAL_BOUND 5003u
+/* Below 2^64 trial division stops earlier (rho finds a factor of 10 to 12
+ * bits sooner than 500 more trial divisions): the odd primes below
+ * DP_NUM_TRIAL64_BOUND, the first DP_NUM_TRIAL64_COUNT of the table.
+ * DP_NUM_TRIAL64_BOUND^7 > 2^64 (DP_NUM_POW64_EXPS). */
+#define DP_NUM_TRIAL64_COUNT 167u
+#define DP_NUM_TRIAL64_BOUND 1009u
 /* Work units (rho iterations, curve steps) between two clock reads. */
 #define DP_NUM_CHECK_WORK 1024u
 /* Rho: steps per gcd, and the longest Brent cycle tried per increment
  * (about four times as many steps) before ECM takes over, below 2^128 and
  * above (crossovers measured on 80- to 100-bit semiprimes). */
 #define DP_NUM_RHO_BATCH 32u
+/* Below 2^64 a gcd costs more than a step: more steps per gcd. */
+#define DP_NUM_RHO64_BATCH 128u
+/* Rho below 2^64 skips the final subtraction of Montgomery products for
+ * n below 2^62 minus room for the increments (4 n < 2^64; increments
+ * below DP_NUM_RHO64_LAZY_C: (2n + c)^2 < n 2^64). */
+#define DP_NUM_RHO64_LAZY ((1ULL << 62) - 256u)
+#define DP_NUM_RHO64_LAZY_C 32u
 #define DP_NUM_RHO128_BUDGET (1u << 12)
 #define DP_NUM_RHOBN_BUDGET (1u << 12)
 /* Miller-Rabin bases exact below 2^32 (Jaeschke) and below 2^64
@@ -136,6 +149,8 @@ int dp_num_factor(const dp_num_t *n, uint64_t deadline_us, dp_factors_t *f);
     {                                                                          \
         2, 325, 9375, 28178, 450775, 9780504, 1795265022                       \
     }
+/* Miller-Rabin bases tested side by side, at most (all but the first). */
+#define DP_NUM_MR_LANES 6
 /* Perfect-power exponents worth trying once no factor is below
  * DP_NUM_TRIAL_BOUND (12.3 bits): 5003^7 > 2^64, 5003^11 > 2^128. */
 #define DP_NUM_POW64_EXPS                                                      \
@@ -205,7 +220,7 @@ typedef struct {
     dp_factors_t *out;
     uint64_t deadline_us; /* 0 = none */
     uint64_t work;        /* work units since the clock was last read */
-    BN_CTX *bn;           /* BIGNUM scratch */
+    BN_CTX *bn;           /* BIGNUM scratch, NULL below 2^128 */
 } dp_num_job_t;
 
 /* dp_num_tick: count `units` of work; every DP_NUM_CHECK_WORK units read
@@ -242,9 +257,10 @@ bool dp_num_bpsw128(dp_u128_t n);
  * factor below it; 0 or DP_ERR_NOMEM. */
 int dp_num_bpsw_bn(const BIGNUM *n, BN_CTX *bn, bool *prime);
 
-/* dp_num_rho64: Pollard-Brent rho with increment c on odd composite n
- * (at most 64 bits, so no budget); *g receives a divisor > 1, n itself
- * when this c failed. 0 or DP_ERR_TIMEOUT. */
+/* dp_num_rho64: Pollard-Brent rho, two walks in lockstep with increments
+ * c and c + 1, on odd composite n (at most 64 bits, so no budget); *g
+ * receives a divisor > 1, n itself when both walks failed. 0 or
+ * DP_ERR_TIMEOUT. */
 int dp_num_rho64(dp_num_job_t *job, uint64_t n, uint64_t c, uint64_t *g);
 /* dp_num_rho128 / dp_num_rho_bn: the same on 128-bit words and BIGNUMs,
  * giving up when the Brent cycle would pass `budget` (then *g / g is 1).

@@ -5,6 +5,7 @@
  * rho, and ECM when rho's budget runs out. Factors are collected unsorted
  * and sorted at the end.
  */
+#include <math.h>
 #include <stdlib.h>
 
 #include "dp_num.h"
@@ -27,7 +28,7 @@ static int s_repeat(dp_factors_t *f, size_t from, unsigned k)
 static int s_u64(dp_num_job_t *job, uint64_t n)
 {
     static const unsigned exps[] = DP_NUM_POW64_EXPS;
-    uint64_t bound = DP_NUM_TRIAL_BOUND;
+    uint64_t bound = DP_NUM_TRIAL64_BOUND;
     if (n < bound * bound || dp_num_mr64(n))
         return dp_num_push(job->out, n, NULL);
     for (size_t k = 0; k < sizeof exps / sizeof exps[0]; k++) {
@@ -41,7 +42,7 @@ static int s_u64(dp_num_job_t *job, uint64_t n)
         }
     }
     uint64_t g = n;
-    for (uint64_t c = 1; g == n; c++) {
+    for (uint64_t c = 1; g == n; c += 2) { /* rho64 walks c and c + 1 */
         int rc = dp_num_rho64(job, n, c, &g);
         if (rc)
             return rc;
@@ -162,19 +163,35 @@ out:
     return rc;
 }
 
-/* s_trial64: divide n by the table primes from index k on. */
+/* s_isqrt64: floor(sqrt(n)) (the double is off by at most one). */
+static uint64_t s_isqrt64(uint64_t n)
+{
+    uint64_t r = (uint64_t)sqrt((double)n);
+    while (r * r > n)
+        r--;
+    while ((r + 1) * (r + 1) <= n && r + 1 < UINT32_MAX)
+        r++;
+    return r;
+}
+
+/* s_trial64: divide n by the table primes from index k on, up to
+ * sqrt(n), and factor what is left. */
 static int s_trial64(dp_num_job_t *job, uint64_t n, size_t k)
 {
-    for (; k < DP_NUM_TRIAL_COUNT; k++) {
+    uint64_t root = s_isqrt64(n);
+    for (; k < DP_NUM_TRIAL64_COUNT; k++) {
         const dp_num_prime_t *p = &dp_num_trial_primes[k];
-        if ((uint64_t)p->p * p->p > n)
+        if (p->p > root)
             return n == 1 ? 0 : dp_num_push(job->out, n, NULL);
-        while (n * p->inv <= p->lim) {
+        if (n * p->inv > p->lim)
+            continue;
+        do {
             n *= p->inv;
             int rc = dp_num_push(job->out, p->p, NULL);
             if (rc)
                 return rc;
-        }
+        } while (n * p->inv <= p->lim);
+        root = s_isqrt64(n);
     }
     return n == 1 ? 0 : s_u64(job, n);
 }
@@ -260,7 +277,8 @@ int dp_num_factor(const dp_num_t *n, uint64_t deadline_us, dp_factors_t *f)
         return DP_ERR_INVALID;
     dp_num_job_t job = {.out = f, .deadline_us = deadline_us};
     size_t from = f->len;
-    if (!(job.bn = BN_CTX_new()))
+    /* only numbers of 2^128 and above use BIGNUM scratch */
+    if (n->big && !(job.bn = BN_CTX_new()))
         return DP_ERR_NOMEM;
     int rc = n->big ? s_trial_big(&job, n->big) : s_trial128(&job, n->small, 0);
     BN_CTX_free(job.bn);

@@ -96,6 +96,43 @@ bool dp_num_sprp_u64(uint64_t n, uint64_t a)
     return s_sprp64(&m, a);
 }
 
+/* s_sprp64_all: whether n is a strong probable prime to all nb <=
+ * DP_NUM_MR_LANES bases, the powers computed side by side: one power is a
+ * chain of dependent multiplications, several fill the multiplier. */
+static bool s_sprp64_all(const s_mont64_t *m, const uint64_t *b, size_t nb)
+{
+    uint64_t n = m->n, mone = n - m->one, d = n - 1;
+    uint64_t x[DP_NUM_MR_LANES], y[DP_NUM_MR_LANES];
+    int s = __builtin_ctzll(d);
+    d >>= s;
+    for (size_t i = 0; i < nb; i++) {
+        x[i] = dp_mont64_mul(b[i] % n, m->r2, n, m->ninv);
+        y[i] = m->one;
+    }
+    for (; d; d >>= 1) {
+        if (d & 1) {
+            for (size_t i = 0; i < nb; i++)
+                y[i] = dp_mont64_mul(y[i], x[i], n, m->ninv);
+        }
+        for (size_t i = 0; i < nb; i++)
+            x[i] = dp_mont64_mul(x[i], x[i], n, m->ninv);
+    }
+    for (size_t i = 0; i < nb; i++) {
+        bool pass = y[i] == m->one || y[i] == mone || b[i] % n == 0;
+        for (int k = 1; k < s && !pass; k++) {
+            y[i] = dp_mont64_mul(y[i], y[i], n, m->ninv);
+            if (y[i] == m->one)
+                break;
+            pass = y[i] == mone;
+        }
+        if (!pass)
+            return false;
+    }
+    return true;
+}
+
+/* dp_num_mr64: base 2 alone first (it rejects almost every composite),
+ * then the other bases together. */
 bool dp_num_mr64(uint64_t n)
 {
     static const uint64_t b32[] = DP_NUM_MR32_BASES;
@@ -105,11 +142,7 @@ bool dp_num_mr64(uint64_t n)
     size_t nb = small ? sizeof b32 / sizeof *b32 : sizeof b64 / sizeof *b64;
     s_mont64_t m;
     s_mont64_init(&m, n);
-    for (size_t k = 0; k < nb; k++) {
-        if (!s_sprp64(&m, b[k]))
-            return false;
-    }
-    return true;
+    return s_sprp64(&m, b[0]) && s_sprp64_all(&m, b + 1, nb - 1);
 }
 
 /* s_trial_verdict: 1 prime, 0 composite, -1 unknown (no factor below
