@@ -567,3 +567,101 @@ Test(detach, max_batch_held_after_restart, .timeout = 180)
                  "%s", strstr(r.out, "1999: "));
     dp_e2e_run_free(&r);
 }
+
+/* s_raw_open: HELLO DETACHED by hand on a new socket (*s); the batch's
+ * number. */
+static uint64_t s_raw_open(void *ctx, void **s)
+{
+    *s = raw_dealer(ctx, T.ep);
+    cr_assert(*s);
+    dp_hello_t h = {.name = "rawheld",
+                    .pid = 1,
+                    .has_session = true,
+                    .flags = DP_HELLO_DETACHED};
+    for (int k = 0; k < DP_SESSION_BYTES; k++)
+        h.session[k] = (uint8_t)(rand() & 0xff);
+    dp_wr_t w;
+    dp_wr_init(&w);
+    dp_msg_hello(&w, &h);
+    raw_send(*s, &w);
+    dp_wr_release(&w);
+    raw_msg_t m;
+    cr_assert(raw_expect(*s, DP_CMD_WELCOME, RAW_WAIT_MS, &m, NULL, NULL));
+    dp_welcome_t wm;
+    cr_assert_eq(dp_msg_read_welcome(&m.r, &wm), 0);
+    raw_msg_close(&m);
+    return wm.peer_no;
+}
+
+/* s_settled: no batch has a job queued or running (dpool batches). */
+static bool s_settled(void *arg)
+{
+    (void)arg;
+    dp_e2e_run_t l;
+    s_run(&l, ARGV("dpool", "batches", "--format", "json", "-b", T.ep));
+    bool ok = l.code == 0 && !strstr(l.out, "\"queued\":1") &&
+              !strstr(l.out, "\"queued\":2") &&
+              !strstr(l.out, "\"queued\":3") &&
+              !strstr(l.out, "\"queued\":4") &&
+              !strstr(l.out, "\"queued\":5") &&
+              !strstr(l.out, "\"queued\":6") &&
+              !strstr(l.out, "\"queued\":7") &&
+              !strstr(l.out, "\"queued\":8") &&
+              !strstr(l.out, "\"queued\":9") &&
+              !strstr(l.out, "\"running\":1") &&
+              !strstr(l.out, "\"running\":2");
+    dp_e2e_run_free(&l);
+    return ok;
+}
+
+#define S_HELD_JOBS 560 /* fit 64 KiB as records, not as results */
+
+/* batches over a tiny --max-batch-held while readers attach, one is
+ * forgotten and one cancelled mid-way, and a SUBMIT comes after the
+ * bound: nothing hangs, the broker stays up and every batch settles */
+Test(detach, max_batch_held_hostile, .timeout = 180)
+{
+    s_broker(0, ARGV("--max-batch-held", "65536"));
+    s_worker(2);
+    void *ctx = zmq_ctx_new();
+    void *s[4];
+    uint64_t no[4];
+    raw_msg_t m;
+    for (int k = 0; k < 4; k++) {
+        no[k] = s_raw_open(ctx, &s[k]);
+        raw_submit(s[k], no[k] << 32, S_HELD_JOBS, NULL, "sleep", 2, 0, 0);
+        cr_assert(raw_expect(s[k], DP_CMD_ACCEPTED, RAW_WAIT_MS, &m, NULL,
+                             NULL));
+        raw_msg_close(&m);
+    }
+    void *x = raw_dealer(ctx, T.ep);
+    cr_assert_gt(raw_hello(x, "x"), 0);
+    s_raw_cmd(x, DP_CMD_ATTACH, no[0]);
+    s_raw_cmd(x, DP_CMD_FORGET, no[1]);
+    s_raw_cmd(x, DP_CMD_CANCEL_BATCH, no[2]);
+    /* more of batch 3 after it may be over: refused (the records alone
+     * exceed it now) or its jobs end LIMIT; either way answered */
+    raw_submit(s[3], no[3] << 32 | S_HELD_JOBS, S_HELD_JOBS, NULL, "sleep", 0,
+               0, 0);
+    cr_assert(raw_expect(s[3], DP_CMD_ERROR, RAW_WAIT_MS, &m, NULL, NULL),
+              "a SUBMIT past --max-batch-held was not refused");
+    raw_msg_close(&m);
+    for (int k = 0; k < 4; k++) {
+        raw_send_empty(s[k], DP_CMD_BYE);
+        zmq_close(s[k]);
+    }
+    cr_assert(dp_e2e_wait_until(s_settled, NULL, 60000),
+              "a batch over --max-batch-held never settled");
+    dp_e2e_run_t r;
+    s_run(&r, ARGV("dpool", "results", s_id((unsigned long)no[0]), "--wait",
+                   "20", "-b", T.ep));
+    cr_assert_eq(r.code, 1, "exit %d: %s", r.code, r.err);
+    s_check_lines(r.out, S_HELD_JOBS);
+    cr_assert(strstr(r.out, ": LIMIT: batch over --max-batch-held\n"), "%s",
+              r.out);
+    dp_e2e_run_free(&r);
+    zmq_close(x);
+    zmq_ctx_term(ctx);
+    cr_assert(dp_e2e_alive(T.broker.pid), "the broker died");
+    cr_assert_eq(dp_e2e_stat(&T.e, T.ep, "workers"), 1, "no status answer");
+}
