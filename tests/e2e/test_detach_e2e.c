@@ -629,7 +629,7 @@ Test(detach, max_batch_held_hostile, .timeout = 180)
     raw_msg_t m;
     for (int k = 0; k < 4; k++) {
         no[k] = s_raw_open(ctx, &s[k]);
-        raw_submit(s[k], no[k] << 32, S_HELD_JOBS, NULL, "sleep", 2, 0, 0);
+        raw_submit(s[k], no[k] << 32, S_HELD_JOBS, NULL, "sleep", 20, 0, 0);
         cr_assert(raw_expect(s[k], DP_CMD_ACCEPTED, RAW_WAIT_MS, &m, NULL,
                              NULL));
         raw_msg_close(&m);
