@@ -23,7 +23,7 @@
 #include "dpool.h"
 
 #define S_INPUT_MAX (1u << 20) /* longest input line, bytes */
-#define S_POLL_SECS 0.2         /* results: how often a signal is seen */
+#define S_POLL_SECS 0.2        /* results: how often a signal is seen */
 
 typedef struct {
     const char *broker, *arg_file, *format, *curve_key, *broker_key;

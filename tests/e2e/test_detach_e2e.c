@@ -410,12 +410,12 @@ Test(detach, hostile_sequences)
 
 /* ---- --max-batch-held and dpool results --wait ---- */
 
-#define S_BIG_N 200000          /* inputs of the big batch */
-#define S_BIG_HELD "23000000"   /* fits 200,000 job records, not results */
-#define S_BIG_MS 300000         /* its results' deadline: no hang */
+#define S_BIG_N 200000           /* inputs of the big batch */
+#define S_BIG_HELD "23000000"    /* fits 200,000 job records, not results */
+#define S_BIG_MS 300000          /* its results' deadline: no hang */
 #define S_RSS_MAX_KB (768 << 10) /* the broker's peak, generous (ASan) */
-#define S_WAIT_SECS "2"         /* results --wait in the tests below */
-#define S_WAIT_MARGIN_MS 8000   /* ... and what it may take beyond it */
+#define S_WAIT_SECS "2"          /* results --wait in the tests below */
+#define S_WAIT_MARGIN_MS 8000    /* ... and what it may take beyond it */
 
 /* s_count: occurrences of needle in s. */
 static int s_count(const char *s, const char *needle)
@@ -482,8 +482,8 @@ Test(detach, max_batch_held_refused_at_submit)
                  0);
     close(fd);
     cr_assert_eq(r.code, 1, "exit %d: %s", r.code, r.err);
-    cr_assert(strstr(r.err, "LIMIT") && strstr(r.err, "--max-batch-held"),
-              "%s", r.err);
+    cr_assert(strstr(r.err, "LIMIT") && strstr(r.err, "--max-batch-held"), "%s",
+              r.err);
     dp_e2e_run_free(&r);
     s_run(&r, ARGV("dpool", "batches", "--format", "json", "-b", T.ep));
     cr_assert_eq(r.code, 0, "%s", r.err);
@@ -599,17 +599,13 @@ static bool s_settled(void *arg)
     (void)arg;
     dp_e2e_run_t l;
     s_run(&l, ARGV("dpool", "batches", "--format", "json", "-b", T.ep));
-    bool ok = l.code == 0 && !strstr(l.out, "\"queued\":1") &&
-              !strstr(l.out, "\"queued\":2") &&
-              !strstr(l.out, "\"queued\":3") &&
-              !strstr(l.out, "\"queued\":4") &&
-              !strstr(l.out, "\"queued\":5") &&
-              !strstr(l.out, "\"queued\":6") &&
-              !strstr(l.out, "\"queued\":7") &&
-              !strstr(l.out, "\"queued\":8") &&
-              !strstr(l.out, "\"queued\":9") &&
-              !strstr(l.out, "\"running\":1") &&
-              !strstr(l.out, "\"running\":2");
+    bool ok =
+        l.code == 0 && !strstr(l.out, "\"queued\":1") &&
+        !strstr(l.out, "\"queued\":2") && !strstr(l.out, "\"queued\":3") &&
+        !strstr(l.out, "\"queued\":4") && !strstr(l.out, "\"queued\":5") &&
+        !strstr(l.out, "\"queued\":6") && !strstr(l.out, "\"queued\":7") &&
+        !strstr(l.out, "\"queued\":8") && !strstr(l.out, "\"queued\":9") &&
+        !strstr(l.out, "\"running\":1") && !strstr(l.out, "\"running\":2");
     dp_e2e_run_free(&l);
     return ok;
 }
@@ -630,8 +626,8 @@ Test(detach, max_batch_held_hostile, .timeout = 180)
     for (int k = 0; k < 4; k++) {
         no[k] = s_raw_open(ctx, &s[k]);
         raw_submit(s[k], no[k] << 32, S_HELD_JOBS, NULL, "sleep", 20, 0, 0);
-        cr_assert(raw_expect(s[k], DP_CMD_ACCEPTED, RAW_WAIT_MS, &m, NULL,
-                             NULL));
+        cr_assert(
+            raw_expect(s[k], DP_CMD_ACCEPTED, RAW_WAIT_MS, &m, NULL, NULL));
         raw_msg_close(&m);
     }
     void *x = raw_dealer(ctx, T.ep);
