@@ -335,3 +335,32 @@ bool dp_bk_batch_expired(dp_broker_t *b, dp_peer_t *p, uint64_t now)
     }
     return now - p->last_result_ms >= (uint64_t)b->cfg.result_ttl_ms;
 }
+
+void dp_bk_batch_overflow(dp_broker_t *b, dp_peer_t *p)
+{
+    if (!p->full)
+        dp_warn("detached batch #%u keeps %zu bytes of results, over "
+                "--max-batch-held (%ld): its %zu queued jobs fail LIMIT",
+                p->no, p->qc.kept_bytes, b->cfg.max_batch_held,
+                p->qc.queue[0].n + p->qc.queue[1].n);
+    p->full = true;
+    for (int cls = 0; cls < DP_CLASS_COUNT; cls++)
+        while (p->qc.queue[cls].head)
+            dp_bk_job_error(b, p->qc.queue[cls].head, DP_ERR_LIMIT,
+                            DP_BATCH_FULL_MSG, 0);
+}
+
+int dp_bk_batch_fits(dp_broker_t *b, const dp_peer_t *p, uint32_t njobs,
+                     char *msg, size_t len)
+{
+    uint64_t n = (uint64_t)p->qc.njobs + p->qc.kept.n + njobs;
+    for (const dp_bbuf_t *h = p->held; h; h = h->next)
+        n += h->njobs;
+    if (n * sizeof(dp_bjob_t) <= (uint64_t)b->cfg.max_batch_held)
+        return 0;
+    snprintf(msg, len,
+             "a batch of %llu jobs cannot fit --max-batch-held (%ld bytes, "
+             "at least %zu a result): split it or raise the bound",
+             (unsigned long long)n, b->cfg.max_batch_held, sizeof(dp_bjob_t));
+    return DP_ERR_LIMIT;
+}

@@ -46,6 +46,7 @@ dp_broker_cfg_t dp_broker_cfg_default(void)
     c.session_grace_ms = DP_SESSION_GRACE_MS_DEFAULT;
     c.result_ttl_ms = DP_RESULT_TTL_MS_DEFAULT;
     c.max_batches = DP_MAX_BATCHES_DEFAULT;
+    c.max_batch_held = DP_MAX_BATCH_HELD_DEFAULT;
     c.max_batch_readers = DP_MAX_BATCH_READERS_DEFAULT;
     return c;
 }

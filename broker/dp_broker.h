@@ -70,6 +70,7 @@
 #define DP_SESSION_GRACE_MS_DEFAULT 60000L
 #define DP_RESULT_TTL_MS_DEFAULT 86400000L /* 24 h */
 #define DP_MAX_BATCHES_DEFAULT 64
+#define DP_MAX_BATCH_HELD_DEFAULT (256L << 20) /* bytes one batch keeps */
 #define DP_MAX_BATCH_READERS_DEFAULT 16
 /* bytes of an error message dp_broker_journal writes */
 #define DP_BROKER_ERR_MAX 512
@@ -104,6 +105,8 @@ typedef struct {
                                last one */
     long max_batches;       /* detached batches one client or key holds */
     long max_batch_readers; /* readers (ATTACH) of one batch at once */
+    long max_batch_held;    /* bytes of results one batch keeps; past
+                               them the rest of it fails LIMIT */
 } dp_broker_cfg_t;
 
 typedef struct dp_broker dp_broker_t;

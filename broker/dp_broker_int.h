@@ -24,6 +24,7 @@
 #define DP_BK_ERRMSG_MAX 256     /* bytes of an error message made here */
 #define DP_BK_PENDING_MIN 16     /* first size of the pending ACCEPTED list */
 #define DP_BK_SCAN_JOBS DP_CHUNK_MAX /* jobs of a SUBMIT decoded once */
+#define DP_BATCH_FULL_MSG "batch over --max-batch-held"
 
 typedef enum { DP_PEER_CLIENT, DP_PEER_WORKER } dp_peer_kind_t;
 
@@ -69,6 +70,8 @@ typedef struct dp_peer {
     uint64_t last_result_ms; /* a batch: dp_now_ms of its last result (its
                                 --result-ttl runs from it); 0 = not yet */
     bool counted;            /* a batch: done/failed hold its kept list */
+    bool full;               /* a batch: its kept results passed
+                                --max-batch-held (logged once) */
     uint64_t bdone, bfailed; /* a batch: results kept, ok and failed */
 } dp_peer_t;
 
@@ -344,6 +347,32 @@ int dp_bk_batch_limit(dp_broker_t *b, const char *uid, char *msg, size_t len);
  * queue it to each reader. */
 void dp_bk_batch_result(dp_broker_t *b, dp_peer_t *p, const void *raw,
                         size_t len);
+
+/* dp_bk_held_bound: the kept-result bytes past which client p's jobs
+ * stop: --max-batch-held for a detached batch, else --max-client-held. */
+static inline size_t dp_bk_held_bound(const dp_broker_t *b, const dp_peer_t *p)
+{
+    return (size_t)(dp_bk_detached(p) ? b->cfg.max_batch_held
+                                      : b->cfg.max_client_held);
+}
+
+/* dp_bk_batch_over: batch p keeps more than --max-batch-held. */
+static inline bool dp_bk_batch_over(const dp_broker_t *b, const dp_peer_t *p)
+{
+    return dp_bk_detached(p) &&
+           p->qc.kept_bytes > (size_t)b->cfg.max_batch_held;
+}
+
+/* dp_bk_batch_overflow: batch p is over --max-batch-held: each of its
+ * queued jobs ends at once with a LIMIT result (running ones finish);
+ * called once per turn, outside any walk of its jobs. */
+void dp_bk_batch_overflow(dp_broker_t *b, dp_peer_t *p);
+
+/* dp_bk_batch_fits: a SUBMIT of njobs more for batch p can fit
+ * --max-batch-held (each kept result costs at least a job record):
+ * 0, or DP_ERR_LIMIT with msg. */
+int dp_bk_batch_fits(dp_broker_t *b, const dp_peer_t *p, uint32_t njobs,
+                     char *msg, size_t len);
 
 /* dp_bk_batch_gone: client p is being dropped: a reader leaves its batch;
  * a batch's readers get ERROR INVALID and stop reading. */

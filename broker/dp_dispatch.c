@@ -68,7 +68,7 @@ void dp_bk_job_result(dp_broker_t *b, dp_bjob_t *j, const void *raw, size_t len)
         dp_bk_client_raw(p, raw, len);
     if (dp_bk_detached(p))
         dp_bk_batch_result(b, p, raw, len);
-    if (p->qc.kept_bytes > (size_t)b->cfg.max_client_held && !p->qc.paused)
+    if (p->qc.kept_bytes > dp_bk_held_bound(b, p) && !p->qc.paused)
         dp_bk_pace(b, p, false);
 }
 

@@ -309,6 +309,8 @@ static int s_on_submit(dp_broker_t *b, dp_peer_t *p, dp_bbuf_t *buf, bool held,
         snprintf(msg, len, "journal: %s; the broker accepts no jobs",
                  jmsg ? jmsg : "failed");
     }
+    if (!rc && !held && dp_bk_detached(p)) /* it could never fit */
+        rc = dp_bk_batch_fits(b, p, njobs, msg, len);
     /* flow control before walking the jobs: a flood is held or refused
      * at the cost of reading its head */
     if (!rc) {
@@ -364,6 +366,10 @@ static int s_on_submit(dp_broker_t *b, dp_peer_t *p, dp_bbuf_t *buf, bool held,
         uint32_t limit = bad            ? 0
                          : j.timeout_ms ? j.timeout_ms
                                         : type->timeout_ms;
+        if (!bad && dp_bk_batch_over(b, p)) { /* one result each still */
+            bad = DP_ERR_LIMIT;
+            snprintf(why, sizeof why, "%s", DP_BATCH_FULL_MSG);
+        }
         if (!bad && limit == 0) {
             bad = DP_ERR_INVALID;
             snprintf(why, sizeof why,

@@ -105,12 +105,10 @@ static bool s_flush_results(dp_broker_t *b, dp_peer_t *p)
 
 void dp_bk_pace(dp_broker_t *b, dp_peer_t *p, bool blocked)
 {
-    bool pause = blocked || p->qc.kept_bytes > (size_t)b->cfg.max_client_held;
-    if (pause && !p->qc.paused && !blocked && dp_bk_detached(p))
-        dp_warn("detached batch #%u holds %zu bytes of results; its jobs "
-                "wait until it is forgotten (--max-client-held)",
-                p->no, p->qc.kept_bytes);
-    else if (pause && !p->qc.paused && !blocked)
+    /* a detached batch over its bound pauses only until the turn's
+     * dp_bk_batch_overflow fails its queued jobs */
+    bool pause = blocked || p->qc.kept_bytes > dp_bk_held_bound(b, p);
+    if (pause && !p->qc.paused && !blocked && !dp_bk_detached(p))
         dp_debug("client %s holds %zu bytes of unacknowledged results; its "
                  "jobs wait (--max-client-held)",
                  p->name, p->qc.kept_bytes);
@@ -124,6 +122,8 @@ void dp_bk_flush_clients(dp_broker_t *b)
     for (dp_peer_t *p = b->peers; p; p = p->next) {
         if (p->kind != DP_PEER_CLIENT || p->dead)
             continue;
+        if (dp_bk_batch_over(b, p)) /* the rest of it fails LIMIT */
+            dp_bk_batch_overflow(b, p);
         if (p->reading && !p->away) { /* ATTACH: kept results, paced */
             if (p->nout == 0)
                 dp_bk_batch_fill(b, p);

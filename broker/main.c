@@ -146,6 +146,10 @@ int main(int argc, char **argv)
         {"max-batch-readers", 0, "DPOOL_MAX_BATCH_READERS", DP_OPT_LONG,
          &cfg.max_batch_readers, 1, 10000, "N",
          "readers (dpool results) of one batch at once (16)"},
+        {"max-batch-held", 0, "DPOOL_MAX_BATCH_HELD", DP_OPT_LONG,
+         &cfg.max_batch_held, 1L << 16, 1L << 40, "BYTES",
+         "results one detached batch keeps; a SUBMIT that cannot fit is "
+         "refused, past it the rest fails LIMIT (256 MiB)"},
         {"log-level", 0, "DPOOL_LOG", DP_OPT_STR, &level, 0, 0, "LEVEL",
          "error, warn, info or debug (info)"},
         /* CURVE, ZAP, secure by default (dp_zap.h) */

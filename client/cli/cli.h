@@ -15,6 +15,7 @@
 #define DP_EXIT_FAILED 1
 #define DP_EXIT_USAGE 2
 #define DP_EXIT_UNREACHABLE 3
+#define DP_EXIT_WAITED 124 /* results --wait passed first (timeout(1)) */
 #define DP_EXIT_INTERRUPTED 130
 #define DP_CLI_MAX_OPTS 40
 #define DP_PROGRESS_MS 200        /* progress line refresh */

@@ -5,7 +5,7 @@
  *
  * Exit codes: 0 ok; 1 a job of the batch failed (results), or the broker
  * refused (submit, cancel, forget); 2 usage, or no such batch; 3 no
- * broker answered.
+ * broker answered; 124 results: --wait passed with results missing.
  */
 #include "cli_batch.h"
 
@@ -23,11 +23,13 @@
 #include "dpool.h"
 
 #define S_INPUT_MAX (1u << 20) /* longest input line, bytes */
+#define S_POLL_SECS 0.2        /* results: how often a signal is seen */
 
 typedef struct {
     const char *broker, *arg_file, *format, *curve_key, *broker_key;
     bool unordered, help;
     double connect_timeout;
+    double wait; /* results: seconds to wait for them all; 0 = no end */
 } s_opts_t;
 
 static const char *const s_cmds[] = {"submit", "results", "batches",
@@ -62,7 +64,7 @@ static void s_usage(FILE *f, const dp_opt_t *opts)
 {
     fputs("usage: dpool submit TYPE [ARG...]   (or inputs from -a FILE or "
           "stdin, one a line)\n"
-          "       dpool results ID [--unordered] [--format json]\n"
+          "       dpool results ID [--unordered] [--format json] [--wait S]\n"
           "       dpool batches [--format json]\n"
           "       dpool cancel ID\n"
           "       dpool forget ID\n",
@@ -253,6 +255,15 @@ static void s_on_signal(int sig)
     s_stop = 1;
 }
 
+/* s_since: seconds since *t0 (CLOCK_MONOTONIC). */
+static double s_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) +
+           (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
 static int s_results(const s_opts_t *o, const dp_pool_opts_t *po, uint64_t id,
                      bool json)
 {
@@ -267,12 +278,18 @@ static int s_results(const s_opts_t *o, const dp_pool_opts_t *po, uint64_t id,
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     dp_result_t **pend = NULL; /* ordered output: results ahead of next */
-    size_t next = 0, total = 0;
-    bool failed = false;
+    size_t next = 0, total = 0, got = 0, failed = 0;
     int exit_rc = DP_EXIT_OK;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
+        double left = o->wait > 0 ? o->wait - s_since(&t0) : S_POLL_SECS;
+        if (left <= 0) {
+            exit_rc = DP_EXIT_WAITED;
+            break;
+        }
         dp_result_t *r = NULL;
-        rc = dp_batch_next(b, &r, 0.2);
+        rc = dp_batch_next(b, &r, left < S_POLL_SECS ? left : S_POLL_SECS);
         if (s_stop) {
             dp_result_free(&r);
             exit_rc = DP_EXIT_INTERRUPTED;
@@ -298,7 +315,8 @@ static int s_results(const s_opts_t *o, const dp_pool_opts_t *po, uint64_t id,
         }
         if (!r)
             break; /* every result */
-        failed |= r->error != 0;
+        got++;
+        failed += r->error != 0;
         if (o->unordered) {
             s_print(r, json);
             dp_result_free(&r);
@@ -312,11 +330,26 @@ static int s_results(const s_opts_t *o, const dp_pool_opts_t *po, uint64_t id,
         }
         fflush(stdout);
     }
-    for (size_t k = 0; pend && k < total; k++)
+    for (size_t k = 0; pend && k < total; k++) {
+        if (pend[k] && exit_rc == DP_EXIT_WAITED) /* what arrived, in order */
+            s_print(pend[k], json);
         dp_result_free(&pend[k]);
+    }
     free(pend);
+    if (exit_rc == DP_EXIT_WAITED) {
+        uint64_t all = dp_batch_total(b);
+        fprintf(stderr,
+                "dpool: results of batch %llu: %llu of %llu still pending "
+                "after --wait %g s (the batch goes on)\n",
+                (unsigned long long)id,
+                (unsigned long long)(all > got ? all - got : 0),
+                (unsigned long long)all, o->wait);
+    }
     dp_batch_close(&b);
     fflush(stdout);
+    if (failed) /* which ones, and why, are on their lines */
+        fprintf(stderr, "dpool: results of batch %llu: %zu of %zu failed\n",
+                (unsigned long long)id, failed, got);
     if (exit_rc == DP_EXIT_OK && failed)
         exit_rc = DP_EXIT_FAILED;
     return exit_rc;
@@ -404,6 +437,10 @@ int dp_cli_batch(int argc, char **argv)
         {"connect-timeout", 0, "DPOOL_CONNECT_TIMEOUT", DP_OPT_DOUBLE,
          &o.connect_timeout, 0, 0, "SECONDS",
          "wait this long for the broker, also when it restarts (10)", 0},
+        {"wait", 'w', NULL, DP_OPT_DOUBLE, &o.wait, 0, 0, "SECONDS",
+         "results: stop after SECONDS with results missing, exit 124 (the "
+         "batch goes on; 0: no end)",
+         0},
         {"curve-key", 0, "DPOOL_CURVE_KEY", DP_OPT_STR, &o.curve_key, 0, 0,
          "FILE", "CURVE: your secret key file (dpool keygen NAME)", 0},
         {"broker-key", 0, "DPOOL_BROKER_KEY", DP_OPT_STR, &o.broker_key, 0, 0,

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dp_clock.h"
 #include "e2e.h"
 #include "raw.h"
 
@@ -401,6 +402,260 @@ Test(detach, hostile_sequences)
     cr_assert(raw_expect(x, DP_CMD_ERROR, RAW_WAIT_MS, &m, NULL, NULL));
     raw_msg_close(&m);
     zmq_close(r2);
+    zmq_close(x);
+    zmq_ctx_term(ctx);
+    cr_assert(dp_e2e_alive(T.broker.pid), "the broker died");
+    cr_assert_eq(dp_e2e_stat(&T.e, T.ep, "workers"), 1, "no status answer");
+}
+
+/* ---- --max-batch-held and dpool results --wait ---- */
+
+#define S_BIG_N 200000           /* inputs of the big batch */
+#define S_BIG_HELD "23000000"    /* fits 200,000 job records, not results */
+#define S_BIG_MS 300000          /* its results' deadline: no hang */
+#define S_RSS_MAX_KB (768 << 10) /* the broker's peak, generous (ASan) */
+#define S_WAIT_SECS "2"          /* results --wait in the tests below */
+#define S_WAIT_MARGIN_MS 8000    /* ... and what it may take beyond it */
+
+/* s_count: occurrences of needle in s. */
+static int s_count(const char *s, const char *needle)
+{
+    int n = 0;
+    for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+/* s_peak_kb: VmHWM of pid in kB, or -1. */
+static long s_peak_kb(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    char *st = dp_e2e_slurp(path);
+    const char *p = strstr(st, "VmHWM:");
+    long kb = p ? strtol(p + 6, NULL, 10) : -1;
+    free(st);
+    return kb;
+}
+
+/* 200,000 isprime results cannot all be kept at 23 MB: the batch does not
+ * stall (it did at --max-client-held); the jobs past the bound end LIMIT,
+ * each input gets one line, results exits 1 and says why */
+Test(detach, over_max_batch_held_ends, .timeout = 600)
+{
+    s_broker(0, ARGV("--max-batch-held", S_BIG_HELD));
+    s_worker(2);
+    char *in = s_numbers(S_BIG_N);
+    unsigned long id = s_submit("isprime", in);
+    free(in);
+    dp_e2e_run_t r;
+    e2e_run(&r, S_BIG_MS, ARGV("dpool", "results", s_id(id), "-b", T.ep));
+    cr_assert_eq(r.code, 1, "exit %d: %s", r.code, r.err);
+    s_check_lines(r.out, S_BIG_N);
+    int limit = s_count(r.out, ": LIMIT: batch over --max-batch-held\n");
+    cr_assert(limit > 0 && limit < S_BIG_N, "%d LIMIT lines", limit);
+    cr_assert(strstr(r.out, "0: false\n1: true\n"), "first lines wrong");
+    cr_assert(strstr(r.err, "failed"), "stderr: %s", r.err);
+    dp_e2e_run_free(&r);
+    dp_e2e_run_t l;
+    s_run(&l, ARGV("dpool", "batches", "--format", "json", "-b", T.ep));
+    cr_assert_eq(dp_e2e_jint(l.out, "queued"), 0, "%s", l.out);
+    cr_assert_eq(dp_e2e_jint(l.out, "running"), 0, "%s", l.out);
+    cr_assert_eq(dp_e2e_jint(l.out, "failed"), limit, "%s", l.out);
+    dp_e2e_run_free(&l);
+    long kb = s_peak_kb(T.broker.pid);
+    cr_assert(kb > 0 && kb < S_RSS_MAX_KB, "broker peak %ld kB", kb);
+}
+
+/* a batch whose job records alone exceed --max-batch-held is refused at
+ * submit, clearly, and nothing of it stays */
+Test(detach, max_batch_held_refused_at_submit)
+{
+    s_broker(0, ARGV("--max-batch-held", "1000000"));
+    s_worker(1);
+    char *in = s_numbers(20000);
+    int fd = s_file("in", in);
+    free(in);
+    dp_e2e_run_t r;
+    cr_assert_eq(dp_e2e_run(&T.e, &r, S_WAIT_MS, fd,
+                            ARGV("dpool", "submit", "isprime", "-b", T.ep)),
+                 0);
+    close(fd);
+    cr_assert_eq(r.code, 1, "exit %d: %s", r.code, r.err);
+    cr_assert(strstr(r.err, "LIMIT") && strstr(r.err, "--max-batch-held"), "%s",
+              r.err);
+    dp_e2e_run_free(&r);
+    s_run(&r, ARGV("dpool", "batches", "--format", "json", "-b", T.ep));
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    cr_assert(!strchr(r.out, '{'), "a batch stayed: %s", r.out);
+    dp_e2e_run_free(&r);
+    s_submit("isprime", "7\n8\n"); /* a small one still fits */
+}
+
+/* results --wait with no worker: exit 124 about then, the pending count
+ * on stderr, the batch goes on; with a worker --wait changes nothing */
+Test(detach, results_wait)
+{
+    s_broker(0, NULL);
+    unsigned long id = s_submit("isprime", "7\n8\n9\n");
+    dp_e2e_run_t r;
+    uint64_t t0 = dp_now_ms();
+    s_run(&r, ARGV("dpool", "results", s_id(id), "--wait", S_WAIT_SECS, "-b",
+                   T.ep));
+    uint64_t took = dp_now_ms() - t0;
+    cr_assert_eq(r.code, 124, "exit %d: %s", r.code, r.err);
+    cr_assert(took >= 2000 && took < 2000 + S_WAIT_MARGIN_MS, "%llu ms",
+              (unsigned long long)took);
+    cr_assert(strstr(r.err, "3 of 3 still pending"), "stderr: %s", r.err);
+    cr_assert_str_eq(r.out, "");
+    dp_e2e_run_free(&r);
+    s_worker(1);
+    s_run(&r, ARGV("dpool", "results", s_id(id), "-w", "30", "-b", T.ep));
+    cr_assert_eq(r.code, 0, "exit %d: %s", r.code, r.err);
+    cr_assert_str_eq(r.out, "0: true\n1: false\n2: false\n");
+    dp_e2e_run_free(&r);
+    s_run(&r, ARGV("dpool", "results", s_id(id), "-w", S_WAIT_SECS, "-b",
+                   T.ep)); /* complete: no effect */
+    cr_assert_eq(r.code, 0, "exit %d: %s", r.code, r.err);
+    cr_assert_str_eq(r.out, "0: true\n1: false\n2: false\n");
+    dp_e2e_run_free(&r);
+}
+
+/* s_done_at_least: the batch's done count reached want (dpool batches). */
+static bool s_done_at_least(void *arg)
+{
+    long long want = *(long long *)arg;
+    dp_e2e_run_t l;
+    s_run(&l, ARGV("dpool", "batches", "--format", "json", "-b", T.ep));
+    bool ok = dp_e2e_jint(l.out, "done") >= want;
+    dp_e2e_run_free(&l);
+    return ok;
+}
+
+/* a journaling broker restarted with a smaller --max-batch-held replays a
+ * batch whose kept results are over it: its jobs left end LIMIT at once
+ * (no worker needed), its kept ones are read as before */
+Test(detach, max_batch_held_after_restart, .timeout = 180)
+{
+    char jdir[PATH_MAX + 16];
+    snprintf(jdir, sizeof jdir, "%s/journal", T.e.dir);
+    cr_assert_eq(mkdir(jdir, 0700), 0);
+    s_broker(0, ARGV("--journal", jdir, "--fsync-ms", "0"));
+    s_worker(1);
+    /* 2,000 instant jobs, then 4 that sleep past the test */
+    size_t cap = 2000 * 2 + 4 * 10 + 1, at = 0;
+    char *in = malloc(cap);
+    cr_assert(in);
+    for (int k = 0; k < 2000; k++)
+        at += (size_t)snprintf(in + at, cap - at, "0\n");
+    for (int k = 0; k < 4; k++)
+        at += (size_t)snprintf(in + at, cap - at, "3600000\n");
+    unsigned long id = s_submit("sleep", in);
+    free(in);
+    long long want = 2000;
+    cr_assert(dp_e2e_wait_until(s_done_at_least, &want, 60000),
+              "the instant jobs never finished");
+    int port = dp_e2e_ep_port(T.ep);
+    dp_e2e_stop(&T.e, T.worker[0].pid, SIGKILL, DP_E2E_STOP_MS);
+    dp_e2e_stop(&T.e, T.broker.pid, SIGKILL, DP_E2E_STOP_MS);
+    s_broker(port, ARGV("--journal", jdir, "--max-batch-held", "65536"));
+    dp_e2e_run_t r;
+    s_run(&r, ARGV("dpool", "results", s_id(id), "--wait", "20", "-b", T.ep));
+    cr_assert_eq(r.code, 1, "exit %d: %s", r.code, r.err);
+    s_check_lines(r.out, 2004);
+    cr_assert_eq(s_count(r.out, ": LIMIT: batch over --max-batch-held\n"), 4,
+                 "%s", strstr(r.out, "1999: "));
+    dp_e2e_run_free(&r);
+}
+
+/* s_raw_open: HELLO DETACHED by hand on a new socket (*s); the batch's
+ * number. */
+static uint64_t s_raw_open(void *ctx, void **s)
+{
+    *s = raw_dealer(ctx, T.ep);
+    cr_assert(*s);
+    dp_hello_t h = {.name = "rawheld",
+                    .pid = 1,
+                    .has_session = true,
+                    .flags = DP_HELLO_DETACHED};
+    for (int k = 0; k < DP_SESSION_BYTES; k++)
+        h.session[k] = (uint8_t)(rand() & 0xff);
+    dp_wr_t w;
+    dp_wr_init(&w);
+    dp_msg_hello(&w, &h);
+    raw_send(*s, &w);
+    dp_wr_release(&w);
+    raw_msg_t m;
+    cr_assert(raw_expect(*s, DP_CMD_WELCOME, RAW_WAIT_MS, &m, NULL, NULL));
+    dp_welcome_t wm;
+    cr_assert_eq(dp_msg_read_welcome(&m.r, &wm), 0);
+    raw_msg_close(&m);
+    return wm.peer_no;
+}
+
+/* s_settled: no batch has a job queued or running (dpool batches). */
+static bool s_settled(void *arg)
+{
+    (void)arg;
+    dp_e2e_run_t l;
+    s_run(&l, ARGV("dpool", "batches", "--format", "json", "-b", T.ep));
+    bool ok =
+        l.code == 0 && !strstr(l.out, "\"queued\":1") &&
+        !strstr(l.out, "\"queued\":2") && !strstr(l.out, "\"queued\":3") &&
+        !strstr(l.out, "\"queued\":4") && !strstr(l.out, "\"queued\":5") &&
+        !strstr(l.out, "\"queued\":6") && !strstr(l.out, "\"queued\":7") &&
+        !strstr(l.out, "\"queued\":8") && !strstr(l.out, "\"queued\":9") &&
+        !strstr(l.out, "\"running\":1") && !strstr(l.out, "\"running\":2");
+    dp_e2e_run_free(&l);
+    return ok;
+}
+
+#define S_HELD_JOBS 560 /* fit 64 KiB as records, not as results */
+
+/* batches over a tiny --max-batch-held while readers attach, one is
+ * forgotten and one cancelled mid-way, and a SUBMIT comes after the
+ * bound: nothing hangs, the broker stays up and every batch settles */
+Test(detach, max_batch_held_hostile, .timeout = 180)
+{
+    s_broker(0, ARGV("--max-batch-held", "65536"));
+    s_worker(2);
+    void *ctx = zmq_ctx_new();
+    void *s[4];
+    uint64_t no[4];
+    raw_msg_t m;
+    for (int k = 0; k < 4; k++) {
+        no[k] = s_raw_open(ctx, &s[k]);
+        raw_submit(s[k], no[k] << 32, S_HELD_JOBS, NULL, "sleep", 20, 0, 0);
+        cr_assert(
+            raw_expect(s[k], DP_CMD_ACCEPTED, RAW_WAIT_MS, &m, NULL, NULL));
+        raw_msg_close(&m);
+    }
+    void *x = raw_dealer(ctx, T.ep);
+    cr_assert_gt(raw_hello(x, "x"), 0);
+    s_raw_cmd(x, DP_CMD_ATTACH, no[0]);
+    s_raw_cmd(x, DP_CMD_FORGET, no[1]);
+    s_raw_cmd(x, DP_CMD_CANCEL_BATCH, no[2]);
+    /* more of batch 3 after it may be over: refused (the records alone
+     * exceed it now) or its jobs end LIMIT; either way answered */
+    raw_submit(s[3], no[3] << 32 | S_HELD_JOBS, S_HELD_JOBS, NULL, "sleep", 0,
+               0, 0);
+    cr_assert(raw_expect(s[3], DP_CMD_ERROR, RAW_WAIT_MS, &m, NULL, NULL),
+              "a SUBMIT past --max-batch-held was not refused");
+    raw_msg_close(&m);
+    for (int k = 0; k < 4; k++) {
+        raw_send_empty(s[k], DP_CMD_BYE);
+        zmq_close(s[k]);
+    }
+    cr_assert(dp_e2e_wait_until(s_settled, NULL, 60000),
+              "a batch over --max-batch-held never settled");
+    dp_e2e_run_t r;
+    s_run(&r, ARGV("dpool", "results", s_id((unsigned long)no[0]), "--wait",
+                   "20", "-b", T.ep));
+    cr_assert_eq(r.code, 1, "exit %d: %s", r.code, r.err);
+    s_check_lines(r.out, S_HELD_JOBS);
+    cr_assert(strstr(r.out, ": LIMIT: batch over --max-batch-held\n"), "%s",
+              r.out);
+    dp_e2e_run_free(&r);
     zmq_close(x);
     zmq_ctx_term(ctx);
     cr_assert(dp_e2e_alive(T.broker.pid), "the broker died");
