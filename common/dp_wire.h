@@ -9,7 +9,9 @@
  * used for input because it sizes allocations from untrusted counts (an
  * 11-byte map header would ask for gigabytes); see PROTOCOL.md.
  *
- * Writing goes through msgpack-c's packer into a growable buffer.
+ * Writing appends to a growable buffer: the common kinds (nil, bool, uint,
+ * str, bin, array) are written by hand in msgpack's smallest forms, the
+ * rest through msgpack-c's packer.
  *
  * Ownership: a dp_rd_t borrows its bytes; strings it returns point into
  * them (not NUL-terminated) and live as long as those bytes. A dp_wr_t owns

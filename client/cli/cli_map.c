@@ -67,6 +67,8 @@ typedef struct {
     size_t nread;    /* inputs read so far, --resume's skipped ones too */
     dp_joblog_t *jl; /* --joblog, or NULL */
     s_show_t show;   /* how text lines show results */
+    char why[256];   /* the reason an input cannot become a job */
+    char label[PATH_MAX]; /* the name of a line too long to read */
 } s_in_t;
 
 /* s_read_fd: all of fd (at most S_FILE_MAX bytes) as a bin value; 0, or
@@ -136,17 +138,13 @@ static int s_file_arg(const char *path, dp_value_t *out, char *why,
     return 0;
 }
 
-/* s_make_args: the job's argument array for one input text; 0, or an
- * error code with the reason in why. */
+/* s_make_args: a hash job's argument array for one input text (a file
+ * name); 0, or an error code with the reason in why. (Every other type
+ * takes the text itself: dp_map_text.) */
 static int s_make_args(s_in_t *in, const char *text, dp_value_t *args,
                        char *why, size_t len_why)
 {
     dp_cli_t *c = in->c;
-    if (strcmp(in->type, "hash") != 0) {
-        *args = dp_array(1);
-        args->v.a.items[0] = dp_str(text);
-        return 0;
-    }
     size_t n = c->pbkdf2 ? (c->dklen ? 5 : 4) : (c->dklen ? 5 : 2);
     *args = dp_array(n);
     if (strcmp(text, "-") == 0 && in->fd == STDIN_FILENO) {
@@ -351,32 +349,65 @@ static int s_bad_input(s_in_t *in, const char *label, int code, const char *why,
                : DP_INPUT_BAD;
 }
 
-static int s_next_input(void *ctx, dp_value_t *args)
+/* s_take: the next input's text (inputs --resume leaves out are passed
+ * over): 1, S_LINE_LONG (a line skipped: in->label names it, in->why
+ * says why), 0 at the end, DP_INPUT_WAIT, or -1. */
+static int s_take(s_in_t *in, char **text)
 {
-    s_in_t *in = ctx;
-    char *text, why[256];
-    int got = s_next_text(in, &text);
-    while (got == 1 && dp_joblog_skip(in->jl, in->nread, text)) {
+    int got = s_next_text(in, text);
+    while (got == 1 && dp_joblog_skip(in->jl, in->nread, *text)) {
         in->nread++; /* --resume: done in an earlier run */
-        got = s_next_text(in, &text);
+        got = s_next_text(in, text);
     }
     if (got == 1 || got == S_LINE_LONG)
         in->nread++;
     if (got == S_LINE_LONG) {
-        char label[PATH_MAX];
-        snprintf(label, sizeof label, "%s line %zu", in->name, in->lineno);
-        snprintf(why, sizeof why, "%u bytes or more; skipped", S_LINE_MAX - 1);
-        return s_bad_input(in, label, DP_ERR_TOO_BIG, why, args);
+        snprintf(in->label, sizeof in->label, "%s line %zu", in->name,
+                 in->lineno);
+        snprintf(in->why, sizeof in->why, "%u bytes or more; skipped",
+                 S_LINE_MAX - 1);
+        return got;
     }
     in->done = got <= 0;
+    return got;
+}
+
+/* s_next_input: a hash job's arguments (dp_input_fn). */
+static int s_next_input(void *ctx, dp_value_t *args)
+{
+    s_in_t *in = ctx;
+    char *text;
+    int got = s_take(in, &text);
+    if (got == S_LINE_LONG)
+        return s_bad_input(in, in->label, DP_ERR_TOO_BIG, in->why, args);
     if (got != 1)
         return got; /* 0 (end), DP_INPUT_WAIT, or an error */
-    int code = s_make_args(in, text, args, why, sizeof why);
+    int code = s_make_args(in, text, args, in->why, sizeof in->why);
     if (code == 0)
         return s_input_put(in, in->count++, in->nread - 1, strdup(text)) ? -1
                                                                          : 1;
     dp_value_clear(args);
-    return s_bad_input(in, text, code, why, args);
+    return s_bad_input(in, text, code, in->why, args);
+}
+
+/* s_next_text_input: any other job's one argument, the text itself
+ * (dp_text_fn): it goes into the SUBMIT as it is. */
+static int s_next_text_input(void *ctx, const char **text, size_t *len,
+                             int *code)
+{
+    s_in_t *in = ctx;
+    char *t;
+    int got = s_take(in, &t);
+    if (got != 1 && got != S_LINE_LONG)
+        return got; /* 0 (end), DP_INPUT_WAIT, or an error */
+    bool bad = got == S_LINE_LONG;
+    if (s_input_put(in, in->count++, in->nread - 1,
+                    strdup(bad ? in->label : t)))
+        return -1;
+    *text = bad ? in->why : t;
+    *len = strlen(*text);
+    *code = DP_ERR_TOO_BIG;
+    return bad ? DP_INPUT_BAD : 1;
 }
 
 /* ---- output ---- */
@@ -585,9 +616,10 @@ static void s_print_text(s_show_t show, const char *input,
     funlockfile(stdout);
 }
 
-static void s_print_json(const char *type, const char *input, dp_result_t *r)
+static void s_print_json(const char *type, size_t at, const char *input,
+                         dp_result_t *r)
 {
-    printf("{\"index\":%zu,\"type\":", r->index);
+    printf("{\"index\":%zu,\"type\":", at);
     s_json_str(stdout, type);
     printf(",\"input\":");
     s_json_str(stdout, input);
@@ -643,8 +675,10 @@ static void s_progress_again(s_progress_t *pg)
 static void s_progress(dp_cli_t *c, s_progress_t *pg, dp_map_t *m,
                        const s_in_t *in, bool end)
 {
+    if (!c->progress) /* the clock is read only for a progress line */
+        return;
     uint64_t now = dp_now_ms();
-    if (!c->progress || (end && !pg->drawn) ||
+    if ((end && !pg->drawn) ||
         (!end && now - pg->last < DP_PROGRESS_MS) ||
         now - pg->t0 < DP_PROGRESS_AFTER_MS)
         return;
@@ -705,7 +739,8 @@ static int s_open_input(s_in_t *in)
 static int s_emit(dp_cli_t *c, const char *type, s_in_t *in, dp_result_t *r,
                   size_t *failed)
 {
-    char *text = s_input_take(in, r->index, &r->index);
+    size_t at; /* its position among all inputs */
+    char *text = s_input_take(in, r->index, &at);
     const char *input = text ? text : "?";
     char path[4096];
     if (!r->error && in->show == S_SHOW_DL &&
@@ -716,7 +751,7 @@ static int s_emit(dp_cli_t *c, const char *type, s_in_t *in, dp_result_t *r,
     }
     *failed += r->error != 0;
     if (c->json)
-        s_print_json(type, input, r);
+        s_print_json(type, at, input, r);
     else
         s_print_text(in->show, input, r);
     /* stdout is flushed when no result is ready (dp_cli_map), not per
@@ -725,7 +760,7 @@ static int s_emit(dp_cli_t *c, const char *type, s_in_t *in, dp_result_t *r,
         fflush(stdout);
     int err = !ferror(stdout) ? 0 : errno ? errno : EIO;
     if (!err) /* after its output: a kill between repeats it, loses none */
-        dp_joblog_write(in->jl, r->index, input, r, dp_joblog_now_ms());
+        dp_joblog_write(in->jl, at, input, r, dp_joblog_now_ms());
     free(text);
     return err;
 }
@@ -792,21 +827,26 @@ int dp_cli_map(dp_cli_t *c, const char *type, char **args, int nargs)
             return DP_EXIT_USAGE;
         }
     }
-    if (!rc)
+    /* hash sends a file's bytes: an argument array; every other type
+     * the text of the input itself */
+    if (!rc && strcmp(type, "hash") == 0)
         rc = dp_map(c->pool, type, s_next_input, &in, &o, &m);
+    else if (!rc)
+        rc = dp_map_text(c->pool, type, s_next_text_input, &in, &o, &m);
     size_t failed = 0;
     int out_gone = 0;
     s_progress_t pg = {.t0 = dp_now_ms(), .shared = isatty(STDOUT_FILENO)};
     double tick = c->progress ? DP_PROGRESS_MS / 1000.0 : -1;
     dp_result_t *r;
     while (!rc) {
-        rc = dp_map_next_wait(m, &r, 0);
+        /* each result is the map's (a view, no copy) until the next */
+        rc = dp_map_next_view(m, &r, 0);
         if (rc == DP_ERR_TIMEOUT) { /* about to wait: out with what we have */
             if (fflush(stdout) != 0 || ferror(stdout)) {
                 out_gone = errno ? errno : EIO;
                 break;
             }
-            rc = dp_map_next_wait(m, &r, tick);
+            rc = dp_map_next_view(m, &r, tick);
         }
         if (rc == DP_ERR_TIMEOUT) { /* nothing yet: refresh the line */
             s_progress(c, &pg, m, &in, false);
@@ -817,7 +857,6 @@ int dp_cli_map(dp_cli_t *c, const char *type, char **args, int nargs)
             break;
         s_progress_clear(&pg);
         out_gone = s_emit(c, type, &in, r, &failed);
-        dp_result_free(&r);
         if (out_gone)
             break;
         s_progress_again(&pg);
