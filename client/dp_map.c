@@ -29,7 +29,7 @@
 struct dp_map {
     dp_pool_t *pool;
     char *type;
-    size_t type_len;
+    dp_job_tpl_t tpl; /* dp_map_text: what every job shares, encoded */
     dp_input_fn in;
     dp_text_fn text_in; /* dp_map_text's input */
     void *in_ctx;
@@ -232,8 +232,7 @@ static int s_read_one(dp_map_t *m)
         if (args)
             dp_msg_put_job(&m->batch, id, m->type, args, tmo, retries);
         else /* straight into the SUBMIT: no argument array built */
-            dp_msg_put_job_str(&m->batch, id, m->type, m->type_len, text, len,
-                               tmo, retries);
+            dp_msg_put_job_str(&m->batch, &m->tpl, id, text, len);
         m->nbatch++;
         m->read++;
         if (m->out++ == 0)
@@ -472,7 +471,12 @@ static int s_new(dp_pool_t *p, const char *type, const dp_map_opts_t *o,
         m->deadline_ms =
             (uint64_t)(m->o.job.timeout * 1000) + DP_DEADLINE_MARGIN_MS;
     m->type = strdup(type);
-    m->type_len = strlen(type);
+    dp_msg_job_tpl(&m->tpl, type,
+                   m->o.job.timeout > 0
+                       ? (uint32_t)(m->o.job.timeout * 1000 + 0.5)
+                       : 0,
+                   m->o.job.retries >= 0 ? (uint32_t)m->o.job.retries
+                                         : DP_RETRIES_DEFAULT_CLIENT);
     m->ring = calloc(m->cap, sizeof *m->ring);
     dp_wr_init(&m->batch);
     dp_buf_init(&m->str);
@@ -538,6 +542,7 @@ void dp_map_destroy(dp_map_t **mp)
     free(m->ring);
     free(m->type);
     dp_wr_release(&m->batch);
+    dp_msg_job_tpl_release(&m->tpl);
     free(m);
     *mp = NULL;
 }

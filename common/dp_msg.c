@@ -183,17 +183,46 @@ void dp_msg_put_job(dp_wr_t *w, uint64_t id, const char *type,
     dp_wr_uint(w, retries);
 }
 
-void dp_msg_put_job_str(dp_wr_t *w, uint64_t id, const char *type,
-                        size_t type_len, const char *arg, size_t len,
-                        uint32_t timeout_ms, uint32_t retries)
+void dp_msg_job_tpl(dp_job_tpl_t *t, const char *type, uint32_t timeout_ms,
+                    uint32_t retries)
 {
-    dp_wr_array(w, S_JOB_FIELDS);
-    dp_wr_uint(w, id);
-    dp_wr_str(w, type, type_len);
-    dp_wr_array(w, 1);
-    dp_wr_str(w, arg, len);
-    dp_wr_uint(w, timeout_ms);
-    dp_wr_uint(w, retries);
+    dp_wr_init(&t->mid);
+    dp_wr_init(&t->tail);
+    dp_wr_cstr(&t->mid, type);
+    dp_wr_array(&t->mid, 1); /* args: [arg] */
+    dp_wr_uint(&t->tail, timeout_ms);
+    dp_wr_uint(&t->tail, retries);
+}
+
+void dp_msg_job_tpl_release(dp_job_tpl_t *t)
+{
+    dp_wr_release(&t->mid);
+    dp_wr_release(&t->tail);
+}
+
+void dp_msg_put_job_str(dp_wr_t *w, const dp_job_tpl_t *t, uint64_t id,
+                        const char *arg, size_t len)
+{
+    if (t->mid.err || t->tail.err || len > UINT32_MAX) {
+        w->err = w->err ? w->err : DP_ERR_NOMEM;
+        return;
+    }
+    size_t mid = t->mid.buf.len, tail = t->tail.buf.len;
+    uint8_t *p = dp_wr_room(w, 1 + DP_WIRE_UINT_MAX + mid +
+                                   DP_WIRE_STR_HEAD_MAX + len + tail);
+    if (!p)
+        return;
+    uint8_t *start = p;
+    *p++ = 0x90 | S_JOB_FIELDS; /* fixarray */
+    p += dp_wire_uint_at(p, id);
+    memcpy(p, t->mid.buf.data, mid);
+    p += mid;
+    p += dp_wire_str_head_at(p, (uint32_t)len);
+    memcpy(p, arg, len);
+    p += len;
+    memcpy(p, t->tail.buf.data, tail);
+    p += tail;
+    w->buf.len += (size_t)(p - start);
 }
 
 void dp_msg_put_result(dp_wr_t *w, uint64_t id, uint32_t code,

@@ -114,12 +114,21 @@ void dp_msg_begin(dp_wr_t *w, int cmd);
 void dp_msg_put_job(dp_wr_t *w, uint64_t id, const char *type,
                     const dp_value_t *args, uint32_t timeout_ms,
                     uint32_t retries);
-/* dp_msg_put_job_str: one encoded job whose args are [arg] (a str of len
- * bytes): what dp_msg_put_job writes for that array, without building
- * it (a text input per job, dp_map_text). */
-void dp_msg_put_job_str(dp_wr_t *w, uint64_t id, const char *type,
-                        size_t type_len, const char *arg, size_t len,
-                        uint32_t timeout_ms, uint32_t retries);
+/* A job template: what every job of one type, time limit and retries
+ * shares, encoded once (dp_msg_job_tpl; dp_msg_job_tpl_release frees
+ * it). dp_msg_put_job_str writes one job of it whose args are [arg] (a
+ * str of len bytes): the bytes dp_msg_put_job writes for that array,
+ * without building it, in one piece (a text input per job,
+ * dp_map_text). */
+typedef struct {
+    dp_wr_t mid;  /* type, then the args array's header */
+    dp_wr_t tail; /* timeout_ms, retries */
+} dp_job_tpl_t;
+void dp_msg_job_tpl(dp_job_tpl_t *t, const char *type, uint32_t timeout_ms,
+                    uint32_t retries);
+void dp_msg_job_tpl_release(dp_job_tpl_t *t);
+void dp_msg_put_job_str(dp_wr_t *w, const dp_job_tpl_t *t, uint64_t id,
+                        const char *arg, size_t len);
 /* dp_msg_put_result: one encoded result. For code 0, value is the result;
  * otherwise message is written in its place (value ignored). */
 void dp_msg_put_result(dp_wr_t *w, uint64_t id, uint32_t code,

@@ -36,6 +36,19 @@ size_t dp_rd_left(const dp_rd_t *r)
 
 static uint64_t s_be(const uint8_t *p, unsigned n)
 {
+#if defined(__GNUC__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* job ids are 8 bytes: one load, not a loop (a hot path) */
+    if (n == 8) {
+        uint64_t v;
+        memcpy(&v, p, sizeof v);
+        return __builtin_bswap64(v);
+    }
+    if (n == 4) {
+        uint32_t v;
+        memcpy(&v, p, sizeof v);
+        return __builtin_bswap32(v);
+    }
+#endif
     uint64_t v = 0;
     for (unsigned k = 0; k < n; k++)
         v = (v << 8) | p[k];
@@ -182,13 +195,8 @@ static int s_expect(dp_rd_t *r, s_kind_t kind, s_head_t *h)
     return s_check(r, h);
 }
 
-int dp_rd_array(dp_rd_t *r, uint32_t *n)
+int dp_rd_array_any(dp_rd_t *r, uint32_t *n)
 {
-    if (r->p < r->end && (*r->p & 0xf0) == 0x90 &&
-        (uint32_t)(*r->p & 0x0f) <= s_left(r) - 1) {
-        *n = *r->p++ & 0x0f; /* fixarray: the common case, inline */
-        return 0;
-    }
     s_head_t h;
     int rc = s_expect(r, K_ARRAY, &h);
     if (rc)
@@ -209,12 +217,8 @@ int dp_rd_map(dp_rd_t *r, uint32_t *n)
     return 0;
 }
 
-int dp_rd_uint(dp_rd_t *r, uint64_t *v)
+int dp_rd_uint_any(dp_rd_t *r, uint64_t *v)
 {
-    if (r->p < r->end && *r->p <= 0x7f) {
-        *v = *r->p++; /* positive fixint: the common case, inline */
-        return 0;
-    }
     if (r->p < r->end && *r->p >= 0xcc && *r->p <= 0xcf) {
         unsigned n = 1u << (*r->p - 0xcc); /* uint 8..64 (job ids), inline */
         if (s_left(r) < 1 + n)
@@ -493,6 +497,13 @@ static inline uint8_t *s_room(dp_wr_t *w, size_t n)
 /* s_put_be: v as n big-endian bytes at p. */
 static inline void s_put_be(uint8_t *p, uint64_t v, unsigned n)
 {
+#if defined(__GNUC__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (n == 8) { /* job ids: one store, not a loop */
+        uint64_t b = __builtin_bswap64(v);
+        memcpy(p, &b, sizeof b);
+        return;
+    }
+#endif
     for (unsigned k = n; k > 0; k--) {
         p[k - 1] = (uint8_t)v;
         v >>= 8;
@@ -526,6 +537,28 @@ static inline size_t s_head_put(uint8_t *p, uint64_t n, uint8_t fix,
 
 #define S_HEAD_MAX 9 /* the largest header: 0xcf and 8 bytes */
 
+uint8_t *dp_wr_room(dp_wr_t *w, size_t n)
+{
+    return s_room(w, n);
+}
+
+size_t dp_wire_uint_at(uint8_t *p, uint64_t v)
+{
+    if (v < 0x80) {
+        p[0] = (uint8_t)v;
+        return 1;
+    }
+    unsigned n = v <= UINT8_MAX ? 1 : v <= UINT16_MAX ? 2 : v <= UINT32_MAX ? 4 : 8;
+    p[0] = n == 1 ? 0xcc : n == 2 ? 0xcd : n == 4 ? 0xce : 0xcf;
+    s_put_be(p + 1, v, n);
+    return 1 + n;
+}
+
+size_t dp_wire_str_head_at(uint8_t *p, uint32_t len)
+{
+    return s_head_put(p, len, 0xa0, 32, 0xd9, 0xda, 0xdb);
+}
+
 void dp_wr_array(dp_wr_t *w, uint32_t n)
 {
     uint8_t *p = s_room(w, S_HEAD_MAX);
@@ -539,20 +572,11 @@ void dp_wr_map(dp_wr_t *w, uint32_t n)
     msgpack_pack_map(&pk, n);
 }
 
-void dp_wr_uint(dp_wr_t *w, uint64_t v)
+void dp_wr_uint_any(dp_wr_t *w, uint64_t v)
 {
     uint8_t *p = s_room(w, S_HEAD_MAX);
-    if (!p)
-        return;
-    if (v < 0x80) {
-        p[0] = (uint8_t)v;
-        w->buf.len += 1;
-        return;
-    }
-    unsigned n = v <= UINT8_MAX ? 1 : v <= UINT16_MAX ? 2 : v <= UINT32_MAX ? 4 : 8;
-    p[0] = n == 1 ? 0xcc : n == 2 ? 0xcd : n == 4 ? 0xce : 0xcf;
-    s_put_be(p + 1, v, n);
-    w->buf.len += 1 + n;
+    if (p)
+        w->buf.len += dp_wire_uint_at(p, v);
 }
 
 void dp_wr_int(dp_wr_t *w, int64_t v)

@@ -810,3 +810,146 @@ Test(e2e, store_on_worker, .timeout = 40)
     cr_assert_eq(system(cmd), 0, "stored file differs from the served one");
     dp_e2e_run_free(&r);
 }
+
+/* dp_map_text's input for the tests below: texts[k], "BAD" as an input
+ * that cannot become a job (DP_INPUT_BAD, RANGE). */
+typedef struct {
+    const char *const *texts;
+    size_t n, next;
+} s_texts_t;
+
+static int s_text_in(void *ctx, const char **text, size_t *len, int *code)
+{
+    s_texts_t *t = ctx;
+    if (t->next == t->n)
+        return 0;
+    const char *s = t->texts[t->next++];
+    if (strcmp(s, "BAD") == 0) {
+        *text = "not this one";
+        *len = strlen(*text);
+        *code = DP_ERR_RANGE;
+        return DP_INPUT_BAD;
+    }
+    *text = s;
+    *len = strlen(s);
+    return 1;
+}
+
+/* dp_map_text sends each text as the job's one argument; dp_map_next_view
+ * gives borrowed results (values, error messages, worker names, results
+ * made by the map) and mixes with dp_map_next_wait, in input order */
+Test(e2e, map_text_and_next_view, .timeout = 30)
+{
+    e2e_pool(1, 2);
+    dp_pool_t *pool = NULL;
+    dp_pool_opts_t po = {.connect_timeout = 5};
+    cr_assert_eq(dp_pool_open(T.ep, &po, &pool), 0);
+    const char *in[] = {"7", "12", "BAD", "abc", "97", "18446744073709551629"};
+    s_texts_t t = {in, 6, 0};
+    dp_map_t *m = NULL;
+    cr_assert_eq(dp_map_text(pool, "isprime", s_text_in, &t, NULL, &m), 0);
+    const int want_err[] = {0, 0, DP_ERR_RANGE, DP_ERR_INVALID, 0, 0};
+    const bool want_prime[] = {true, false, false, false, true, true};
+    for (size_t k = 0; k < 6; k++) {
+        dp_result_t *r = NULL, *own = NULL;
+        if (k % 2) { /* every other one the caller's own */
+            cr_assert_eq(dp_map_next_wait(m, &own, -1), 0);
+            r = own;
+        } else {
+            cr_assert_eq(dp_map_next_view(m, &r, -1), 0);
+        }
+        cr_assert_eq(r->index, k);
+        cr_assert_eq(r->error, want_err[k], "input %zu: %s (%s)", k,
+                     dp_errname(r->error), r->message ? r->message : "");
+        if (k == 2)
+            cr_assert_str_eq(r->message, "not this one");
+        if (k == 3)
+            cr_assert(r->message && strstr(r->message, "abc"), "%s",
+                      r->message ? r->message : "(null)");
+        if (!r->error) {
+            const dp_value_t *v = &r->value;
+            if (v->type == DP_MAP) /* past 2^64: {"prime": bool, ...} */
+                v = dp_dict_get(v, "prime");
+            cr_assert(v && v->type == DP_BOOL, "input %zu", k);
+            cr_assert_eq(v->v.b, want_prime[k], "input %zu", k);
+            cr_assert_str_eq(r->worker, "w0");
+            cr_assert_eq(r->attempts, 1u);
+        }
+        dp_result_free(&own);
+    }
+    dp_result_t *r = NULL;
+    cr_assert_eq(dp_map_next_view(m, &r, -1), DP_ERR_EOF);
+    cr_assert_null(r);
+    dp_map_destroy(&m);
+
+    /* a value that needs memory (factor's list) viewed and changed by the
+     * caller: the map frees it; unordered, every input once */
+    const char *f[] = {"12", "97", "1001", "BAD", "4096", "30"};
+    t = (s_texts_t){f, 6, 0};
+    dp_map_opts_t o = {.unordered = true, .job.retries = -1};
+    cr_assert_eq(dp_map_text(pool, "factor", s_text_in, &t, &o, &m), 0);
+    bool seen[6] = {false};
+    for (int k = 0; k < 6; k++) {
+        cr_assert_eq(dp_map_next_view(m, &r, -1), 0);
+        cr_assert(r->index < 6 && !seen[r->index]);
+        seen[r->index] = true;
+        cr_assert_eq(r->error, r->index == 3 ? DP_ERR_RANGE : 0);
+        if (r->index == 0) {
+            cr_assert_eq(r->value.type, DP_ARRAY);
+            cr_assert_eq(r->value.v.a.len, 3u); /* 2 2 3 */
+            dp_value_clear(&r->value);
+            r->value = dp_str("the caller's now"); /* the map frees it */
+        }
+    }
+    cr_assert_eq(dp_map_next_view(m, &r, -1), DP_ERR_EOF);
+    dp_map_destroy(&m);
+    dp_pool_close(&pool);
+}
+
+/* the CLI keeps each input's text until its line is printed (in blocks,
+ * dpool's cli_map.c): long inputs, many blocks, out of order, each
+ * printed once with its own text */
+Test(e2e, cli_unordered_long_inputs_each_once, .timeout = 60)
+{
+    e2e_pool(1, 2);
+    char path[sizeof T.e.dir + 16];
+    snprintf(path, sizeof path, "%s/long.txt", T.e.dir);
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    enum { N = 3000, W = 300 }; /* 900 KB of input: many 64 KiB blocks */
+    for (int k = 0; k < N; k++) {
+        fprintf(f, "%d-", k);
+        for (int c = 0; c < W; c++)
+            fputc('a' + (k + c) % 26, f);
+        fputc('\n', f);
+    }
+    fclose(f);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    cr_assert_geq(fd, 0);
+    dp_e2e_run_t r;
+    cr_assert_eq(dp_e2e_run(&T.e, &r, E2E_RUN_MS * 4, fd,
+                            ARGV("dpool", "--broker", T.ep, "-u", "map", "echo")),
+                 0);
+    close(fd);
+    cr_assert_eq(r.code, 0, "exit %d; stderr:\n%s", r.code, r.err);
+    char **l = NULL;
+    int n = dp_e2e_lines(r.out, &l);
+    cr_assert_eq(n, N, "%d lines", n);
+    static bool seen[N];
+    memset(seen, 0, sizeof seen);
+    for (int k = 0; k < n; k++) {
+        /* "K-xyz...: K-xyz..." (echo gives its argument back) */
+        char *colon = strstr(l[k], ": ");
+        cr_assert(colon, "%s", l[k]);
+        *colon = '\0';
+        cr_assert_str_eq(l[k], colon + 2);
+        char *end;
+        long idx = strtol(l[k], &end, 10);
+        cr_assert(*end == '-' && idx >= 0 && idx < N && !seen[idx], "%s",
+                  l[k]);
+        seen[idx] = true;
+        cr_assert_eq((int)strlen(strchr(l[k], '-') + 1), W, "%s", l[k]);
+    }
+    free(l);
+    dp_e2e_run_free(&r);
+}
