@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "dp_buf.h"
 #include "dpool.h"
@@ -87,6 +88,34 @@ static inline int dp_rd_uint(dp_rd_t *r, uint64_t *v)
         *v = *r->p++;
         return 0;
     }
+#if defined(__GNUC__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* uint 8..64 (job ids, pids, times): loads, not a call and a loop */
+    if (r->p < r->end && *r->p >= 0xcc && *r->p <= 0xcf &&
+        (size_t)(r->end - r->p) > (1u << (*r->p - 0xcc))) {
+        const uint8_t *p = r->p + 1;
+        uint16_t x16;
+        uint32_t x32;
+        uint64_t x64;
+        switch (*r->p) {
+        case 0xcc:
+            *v = p[0];
+            break;
+        case 0xcd:
+            memcpy(&x16, p, sizeof x16);
+            *v = __builtin_bswap16(x16);
+            break;
+        case 0xce:
+            memcpy(&x32, p, sizeof x32);
+            *v = __builtin_bswap32(x32);
+            break;
+        default:
+            memcpy(&x64, p, sizeof x64);
+            *v = __builtin_bswap64(x64);
+        }
+        r->p = p + (1u << (r->p[0] - 0xcc));
+        return 0;
+    }
+#endif
     return dp_rd_uint_any(r, v);
 }
 int dp_rd_map(dp_rd_t *r, uint32_t *n);
