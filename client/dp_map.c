@@ -157,11 +157,10 @@ static int s_bad_args(dp_map_t *m, const dp_value_t *args)
                               : NULL;
     const dp_value_t *msg = c ? c + 1 : NULL;
     bool str = msg && msg->type == DP_STR;
-    return s_local_result(m, 0,
-                          c && c->type == DP_UINT ? (int)c->v.u
-                                                  : DP_ERR_INVALID,
-                          str ? msg->v.s.ptr : "bad input",
-                          str ? msg->v.s.len : strlen("bad input"));
+    return s_local_result(
+        m, 0, c && c->type == DP_UINT ? (int)c->v.u : DP_ERR_INVALID,
+        str ? msg->v.s.ptr : "bad input",
+        str ? msg->v.s.len : strlen("bad input"));
 }
 
 /* s_input: the next input from whichever source the map reads: an
@@ -222,8 +221,7 @@ static int s_read_one(dp_map_t *m)
     uint64_t id = dp_pool_next_id(m->pool);
     rc = dp_route_add(m->pool, id, s_deliver, m, m->read);
     const dp_job_opts_t *jo = &m->o.job;
-    uint32_t tmo =
-        jo->timeout > 0 ? (uint32_t)(jo->timeout * 1000 + 0.5) : 0;
+    uint32_t tmo = jo->timeout > 0 ? (uint32_t)(jo->timeout * 1000 + 0.5) : 0;
     uint32_t retries =
         jo->retries >= 0 ? (uint32_t)jo->retries : DP_RETRIES_DEFAULT_CLIENT;
     if (!rc) {
@@ -471,12 +469,11 @@ static int s_new(dp_pool_t *p, const char *type, const dp_map_opts_t *o,
         m->deadline_ms =
             (uint64_t)(m->o.job.timeout * 1000) + DP_DEADLINE_MARGIN_MS;
     m->type = strdup(type);
-    dp_msg_job_tpl(&m->tpl, type,
-                   m->o.job.timeout > 0
-                       ? (uint32_t)(m->o.job.timeout * 1000 + 0.5)
-                       : 0,
-                   m->o.job.retries >= 0 ? (uint32_t)m->o.job.retries
-                                         : DP_RETRIES_DEFAULT_CLIENT);
+    dp_msg_job_tpl(
+        &m->tpl, type,
+        m->o.job.timeout > 0 ? (uint32_t)(m->o.job.timeout * 1000 + 0.5) : 0,
+        m->o.job.retries >= 0 ? (uint32_t)m->o.job.retries
+                              : DP_RETRIES_DEFAULT_CLIENT);
     m->ring = calloc(m->cap, sizeof *m->ring);
     dp_wr_init(&m->batch);
     dp_buf_init(&m->str);

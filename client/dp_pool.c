@@ -63,8 +63,7 @@ void dp_got_release(dp_got_t *g)
 }
 
 /* s_made: a result made here: error code with msg, for input index. */
-static dp_result_t *s_made(uint64_t id, size_t index, int code,
-                           const char *msg)
+static dp_result_t *s_made(uint64_t id, size_t index, int code, const char *msg)
 {
     dp_result_t *r = calloc(1, sizeof *r);
     if (!r)
@@ -330,7 +329,7 @@ static void s_route(dp_pool_t *p, uint64_t id, dp_got_t *g)
 static void s_route_msg(dp_pool_t *p, dp_rmsg_t *rm)
 {
     p->last_result_ms = p->deliver_ms = dp_now_ms(); /* once a message */
-    rm->refs = 1; /* the walk's own */
+    rm->refs = 1;                                    /* the walk's own */
     for (uint32_t k = 0; k < rm->n; k++) {
         dp_got_t g = {.msg = rm};
         if (dp_msg_read_result(&rm->rd, &g.res))
@@ -541,7 +540,7 @@ static void s_on_results(dp_pool_t *p, zmq_msg_t *body, dp_rd_t *r)
     if (!rm)
         return; /* out of memory: the map's deadline fails them */
     zmq_msg_init(&rm->msg);
-    zmq_msg_move(&rm->msg, body); /* no copy of the bytes */
+    zmq_msg_move(&rm->msg, body);                 /* no copy of the bytes */
     const uint8_t *data = zmq_msg_data(&rm->msg); /* moved: read it again */
     dp_rd_init(&rm->rd, data + at, zmq_msg_size(&rm->msg) - at, &p->lim);
     rm->n = n;

@@ -305,6 +305,23 @@ static int s_skip(dp_rd_t *r, uint32_t depth, uint64_t *cost)
             r->p += 1 + n;
             return 0;
         }
+        if ((b & 0xe0) == 0x80) { /* fixmap, fixarray (a job's args) */
+            uint32_t n = b & 0x0f;
+            uint32_t items = (b & 0x10) ? n : 2 * n;
+            if (n > r->lim->max_elems)
+                return DP_ERR_TOO_BIG;
+            if (items > s_left(r) - 1)
+                return DP_ERR_PROTOCOL;
+            if (depth + 1 > r->lim->max_depth)
+                return DP_ERR_TOO_BIG;
+            r->p++;
+            for (uint32_t k = 0; k < items; k++) {
+                int rc = s_skip(r, depth + 1, NULL);
+                if (rc)
+                    return rc;
+            }
+            return 0;
+        }
     }
     s_head_t h;
     int rc = s_head(r, &h);
@@ -427,7 +444,7 @@ int dp_rd_value(dp_rd_t *r, dp_value_t *out)
     if (r->p < r->end) { /* one-byte values (isprime's bool): no probe */
         uint8_t b = *r->p;
         if (b <= 0x7f || b == 0xc0 || b == 0xc2 || b == 0xc3) {
-            *out = b <= 0x7f    ? dp_uint(b)
+            *out = b <= 0x7f   ? dp_uint(b)
                    : b == 0xc0 ? dp_nil()
                                : dp_bool(b == 0xc3);
             r->p++;
@@ -513,8 +530,8 @@ static inline void s_put_be(uint8_t *p, uint64_t v, unsigned n)
 /* s_head_put: a header at p of a value whose fix form is fix | n below
  * fix_max, else code8/16/32 (code8 0: no 8-bit form) and n; its size. */
 static inline size_t s_head_put(uint8_t *p, uint64_t n, uint8_t fix,
-                                uint64_t fix_max, uint8_t code8,
-                                uint8_t code16, uint8_t code32)
+                                uint64_t fix_max, uint8_t code8, uint8_t code16,
+                                uint8_t code32)
 {
     if (n < fix_max) {
         p[0] = (uint8_t)(fix | n);
@@ -548,7 +565,10 @@ size_t dp_wire_uint_at(uint8_t *p, uint64_t v)
         p[0] = (uint8_t)v;
         return 1;
     }
-    unsigned n = v <= UINT8_MAX ? 1 : v <= UINT16_MAX ? 2 : v <= UINT32_MAX ? 4 : 8;
+    unsigned n = v <= UINT8_MAX    ? 1
+                 : v <= UINT16_MAX ? 2
+                 : v <= UINT32_MAX ? 4
+                                   : 8;
     p[0] = n == 1 ? 0xcc : n == 2 ? 0xcd : n == 4 ? 0xce : 0xcf;
     s_put_be(p + 1, v, n);
     return 1 + n;

@@ -254,8 +254,7 @@ typedef int (*dp_input_fn)(void *ctx, dp_value_t *args);
  * message of that input's error result and *code its code (a DP_ERR_*).
  * Nothing per input is allocated: the text goes straight into the
  * message to the broker. */
-typedef int (*dp_text_fn)(void *ctx, const char **text, size_t *len,
-                          int *code);
+typedef int (*dp_text_fn)(void *ctx, const char **text, size_t *len, int *code);
 
 typedef struct {
     bool unordered;      /* false: input order (imap); true: as_completed */
@@ -274,8 +273,8 @@ int dp_map(dp_pool_t *pool, const char *type, dp_input_fn in, void *in_ctx,
            const dp_map_opts_t *opts, dp_map_t **out);
 /* dp_map_text: the same over text inputs from `in`, one string argument
  * each (dp_text_fn): what `dpool TYPE` does with its lines. */
-int dp_map_text(dp_pool_t *pool, const char *type, dp_text_fn in,
-                void *in_ctx, const dp_map_opts_t *opts, dp_map_t **out);
+int dp_map_text(dp_pool_t *pool, const char *type, dp_text_fn in, void *in_ctx,
+                const dp_map_opts_t *opts, dp_map_t **out);
 /* dp_map_array: the same over n argument arrays (each a DP_ARRAY, read as
  * the map goes: argv must stay valid until dp_map_destroy). */
 int dp_map_array(dp_pool_t *pool, const char *type, const dp_value_t *argv,

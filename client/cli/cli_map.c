@@ -3,8 +3,8 @@
  * stdin's lines (read lazily), print each result as it comes (text or
  * JSON Lines), show progress, write download bodies.
  *
- * The input text of each job is kept in a ring of max_inflight slots,
- * indexed by input position, until its result is printed.
+ * The input text of each job is kept, by input position, until its
+ * result is printed (copied into blocks, not allocated one by one).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +29,7 @@
 #define S_EXIT_PIPE 141 /* as if killed by SIGPIPE */
 #define S_WS " \t\v\f\r"
 #define S_UINT_DIGITS 20 /* digits of the largest uint64 */
+
 #define S_TEXT_BLOCK 65536u /* input texts are kept in blocks this size */
 #define S_LINE_FAST 128     /* an output line built whole, at most */
 
@@ -81,7 +82,8 @@ typedef struct {
     dp_joblog_t *jl; /* --joblog, or NULL */
     s_show_t show;   /* how text lines show results */
     char why[256];   /* the reason an input cannot become a job */
-    char label[PATH_MAX]; /* the name of a line too long to read */
+    /* label: names a line too long to read */
+    char label[PATH_MAX];
 } s_in_t;
 
 /* s_read_fd: all of fd (at most S_FILE_MAX bytes) as a bin value; 0, or
@@ -255,8 +257,7 @@ static int s_input_put(s_in_t *in, size_t index, size_t at, const char *text)
 
 /* s_input_take: the text of input index, or NULL; it stays valid until
  * s_text_done(in, *blk). *at: its position among all inputs. */
-static char *s_input_take(s_in_t *in, size_t index, size_t *at,
-                          s_block_t **blk)
+static char *s_input_take(s_in_t *in, size_t index, size_t *at, s_block_t **blk)
 {
     *at = index;
     *blk = NULL;
@@ -395,9 +396,8 @@ static int s_bad_input(s_in_t *in, const char *label, int code, const char *why,
         return -1;
     args->v.a.items[0] = dp_uint((uint64_t)code);
     args->v.a.items[1] = dp_str(why);
-    return s_input_put(in, in->count++, in->nread - 1, label)
-               ? -1
-               : DP_INPUT_BAD;
+    return s_input_put(in, in->count++, in->nread - 1, label) ? -1
+                                                              : DP_INPUT_BAD;
 }
 
 /* s_take: the next input's text (inputs --resume leaves out are passed
@@ -760,8 +760,7 @@ static void s_progress(dp_cli_t *c, s_progress_t *pg, dp_map_t *m,
     if (!c->progress) /* the clock is read only for a progress line */
         return;
     uint64_t now = dp_now_ms();
-    if ((end && !pg->drawn) ||
-        (!end && now - pg->last < DP_PROGRESS_MS) ||
+    if ((end && !pg->drawn) || (!end && now - pg->last < DP_PROGRESS_MS) ||
         now - pg->t0 < DP_PROGRESS_AFTER_MS)
         return;
     pg->last = now;

@@ -927,9 +927,10 @@ Test(e2e, cli_unordered_long_inputs_each_once, .timeout = 60)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     cr_assert_geq(fd, 0);
     dp_e2e_run_t r;
-    cr_assert_eq(dp_e2e_run(&T.e, &r, E2E_RUN_MS * 4, fd,
-                            ARGV("dpool", "--broker", T.ep, "-u", "map", "echo")),
-                 0);
+    cr_assert_eq(
+        dp_e2e_run(&T.e, &r, E2E_RUN_MS * 4, fd,
+                   ARGV("dpool", "--broker", T.ep, "-u", "map", "echo")),
+        0);
     close(fd);
     cr_assert_eq(r.code, 0, "exit %d; stderr:\n%s", r.code, r.err);
     char **l = NULL;
@@ -945,8 +946,7 @@ Test(e2e, cli_unordered_long_inputs_each_once, .timeout = 60)
         cr_assert_str_eq(l[k], colon + 2);
         char *end;
         long idx = strtol(l[k], &end, 10);
-        cr_assert(*end == '-' && idx >= 0 && idx < N && !seen[idx], "%s",
-                  l[k]);
+        cr_assert(*end == '-' && idx >= 0 && idx < N && !seen[idx], "%s", l[k]);
         seen[idx] = true;
         cr_assert_eq((int)strlen(strchr(l[k], '-') + 1), W, "%s", l[k]);
     }
