@@ -186,7 +186,7 @@ static int s_input(dp_map_t *m, dp_value_t *own, const dp_value_t **args,
  * DP_ERR_EOF = end of input, or an error. */
 static int s_read_one(dp_map_t *m)
 {
-    dp_value_t own = dp_nil();
+    dp_value_t own = {.type = DP_NIL}; /* dp_map's input fills it */
     const dp_value_t *args = NULL;
     const char *text = NULL;
     size_t len = 0;
@@ -236,7 +236,8 @@ static int s_read_one(dp_map_t *m)
         if (m->out++ == 0)
             m->quiet_since = dp_now_ms();
     }
-    dp_value_clear(&own);
+    if (own.type != DP_NIL) /* a text or borrowed input has none */
+        dp_value_clear(&own);
     /* small chunks still travel together: a SUBMIT holds at least
      * DP_SUBMIT_MIN_JOBS (everything is sent anyway before waiting) */
     size_t submit =

@@ -232,7 +232,8 @@ static void s_input_place(s_slot_t *t, size_t tsize, s_slot_t slot)
  * that at most half its slots hold a text: a free slot always exists (the
  * map may hold more inputs in flight than --max-inflight, e.g. one chunk
  * of --chunksize). */
-static int s_input_put(s_in_t *in, size_t index, size_t at, const char *text)
+static int s_input_put(s_in_t *in, size_t index, size_t at, const char *text,
+                       size_t len)
 {
     if ((in->live + 1) * 2 > in->tsize) {
         size_t tsize = in->tsize * 2;
@@ -247,7 +248,7 @@ static int s_input_put(s_in_t *in, size_t index, size_t at, const char *text)
         in->tsize = tsize;
     }
     s_slot_t slot = {.index = index, .at = at};
-    slot.text = s_text_copy(in, text, strlen(text), &slot.blk);
+    slot.text = s_text_copy(in, text, len, &slot.blk);
     if (!slot.text)
         return -1;
     s_input_place(in->inputs, in->tsize, slot);
@@ -353,15 +354,18 @@ static char *s_token(s_in_t *in)
  * line for factor, as GNU factor reads them). Lines empty or of blanks
  * only are no input; a trailing CR is dropped. 1, 0 at the end,
  * DP_INPUT_WAIT, S_LINE_LONG (a line skipped), or -1 (out of memory). */
-static int s_next_text(s_in_t *in, char **text)
+static int s_next_text(s_in_t *in, char **text, size_t *len)
 {
     for (;;) {
-        if (in->pending && (*text = s_token(in)))
+        if (in->pending && (*text = s_token(in))) {
+            *len = strlen(*text);
             return 1;
+        }
         if (in->fd < 0) {
             if (in->next >= in->nargs)
                 return 0;
             *text = in->args[in->next++];
+            *len = strlen(*text);
             return 1;
         }
         char *line;
@@ -373,10 +377,12 @@ static int s_next_text(s_in_t *in, char **text)
         size_t n = strlen(line);
         if (n && line[n - 1] == '\r')
             line[--n] = '\0';
-        if (line[strspn(line, S_WS)] == '\0')
+        bool word = n && !strchr(S_WS, line[0]); /* not blank, surely */
+        if (!word && line[strspn(line, S_WS)] == '\0')
             continue; /* blank lines are no input */
         if (!in->split) {
             *text = line;
+            *len = n;
             return 1;
         }
         in->pending = strdup(line);
@@ -396,19 +402,21 @@ static int s_bad_input(s_in_t *in, const char *label, int code, const char *why,
         return -1;
     args->v.a.items[0] = dp_uint((uint64_t)code);
     args->v.a.items[1] = dp_str(why);
-    return s_input_put(in, in->count++, in->nread - 1, label) ? -1
-                                                              : DP_INPUT_BAD;
+    return s_input_put(in, in->count++, in->nread - 1, label, strlen(label))
+               ? -1
+               : DP_INPUT_BAD;
 }
 
 /* s_take: the next input's text (inputs --resume leaves out are passed
  * over): 1, S_LINE_LONG (a line skipped: in->label names it, in->why
- * says why), 0 at the end, DP_INPUT_WAIT, or -1. */
-static int s_take(s_in_t *in, char **text)
+ * says why), 0 at the end, DP_INPUT_WAIT, or -1. *len: the text's
+ * length. */
+static int s_take(s_in_t *in, char **text, size_t *len)
 {
-    int got = s_next_text(in, text);
+    int got = s_next_text(in, text, len);
     while (got == 1 && dp_joblog_skip(in->jl, in->nread, *text)) {
         in->nread++; /* --resume: done in an earlier run */
-        got = s_next_text(in, text);
+        got = s_next_text(in, text, len);
     }
     if (got == 1 || got == S_LINE_LONG)
         in->nread++;
@@ -428,14 +436,16 @@ static int s_next_input(void *ctx, dp_value_t *args)
 {
     s_in_t *in = ctx;
     char *text;
-    int got = s_take(in, &text);
+    size_t len;
+    int got = s_take(in, &text, &len);
     if (got == S_LINE_LONG)
         return s_bad_input(in, in->label, DP_ERR_TOO_BIG, in->why, args);
     if (got != 1)
         return got; /* 0 (end), DP_INPUT_WAIT, or an error */
     int code = s_make_args(in, text, args, in->why, sizeof in->why);
     if (code == 0)
-        return s_input_put(in, in->count++, in->nread - 1, text) ? -1 : 1;
+        return s_input_put(in, in->count++, in->nread - 1, text, len) ? -1
+                                                                      : 1;
     dp_value_clear(args);
     return s_bad_input(in, text, code, in->why, args);
 }
@@ -447,14 +457,17 @@ static int s_next_text_input(void *ctx, const char **text, size_t *len,
 {
     s_in_t *in = ctx;
     char *t;
-    int got = s_take(in, &t);
+    size_t n;
+    int got = s_take(in, &t, &n);
     if (got != 1 && got != S_LINE_LONG)
         return got; /* 0 (end), DP_INPUT_WAIT, or an error */
     bool bad = got == S_LINE_LONG;
-    if (s_input_put(in, in->count++, in->nread - 1, bad ? in->label : t))
+    if (bad)
+        n = strlen(in->label);
+    if (s_input_put(in, in->count++, in->nread - 1, bad ? in->label : t, n))
         return -1;
     *text = bad ? in->why : t;
-    *len = strlen(*text);
+    *len = bad ? strlen(in->why) : n;
     *code = DP_ERR_TOO_BIG;
     return bad ? DP_INPUT_BAD : 1;
 }
