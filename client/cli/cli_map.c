@@ -444,8 +444,7 @@ static int s_next_input(void *ctx, dp_value_t *args)
         return got; /* 0 (end), DP_INPUT_WAIT, or an error */
     int code = s_make_args(in, text, args, in->why, sizeof in->why);
     if (code == 0)
-        return s_input_put(in, in->count++, in->nread - 1, text, len) ? -1
-                                                                      : 1;
+        return s_input_put(in, in->count++, in->nread - 1, text, len) ? -1 : 1;
     dp_value_clear(args);
     return s_bad_input(in, text, code, in->why, args);
 }
