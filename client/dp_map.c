@@ -102,10 +102,12 @@ static void s_deliver(void *data, dp_got_t *g)
         m->ring[(m->fhead + m->fcount++) % m->cap] = *g;
     } else {
         dp_got_t *slot = &m->ring[g->index % m->cap];
-        dp_got_release(slot); /* never two: one result per job */
+        if (dp_got_full(slot))
+            dp_got_release(slot); /* never two: one result per job */
         *slot = *g;
     }
-    *g = (dp_got_t){0}; /* taken */
+    g->msg = NULL; /* taken */
+    g->made = NULL;
 }
 
 static int s_flush(dp_map_t *m)
@@ -221,14 +223,15 @@ static int s_read_one(dp_map_t *m)
     uint64_t id = dp_pool_next_id(m->pool);
     rc = dp_route_add(m->pool, id, s_deliver, m, m->read);
     const dp_job_opts_t *jo = &m->o.job;
-    uint32_t tmo = jo->timeout > 0 ? (uint32_t)(jo->timeout * 1000 + 0.5) : 0;
-    uint32_t retries =
-        jo->retries >= 0 ? (uint32_t)jo->retries : DP_RETRIES_DEFAULT_CLIENT;
     if (!rc) {
         if (m->nbatch == 0)
             m->batch_id = id;
         if (args)
-            dp_msg_put_job(&m->batch, id, m->type, args, tmo, retries);
+            dp_msg_put_job(
+                &m->batch, id, m->type, args,
+                jo->timeout > 0 ? (uint32_t)(jo->timeout * 1000 + 0.5) : 0,
+                jo->retries >= 0 ? (uint32_t)jo->retries
+                                 : DP_RETRIES_DEFAULT_CLIENT);
         else /* straight into the SUBMIT: no argument array built */
             dp_msg_put_job_str(&m->batch, &m->tpl, id, text, len);
         m->nbatch++;
@@ -264,7 +267,8 @@ static bool s_ready(dp_map_t *m, dp_got_t *g)
     if (!slot)
         return false;
     *g = *slot;
-    *slot = (dp_got_t){0};
+    slot->msg = NULL; /* empty again */
+    slot->made = NULL;
     m->yielded++;
     return true;
 }
@@ -384,10 +388,12 @@ static int s_next(dp_map_t *m, dp_got_t *g, double timeout)
 /* s_view_drop: release the result dp_map_next_view gave last. */
 static void s_view_drop(dp_map_t *m)
 {
-    if (m->viewing)
+    /* a scalar (isprime's bool) holds no memory: no call for it */
+    if (m->viewing && m->view.value.type >= DP_STR)
         dp_value_clear(&m->view.value);
     m->viewing = false;
-    dp_got_release(&m->cur);
+    if (dp_got_full(&m->cur))
+        dp_got_release(&m->cur);
 }
 
 int dp_map_next_wait(dp_map_t *m, dp_result_t **out, double timeout)
