@@ -6,11 +6,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
 
+#include "dp_clock.h"
 #include "dp_httpd.h"
+#include "dp_msg.h"
+#include "dp_zsock.h"
 #include "dpool.h"
 #include "e2e.h"
 
@@ -952,4 +956,103 @@ Test(e2e, cli_unordered_long_inputs_each_once, .timeout = 60)
     }
     free(l);
     dp_e2e_run_free(&r);
+}
+
+/* A fake broker for the test below: WELCOME to the HELLO, then to each
+ * SUBMIT a RESULTS answering every job with one value too costly to
+ * decode (S_HUGE nested empty arrays: ~24 bytes decoded for each byte on
+ * the wire, over the decode bound), until `want` jobs are answered. */
+#define S_HUGE 200000u
+typedef struct {
+    void *sock;
+    uint32_t want, answered;
+} s_fake_t;
+
+static void s_fake_answer(s_fake_t *f, dp_zmsg_t *m)
+{
+    int cmd;
+    dp_rd_t r;
+    dp_limits_t lim = dp_limits_default();
+    if (dp_msg_open(zmq_msg_data(&m->body), zmq_msg_size(&m->body), &lim, &cmd,
+                    &r))
+        return;
+    dp_wr_t w;
+    dp_wr_init(&w);
+    if (cmd == DP_CMD_HELLO) {
+        dp_welcome_t wm = {.peer_no = 7,
+                           .heartbeat_ms = 1000,
+                           .max_msg = DP_MAX_MSG_BYTES_DEFAULT,
+                           .cpu_slots = 2};
+        dp_msg_welcome(&w, &wm);
+        dp_zsend(f->sock, m->rid, m->rid_len, &w, 0);
+        return;
+    }
+    uint64_t seq;
+    uint32_t n;
+    if (cmd != DP_CMD_SUBMIT || dp_msg_read_submit_jobs(&r, &seq, &n))
+        return;
+    dp_value_t huge = dp_array(S_HUGE);
+    for (uint32_t k = 0; k < S_HUGE; k++)
+        huge.v.a.items[k] = dp_array(0);
+    dp_wr_t res;
+    dp_wr_init(&res);
+    for (uint32_t k = 0; k < n; k++)
+        dp_msg_put_result(&res, seq + k, 0, &huge, NULL, "fake", 1, 1, 1);
+    dp_value_clear(&huge);
+    dp_msg_results(&w, n, res.buf.data, res.buf.len);
+    dp_wr_release(&res);
+    dp_zsend(f->sock, m->rid, m->rid_len, &w, 0);
+    f->answered += n;
+}
+
+static void *s_fake_broker(void *arg)
+{
+    s_fake_t *f = arg;
+    uint64_t end = dp_now_ms() + 20000;
+    while (f->answered < f->want && dp_now_ms() < end) {
+        zmq_pollitem_t it = {f->sock, 0, ZMQ_POLLIN, 0};
+        dp_zmsg_t m;
+        if (zmq_poll(&it, 1, 100) <= 0 || dp_zrecv(f->sock, 1, &m, 0))
+            continue;
+        s_fake_answer(f, &m);
+        zmq_msg_close(&m.body);
+    }
+    return NULL;
+}
+
+/* a result whose value the client cannot decode (over the decode bound)
+ * still answers its input, as an error result, whether it is viewed
+ * (dp_map_next_view) or taken (dp_map_next_wait): nothing waits for it */
+Test(e2e, undecodable_result_is_an_error_result, .timeout = 30)
+{
+    void *ctx = zmq_ctx_new();
+    s_fake_t f = {zmq_socket(ctx, ZMQ_ROUTER), 2, 0};
+    dp_zsock_linger0(f.sock);
+    char ep[64];
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", dp_e2e_free_port());
+    cr_assert_eq(zmq_bind(f.sock, ep), 0);
+    pthread_t thr;
+    cr_assert_eq(pthread_create(&thr, NULL, s_fake_broker, &f), 0);
+    dp_pool_t *pool = NULL;
+    dp_pool_opts_t po = {.connect_timeout = 5};
+    cr_assert_eq(dp_pool_open(ep, &po, &pool), 0);
+    const char *in[] = {"7", "11"};
+    s_texts_t t = {in, 2, 0};
+    dp_map_t *m = NULL;
+    cr_assert_eq(dp_map_text(pool, "isprime", s_text_in, &t, NULL, &m), 0);
+    dp_result_t *r = NULL, *own = NULL;
+    cr_assert_eq(dp_map_next_view(m, &r, 10), 0);
+    cr_assert_eq(r->index, 0u);
+    cr_assert_eq(r->error, DP_ERR_TOO_BIG, "%s", dp_errname(r->error));
+    cr_assert(r->message && strstr(r->message, "decoded"));
+    cr_assert_eq(dp_map_next_wait(m, &own, 10), 0);
+    cr_assert_eq(own->index, 1u);
+    cr_assert_eq(own->error, DP_ERR_TOO_BIG, "%s", dp_errname(own->error));
+    dp_result_free(&own);
+    cr_assert_eq(dp_map_next_view(m, &r, 10), DP_ERR_EOF);
+    dp_map_destroy(&m);
+    dp_pool_close(&pool);
+    pthread_join(thr, NULL);
+    zmq_close(f.sock);
+    zmq_ctx_term(ctx);
 }
