@@ -18,12 +18,11 @@ struct dp_future {
     uint64_t sent_ms, deadline_ms; /* deadline_ms 0 = none */
 };
 
-static void s_deliver(void *data, size_t index, dp_result_t *r)
+static void s_deliver(void *data, dp_got_t *g)
 {
     dp_future_t *f = data;
-    (void)index;
     dp_result_free(&f->res);
-    f->res = r;
+    dp_got_take(g, &f->pool->lim, &f->res); /* NULL: out of memory */
 }
 
 /* s_submit_one: a SUBMIT of one job. */

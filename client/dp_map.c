@@ -3,6 +3,9 @@
  * number of inputs in flight (read, not yet given back), so ten million
  * inputs never sit in memory. Results wait in a ring indexed by input
  * position (ordered) or a FIFO (unordered), both of max_inflight slots.
+ * A slot holds a view of its result in the received message (dp_got_t):
+ * nothing is decoded until dp_map_next* gives it, and dp_map_next_view
+ * decodes it into the map's own dp_result_t, without an allocation.
  *
  * Every input read gets exactly one result. When the broker is lost, the
  * jobs without a result, and every input read after, get BROKER_LOST.
@@ -26,7 +29,9 @@
 struct dp_map {
     dp_pool_t *pool;
     char *type;
+    dp_job_tpl_t tpl; /* dp_map_text: what every job shares, encoded */
     dp_input_fn in;
+    dp_text_fn text_in; /* dp_map_text's input */
     void *in_ctx;
     const dp_value_t *argv; /* dp_map_array's inputs (borrowed) */
     size_t argc, argi;
@@ -40,11 +45,16 @@ struct dp_map {
     size_t out;           /* jobs routed, no result yet */
     uint64_t deadline_ms; /* time limit + margin; 0 = none */
     uint64_t quiet_since; /* ms: the last result, or since jobs are out */
-    dp_result_t **ring;   /* ordered: slot index % cap */
+    dp_got_t *ring;       /* ordered: slot index % cap */
     size_t fhead, fcount; /* unordered: FIFO in ring */
     dp_wr_t batch;        /* encoded jobs not yet sent */
     uint32_t nbatch;
     uint64_t batch_id; /* first job id in batch: the SUBMIT's seq */
+    /* dp_map_next_view: the result given last, kept until the next call */
+    dp_got_t cur;
+    dp_result_t view; /* cur decoded (when cur.msg) */
+    bool viewing;     /* view.value is to be cleared */
+    dp_buf_t str;     /* view's strings */
 };
 
 static size_t s_clamp(size_t v, size_t lo, size_t hi)
@@ -66,34 +76,38 @@ static int s_slots(const dp_pool_t *p)
 
 /* s_adapt: for a stream, size chunks so one takes about
  * DP_CHUNK_TARGET_US of a child's time, from measured job times. */
-static void s_adapt(dp_map_t *m, const dp_result_t *r)
+static void s_adapt(dp_map_t *m, uint64_t elapsed_us)
 {
-    double us = r->elapsed_us > 0 ? (double)r->elapsed_us : 1.0;
+    double us = elapsed_us > 0 ? (double)elapsed_us : 1.0;
     m->job_us = m->job_us > 0 ? m->job_us * 0.9 + us * 0.1 : us;
     size_t limit = m->cap / (2 * (size_t)s_slots(m->pool));
     m->chunk = s_clamp((size_t)(DP_CHUNK_TARGET_US / m->job_us), 1,
                        limit < DP_CHUNK_AUTO_MAX ? limit : DP_CHUNK_AUTO_MAX);
 }
 
-static void s_deliver(void *data, size_t index, dp_result_t *r)
+static void s_deliver(void *data, dp_got_t *g)
 {
     dp_map_t *m = data;
     m->out -= m->out > 0;
-    m->quiet_since = dp_now_ms();
-    if (m->adaptive && !r->error)
-        s_adapt(m, r);
-    if (r->error) {
+    m->quiet_since = m->pool->deliver_ms; /* read once per message */
+    int code = dp_got_code(g);
+    if (m->adaptive && !code)
+        s_adapt(m, dp_got_elapsed_us(g));
+    if (code) {
         m->failed++;
         if (m->o.fail_fast && !m->cancelled)
             dp_map_cancel(m);
     }
     if (m->o.unordered) {
-        m->ring[(m->fhead + m->fcount++) % m->cap] = r;
+        m->ring[(m->fhead + m->fcount++) % m->cap] = *g;
     } else {
-        dp_result_t **slot = &m->ring[index % m->cap];
-        dp_result_free(slot); /* never two: one result per job */
-        *slot = r;
+        dp_got_t *slot = &m->ring[g->index % m->cap];
+        if (dp_got_full(slot))
+            dp_got_release(slot); /* never two: one result per job */
+        *slot = *g;
     }
+    g->msg = NULL; /* taken */
+    g->made = NULL;
 }
 
 static int s_flush(dp_map_t *m)
@@ -112,82 +126,121 @@ static int s_flush(dp_map_t *m)
     return dp_pool_send_submit(m->pool, &w, m->batch_id, n);
 }
 
-/* s_local_result: the next input's result, made here: it is never sent. */
-static int s_local_result(dp_map_t *m, uint64_t id, int code, const char *msg)
+/* s_local_result: the next input's result, made here: it is never sent.
+ * msg: len bytes. */
+static int s_local_result(dp_map_t *m, uint64_t id, int code, const char *msg,
+                          size_t len)
 {
     dp_result_t *r = calloc(1, sizeof *r);
     if (!r)
         return DP_ERR_NOMEM;
     r->id = id;
     r->error = code;
-    r->message = strdup(msg);
+    r->message = strndup(msg, len);
     r->worker = strdup("");
+    if (!r->message || !r->worker) {
+        dp_result_free(&r);
+        return DP_ERR_NOMEM;
+    }
     r->index = m->read++;
     m->out++;
-    s_deliver(m, r->index, r);
+    m->pool->deliver_ms = dp_now_ms();
+    dp_got_t g = {.made = r, .index = r->index};
+    s_deliver(m, &g);
     return 0;
+}
+
+/* s_bad_args: a DP_INPUT_BAD input's [code, message] (args) as its
+ * result. */
+static int s_bad_args(dp_map_t *m, const dp_value_t *args)
+{
+    const dp_value_t *c = args->type == DP_ARRAY && args->v.a.len == 2
+                              ? &args->v.a.items[0]
+                              : NULL;
+    const dp_value_t *msg = c ? c + 1 : NULL;
+    bool str = msg && msg->type == DP_STR;
+    return s_local_result(
+        m, 0, c && c->type == DP_UINT ? (int)c->v.u : DP_ERR_INVALID,
+        str ? msg->v.s.ptr : "bad input",
+        str ? msg->v.s.len : strlen("bad input"));
+}
+
+/* s_input: the next input from whichever source the map reads: an
+ * argument array in *args (borrowed from argv, or made by the input
+ * function into own), or a text (dp_map_text) in *text, *len; on
+ * DP_INPUT_BAD from a text input, *code. Returns as dp_input_fn. */
+static int s_input(dp_map_t *m, dp_value_t *own, const dp_value_t **args,
+                   const char **text, size_t *len, int *code)
+{
+    if (m->argv) { /* encoded from the caller's array: no copy */
+        if (m->argi >= m->argc)
+            return 0;
+        *args = &m->argv[m->argi++];
+        return 1;
+    }
+    if (m->text_in)
+        return m->text_in(m->in_ctx, text, len, code);
+    *args = own;
+    return m->in(m->in_ctx, own);
 }
 
 /* s_read_one: take the next input and queue its job. 0 = queued,
  * DP_ERR_EOF = end of input, or an error. */
 static int s_read_one(dp_map_t *m)
 {
-    dp_value_t args = dp_nil();
-    int got;
-    if (m->argv) {
-        got = m->argi < m->argc;
-        if (got && dp_value_copy(&args, &m->argv[m->argi++]))
-            return DP_ERR_NOMEM;
-    } else {
-        got = m->in(m->in_ctx, &args);
-    }
+    dp_value_t own = {.type = DP_NIL}; /* dp_map's input fills it */
+    const dp_value_t *args = NULL;
+    const char *text = NULL;
+    size_t len = 0;
+    int code = DP_ERR_INVALID;
+    int got = s_input(m, &own, &args, &text, &len, &code);
     if (got == DP_INPUT_WAIT) {
-        dp_value_clear(&args);
+        dp_value_clear(&own);
         m->input_wait = true;
         return DP_ERR_EOF; /* for now: the loop stops reading */
     }
     if (got <= 0) {
         m->input_done = true;
         m->input_error = got < 0;
-        dp_value_clear(&args);
+        dp_value_clear(&own);
         return got < 0 ? DP_ERR_INVALID : DP_ERR_EOF;
     }
     /* a result made here takes no job id: a SUBMIT's ids must run one by
      * one from its seq (PROTOCOL.md), so a gap would refuse the batch */
-    uint64_t id = 0;
-    if (got == DP_INPUT_BAD) { /* args: [code, message] */
-        const dp_value_t *c = args.type == DP_ARRAY && args.v.a.len == 2
-                                  ? &args.v.a.items[0]
-                                  : NULL;
-        const dp_value_t *msg = c ? c + 1 : NULL;
-        int rc = s_local_result(
-            m, id, c && c->type == DP_UINT ? (int)c->v.u : DP_ERR_INVALID,
-            msg && msg->type == DP_STR ? msg->v.s.ptr : "bad input");
-        dp_value_clear(&args);
+    int rc = 0;
+    if (got == DP_INPUT_BAD) { /* args [code, message], or text */
+        rc = args ? s_bad_args(m, args)
+                  : s_local_result(m, 0, code > 0 ? code : DP_ERR_INVALID,
+                                   text ? text : "", text ? len : 0);
+        dp_value_clear(&own);
         return rc;
     }
     if (m->lost) { /* nowhere to send it: its line says so */
-        dp_value_clear(&args);
-        return s_local_result(m, id, DP_ERR_BROKER_LOST,
-                              "broker lost before this job was sent");
+        dp_value_clear(&own);
+        const char *why = "broker lost before this job was sent";
+        return s_local_result(m, 0, DP_ERR_BROKER_LOST, why, strlen(why));
     }
-    id = dp_pool_next_id(m->pool);
-    int rc = dp_route_add(m->pool, id, s_deliver, m, m->read);
+    uint64_t id = dp_pool_next_id(m->pool);
+    rc = dp_route_add(m->pool, id, s_deliver, m, m->read);
     const dp_job_opts_t *jo = &m->o.job;
     if (!rc) {
         if (m->nbatch == 0)
             m->batch_id = id;
-        dp_msg_put_job(&m->batch, id, m->type, &args,
-                       jo->timeout > 0 ? (uint32_t)(jo->timeout * 1000 + 0.5)
-                                       : 0,
-                       jo->retries >= 0 ? (uint32_t)jo->retries
-                                        : DP_RETRIES_DEFAULT_CLIENT);
+        if (args)
+            dp_msg_put_job(
+                &m->batch, id, m->type, args,
+                jo->timeout > 0 ? (uint32_t)(jo->timeout * 1000 + 0.5) : 0,
+                jo->retries >= 0 ? (uint32_t)jo->retries
+                                 : DP_RETRIES_DEFAULT_CLIENT);
+        else /* straight into the SUBMIT: no argument array built */
+            dp_msg_put_job_str(&m->batch, &m->tpl, id, text, len);
         m->nbatch++;
         m->read++;
         if (m->out++ == 0)
             m->quiet_since = dp_now_ms();
     }
-    dp_value_clear(&args);
+    if (own.type != DP_NIL) /* a text or borrowed input has none */
+        dp_value_clear(&own);
     /* small chunks still travel together: a SUBMIT holds at least
      * DP_SUBMIT_MIN_JOBS (everything is sent anyway before waiting) */
     size_t submit =
@@ -197,23 +250,27 @@ static int s_read_one(dp_map_t *m)
     return rc;
 }
 
-/* s_ready: the next result to give, if there is one. */
-static dp_result_t *s_ready(dp_map_t *m)
+/* s_ready: the next result to give into *g (taken from its slot), if
+ * there is one. */
+static bool s_ready(dp_map_t *m, dp_got_t *g)
 {
-    dp_result_t *r = NULL;
+    dp_got_t *slot = NULL;
     if (m->o.unordered && m->fcount) {
-        r = m->ring[m->fhead];
-        m->ring[m->fhead] = NULL;
+        slot = &m->ring[m->fhead];
         m->fhead = (m->fhead + 1) % m->cap;
         m->fcount--;
     } else if (!m->o.unordered && m->yielded < m->read) {
-        dp_result_t **slot = &m->ring[m->yielded % m->cap];
-        r = *slot;
-        *slot = NULL;
+        slot = &m->ring[m->yielded % m->cap];
+        if (!dp_got_full(slot))
+            return false;
     }
-    if (r)
-        m->yielded++;
-    return r;
+    if (!slot)
+        return false;
+    *g = *slot;
+    slot->msg = NULL; /* empty again */
+    slot->made = NULL;
+    m->yielded++;
+    return true;
 }
 
 /* s_on_lost: the broker is gone: each job out gets BROKER_LOST now; the
@@ -277,15 +334,15 @@ static bool s_has_ready(const dp_map_t *m)
 {
     if (m->o.unordered)
         return m->fcount > 0;
-    return m->yielded < m->read && m->ring[m->yielded % m->cap];
+    return m->yielded < m->read && dp_got_full(&m->ring[m->yielded % m->cap]);
 }
 
-int dp_map_next_wait(dp_map_t *m, dp_result_t **out, double timeout)
+/* s_next: the next result into *g: dp_map_next_wait's work. */
+static int s_next(dp_map_t *m, dp_got_t *g, double timeout)
 {
-    *out = NULL;
-    uint64_t end = timeout >= 0 ? dp_now_ms() + (uint64_t)(timeout * 1000) : 0;
+    uint64_t end = 0; /* the clock is read only when there is a wait */
     for (;;) {
-        if ((*out = s_ready(m)))
+        if (s_ready(m, g))
             return 0;
         if (m->input_done && m->yielded == m->read)
             return m->lost          ? DP_ERR_BROKER_LOST
@@ -316,6 +373,8 @@ int dp_map_next_wait(dp_map_t *m, dp_result_t **out, double timeout)
         if (s_has_ready(m) || (m->input_done && m->yielded == m->read))
             continue;
         uint64_t now = dp_now_ms();
+        if (timeout >= 0 && !end)
+            end = now + (uint64_t)(timeout * 1000);
         s_check_deadline(m, now);
         long wait = s_wait_ms(m, end, now);
         if (end && wait == 0)
@@ -324,6 +383,43 @@ int dp_map_next_wait(dp_map_t *m, dp_result_t **out, double timeout)
         if (rc)
             return rc;
     }
+}
+
+/* s_view_drop: release the result dp_map_next_view gave last. */
+static void s_view_drop(dp_map_t *m)
+{
+    /* a scalar (isprime's bool) holds no memory: no call for it */
+    if (m->viewing && m->view.value.type >= DP_STR)
+        dp_value_clear(&m->view.value);
+    m->viewing = false;
+    if (dp_got_full(&m->cur))
+        dp_got_release(&m->cur);
+}
+
+int dp_map_next_wait(dp_map_t *m, dp_result_t **out, double timeout)
+{
+    *out = NULL;
+    s_view_drop(m);
+    dp_got_t g;
+    int rc = s_next(m, &g, timeout);
+    return rc ? rc : dp_got_take(&g, &m->pool->lim, out);
+}
+
+int dp_map_next_view(dp_map_t *m, dp_result_t **out, double timeout)
+{
+    *out = NULL;
+    s_view_drop(m);
+    int rc = s_next(m, &m->cur, timeout);
+    if (rc)
+        return rc;
+    if (m->cur.made) { /* made here: it is the map's already */
+        *out = m->cur.made;
+        return 0;
+    }
+    dp_got_view(&m->cur, &m->pool->lim, &m->view, &m->str);
+    m->viewing = true;
+    *out = &m->view;
+    return 0;
 }
 
 int dp_map_next(dp_map_t *m, dp_result_t **out)
@@ -380,8 +476,14 @@ static int s_new(dp_pool_t *p, const char *type, const dp_map_opts_t *o,
         m->deadline_ms =
             (uint64_t)(m->o.job.timeout * 1000) + DP_DEADLINE_MARGIN_MS;
     m->type = strdup(type);
+    dp_msg_job_tpl(
+        &m->tpl, type,
+        m->o.job.timeout > 0 ? (uint32_t)(m->o.job.timeout * 1000 + 0.5) : 0,
+        m->o.job.retries >= 0 ? (uint32_t)m->o.job.retries
+                              : DP_RETRIES_DEFAULT_CLIENT);
     m->ring = calloc(m->cap, sizeof *m->ring);
     dp_wr_init(&m->batch);
+    dp_buf_init(&m->str);
     if (!m->type || !m->ring) {
         dp_map_destroy(&m);
         return DP_ERR_NOMEM;
@@ -396,6 +498,17 @@ int dp_map(dp_pool_t *p, const char *type, dp_input_fn in, void *in_ctx,
     int rc = s_new(p, type, o, 0, out);
     if (!rc) {
         (*out)->in = in;
+        (*out)->in_ctx = in_ctx;
+    }
+    return rc;
+}
+
+int dp_map_text(dp_pool_t *p, const char *type, dp_text_fn in, void *in_ctx,
+                const dp_map_opts_t *o, dp_map_t **out)
+{
+    int rc = s_new(p, type, o, 0, out);
+    if (!rc) {
+        (*out)->text_in = in;
         (*out)->in_ctx = in_ctx;
     }
     return rc;
@@ -426,11 +539,14 @@ void dp_map_destroy(dp_map_t **mp)
         return;
     dp_map_t *m = *mp;
     dp_pool_forget(m->pool, m);
+    s_view_drop(m);
+    dp_buf_release(&m->str);
     for (size_t k = 0; m->ring && k < m->cap; k++)
-        dp_result_free(&m->ring[k]);
+        dp_got_release(&m->ring[k]);
     free(m->ring);
     free(m->type);
     dp_wr_release(&m->batch);
+    dp_msg_job_tpl_release(&m->tpl);
     free(m);
     *mp = NULL;
 }

@@ -34,6 +34,77 @@
 
 #define S_ROUTES_MIN 1024u
 #define S_NAME_MAX 64
+#define S_UNDECODED "the result could not be decoded"
+
+/* A RESULTS message as received, read in place by the caller's thread;
+ * each result routed from it holds a reference (refs), the walk one. */
+struct dp_rmsg {
+    zmq_msg_t msg;
+    dp_rd_t rd; /* the body, at the first result */
+    uint32_t n; /* results in it */
+    size_t refs;
+};
+
+static void s_rmsg_unref(dp_rmsg_t *rm)
+{
+    if (rm && --rm->refs == 0) {
+        zmq_msg_close(&rm->msg);
+        free(rm);
+    }
+}
+
+/* ---- routed results ---- */
+
+void dp_got_release(dp_got_t *g)
+{
+    s_rmsg_unref(g->msg);
+    dp_result_free(&g->made);
+    g->msg = NULL;
+}
+
+/* s_made: a result made here: error code with msg, for input index. */
+static dp_result_t *s_made(uint64_t id, size_t index, int code, const char *msg)
+{
+    dp_result_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->id = id;
+    r->index = index;
+    r->error = code;
+    r->message = strdup(msg);
+    r->worker = strdup("");
+    r->value = dp_nil();
+    if (!r->message || !r->worker)
+        dp_result_free(&r);
+    return r;
+}
+
+int dp_got_take(dp_got_t *g, const dp_limits_t *lim, dp_result_t **out)
+{
+    *out = g->made;
+    g->made = NULL;
+    if (g->msg) {
+        int rc = dp_res_to_result(&g->res, lim, out);
+        if (rc) /* its one result says so */
+            *out = s_made(g->res.id, g->index, rc, S_UNDECODED);
+    }
+    if (*out)
+        (*out)->index = g->index;
+    dp_got_release(g);
+    return *out ? 0 : DP_ERR_NOMEM;
+}
+
+void dp_got_view(const dp_got_t *g, const dp_limits_t *lim, dp_result_t *view,
+                 dp_buf_t *str)
+{
+    int rc = dp_res_view(&g->res, lim, view, str);
+    if (rc) { /* its one result says so */
+        *view = (dp_result_t){.id = g->res.id, .error = rc};
+        view->message = (char *)S_UNDECODED;
+        view->worker = (char *)"";
+    }
+    view->index = g->index;
+}
 
 /* ---- routes: open addressing, linear probing, tombstones ---- */
 
@@ -141,25 +212,21 @@ void dp_pool_fail_routes(dp_pool_t *p, void *owner, int code, const char *msg,
 {
     size_t n = 0;
     uint64_t *ids = malloc((p->nroutes + 1) * sizeof *ids);
+    p->deliver_ms = dp_now_ms();
     for (size_t k = 0; k < p->cap_routes; k++) {
         dp_route_t *rt = &p->routes[k];
         if (!rt->id || rt->tomb || rt->data != owner)
             continue;
-        dp_result_t *r = calloc(1, sizeof *r);
+        dp_got_t g = {.made = s_made(rt->id, rt->index, code, msg),
+                      .index = rt->index};
         if (ids)
             ids[n++] = rt->id;
         rt->tomb = true;
         rt->data = NULL;
         p->nroutes--;
-        if (!r)
+        if (!g.made)
             continue; /* out of memory: that input goes without a line */
-        r->id = rt->id;
-        r->index = rt->index;
-        r->error = code;
-        r->message = strdup(msg);
-        r->worker = strdup("");
-        r->value = dp_nil();
-        rt->deliver(owner, rt->index, r);
+        rt->deliver(owner, &g);
     }
     if (n && cancel)
         dp_pool_cancel_ids(p, ids, n);
@@ -238,20 +305,39 @@ static void s_deadline(struct timespec *ts, double timeout)
     }
 }
 
-static void s_route_result(dp_pool_t *p, dp_result_t *r)
+/* s_route: result g (its id: id) to the owner of its route; a result
+ * nobody waits for (a cancelled job's late answer, one had already) is
+ * released. */
+static void s_route(dp_pool_t *p, uint64_t id, dp_got_t *g)
 {
-    dp_route_t *rt = s_route_find(p, r->id);
+    dp_route_t *rt = s_route_find(p, id);
     if (!rt) {
-        dp_result_free(&r); /* e.g. a cancelled job's late answer */
+        dp_got_release(g);
         return;
     }
-    p->last_result_ms = dp_now_ms();
     void *data = rt->data;
-    size_t index = rt->index;
     dp_deliver_fn deliver = rt->deliver;
-    dp_route_del(p, r->id);
-    r->index = index;
-    deliver(data, index, r);
+    g->index = rt->index;
+    if (g->made)
+        g->made->index = rt->index;
+    dp_route_del(p, id);
+    deliver(data, g);
+}
+
+/* s_route_msg: every result of a RESULTS message to its owner: each takes
+ * a reference on the message, read in place (nothing decoded here). */
+static void s_route_msg(dp_pool_t *p, dp_rmsg_t *rm)
+{
+    p->last_result_ms = p->deliver_ms = dp_now_ms(); /* once a message */
+    rm->refs = 1;                                    /* the walk's own */
+    for (uint32_t k = 0; k < rm->n; k++) {
+        dp_got_t g = {.msg = rm};
+        if (dp_msg_read_result(&rm->rd, &g.res))
+            break; /* the results before it still count */
+        rm->refs++;
+        s_route(p, g.res.id, &g);
+    }
+    s_rmsg_unref(rm);
 }
 
 int dp_pool_pump(dp_pool_t *p, double timeout, int fd)
@@ -282,7 +368,13 @@ int dp_pool_pump(dp_pool_t *p, double timeout, int fd)
     pthread_mutex_unlock(&p->mu);
     for (dp_item_t *nx; in; in = nx) {
         nx = in->next;
-        s_route_result(p, in->res);
+        if (in->msg) {
+            s_route_msg(p, in->msg);
+        } else {
+            dp_got_t g = {.made = in->res};
+            p->last_result_ms = p->deliver_ms = dp_now_ms();
+            s_route(p, in->res->id, &g);
+        }
         free(in);
         rc = 0;
     }
@@ -293,16 +385,22 @@ int dp_pool_pump(dp_pool_t *p, double timeout, int fd)
 
 /* ---- I/O thread ---- */
 
-static void s_inbox_add(dp_pool_t *p, dp_item_t **head, dp_item_t **tail,
-                        dp_result_t *r)
+/* s_inbox_add: a made result r (taken) or a RESULTS message rm (taken)
+ * onto the list head..tail for the caller's thread. */
+static void s_inbox_add(dp_item_t **head, dp_item_t **tail, dp_result_t *r,
+                        dp_rmsg_t *rm)
 {
-    (void)p;
     dp_item_t *it = calloc(1, sizeof *it);
     if (!it) {
         dp_result_free(&r);
+        if (rm) {
+            zmq_msg_close(&rm->msg);
+            free(rm);
+        }
         return;
     }
     it->res = r;
+    it->msg = rm;
     if (*tail)
         (*tail)->next = it;
     else
@@ -420,26 +518,35 @@ static void s_send_acks(dp_pool_t *p)
     p->nacks = 0;
 }
 
-/* s_on_results: decode a RESULTS body into the inbox. */
-static void s_on_results(dp_pool_t *p, dp_rd_t *r)
+/* s_on_results: hand a RESULTS message (body, whose contents are taken;
+ * r reads its body) to the caller's thread whole: it reads the results
+ * in place. A session first notes each id: ACK it, and its SUBMIT is
+ * taken. */
+static void s_on_results(dp_pool_t *p, zmq_msg_t *body, dp_rd_t *r)
 {
     uint32_t n;
     if (dp_msg_read_results(r, &n))
         return;
-    dp_item_t *head = NULL, *tail = NULL;
-    for (uint32_t k = 0; k < n; k++) {
+    size_t at = (size_t)(r->p - (const uint8_t *)zmq_msg_data(body));
+    if (p->resumable) {
+        dp_rd_t ids = *r;
         dp_res_t res;
-        dp_result_t *out;
-        if (dp_msg_read_result(r, &res))
-            break;
-        if (p->resumable) {
+        for (uint32_t k = 0; k < n && !dp_msg_read_result(&ids, &res); k++) {
             s_ack_add(p, res.id);
             s_unacc_answered(p, res.id);
         }
-        if (dp_res_to_result(&res, &p->lim, &out) == 0)
-            s_inbox_add(p, &head, &tail, out);
     }
-    (void)dp_msg_end(r); /* trailing bytes: the results read still count */
+    dp_rmsg_t *rm = malloc(sizeof *rm);
+    if (!rm)
+        return; /* out of memory: the map's deadline fails them */
+    zmq_msg_init(&rm->msg);
+    zmq_msg_move(&rm->msg, body);                 /* no copy of the bytes */
+    const uint8_t *data = zmq_msg_data(&rm->msg); /* moved: read it again */
+    dp_rd_init(&rm->rd, data + at, zmq_msg_size(&rm->msg) - at, &p->lim);
+    rm->n = n;
+    rm->refs = 0;
+    dp_item_t *head = NULL, *tail = NULL;
+    s_inbox_add(&head, &tail, NULL, rm);
     s_inbox_push(p, head, tail);
 }
 
@@ -459,16 +566,14 @@ static void s_on_error(dp_pool_t *p, dp_rd_t *r)
         return;
     s_unacc_seq(p, e.seq);
     dp_item_t *head = NULL, *tail = NULL;
-    for (uint64_t k = 0; k < e.count; k++) {
-        dp_result_t *res = calloc(1, sizeof *res);
+    char *msg = strndup(e.message, e.message_len);
+    for (uint64_t k = 0; msg && k < e.count; k++) {
+        dp_result_t *res = s_made(e.seq + k, 0, (int)e.code, msg);
         if (!res)
             break;
-        res->id = e.seq + k;
-        res->error = (int)e.code;
-        res->message = strndup(e.message, e.message_len);
-        res->worker = strdup("");
-        s_inbox_add(p, &head, &tail, res);
+        s_inbox_add(&head, &tail, res, NULL);
     }
+    free(msg);
     s_inbox_push(p, head, tail);
 }
 
@@ -479,7 +584,7 @@ static void s_on_message(dp_pool_t *p, zmq_msg_t *body)
     if (dp_msg_open(zmq_msg_data(body), zmq_msg_size(body), &p->lim, &cmd, &r))
         return;
     if (cmd == DP_CMD_RESULTS) {
-        s_on_results(p, &r);
+        s_on_results(p, body, &r);
     } else if (cmd == DP_CMD_ACCEPTED) {
         uint64_t seq, n;
         if (p->resumable && dp_msg_read_accepted(&r, &seq, &n) == 0)
@@ -843,6 +948,10 @@ void dp_pool_close(dp_pool_t **pp)
     for (dp_item_t *it = p->in_head, *nx; it; it = nx) {
         nx = it->next;
         dp_result_free(&it->res);
+        if (it->msg) {
+            zmq_msg_close(&it->msg->msg);
+            free(it->msg);
+        }
         free(it);
     }
     while (p->unacc_head)

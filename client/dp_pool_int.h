@@ -5,6 +5,13 @@
  * queue in the outbox and decodes what arrives into the inbox. The
  * caller's thread owns everything else (routing, futures, maps). The two
  * meet only under `mu`: outbox, inbox, lost, status.
+ *
+ * Results travel as whole messages: the I/O thread hands each RESULTS
+ * message over as it came (one inbox item, one wakeup); the caller's
+ * thread reads the results out of it in place and routes each as a
+ * dp_got_t, a view holding a reference on its message, which is freed
+ * when its last result is released. No result is decoded or allocated
+ * until its owner asks for it (dp_got_take, dp_got_view).
  */
 #ifndef DP_POOL_INT_H
 #define DP_POOL_INT_H
@@ -39,11 +46,16 @@
 #define DP_ACK_COALESCE_MS 10      /* an ACK waits this long for company */
 #define DP_ACK_BATCH 4096          /* ...or until this many ids wait */
 
+/* A received RESULTS message shared by the results routed from it
+ * (dp_pool.c); caller's thread only once in the inbox. */
+typedef struct dp_rmsg dp_rmsg_t;
+
 typedef struct s_item {
     struct s_item *next;
     char *data; /* outbox: encoded message */
     size_t len;
-    dp_result_t *res; /* inbox: decoded result */
+    dp_result_t *res; /* inbox: a result made here (a refused SUBMIT's) */
+    dp_rmsg_t *msg;   /* inbox: or a RESULTS message */
     /* outbox: a SUBMIT of ids seq .. seq+njobs-1; a session keeps it
      * (the I/O thread's unaccepted list) until ACCEPTED, refused, or a
      * job of it answered, to send it again after a resume */
@@ -52,10 +64,51 @@ typedef struct s_item {
     uint32_t njobs;
 } dp_item_t;
 
-/* dp_deliver_fn: hands result r (taken) of input `index` to the owner
- * (`data`) of its route: a future, a map. The pool calls it and knows
- * nothing else of them. */
-typedef void (*dp_deliver_fn)(void *data, size_t index, dp_result_t *r);
+/* dp_got_t: one routed result: a view of it in its received message
+ * (res, with a reference on msg), or one made here (made, owned); index
+ * is its input's. An empty one has neither. */
+typedef struct {
+    dp_res_t res;      /* when msg: borrowed from it */
+    dp_rmsg_t *msg;    /* a reference, or NULL */
+    dp_result_t *made; /* when not msg */
+    size_t index;
+} dp_got_t;
+
+/* dp_got_full: g holds a result. */
+static inline bool dp_got_full(const dp_got_t *g)
+{
+    return g->msg || g->made;
+}
+/* dp_got_code: g's error code (0 = ok). */
+static inline int dp_got_code(const dp_got_t *g)
+{
+    return g->msg ? (int)g->res.code : g->made->error;
+}
+/* dp_got_elapsed_us: g's run time in the child. */
+static inline uint64_t dp_got_elapsed_us(const dp_got_t *g)
+{
+    return g->msg ? g->res.elapsed_us : g->made->elapsed_us;
+}
+/* dp_got_release: drop what g holds (its message's reference or its
+ * made result); g is then empty. NULL-safe on an empty g. */
+void dp_got_release(dp_got_t *g);
+/* dp_got_take: g's result as a dp_result_t of the caller's (dp_result_free),
+ * index set; g is emptied. A value that cannot be decoded (over the
+ * decode bound, out of memory) makes an error result in its place, so
+ * the input still gets its one result. 0 or DP_ERR_NOMEM. */
+int dp_got_take(dp_got_t *g, const dp_limits_t *lim, dp_result_t **out);
+/* dp_got_view: g's result decoded into *view (strings in str, the value
+ * owned by view: dp_value_clear it), index set; g keeps its reference
+ * (release it after the view is done with). A value that cannot be
+ * decoded shows as an error result. Made results are not viewed: use
+ * g->made. */
+void dp_got_view(const dp_got_t *g, const dp_limits_t *lim, dp_result_t *view,
+                 dp_buf_t *str);
+
+/* dp_deliver_fn: hands result g (taken: g->msg's reference or g->made;
+ * g->index is its input's) to the owner (`data`) of its route: a future,
+ * a map. The pool calls it and knows nothing else of them. */
+typedef void (*dp_deliver_fn)(void *data, dp_got_t *g);
 
 typedef struct {
     uint64_t id; /* 0 = empty slot */
@@ -106,6 +159,7 @@ struct dp_pool {
     uint32_t next_seq;
     int cpu_slots;
     uint64_t last_result_ms; /* when the last result was routed */
+    uint64_t deliver_ms;     /* when the result being delivered came */
     dp_route_t *routes;      /* id -> owner, open addressing */
     size_t nroutes, cap_routes, used_routes;
 };

@@ -183,6 +183,48 @@ void dp_msg_put_job(dp_wr_t *w, uint64_t id, const char *type,
     dp_wr_uint(w, retries);
 }
 
+void dp_msg_job_tpl(dp_job_tpl_t *t, const char *type, uint32_t timeout_ms,
+                    uint32_t retries)
+{
+    dp_wr_init(&t->mid);
+    dp_wr_init(&t->tail);
+    dp_wr_cstr(&t->mid, type);
+    dp_wr_array(&t->mid, 1); /* args: [arg] */
+    dp_wr_uint(&t->tail, timeout_ms);
+    dp_wr_uint(&t->tail, retries);
+}
+
+void dp_msg_job_tpl_release(dp_job_tpl_t *t)
+{
+    dp_wr_release(&t->mid);
+    dp_wr_release(&t->tail);
+}
+
+void dp_msg_put_job_str(dp_wr_t *w, const dp_job_tpl_t *t, uint64_t id,
+                        const char *arg, size_t len)
+{
+    if (t->mid.err || t->tail.err || len > UINT32_MAX) {
+        w->err = w->err ? w->err : DP_ERR_NOMEM;
+        return;
+    }
+    size_t mid = t->mid.buf.len, tail = t->tail.buf.len;
+    uint8_t *p = dp_wr_room(w, 1 + DP_WIRE_UINT_MAX + mid +
+                                   DP_WIRE_STR_HEAD_MAX + len + tail);
+    if (!p)
+        return;
+    uint8_t *start = p;
+    *p++ = 0x90 | S_JOB_FIELDS; /* fixarray */
+    p += dp_wire_uint_at(p, id);
+    memcpy(p, t->mid.buf.data, mid);
+    p += mid;
+    p += dp_wire_str_head_at(p, (uint32_t)len);
+    memcpy(p, arg, len);
+    p += len;
+    memcpy(p, t->tail.buf.data, tail);
+    p += tail;
+    w->buf.len += (size_t)(p - start);
+}
+
 void dp_msg_put_result(dp_wr_t *w, uint64_t id, uint32_t code,
                        const dp_value_t *value, const char *message,
                        const char *worker, uint32_t pid, uint64_t elapsed_us,
@@ -289,14 +331,36 @@ void dp_msg_empty(dp_wr_t *w, int cmd)
     dp_wr_array(w, 0);
 }
 
-static char *s_strndup(const char *s, size_t len)
+/* s_res_fill: res's fields into out, its worker name copied to str
+ * (room for it and its NUL), its message to msg (room for the value's
+ * bytes and a NUL), or, msg NULL, to a new string. */
+static int s_res_fill(const dp_res_t *res, const dp_limits_t *lim,
+                      dp_result_t *out, char *str, char *msg)
 {
-    char *p = malloc(len + 1);
-    if (p) {
-        memcpy(p, s, len);
-        p[len] = '\0';
-    }
-    return p;
+    memset(out, 0, sizeof *out);
+    out->id = res->id;
+    out->error = (int)res->code;
+    out->pid = (int)res->pid;
+    out->elapsed_us = res->elapsed_us;
+    out->attempts = res->attempt;
+    out->worker = str;
+    memcpy(str, res->worker, res->worker_len);
+    str[res->worker_len] = '\0';
+    dp_rd_t rd;
+    dp_rd_init(&rd, res->value.ptr, res->value.len, lim);
+    if (res->code == 0)
+        return dp_rd_value(&rd, &out->value);
+    const char *s;
+    size_t len;
+    int rc = dp_rd_str(&rd, &s, &len);
+    if (rc)
+        return rc;
+    out->message = msg ? msg : malloc(len + 1);
+    if (!out->message)
+        return DP_ERR_NOMEM;
+    memcpy(out->message, s, len);
+    out->message[len] = '\0';
+    return 0;
 }
 
 int dp_res_to_result(const dp_res_t *res, const dp_limits_t *lim,
@@ -307,33 +371,27 @@ int dp_res_to_result(const dp_res_t *res, const dp_limits_t *lim,
     dp_result_t *r = malloc(sizeof *r + res->worker_len + 1);
     if (!r)
         return DP_ERR_NOMEM;
-    memset(r, 0, sizeof *r);
-    r->id = res->id;
-    r->error = (int)res->code;
-    r->pid = (int)res->pid;
-    r->elapsed_us = res->elapsed_us;
-    r->attempts = res->attempt;
-    r->worker = (char *)(r + 1);
-    memcpy(r->worker, res->worker, res->worker_len);
-    r->worker[res->worker_len] = '\0';
-    dp_rd_t rd;
-    dp_rd_init(&rd, res->value.ptr, res->value.len, lim);
-    int rc = 0;
-    if (!rc && res->code != 0) {
-        const char *s;
-        size_t len;
-        rc = dp_rd_str(&rd, &s, &len);
-        if (!rc && !(r->message = s_strndup(s, len)))
-            rc = DP_ERR_NOMEM;
-    } else if (!rc) {
-        rc = dp_rd_value(&rd, &r->value);
-    }
+    int rc = s_res_fill(res, lim, r, (char *)(r + 1), NULL);
     if (rc) {
         dp_result_free(&r);
         return rc;
     }
     *out = r;
     return 0;
+}
+
+int dp_res_view(const dp_res_t *res, const dp_limits_t *lim, dp_result_t *out,
+                dp_buf_t *str)
+{
+    size_t room = res->worker_len + 1 + (res->code ? res->value.len + 1 : 0);
+    str->len = 0;
+    if (dp_buf_reserve(str, room))
+        return DP_ERR_NOMEM;
+    char *msg = res->code ? str->data + res->worker_len + 1 : NULL;
+    int rc = s_res_fill(res, lim, out, str->data, msg);
+    if (rc)
+        dp_value_clear(&out->value);
+    return rc;
 }
 
 void dp_result_free(dp_result_t **r)

@@ -114,6 +114,21 @@ void dp_msg_begin(dp_wr_t *w, int cmd);
 void dp_msg_put_job(dp_wr_t *w, uint64_t id, const char *type,
                     const dp_value_t *args, uint32_t timeout_ms,
                     uint32_t retries);
+/* A job template: what every job of one type, time limit and retries
+ * shares, encoded once (dp_msg_job_tpl; dp_msg_job_tpl_release frees
+ * it). dp_msg_put_job_str writes one job of it whose args are [arg] (a
+ * str of len bytes): the bytes dp_msg_put_job writes for that array,
+ * without building it, in one piece (a text input per job,
+ * dp_map_text). */
+typedef struct {
+    dp_wr_t mid;  /* type, then the args array's header */
+    dp_wr_t tail; /* timeout_ms, retries */
+} dp_job_tpl_t;
+void dp_msg_job_tpl(dp_job_tpl_t *t, const char *type, uint32_t timeout_ms,
+                    uint32_t retries);
+void dp_msg_job_tpl_release(dp_job_tpl_t *t);
+void dp_msg_put_job_str(dp_wr_t *w, const dp_job_tpl_t *t, uint64_t id,
+                        const char *arg, size_t len);
 /* dp_msg_put_result: one encoded result. For code 0, value is the result;
  * otherwise message is written in its place (value ignored). */
 void dp_msg_put_result(dp_wr_t *w, uint64_t id, uint32_t code,
@@ -307,5 +322,11 @@ int dp_msg_read_batch_row(dp_rd_t *r, dp_batch_row_t *row);
  * (caller frees with dp_result_free). 0, NOMEM or PROTOCOL. */
 int dp_res_to_result(const dp_res_t *res, const dp_limits_t *lim,
                      dp_result_t **out);
+/* dp_res_view: decode a wire result into *out without allocating the
+ * result: its worker and message strings are copied into str (reused
+ * from call to call: they live until str's next use), its value is
+ * decoded into out->value (the caller clears it). 0, NOMEM or PROTOCOL. */
+int dp_res_view(const dp_res_t *res, const dp_limits_t *lim, dp_result_t *out,
+                dp_buf_t *str);
 
 #endif /* DP_MSG_H */

@@ -248,6 +248,14 @@ typedef int (*dp_input_fn)(void *ctx, dp_value_t *args);
 #define DP_INPUT_WAIT 2
 #define DP_INPUT_BAD 3
 
+/* dp_text_fn: produce the next job's one argument as text (the job's
+ * arguments are [text], a str): *text, *len bytes, borrowed until the
+ * next call. Returns as dp_input_fn; with DP_INPUT_BAD, *text is the
+ * message of that input's error result and *code its code (a DP_ERR_*).
+ * Nothing per input is allocated: the text goes straight into the
+ * message to the broker. */
+typedef int (*dp_text_fn)(void *ctx, const char **text, size_t *len, int *code);
+
 typedef struct {
     bool unordered;      /* false: input order (imap); true: as_completed */
     size_t chunksize;    /* jobs per SUBMIT/dispatch; 0 = automatic */
@@ -263,7 +271,12 @@ typedef struct dp_map dp_map_t;
  * opts may be NULL. */
 int dp_map(dp_pool_t *pool, const char *type, dp_input_fn in, void *in_ctx,
            const dp_map_opts_t *opts, dp_map_t **out);
-/* dp_map_array: the same over n argument arrays (each a DP_ARRAY, copied).*/
+/* dp_map_text: the same over text inputs from `in`, one string argument
+ * each (dp_text_fn): what `dpool TYPE` does with its lines. */
+int dp_map_text(dp_pool_t *pool, const char *type, dp_text_fn in, void *in_ctx,
+                const dp_map_opts_t *opts, dp_map_t **out);
+/* dp_map_array: the same over n argument arrays (each a DP_ARRAY, read as
+ * the map goes: argv must stay valid until dp_map_destroy). */
 int dp_map_array(dp_pool_t *pool, const char *type, const dp_value_t *argv,
                  size_t n, const dp_map_opts_t *opts, dp_map_t **out);
 /* dp_map_next: the next result (input order, or completion order when
@@ -282,6 +295,13 @@ int dp_map_next(dp_map_t *m, dp_result_t **out);
  * are cancelled: the caller never waits on a broker or worker that sits
  * on its jobs. */
 int dp_map_next_wait(dp_map_t *m, dp_result_t **out, double timeout);
+/* dp_map_next_view: dp_map_next_wait without a copy per result: *out
+ * belongs to the map and stays valid until the next call on m (any
+ * dp_map_next*, dp_map_destroy); do not free it. The caller may change
+ * (*out)->value (the map frees whatever it holds then), nothing else.
+ * For a caller that looks at each result once, as `dpool` prints them:
+ * no allocation per result (a scalar value needs none). */
+int dp_map_next_view(dp_map_t *m, dp_result_t **out, double timeout);
 /* dp_map_cancel: cancel everything not yet finished; later results come
  * back as DP_ERR_CANCELLED. */
 int dp_map_cancel(dp_map_t *m);

@@ -3,8 +3,8 @@
  * stdin's lines (read lazily), print each result as it comes (text or
  * JSON Lines), show progress, write download bodies.
  *
- * The input text of each job is kept in a ring of max_inflight slots,
- * indexed by input position, until its result is printed.
+ * The input text of each job is kept, by input position, until its
+ * result is printed (copied into blocks, not allocated one by one).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,9 +30,21 @@
 #define S_WS " \t\v\f\r"
 #define S_UINT_DIGITS 20 /* digits of the largest uint64 */
 
+#define S_TEXT_BLOCK 65536u /* input texts are kept in blocks this size */
+#define S_LINE_FAST 128     /* an output line built whole, at most */
+
 /* How a text line shows a result: decided once per batch from the job
  * type, not by comparing the type's name for every result. */
 typedef enum { S_SHOW_VALUE, S_SHOW_FACTOR, S_SHOW_ISPRIME, S_SHOW_DL } s_show_t;
+
+/* Input texts are copied into blocks one after the other (a block per
+ * S_TEXT_BLOCK bytes, not a malloc and a free per input): a block counts
+ * the texts it holds that are not yet printed and is freed (or, the one
+ * being filled, reused) when that reaches 0. */
+typedef struct {
+    size_t used, cap, live;
+    char data[];
+} s_block_t;
 
 /* The input text of each job in flight, by input index, until its result
  * is printed. (A ring by index % cap is not enough: unordered results can
@@ -41,8 +53,9 @@ typedef struct {
     size_t index;
     size_t at;  /* its position among all inputs (the map's index skips
                    inputs --resume leaves out) */
-    char *text; /* NULL = free slot */
-    bool used;  /* ever held an input: a lookup probes past it */
+    char *text; /* in blk; NULL = free slot */
+    s_block_t *blk;
+    bool used; /* ever held an input: a lookup probes past it */
 } s_slot_t;
 
 typedef struct {
@@ -54,6 +67,7 @@ typedef struct {
     const char *name; /* of fd, for messages */
     s_slot_t *inputs; /* input texts by index: open addressing over
                          tsize slots, at most half of them in use */
+    s_block_t *blk;   /* the block texts are copied into now */
     size_t tsize, live;
     size_t cap, count;
     char *rbuf; /* stdin bytes read, not yet taken as lines */
@@ -67,6 +81,9 @@ typedef struct {
     size_t nread;    /* inputs read so far, --resume's skipped ones too */
     dp_joblog_t *jl; /* --joblog, or NULL */
     s_show_t show;   /* how text lines show results */
+    char why[256];   /* the reason an input cannot become a job */
+    /* label: names a line too long to read */
+    char label[PATH_MAX];
 } s_in_t;
 
 /* s_read_fd: all of fd (at most S_FILE_MAX bytes) as a bin value; 0, or
@@ -136,17 +153,13 @@ static int s_file_arg(const char *path, dp_value_t *out, char *why,
     return 0;
 }
 
-/* s_make_args: the job's argument array for one input text; 0, or an
- * error code with the reason in why. */
+/* s_make_args: a hash job's argument array for one input text (a file
+ * name); 0, or an error code with the reason in why. (Every other type
+ * takes the text itself: dp_map_text.) */
 static int s_make_args(s_in_t *in, const char *text, dp_value_t *args,
                        char *why, size_t len_why)
 {
     dp_cli_t *c = in->c;
-    if (strcmp(in->type, "hash") != 0) {
-        *args = dp_array(1);
-        args->v.a.items[0] = dp_str(text);
-        return 0;
-    }
     size_t n = c->pbkdf2 ? (c->dklen ? 5 : 4) : (c->dklen ? 5 : 2);
     *args = dp_array(n);
     if (strcmp(text, "-") == 0 && in->fd == STDIN_FILENO) {
@@ -167,56 +180,94 @@ static int s_make_args(s_in_t *in, const char *text, dp_value_t *args,
     return 0;
 }
 
+/* s_text_done: the text of a slot is printed: its block holds one less. */
+static void s_text_done(s_in_t *in, s_block_t *blk)
+{
+    if (!blk || --blk->live > 0)
+        return;
+    if (blk == in->blk)
+        blk->used = 0; /* the block being filled: start it again */
+    else
+        free(blk);
+}
+
+/* s_text_copy: text (len bytes) copied into the current block (a new one
+ * when it is full), *blk its block; NULL when out of memory. */
+static char *s_text_copy(s_in_t *in, const char *text, size_t len,
+                         s_block_t **blk)
+{
+    s_block_t *b = in->blk;
+    if (!b || b->cap - b->used < len + 1) {
+        size_t cap = len + 1 > S_TEXT_BLOCK ? len + 1 : S_TEXT_BLOCK;
+        b = malloc(sizeof *b + cap);
+        if (!b)
+            return NULL;
+        *b = (s_block_t){0, cap, 0};
+        if (in->blk && in->blk->live == 0)
+            free(in->blk); /* nothing of it waits to be printed */
+        in->blk = b;
+    }
+    char *p = b->data + b->used;
+    memcpy(p, text, len);
+    p[len] = '\0';
+    b->used += len + 1;
+    b->live++;
+    *blk = b;
+    return p;
+}
+
 /* Inputs are numbered 0, 1, 2, ... and each is put and taken once, so
  * input i nearly always sits in its home slot i % tsize: freed slots stay
  * marked `used` (tombstones) and are reused by later inputs. */
-static void s_input_place(s_slot_t *t, size_t tsize, size_t index, size_t at,
-                          char *text)
+static void s_input_place(s_slot_t *t, size_t tsize, s_slot_t slot)
 {
-    size_t k = index & (tsize - 1);
+    size_t k = slot.index & (tsize - 1);
     while (t[k].text)
         k = (k + 1) & (tsize - 1);
-    t[k] = (s_slot_t){index, at, text, true};
+    t[k] = slot;
+    t[k].used = true;
 }
 
-/* s_input_put: keep text (taken) for input index. The table grows so that
- * at most half its slots hold a text: a free slot always exists (the map
- * may hold more inputs in flight than --max-inflight, e.g. one chunk of
- * --chunksize). */
-static int s_input_put(s_in_t *in, size_t index, size_t at, char *text)
+/* s_input_put: keep a copy of text for input index. The table grows so
+ * that at most half its slots hold a text: a free slot always exists (the
+ * map may hold more inputs in flight than --max-inflight, e.g. one chunk
+ * of --chunksize). */
+static int s_input_put(s_in_t *in, size_t index, size_t at, const char *text,
+                       size_t len)
 {
-    if (!text)
-        return -1;
     if ((in->live + 1) * 2 > in->tsize) {
         size_t tsize = in->tsize * 2;
         s_slot_t *t = calloc(tsize, sizeof *t);
-        if (!t) {
-            free(text);
+        if (!t)
             return -1;
-        }
         for (size_t k = 0; k < in->tsize; k++)
             if (in->inputs[k].text)
-                s_input_place(t, tsize, in->inputs[k].index, in->inputs[k].at,
-                              in->inputs[k].text);
+                s_input_place(t, tsize, in->inputs[k]);
         free(in->inputs);
         in->inputs = t;
         in->tsize = tsize;
     }
-    s_input_place(in->inputs, in->tsize, index, at, text);
+    s_slot_t slot = {.index = index, .at = at};
+    slot.text = s_text_copy(in, text, len, &slot.blk);
+    if (!slot.text)
+        return -1;
+    s_input_place(in->inputs, in->tsize, slot);
     in->live++;
     return 0;
 }
 
-/* s_input_take: the text of input index (caller frees), or NULL; *at:
- * its position among all inputs. */
-static char *s_input_take(s_in_t *in, size_t index, size_t *at)
+/* s_input_take: the text of input index, or NULL; it stays valid until
+ * s_text_done(in, *blk). *at: its position among all inputs. */
+static char *s_input_take(s_in_t *in, size_t index, size_t *at, s_block_t **blk)
 {
     *at = index;
+    *blk = NULL;
     size_t mask = in->tsize - 1, k = index & mask;
     for (size_t n = 0; n < in->tsize && in->inputs[k].used; n++) {
         if (in->inputs[k].text && in->inputs[k].index == index) {
             char *text = in->inputs[k].text;
             *at = in->inputs[k].at;
+            *blk = in->inputs[k].blk;
             in->inputs[k].text = NULL;
             in->live--;
             return text;
@@ -303,15 +354,18 @@ static char *s_token(s_in_t *in)
  * line for factor, as GNU factor reads them). Lines empty or of blanks
  * only are no input; a trailing CR is dropped. 1, 0 at the end,
  * DP_INPUT_WAIT, S_LINE_LONG (a line skipped), or -1 (out of memory). */
-static int s_next_text(s_in_t *in, char **text)
+static int s_next_text(s_in_t *in, char **text, size_t *len)
 {
     for (;;) {
-        if (in->pending && (*text = s_token(in)))
+        if (in->pending && (*text = s_token(in))) {
+            *len = strlen(*text);
             return 1;
+        }
         if (in->fd < 0) {
             if (in->next >= in->nargs)
                 return 0;
             *text = in->args[in->next++];
+            *len = strlen(*text);
             return 1;
         }
         char *line;
@@ -323,10 +377,12 @@ static int s_next_text(s_in_t *in, char **text)
         size_t n = strlen(line);
         if (n && line[n - 1] == '\r')
             line[--n] = '\0';
-        if (line[strspn(line, S_WS)] == '\0')
+        bool word = n && !strchr(S_WS, line[0]); /* not blank, surely */
+        if (!word && line[strspn(line, S_WS)] == '\0')
             continue; /* blank lines are no input */
         if (!in->split) {
             *text = line;
+            *len = n;
             return 1;
         }
         in->pending = strdup(line);
@@ -346,37 +402,73 @@ static int s_bad_input(s_in_t *in, const char *label, int code, const char *why,
         return -1;
     args->v.a.items[0] = dp_uint((uint64_t)code);
     args->v.a.items[1] = dp_str(why);
-    return s_input_put(in, in->count++, in->nread - 1, strdup(label))
+    return s_input_put(in, in->count++, in->nread - 1, label, strlen(label))
                ? -1
                : DP_INPUT_BAD;
 }
 
-static int s_next_input(void *ctx, dp_value_t *args)
+/* s_take: the next input's text (inputs --resume leaves out are passed
+ * over): 1, S_LINE_LONG (a line skipped: in->label names it, in->why
+ * says why), 0 at the end, DP_INPUT_WAIT, or -1. *len: the text's
+ * length. */
+static int s_take(s_in_t *in, char **text, size_t *len)
 {
-    s_in_t *in = ctx;
-    char *text, why[256];
-    int got = s_next_text(in, &text);
-    while (got == 1 && dp_joblog_skip(in->jl, in->nread, text)) {
+    int got = s_next_text(in, text, len);
+    while (got == 1 && dp_joblog_skip(in->jl, in->nread, *text)) {
         in->nread++; /* --resume: done in an earlier run */
-        got = s_next_text(in, &text);
+        got = s_next_text(in, text, len);
     }
     if (got == 1 || got == S_LINE_LONG)
         in->nread++;
     if (got == S_LINE_LONG) {
-        char label[PATH_MAX];
-        snprintf(label, sizeof label, "%s line %zu", in->name, in->lineno);
-        snprintf(why, sizeof why, "%u bytes or more; skipped", S_LINE_MAX - 1);
-        return s_bad_input(in, label, DP_ERR_TOO_BIG, why, args);
+        snprintf(in->label, sizeof in->label, "%s line %zu", in->name,
+                 in->lineno);
+        snprintf(in->why, sizeof in->why, "%u bytes or more; skipped",
+                 S_LINE_MAX - 1);
+        return got;
     }
     in->done = got <= 0;
+    return got;
+}
+
+/* s_next_input: a hash job's arguments (dp_input_fn). */
+static int s_next_input(void *ctx, dp_value_t *args)
+{
+    s_in_t *in = ctx;
+    char *text;
+    size_t len;
+    int got = s_take(in, &text, &len);
+    if (got == S_LINE_LONG)
+        return s_bad_input(in, in->label, DP_ERR_TOO_BIG, in->why, args);
     if (got != 1)
         return got; /* 0 (end), DP_INPUT_WAIT, or an error */
-    int code = s_make_args(in, text, args, why, sizeof why);
+    int code = s_make_args(in, text, args, in->why, sizeof in->why);
     if (code == 0)
-        return s_input_put(in, in->count++, in->nread - 1, strdup(text)) ? -1
-                                                                         : 1;
+        return s_input_put(in, in->count++, in->nread - 1, text, len) ? -1 : 1;
     dp_value_clear(args);
-    return s_bad_input(in, text, code, why, args);
+    return s_bad_input(in, text, code, in->why, args);
+}
+
+/* s_next_text_input: any other job's one argument, the text itself
+ * (dp_text_fn): it goes into the SUBMIT as it is. */
+static int s_next_text_input(void *ctx, const char **text, size_t *len,
+                             int *code)
+{
+    s_in_t *in = ctx;
+    char *t;
+    size_t n;
+    int got = s_take(in, &t, &n);
+    if (got != 1 && got != S_LINE_LONG)
+        return got; /* 0 (end), DP_INPUT_WAIT, or an error */
+    bool bad = got == S_LINE_LONG;
+    if (bad)
+        n = strlen(in->label);
+    if (s_input_put(in, in->count++, in->nread - 1, bad ? in->label : t, n))
+        return -1;
+    *text = bad ? in->why : t;
+    *len = bad ? strlen(in->why) : n;
+    *code = DP_ERR_TOO_BIG;
+    return bad ? DP_INPUT_BAD : 1;
 }
 
 /* ---- output ---- */
@@ -460,11 +552,17 @@ static void s_json_str(FILE *f, const char *s)
  * through putc_unlocked, not a locked fputc each. */
 static void s_put_safe(FILE *f, const char *s)
 {
-    for (const unsigned char *p = (const unsigned char *)s; p && *p; p++) {
-        if (*p < 0x20 || *p == 0x7f)
-            fprintf(f, "\\x%02x", *p);
-        else
-            putc_unlocked(*p, f); /* a macro: no call, no lock */
+    const unsigned char *p = (const unsigned char *)s;
+    while (p && *p) {
+        const unsigned char *q = p; /* a run of safe bytes: one write */
+        while (*q >= 0x20 && *q != 0x7f)
+            q++;
+        if (q > p)
+            fwrite_unlocked(p, 1, (size_t)(q - p), f);
+        if (!*q)
+            break;
+        fprintf(f, "\\x%02x", *q);
+        p = q + 1;
     }
 }
 
@@ -539,6 +637,28 @@ static s_show_t s_show_of(const char *type)
                                            : S_SHOW_VALUE;
 }
 
+/* s_isprime_line: "INPUT: prime\n" or "INPUT: not prime\n" in one write
+ * when the input needs no escaping and the line fits S_LINE_FAST (the
+ * common line of `dpool isprime`); false: print it the long way. */
+static bool s_isprime_line(const char *input, const dp_value_t *v)
+{
+    static const char yes[] = ": prime\n", no[] = ": not prime\n";
+    char line[S_LINE_FAST];
+    size_t n = 0;
+    for (; input[n]; n++) {
+        unsigned char ch = (unsigned char)input[n];
+        if (ch < 0x20 || ch == 0x7f || n + sizeof no >= sizeof line)
+            return false;
+        line[n] = (char)ch;
+    }
+    const dp_value_t *p = v->type == DP_MAP ? dp_dict_get(v, "prime") : v;
+    bool prime = p && p->type == DP_BOOL && p->v.b;
+    size_t k = prime ? sizeof yes - 1 : sizeof no - 1;
+    memcpy(line + n, prime ? yes : no, k);
+    fwrite_unlocked(line, 1, n + k, stdout); /* only this thread writes */
+    return true;
+}
+
 static void s_print_text(s_show_t show, const char *input,
                          const dp_result_t *r)
 {
@@ -547,6 +667,8 @@ static void s_print_text(s_show_t show, const char *input,
         return;
     }
     const dp_value_t *v = &r->value;
+    if (show == S_SHOW_ISPRIME && s_isprime_line(input, v))
+        return;
     flockfile(stdout);
     s_put_safe(stdout, input);
     putc_unlocked(':', stdout);
@@ -563,7 +685,10 @@ static void s_print_text(s_show_t show, const char *input,
     } else if (show == S_SHOW_ISPRIME) {
         const dp_value_t *p = v->type == DP_MAP ? dp_dict_get(v, "prime") : v;
         bool prime = p && p->type == DP_BOOL && p->v.b;
-        s_put_safe(stdout, prime ? " prime" : " not prime");
+        if (prime) /* our own text: nothing to make safe */
+            fwrite_unlocked(" prime", 1, strlen(" prime"), stdout);
+        else
+            fwrite_unlocked(" not prime", 1, strlen(" not prime"), stdout);
     } else if (show == S_SHOW_DL && v->type == DP_MAP) {
         const dp_value_t *st = dp_dict_get(v, "status");
         const dp_value_t *by = dp_dict_get(v, "bytes");
@@ -585,9 +710,10 @@ static void s_print_text(s_show_t show, const char *input,
     funlockfile(stdout);
 }
 
-static void s_print_json(const char *type, const char *input, dp_result_t *r)
+static void s_print_json(const char *type, size_t at, const char *input,
+                         dp_result_t *r)
 {
-    printf("{\"index\":%zu,\"type\":", r->index);
+    printf("{\"index\":%zu,\"type\":", at);
     s_json_str(stdout, type);
     printf(",\"input\":");
     s_json_str(stdout, input);
@@ -643,9 +769,10 @@ static void s_progress_again(s_progress_t *pg)
 static void s_progress(dp_cli_t *c, s_progress_t *pg, dp_map_t *m,
                        const s_in_t *in, bool end)
 {
+    if (!c->progress) /* the clock is read only for a progress line */
+        return;
     uint64_t now = dp_now_ms();
-    if (!c->progress || (end && !pg->drawn) ||
-        (!end && now - pg->last < DP_PROGRESS_MS) ||
+    if ((end && !pg->drawn) || (!end && now - pg->last < DP_PROGRESS_MS) ||
         now - pg->t0 < DP_PROGRESS_AFTER_MS)
         return;
     pg->last = now;
@@ -705,7 +832,9 @@ static int s_open_input(s_in_t *in)
 static int s_emit(dp_cli_t *c, const char *type, s_in_t *in, dp_result_t *r,
                   size_t *failed)
 {
-    char *text = s_input_take(in, r->index, &r->index);
+    size_t at; /* its position among all inputs */
+    s_block_t *blk;
+    char *text = s_input_take(in, r->index, &at, &blk);
     const char *input = text ? text : "?";
     char path[4096];
     if (!r->error && in->show == S_SHOW_DL &&
@@ -716,17 +845,18 @@ static int s_emit(dp_cli_t *c, const char *type, s_in_t *in, dp_result_t *r,
     }
     *failed += r->error != 0;
     if (c->json)
-        s_print_json(type, input, r);
+        s_print_json(type, at, input, r);
     else
         s_print_text(in->show, input, r);
     /* stdout is flushed when no result is ready (dp_cli_map), not per
      * line: one write per batch of results, not one per job */
     if (in->jl) /* the joblog line must follow output that is out */
         fflush(stdout);
-    int err = !ferror(stdout) ? 0 : errno ? errno : EIO;
+    /* only this thread writes stdout: no lock needed to look */
+    int err = !ferror_unlocked(stdout) ? 0 : errno ? errno : EIO;
     if (!err) /* after its output: a kill between repeats it, loses none */
-        dp_joblog_write(in->jl, r->index, input, r, dp_joblog_now_ms());
-    free(text);
+        dp_joblog_write(in->jl, at, input, r, dp_joblog_now_ms());
+    s_text_done(in, blk);
     return err;
 }
 
@@ -792,21 +922,26 @@ int dp_cli_map(dp_cli_t *c, const char *type, char **args, int nargs)
             return DP_EXIT_USAGE;
         }
     }
-    if (!rc)
+    /* hash sends a file's bytes: an argument array; every other type
+     * the text of the input itself */
+    if (!rc && strcmp(type, "hash") == 0)
         rc = dp_map(c->pool, type, s_next_input, &in, &o, &m);
+    else if (!rc)
+        rc = dp_map_text(c->pool, type, s_next_text_input, &in, &o, &m);
     size_t failed = 0;
     int out_gone = 0;
     s_progress_t pg = {.t0 = dp_now_ms(), .shared = isatty(STDOUT_FILENO)};
     double tick = c->progress ? DP_PROGRESS_MS / 1000.0 : -1;
     dp_result_t *r;
     while (!rc) {
-        rc = dp_map_next_wait(m, &r, 0);
+        /* each result is the map's (a view, no copy) until the next */
+        rc = dp_map_next_view(m, &r, 0);
         if (rc == DP_ERR_TIMEOUT) { /* about to wait: out with what we have */
             if (fflush(stdout) != 0 || ferror(stdout)) {
                 out_gone = errno ? errno : EIO;
                 break;
             }
-            rc = dp_map_next_wait(m, &r, tick);
+            rc = dp_map_next_view(m, &r, tick);
         }
         if (rc == DP_ERR_TIMEOUT) { /* nothing yet: refresh the line */
             s_progress(c, &pg, m, &in, false);
@@ -817,7 +952,6 @@ int dp_cli_map(dp_cli_t *c, const char *type, char **args, int nargs)
             break;
         s_progress_clear(&pg);
         out_gone = s_emit(c, type, &in, r, &failed);
-        dp_result_free(&r);
         if (out_gone)
             break;
         s_progress_again(&pg);
@@ -838,7 +972,9 @@ int dp_cli_map(dp_cli_t *c, const char *type, char **args, int nargs)
     dp_map_destroy(&m);
     dp_joblog_close(&in.jl);
     for (size_t k = 0; in.inputs && k < in.tsize; k++)
-        free(in.inputs[k].text);
+        if (in.inputs[k].text && in.inputs[k].blk != in.blk)
+            s_text_done(&in, in.inputs[k].blk);
+    free(in.blk);
     free(in.inputs);
     free(in.rbuf);
     free(in.pending);

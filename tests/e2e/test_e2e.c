@@ -6,11 +6,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
 
+#include "dp_clock.h"
 #include "dp_httpd.h"
+#include "dp_msg.h"
+#include "dp_zsock.h"
 #include "dpool.h"
 #include "e2e.h"
 
@@ -816,4 +820,246 @@ Test(e2e, store_on_worker, .timeout = 40)
     snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", file, path);
     cr_assert_eq(system(cmd), 0, "stored file differs from the served one");
     dp_e2e_run_free(&r);
+}
+
+/* dp_map_text's input for the tests below: texts[k], "BAD" as an input
+ * that cannot become a job (DP_INPUT_BAD, RANGE). */
+typedef struct {
+    const char *const *texts;
+    size_t n, next;
+} s_texts_t;
+
+static int s_text_in(void *ctx, const char **text, size_t *len, int *code)
+{
+    s_texts_t *t = ctx;
+    if (t->next == t->n)
+        return 0;
+    const char *s = t->texts[t->next++];
+    if (strcmp(s, "BAD") == 0) {
+        *text = "not this one";
+        *len = strlen(*text);
+        *code = DP_ERR_RANGE;
+        return DP_INPUT_BAD;
+    }
+    *text = s;
+    *len = strlen(s);
+    return 1;
+}
+
+/* dp_map_text sends each text as the job's one argument; dp_map_next_view
+ * gives borrowed results (values, error messages, worker names, results
+ * made by the map) and mixes with dp_map_next_wait, in input order */
+Test(e2e, map_text_and_next_view, .timeout = 30)
+{
+    e2e_pool(1, 2);
+    dp_pool_t *pool = NULL;
+    dp_pool_opts_t po = {.connect_timeout = 5};
+    cr_assert_eq(dp_pool_open(T.ep, &po, &pool), 0);
+    const char *in[] = {"7", "12", "BAD", "abc", "97", "18446744073709551629"};
+    s_texts_t t = {in, 6, 0};
+    dp_map_t *m = NULL;
+    cr_assert_eq(dp_map_text(pool, "isprime", s_text_in, &t, NULL, &m), 0);
+    const int want_err[] = {0, 0, DP_ERR_RANGE, DP_ERR_INVALID, 0, 0};
+    const bool want_prime[] = {true, false, false, false, true, true};
+    for (size_t k = 0; k < 6; k++) {
+        dp_result_t *r = NULL, *own = NULL;
+        if (k % 2) { /* every other one the caller's own */
+            cr_assert_eq(dp_map_next_wait(m, &own, -1), 0);
+            r = own;
+        } else {
+            cr_assert_eq(dp_map_next_view(m, &r, -1), 0);
+        }
+        cr_assert_eq(r->index, k);
+        cr_assert_eq(r->error, want_err[k], "input %zu: %s (%s)", k,
+                     dp_errname(r->error), r->message ? r->message : "");
+        if (k == 2)
+            cr_assert_str_eq(r->message, "not this one");
+        if (k == 3)
+            cr_assert(r->message && strstr(r->message, "abc"), "%s",
+                      r->message ? r->message : "(null)");
+        if (!r->error) {
+            const dp_value_t *v = &r->value;
+            if (v->type == DP_MAP) /* past 2^64: {"prime": bool, ...} */
+                v = dp_dict_get(v, "prime");
+            cr_assert(v && v->type == DP_BOOL, "input %zu", k);
+            cr_assert_eq(v->v.b, want_prime[k], "input %zu", k);
+            cr_assert_str_eq(r->worker, "w0");
+            cr_assert_eq(r->attempts, 1u);
+        }
+        dp_result_free(&own);
+    }
+    dp_result_t *r = NULL;
+    cr_assert_eq(dp_map_next_view(m, &r, -1), DP_ERR_EOF);
+    cr_assert_null(r);
+    dp_map_destroy(&m);
+
+    /* a value that needs memory (factor's list) viewed and changed by the
+     * caller: the map frees it; unordered, every input once */
+    const char *f[] = {"12", "97", "1001", "BAD", "4096", "30"};
+    t = (s_texts_t){f, 6, 0};
+    dp_map_opts_t o = {.unordered = true, .job.retries = -1};
+    cr_assert_eq(dp_map_text(pool, "factor", s_text_in, &t, &o, &m), 0);
+    bool seen[6] = {false};
+    for (int k = 0; k < 6; k++) {
+        cr_assert_eq(dp_map_next_view(m, &r, -1), 0);
+        cr_assert(r->index < 6 && !seen[r->index]);
+        seen[r->index] = true;
+        cr_assert_eq(r->error, r->index == 3 ? DP_ERR_RANGE : 0);
+        if (r->index == 0) {
+            cr_assert_eq(r->value.type, DP_ARRAY);
+            cr_assert_eq(r->value.v.a.len, 3u); /* 2 2 3 */
+            dp_value_clear(&r->value);
+            r->value = dp_str("the caller's now"); /* the map frees it */
+        }
+    }
+    cr_assert_eq(dp_map_next_view(m, &r, -1), DP_ERR_EOF);
+    dp_map_destroy(&m);
+    dp_pool_close(&pool);
+}
+
+/* the CLI keeps each input's text until its line is printed (in blocks,
+ * dpool's cli_map.c): long inputs, many blocks, out of order, each
+ * printed once with its own text */
+Test(e2e, cli_unordered_long_inputs_each_once, .timeout = 60)
+{
+    e2e_pool(1, 2);
+    char path[sizeof T.e.dir + 16];
+    snprintf(path, sizeof path, "%s/long.txt", T.e.dir);
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    enum { N = 3000, W = 300 }; /* 900 KB of input: many 64 KiB blocks */
+    for (int k = 0; k < N; k++) {
+        fprintf(f, "%d-", k);
+        for (int c = 0; c < W; c++)
+            fputc('a' + (k + c) % 26, f);
+        fputc('\n', f);
+    }
+    fclose(f);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    cr_assert_geq(fd, 0);
+    dp_e2e_run_t r;
+    cr_assert_eq(
+        dp_e2e_run(&T.e, &r, E2E_RUN_MS * 4, fd,
+                   ARGV("dpool", "--broker", T.ep, "-u", "map", "echo")),
+        0);
+    close(fd);
+    cr_assert_eq(r.code, 0, "exit %d; stderr:\n%s", r.code, r.err);
+    char **l = NULL;
+    int n = dp_e2e_lines(r.out, &l);
+    cr_assert_eq(n, N, "%d lines", n);
+    static bool seen[N];
+    memset(seen, 0, sizeof seen);
+    for (int k = 0; k < n; k++) {
+        /* "K-xyz...: K-xyz..." (echo gives its argument back) */
+        char *colon = strstr(l[k], ": ");
+        cr_assert(colon, "%s", l[k]);
+        *colon = '\0';
+        cr_assert_str_eq(l[k], colon + 2);
+        char *end;
+        long idx = strtol(l[k], &end, 10);
+        cr_assert(*end == '-' && idx >= 0 && idx < N && !seen[idx], "%s", l[k]);
+        seen[idx] = true;
+        cr_assert_eq((int)strlen(strchr(l[k], '-') + 1), W, "%s", l[k]);
+    }
+    free(l);
+    dp_e2e_run_free(&r);
+}
+
+/* A fake broker for the test below: WELCOME to the HELLO, then to each
+ * SUBMIT a RESULTS answering every job with one value too costly to
+ * decode (S_HUGE nested empty arrays: ~24 bytes decoded for each byte on
+ * the wire, over the decode bound), until `want` jobs are answered. */
+#define S_HUGE 200000u
+typedef struct {
+    void *sock;
+    uint32_t want, answered;
+} s_fake_t;
+
+static void s_fake_answer(s_fake_t *f, dp_zmsg_t *m)
+{
+    int cmd;
+    dp_rd_t r;
+    dp_limits_t lim = dp_limits_default();
+    if (dp_msg_open(zmq_msg_data(&m->body), zmq_msg_size(&m->body), &lim, &cmd,
+                    &r))
+        return;
+    dp_wr_t w;
+    dp_wr_init(&w);
+    if (cmd == DP_CMD_HELLO) {
+        dp_welcome_t wm = {.peer_no = 7,
+                           .heartbeat_ms = 1000,
+                           .max_msg = DP_MAX_MSG_BYTES_DEFAULT,
+                           .cpu_slots = 2};
+        dp_msg_welcome(&w, &wm);
+        dp_zsend(f->sock, m->rid, m->rid_len, &w, 0);
+        return;
+    }
+    uint64_t seq;
+    uint32_t n;
+    if (cmd != DP_CMD_SUBMIT || dp_msg_read_submit_jobs(&r, &seq, &n))
+        return;
+    dp_value_t huge = dp_array(S_HUGE);
+    for (uint32_t k = 0; k < S_HUGE; k++)
+        huge.v.a.items[k] = dp_array(0);
+    dp_wr_t res;
+    dp_wr_init(&res);
+    for (uint32_t k = 0; k < n; k++)
+        dp_msg_put_result(&res, seq + k, 0, &huge, NULL, "fake", 1, 1, 1);
+    dp_value_clear(&huge);
+    dp_msg_results(&w, n, res.buf.data, res.buf.len);
+    dp_wr_release(&res);
+    dp_zsend(f->sock, m->rid, m->rid_len, &w, 0);
+    f->answered += n;
+}
+
+static void *s_fake_broker(void *arg)
+{
+    s_fake_t *f = arg;
+    uint64_t end = dp_now_ms() + 20000;
+    while (f->answered < f->want && dp_now_ms() < end) {
+        zmq_pollitem_t it = {f->sock, 0, ZMQ_POLLIN, 0};
+        dp_zmsg_t m;
+        if (zmq_poll(&it, 1, 100) <= 0 || dp_zrecv(f->sock, 1, &m, 0))
+            continue;
+        s_fake_answer(f, &m);
+        zmq_msg_close(&m.body);
+    }
+    return NULL;
+}
+
+/* a result whose value the client cannot decode (over the decode bound)
+ * still answers its input, as an error result, whether it is viewed
+ * (dp_map_next_view) or taken (dp_map_next_wait): nothing waits for it */
+Test(e2e, undecodable_result_is_an_error_result, .timeout = 30)
+{
+    void *ctx = zmq_ctx_new();
+    s_fake_t f = {zmq_socket(ctx, ZMQ_ROUTER), 2, 0};
+    dp_zsock_linger0(f.sock);
+    char ep[64];
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", dp_e2e_free_port());
+    cr_assert_eq(zmq_bind(f.sock, ep), 0);
+    pthread_t thr;
+    cr_assert_eq(pthread_create(&thr, NULL, s_fake_broker, &f), 0);
+    dp_pool_t *pool = NULL;
+    dp_pool_opts_t po = {.connect_timeout = 5};
+    cr_assert_eq(dp_pool_open(ep, &po, &pool), 0);
+    const char *in[] = {"7", "11"};
+    s_texts_t t = {in, 2, 0};
+    dp_map_t *m = NULL;
+    cr_assert_eq(dp_map_text(pool, "isprime", s_text_in, &t, NULL, &m), 0);
+    dp_result_t *r = NULL, *own = NULL;
+    cr_assert_eq(dp_map_next_view(m, &r, 10), 0);
+    cr_assert_eq(r->index, 0u);
+    cr_assert_eq(r->error, DP_ERR_TOO_BIG, "%s", dp_errname(r->error));
+    cr_assert(r->message && strstr(r->message, "decoded"));
+    cr_assert_eq(dp_map_next_wait(m, &own, 10), 0);
+    cr_assert_eq(own->index, 1u);
+    cr_assert_eq(own->error, DP_ERR_TOO_BIG, "%s", dp_errname(own->error));
+    dp_result_free(&own);
+    cr_assert_eq(dp_map_next_view(m, &r, 10), DP_ERR_EOF);
+    dp_map_destroy(&m);
+    dp_pool_close(&pool);
+    pthread_join(thr, NULL);
+    zmq_close(f.sock);
+    zmq_ctx_term(ctx);
 }
