@@ -58,6 +58,16 @@
 #define DP_AG_TYPES_MAX 64   /* job types announced in READY, at most */
 #define DP_AG_SLAB_JOBS 1024 /* job records per slab block */
 #define DP_AG_SIG_READ 64    /* signal bytes read from the self-pipe at once */
+/* Prefetch (dp_agent_kids.c): a cpu child whose recent jobs ran shorter
+ * than DP_AG_SHORT_US each (a moving average of the run times its results
+ * carry, weight 1/DP_AG_AVG_WEIGHT for the newest) holds queued chunks for
+ * about DP_AG_PREFETCH_US of work, DP_AG_PREFETCH_MAX jobs at most, and is
+ * topped up when half of that is left; otherwise it gets a chunk only when
+ * idle. */
+#define DP_AG_SHORT_US 1000
+#define DP_AG_PREFETCH_US 2000
+#define DP_AG_PREFETCH_MAX 64
+#define DP_AG_AVG_WEIGHT 8
 
 typedef struct dp_ag_child dp_ag_child_t;
 
@@ -95,6 +105,7 @@ struct dp_ag_child {
     uint32_t cap;        /* jobs at once: 1 (cpu) or io_slots */
     dp_ag_jlist_t jobs;  /* jobs it holds, oldest first */
     uint32_t done;       /* jobs finished (max-jobs-per-child) */
+    uint64_t avg_us;     /* moving average of its jobs' run time, 0 = none */
     bool retiring;       /* fd closed or killed: gets no more jobs */
     bool eof;            /* its end closed: no longer polled */
     uint64_t kill_at_ms; /* SIGKILL deadline after SIGTERM, 0 = none */
@@ -125,6 +136,7 @@ struct dp_agent {
     /* stopping (dp_agent.c) */
     bool draining;
     uint64_t drain_end_ms;
+    bool reap; /* SIGCHLD came: dp_ag_reap this turn */
     dp_wr_t w; /* scratch writer */
 };
 
