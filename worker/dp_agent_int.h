@@ -26,6 +26,16 @@
  * - The class queues are filled by dp_agent_jobs.c; dp_agent_kids.c takes
  *   jobs from their heads when a child has room; dp_agent_jobs.c empties
  *   them (cancel, drain, broker lost, destroy).
+ * - A cpu child's list holds whole chunks in the order sent; it runs them
+ *   in that order, so its head is the job running and only the head has a
+ *   deadline (the next one's starts when the head's result is read). It
+ *   holds one chunk, or with prefetch (jobs averaging under
+ *   DP_AG_SHORT_US, c->avg_us) several, each sent as a frame of its own
+ *   (results come back at the end of each frame). A job behind the head
+ *   that is cancelled is answered when its turn comes; when the child
+ *   dies the head is LOST and the rest REQUEUE (never started).
+ * - Children are reaped only after SIGCHLD (the self-pipe's 'C' sets
+ *   `reap`), not every turn.
  * - The children list is grown and shrunk by dp_agent_kids.c only: a child
  *   is freed when it is reaped (dp_ag_reap, after the poll round has read
  *   its fd; dp_ag_kids_stop), after its jobs are answered. Others walk
