@@ -161,9 +161,9 @@ static size_t s_chunk_len(const dp_ag_child_t *c, const dp_ag_jlist_t *q,
 }
 
 /* s_room: jobs cpu child c may be sent now beyond those it holds: one
- * chunk (of any size) when idle; when its jobs are short (prefetch), enough to hold about
- * DP_AG_PREFETCH_US of work, topped up once half of that is done, never
- * past --max-jobs-per-child. 0 = none. */
+ * chunk (of any size) when idle; when its jobs are short (prefetch), enough to
+ * hold about DP_AG_PREFETCH_US of work, topped up once half of that is done,
+ * never past --max-jobs-per-child. 0 = none. */
 static size_t s_room(const dp_agent_t *a, const dp_ag_child_t *c)
 {
     size_t hold = 0;
@@ -465,7 +465,10 @@ void dp_ag_check_deadlines(dp_agent_t *a, uint64_t now)
             c->kill_at_ms = 0;
             kill(c->pid, SIGKILL);
         }
-        for (dp_ag_job_t *j = c->jobs.head; j; j = j->next) {
+        /* only a cpu child's head runs (and has a deadline): the jobs
+         * prefetched behind it are not walked each turn */
+        for (dp_ag_job_t *j = c->jobs.head; j;
+             j = c->cls == DP_CLASS_CPU ? NULL : j->next) {
             if (j->timed_out || j->cancelled || j->deadline_ms == 0 ||
                 now < j->deadline_ms)
                 continue;
@@ -490,7 +493,8 @@ uint64_t dp_ag_kids_due(const dp_agent_t *a, uint64_t now, uint64_t t)
     for (const dp_ag_child_t *c = a->children; c; c = c->next) {
         if (c->kill_at_ms && c->kill_at_ms < t)
             t = c->kill_at_ms;
-        for (const dp_ag_job_t *j = c->jobs.head; j; j = j->next)
+        for (const dp_ag_job_t *j = c->jobs.head; j;
+             j = c->cls == DP_CLASS_CPU ? NULL : j->next) /* head only */
             if (!j->timed_out && !j->cancelled && j->deadline_ms &&
                 j->deadline_ms < t)
                 t = j->deadline_ms;

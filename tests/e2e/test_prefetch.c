@@ -14,8 +14,8 @@
 
 #include "e2e.h"
 
-#define S_WARM 40         /* sleep 0 jobs that make the child's average short */
-#define S_LONG_MS "1500"  /* a job long enough to act while it runs */
+#define S_WARM 40        /* sleep 0 jobs that make the child's average short */
+#define S_LONG_MS "1500" /* a job long enough to act while it runs */
 #define S_WAIT_MS 20000
 
 TestSuite(prefetch, .init = e2e_setup, .fini = e2e_teardown, .timeout = 60);
@@ -24,7 +24,7 @@ TestSuite(prefetch, .init = e2e_setup, .fini = e2e_teardown, .timeout = 60);
 static void s_warm_pool(void)
 {
     e2e_pool(1, 1);
-    const char *argv[S_WARM + 8] = {"dpool", "--broker", T.ep, "--chunksize",
+    const char *argv[S_WARM + 8] = {"dpool", "--broker", T.ep,   "--chunksize",
                                     "1",     "map",      "sleep"};
     int n = 7;
     for (int k = 0; k < S_WARM; k++)
@@ -66,11 +66,11 @@ Test(prefetch, short_result_does_not_wait_for_long_job)
 {
     s_warm_pool();
     dp_e2e_proc_t cl;
-    cr_assert_eq(dp_e2e_spawn(&T.e, &cl, -1,
-                              ARGV("dpool", "--broker", T.ep, "-u",
-                                   "--chunksize", "1", "--format", "json",
-                                   "map", "sleep", "0", "3000")),
-                 0);
+    cr_assert_eq(
+        dp_e2e_spawn(&T.e, &cl, -1,
+                     ARGV("dpool", "--broker", T.ep, "-u", "--chunksize", "1",
+                          "--format", "json", "map", "sleep", "0", "3000")),
+        0);
     s_lines_ctx_t lc = {cl.out, 1};
     cr_assert(dp_e2e_wait_until(s_has_lines, &lc, 2000),
               "the short job's result waited for the long one");
@@ -90,8 +90,7 @@ Test(prefetch, time_limit_counts_from_start)
     dp_e2e_run_t r;
     e2e_run(&r, S_WAIT_MS,
             ARGV("dpool", "--broker", T.ep, "--chunksize", "1", "--timeout",
-                 "1", "--format", "json", "map", "sleep", "800", "800",
-                 "800"));
+                 "1", "--format", "json", "map", "sleep", "800", "800", "800"));
     cr_assert_eq(r.code, 0, "exit %d: %s\n%s", r.code, r.out, r.err);
     cr_assert_geq(r.secs, 2.3, "the jobs did not run one after the other");
     char **l = e2e_json_lines(&r, 3);
