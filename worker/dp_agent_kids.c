@@ -185,7 +185,8 @@ static size_t s_room(const dp_agent_t *a, const dp_ag_child_t *c)
 }
 
 /* s_start: send child c the dispatch units at the head of q that fit in
- * room (the first always does), DP_FRAME_WRITE_MAX frames in one write.
+ * room (an idle child's first always does), DP_FRAME_WRITE_MAX frames in
+ * one write.
  * Only the job it runs first gets a deadline (s_on_result starts the
  * next one's). */
 static int s_start(dp_agent_t *a, dp_ag_child_t *c, dp_ag_jlist_t *q,
@@ -199,8 +200,8 @@ static int s_start(dp_agent_t *a, dp_ag_child_t *c, dp_ag_jlist_t *q,
     while (j && nf < DP_FRAME_WRITE_MAX) {
         dp_ag_jlist_t rest = {(dp_ag_job_t *)j, NULL, 0};
         size_t n = s_chunk_len(c, &rest, c->cap - c->jobs.n);
-        if (nf > 0 && sent + n > room)
-            break;
+        if (sent + n > room && (nf > 0 || c->jobs.n > 0))
+            break; /* only an idle child takes a chunk bigger than room */
         size_t before = a->w.buf.len;
         size_t at = dp_msg_jobs_begin(&a->w, (uint32_t)n);
         for (size_t k = 0; k < n; k++, j = j->next)
@@ -211,6 +212,8 @@ static int s_start(dp_agent_t *a, dp_ag_child_t *c, dp_ag_jlist_t *q,
         if (c->cls == DP_CLASS_IO)
             break;
     }
+    if (nf == 0)
+        return 0;
     if (a->w.err || dp_frame_write_many(c->fd, a->w.buf.data, lens, nf))
         return DP_ERR_IO;
     uint64_t now = dp_now_ms();
