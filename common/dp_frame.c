@@ -87,14 +87,34 @@ int dp_framer_next(dp_framer_t *f, const char **data, size_t *len)
 
 int dp_frame_write(int fd, const void *data, size_t len)
 {
-    if (len > UINT32_MAX)
+    return dp_frame_write_many(fd, data, &len, 1);
+}
+
+/* s_writev_all: write every byte of v[0..cnt) (blocking or not). */
+static int s_writev_all(int fd, struct iovec *v, int cnt);
+
+int dp_frame_write_many(int fd, const void *data, const size_t *lens, int n)
+{
+    if (n < 1 || n > DP_FRAME_WRITE_MAX)
         return DP_ERR_TOO_BIG;
-    unsigned char h[DP_FRAME_HDR] = {
-        (unsigned char)len, (unsigned char)(len >> 8),
-        (unsigned char)(len >> 16), (unsigned char)(len >> 24)};
-    struct iovec iov[2] = {{h, sizeof h}, {(void *)data, len}};
-    int cnt = 2;
-    struct iovec *v = iov;
+    unsigned char h[DP_FRAME_WRITE_MAX][DP_FRAME_HDR];
+    struct iovec iov[2 * DP_FRAME_WRITE_MAX];
+    const char *p = data;
+    for (int k = 0; k < n; k++) {
+        size_t len = lens[k];
+        if (len > UINT32_MAX)
+            return DP_ERR_TOO_BIG;
+        for (unsigned b = 0; b < DP_FRAME_HDR; b++)
+            h[k][b] = (unsigned char)(len >> (8 * b));
+        iov[2 * k] = (struct iovec){h[k], DP_FRAME_HDR};
+        iov[2 * k + 1] = (struct iovec){(void *)p, len};
+        p += len;
+    }
+    return s_writev_all(fd, iov, 2 * n);
+}
+
+static int s_writev_all(int fd, struct iovec *v, int cnt)
+{
     while (cnt > 0) {
         ssize_t n = writev(fd, v, cnt);
         if (n < 0) {

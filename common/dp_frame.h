@@ -22,6 +22,8 @@ typedef struct {
     size_t max; /* largest frame accepted */
 } dp_framer_t;
 
+#define DP_FRAME_WRITE_MAX 64 /* frames in one dp_frame_write_many */
+
 void dp_framer_init(dp_framer_t *f, size_t max_frame);
 void dp_framer_release(dp_framer_t *f);
 /* dp_framer_fill: one read() of what fd has. 0 = read something or
@@ -34,5 +36,9 @@ int dp_framer_next(dp_framer_t *f, const char **data, size_t *len);
  * (waits with poll on EAGAIN). 0, DP_ERR_TOO_BIG (over 4 GiB - 1, what
  * the length prefix holds) or DP_ERR_IO. */
 int dp_frame_write(int fd, const void *data, size_t len);
+/* dp_frame_write_many: n frames (1..DP_FRAME_WRITE_MAX) in one writev;
+ * frame k is lens[k] bytes, the frames lie end to end from data. Errors
+ * as dp_frame_write. */
+int dp_frame_write_many(int fd, const void *data, const size_t *lens, int n);
 
 #endif

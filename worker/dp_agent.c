@@ -69,7 +69,9 @@ static void s_on_signals(dp_agent_t *a, int sig_fd)
         if (n <= 0)
             break;
         for (ssize_t k = 0; k < n; k++) {
-            if (buf[k] == 'T' && a->draining) {
+            if (buf[k] == 'C') {
+                a->reap = true;
+            } else if (buf[k] == 'T' && a->draining) {
                 dp_warn("second stop signal: killing children now");
                 a->drain_end_ms = 0;
             } else if (buf[k] == 'T') {
@@ -77,8 +79,8 @@ static void s_on_signals(dp_agent_t *a, int sig_fd)
             }
         }
     }
-    /* SIGCHLD: children are reaped by the loop after their fds are read
-     * (freeing one here would pull it from under this poll round) */
+    /* SIGCHLD ('C'): children are reaped by the loop after their fds are
+     * read (freeing one here would pull it from under this poll round) */
 }
 
 /* s_timeout_ms: how long the poll may wait, to the earliest deadline. */
@@ -91,11 +93,15 @@ static long s_timeout_ms(const dp_agent_t *a, uint64_t now)
     return (long)(t > now ? t - now : 0);
 }
 
-/* s_turn: after the poll: reap, time limits, the link's timers, children
- * topped up and given jobs, results sent. */
+/* s_turn: after the poll: reap (only after a SIGCHLD: waitpid each turn
+ * is a syscall per job), time limits, the link's timers, children topped
+ * up and given jobs, results sent. */
 static void s_turn(dp_agent_t *a)
 {
-    dp_ag_reap(a);
+    if (a->reap) {
+        a->reap = false;
+        dp_ag_reap(a);
+    }
     uint64_t now = dp_now_ms();
     dp_ag_check_deadlines(a, now);
     dp_ag_link_timers(a, now);

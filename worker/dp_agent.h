@@ -31,12 +31,14 @@
 #define DP_HEARTBEAT_LIVENESS_W 3    /* missed broker heartbeats: lost */
 #define DP_AGENT_READS_PER_WAKE 16   /* 64 KiB reads from a child per wake */
 #define DP_AGENT_BURST 256           /* broker messages read per wake-up */
+#define DP_PREFETCH_DEFAULT 64       /* --prefetch: jobs a cpu child holds */
 
 typedef struct {
     const char *connect;     /* broker endpoint */
     long processes;          /* cpu children */
     long io_slots;           /* concurrent io jobs (0: no io child) */
     long max_jobs_per_child; /* 0 = unlimited */
+    long prefetch;           /* jobs a cpu child may hold when short; <2 off */
     double drain_grace_s;    /* SIGTERM: time running jobs get */
     const char *self_exe;    /* this program, exec'd as cpu children */
     const char *io_exe;      /* dpool-worker-io beside it: the io child */

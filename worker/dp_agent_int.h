@@ -26,6 +26,16 @@
  * - The class queues are filled by dp_agent_jobs.c; dp_agent_kids.c takes
  *   jobs from their heads when a child has room; dp_agent_jobs.c empties
  *   them (cancel, drain, broker lost, destroy).
+ * - A cpu child's list holds whole chunks in the order sent; it runs them
+ *   in that order, so its head is the job running and only the head has a
+ *   deadline (the next one's starts when the head's result is read). It
+ *   holds one chunk, or with prefetch (jobs averaging under
+ *   DP_AG_SHORT_US, c->avg_us) several, each sent as a frame of its own
+ *   (results come back at the end of each frame). A job behind the head
+ *   that is cancelled is answered when its turn comes; when the child
+ *   dies the head is LOST and the rest REQUEUE (never started).
+ * - Children are reaped only after SIGCHLD (the self-pipe's 'C' sets
+ *   `reap`), not every turn.
  * - The children list is grown and shrunk by dp_agent_kids.c only: a child
  *   is freed when it is reaped (dp_ag_reap, after the poll round has read
  *   its fd; dp_ag_kids_stop), after its jobs are answered. Others walk
@@ -58,6 +68,16 @@
 #define DP_AG_TYPES_MAX 64   /* job types announced in READY, at most */
 #define DP_AG_SLAB_JOBS 1024 /* job records per slab block */
 #define DP_AG_SIG_READ 64    /* signal bytes read from the self-pipe at once */
+/* Prefetch (dp_agent_kids.c): a cpu child whose recent jobs ran shorter
+ * than DP_AG_SHORT_US each (a moving average of the run times its results
+ * carry, weight 1/DP_AG_AVG_WEIGHT for the newest) holds queued chunks for
+ * about DP_AG_PREFETCH_US of work, DP_AG_PREFETCH_MAX jobs at most, and is
+ * topped up when half of that is left; otherwise it gets a chunk only when
+ * idle. */
+#define DP_AG_SHORT_US 1000
+#define DP_AG_PREFETCH_US 2000
+#define DP_AG_PREFETCH_MAX 64
+#define DP_AG_AVG_WEIGHT 8
 
 typedef struct dp_ag_child dp_ag_child_t;
 
@@ -95,6 +115,7 @@ struct dp_ag_child {
     uint32_t cap;        /* jobs at once: 1 (cpu) or io_slots */
     dp_ag_jlist_t jobs;  /* jobs it holds, oldest first */
     uint32_t done;       /* jobs finished (max-jobs-per-child) */
+    uint64_t avg_us;     /* moving average of its jobs' run time, 0 = none */
     bool retiring;       /* fd closed or killed: gets no more jobs */
     bool eof;            /* its end closed: no longer polled */
     uint64_t kill_at_ms; /* SIGKILL deadline after SIGTERM, 0 = none */
@@ -126,6 +147,7 @@ struct dp_agent {
     /* stopping (dp_agent.c) */
     bool draining;
     uint64_t drain_end_ms;
+    bool reap; /* SIGCHLD came: dp_ag_reap this turn */
     dp_wr_t w; /* scratch writer */
 };
 

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,37 +159,87 @@ void dp_ag_kill(dp_ag_child_t *c, int sig)
 
 /* ---- handing out jobs ---- */
 
-/* s_start: send child c the jobs from the head of queue q: a whole chunk
- * (the jobs of one JOBS message) for a cpu child, which runs them in
- * order; up to its free room for the io child, which runs them at once.
- * Only running jobs have a deadline. */
-static int s_start(dp_agent_t *a, dp_ag_child_t *c, dp_ag_jlist_t *q)
+/* s_chunk_len: the jobs of the dispatch unit at the head of q: a whole
+ * chunk (one JOBS message's run) for a cpu child, which runs them in
+ * order; up to room for the io child, which runs them at once. */
+static size_t s_chunk_len(const dp_ag_child_t *c, const dp_ag_jlist_t *q,
+                          size_t room)
 {
     uint32_t group = q->head->group;
     size_t n = 0;
-    for (dp_ag_job_t *j = q->head; j; j = j->next) {
-        if (c->cls == DP_CLASS_CPU ? j->group != group
-                                   : c->jobs.n + n >= c->cap)
-            break; /* a cpu child takes one whole chunk */
+    for (const dp_ag_job_t *j = q->head; j; j = j->next) {
+        if (c->cls == DP_CLASS_CPU ? j->group != group : n >= room)
+            break;
         n++;
     }
+    return n;
+}
+
+/* s_room: jobs cpu child c may be sent now beyond those it holds: one
+ * chunk (of any size) when idle; when its jobs are short (prefetch), enough to
+ * hold about DP_AG_PREFETCH_US of work, topped up once half of that is done,
+ * never past --max-jobs-per-child. 0 = none. */
+static size_t s_room(const dp_agent_t *a, const dp_ag_child_t *c)
+{
+    size_t hold = 0;
+    if (a->cfg.prefetch > 1 && c->avg_us > 0 && c->avg_us < DP_AG_SHORT_US)
+        hold = DP_AG_PREFETCH_US / c->avg_us;
+    if (hold > (size_t)a->cfg.prefetch)
+        hold = (size_t)a->cfg.prefetch;
+    if (a->cfg.max_jobs_per_child > 0) {
+        size_t max = (size_t)a->cfg.max_jobs_per_child;
+        size_t left = c->done < max ? max - c->done : 0;
+        if (left < hold)
+            hold = left;
+    }
+    if (c->jobs.n == 0)
+        return hold > 1 ? hold : 1; /* one chunk goes whatever its size */
+    if (hold < 2 || c->jobs.n > hold / 2)
+        return 0;
+    return hold - c->jobs.n;
+}
+
+/* s_start: send child c the dispatch units at the head of q that fit in
+ * room (an idle child's first always does), DP_FRAME_WRITE_MAX frames in
+ * one write.
+ * Only the job it runs first gets a deadline (s_on_result starts the
+ * next one's). */
+static int s_start(dp_agent_t *a, dp_ag_child_t *c, dp_ag_jlist_t *q,
+                   size_t room)
+{
+    size_t lens[DP_FRAME_WRITE_MAX];
+    size_t sent = 0;
+    int nf = 0;
     dp_wr_reset(&a->w);
-    size_t at = dp_msg_jobs_begin(&a->w, (uint32_t)n);
-    size_t k = 0;
-    for (dp_ag_job_t *j = q->head; k < n; j = j->next, k++)
-        dp_msg_jobs_add(&a->w, j->attempt, j->raw, j->raw_len);
-    dp_msg_jobs_close(&a->w, at, (uint32_t)n);
-    if (a->w.err || dp_frame_write(c->fd, a->w.buf.data, a->w.buf.len))
+    const dp_ag_job_t *j = q->head;
+    while (j && nf < DP_FRAME_WRITE_MAX) {
+        dp_ag_jlist_t rest = {(dp_ag_job_t *)j, NULL, 0};
+        size_t n = s_chunk_len(c, &rest, c->cap - c->jobs.n);
+        if (sent + n > room && (nf > 0 || c->jobs.n > 0))
+            break; /* only an idle child takes a chunk bigger than room */
+        size_t before = a->w.buf.len;
+        size_t at = dp_msg_jobs_begin(&a->w, (uint32_t)n);
+        for (size_t k = 0; k < n; k++, j = j->next)
+            dp_msg_jobs_add(&a->w, j->attempt, j->raw, j->raw_len);
+        dp_msg_jobs_close(&a->w, at, (uint32_t)n);
+        lens[nf++] = a->w.buf.len - before;
+        sent += n;
+        if (c->cls == DP_CLASS_IO)
+            break;
+    }
+    if (nf == 0)
+        return 0;
+    if (a->w.err || dp_frame_write_many(c->fd, a->w.buf.data, lens, nf))
         return DP_ERR_IO;
     uint64_t now = dp_now_ms();
-    for (k = 0; k < n; k++) {
-        dp_ag_job_t *j = q->head;
-        DP_LIST_UNLINK(q, j);
-        j->child = c;
+    for (size_t k = 0; k < sent; k++) {
+        dp_ag_job_t *h = q->head;
+        DP_LIST_UNLINK(q, h);
+        h->child = c;
         bool running = c->cls == DP_CLASS_IO || c->jobs.n == 0;
-        j->deadline_ms =
-            running ? now + j->timeout_ms + DP_TIMEOUT_SLACK_MS : 0;
-        DP_LIST_PUSH(&c->jobs, j, false);
+        h->deadline_ms =
+            running ? now + h->timeout_ms + DP_TIMEOUT_SLACK_MS : 0;
+        DP_LIST_PUSH(&c->jobs, h, false);
     }
     return 0;
 }
@@ -197,12 +248,12 @@ void dp_ag_assign(dp_agent_t *a)
 {
     for (dp_ag_child_t *c = a->children; c; c = c->next) {
         dp_ag_jlist_t *q = &a->queue[c->cls];
-        /* a cpu child takes a chunk only when idle: chunks left waiting
-         * in the agent go to whichever child frees first */
-        bool room = c->cls == DP_CLASS_IO ? c->jobs.n < c->cap : c->jobs.n == 0;
-        if (c->retiring || !q->head || !room)
+        /* a cpu child with long jobs takes a chunk only when idle: chunks
+         * left waiting in the agent go to whichever child frees first */
+        size_t room = c->cls == DP_CLASS_IO ? c->cap - c->jobs.n : s_room(a, c);
+        if (c->retiring || !q->head || room == 0)
             continue;
-        if (s_start(a, c, q))
+        if (s_start(a, c, q, room))
             dp_ag_kill(c, SIGKILL); /* its jobs stay queued for another */
     }
 }
@@ -222,6 +273,10 @@ static void s_on_result(dp_agent_t *a, dp_ag_child_t *c, const dp_res_t *res)
     bool was_head = j == c->jobs.head;
     DP_LIST_UNLINK(&c->jobs, j);
     c->done++;
+    uint64_t run_us = res->elapsed_us ? res->elapsed_us : 1;
+    c->avg_us = c->avg_us == 0 ? run_us
+                               : (c->avg_us * (DP_AG_AVG_WEIGHT - 1) + run_us) /
+                                     DP_AG_AVG_WEIGHT;
     if (was_head && c->jobs.head && c->jobs.head->deadline_ms == 0)
         c->jobs.head->deadline_ms =
             dp_now_ms() + c->jobs.head->timeout_ms + DP_TIMEOUT_SLACK_MS;
@@ -428,7 +483,10 @@ void dp_ag_check_deadlines(dp_agent_t *a, uint64_t now)
             c->kill_at_ms = 0;
             kill(c->pid, SIGKILL);
         }
-        for (dp_ag_job_t *j = c->jobs.head; j; j = j->next) {
+        /* only a cpu child's head runs (and has a deadline): the jobs
+         * prefetched behind it are not walked each turn */
+        for (dp_ag_job_t *j = c->jobs.head; j;
+             j = c->cls == DP_CLASS_CPU ? NULL : j->next) {
             if (j->timed_out || j->cancelled || j->deadline_ms == 0 ||
                 now < j->deadline_ms)
                 continue;
@@ -453,7 +511,8 @@ uint64_t dp_ag_kids_due(const dp_agent_t *a, uint64_t now, uint64_t t)
     for (const dp_ag_child_t *c = a->children; c; c = c->next) {
         if (c->kill_at_ms && c->kill_at_ms < t)
             t = c->kill_at_ms;
-        for (const dp_ag_job_t *j = c->jobs.head; j; j = j->next)
+        for (const dp_ag_job_t *j = c->jobs.head; j;
+             j = c->cls == DP_CLASS_CPU ? NULL : j->next) /* head only */
             if (!j->timed_out && !j->cancelled && j->deadline_ms &&
                 j->deadline_ms < t)
                 t = j->deadline_ms;

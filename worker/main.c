@@ -166,6 +166,7 @@ int main(int argc, char **argv)
         .processes = sysconf(_SC_NPROCESSORS_ONLN),
         .io_slots = DP_IO_SLOTS_DEFAULT,
         .drain_grace_s = DP_DRAIN_GRACE_S_DEFAULT,
+        .prefetch = DP_PREFETCH_DEFAULT,
         .self_exe = self,
 #ifndef DP_WORKER_IO
         .io_exe = s_io_exe(self),
@@ -197,6 +198,8 @@ int main(int argc, char **argv)
         {"max-jobs-per-child", 0, "DPOOL_MAX_JOBS_PER_CHILD", DP_OPT_LONG,
          &cfg.max_jobs_per_child, 0, LONG_MAX, "N",
          "replace a child after N jobs (0: never)"},
+        {"prefetch", 0, "DPOOL_PREFETCH", DP_OPT_LONG, &cfg.prefetch, 0, 4096,
+         "N", "jobs a cpu child may hold when they are short (64; 0: off)"},
         {"grace", 0, "DPOOL_GRACE", DP_OPT_DOUBLE, &cfg.drain_grace_s, 0, 0,
          "SECONDS", "on SIGTERM, time running jobs get to finish (30)"},
         {"hash-max-iterations", 0, "DPOOL_HASH_MAX_ITERATIONS", DP_OPT_LONG,
