@@ -411,6 +411,10 @@ void dp_bk_release_held(dp_broker_t *b)
                 break; /* cheap: no parse while it cannot fit */
             if (s_on_submit(b, p, p->held, true, msg, sizeof msg) == S_WAIT)
                 break;
+            /* a failed send in s_on_submit (ACCEPTED, or a refusal) drops
+             * the client, which empties its held list: nothing to take */
+            if (p->dead || !p->held)
+                break;
             dp_bbuf_unref(dp_bk_unhold(b, p));
         }
     }
