@@ -260,8 +260,10 @@ void dp_ag_assign(dp_agent_t *a)
 
 /* ---- reading results ---- */
 
-/* s_on_result: one result from child c. */
-static void s_on_result(dp_agent_t *a, dp_ag_child_t *c, const dp_res_t *res)
+/* s_on_result: one result from child c; *now is the clock (dp_now_ms),
+ * read at most once for all the results of one read (0: not yet). */
+static void s_on_result(dp_agent_t *a, dp_ag_child_t *c, const dp_res_t *res,
+                        uint64_t *now)
 {
     dp_ag_job_t *j = c->jobs.head;
     while (j && j->id != res->id)
@@ -277,9 +279,12 @@ static void s_on_result(dp_agent_t *a, dp_ag_child_t *c, const dp_res_t *res)
     c->avg_us = c->avg_us == 0 ? run_us
                                : (c->avg_us * (DP_AG_AVG_WEIGHT - 1) + run_us) /
                                      DP_AG_AVG_WEIGHT;
-    if (was_head && c->jobs.head && c->jobs.head->deadline_ms == 0)
+    if (was_head && c->jobs.head && c->jobs.head->deadline_ms == 0) {
+        if (*now == 0)
+            *now = dp_now_ms();
         c->jobs.head->deadline_ms =
-            dp_now_ms() + c->jobs.head->timeout_ms + DP_TIMEOUT_SLACK_MS;
+            *now + c->jobs.head->timeout_ms + DP_TIMEOUT_SLACK_MS;
+    }
     if (j->timed_out)
         dp_ag_finish(a, j, DP_ERR_TIMEOUT, "time limit exceeded", c->pid);
     else if (j->cancelled)
@@ -296,7 +301,7 @@ static void s_on_result(dp_agent_t *a, dp_ag_child_t *c, const dp_res_t *res)
 /* s_frame: a RESULTS frame from c; anything else means the child is
  * broken (it is killed and its jobs reported lost). */
 static int s_frame(dp_agent_t *a, dp_ag_child_t *c, const char *data,
-                   size_t len)
+                   size_t len, uint64_t *now)
 {
     int cmd;
     dp_rd_t r;
@@ -310,7 +315,7 @@ static int s_frame(dp_agent_t *a, dp_ag_child_t *c, const char *data,
         dp_res_t res;
         rc = dp_msg_read_result(&r, &res);
         if (!rc)
-            s_on_result(a, c, &res);
+            s_on_result(a, c, &res, now);
     }
     return rc;
 }
@@ -336,13 +341,14 @@ void dp_ag_child_readable(dp_agent_t *a, dp_ag_child_t *c)
      * positive): a child that sends a frame we cannot read is killed, its
      * job reported lost when it is reaped, and nothing more is read */
     bool bad = false;
+    uint64_t now = 0; /* read once, if a deadline needs it */
     while (!c->eof) {
         const char *data;
         size_t len;
         int got = dp_framer_next(&c->in, &data, &len);
         if (got == 0)
             break;
-        if (got != 1 || s_frame(a, c, data, len)) {
+        if (got != 1 || s_frame(a, c, data, len, &now)) {
             bad = true;
             break;
         }
