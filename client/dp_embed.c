@@ -109,8 +109,9 @@ int dp_embed_start(dp_pool_t *p, const dp_pool_opts_t *o)
     snprintf(p->endpoint, len, "ipc://%s/broker", tmpl);
     char ppid[S_NUM_MAX], procs[S_NUM_MAX], io[S_NUM_MAX];
     snprintf(ppid, sizeof ppid, "%d", (int)getpid());
-    long ncpu =
-        o && o->processes > 0 ? o->processes : sysconf(_SC_NPROCESSORS_ONLN);
+    long ncpu = !o || !o->processes ? sysconf(_SC_NPROCESSORS_ONLN)
+                : o->processes < 0  ? 0
+                                    : o->processes;
     snprintf(procs, sizeof procs, "%ld", ncpu);
     snprintf(io, sizeof io, "%d", o && o->io_slots > 0 ? o->io_slots : 16);
     const char *bargs[] = {NULL,        "--bind",
@@ -150,16 +151,15 @@ int dp_embed_start(dp_pool_t *p, const dp_pool_opts_t *o)
     return p->broker_pid > 0 && p->worker_pid > 0 ? 0 : DP_ERR_IO;
 }
 
-/* s_stop: SIGTERM, wait up to DP_EMBED_STOP_MS, then SIGKILL; reap. */
-static void s_stop(pid_t pid)
+/* s_reap: wait for pid (already sent SIGTERM) until end_ms, then SIGKILL
+ * it; reap. */
+static void s_reap(pid_t pid, uint64_t end_ms)
 {
     if (pid <= 0)
         return;
-    kill(pid, SIGTERM);
-    uint64_t end = dp_now_ms() + DP_EMBED_STOP_MS;
     int status;
     while (waitpid(pid, &status, WNOHANG) == 0) {
-        if (dp_now_ms() >= end) {
+        if (dp_now_ms() >= end_ms) {
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
             return;
@@ -171,8 +171,16 @@ static void s_stop(pid_t pid)
 
 void dp_embed_stop(dp_pool_t *p)
 {
-    s_stop(p->worker_pid);
-    s_stop(p->broker_pid);
+    /* both at once: neither needs the other to leave (the worker does not
+     * wait for its broker, the broker settles nothing for a pool that is
+     * going), so the client waits for the slower, not for the sum */
+    if (p->worker_pid > 0)
+        kill(p->worker_pid, SIGTERM);
+    if (p->broker_pid > 0)
+        kill(p->broker_pid, SIGTERM);
+    uint64_t end = dp_now_ms() + DP_EMBED_STOP_MS;
+    s_reap(p->worker_pid, end);
+    s_reap(p->broker_pid, end);
     p->worker_pid = p->broker_pid = 0;
     if (p->tmpdir) {
         char path[PATH_MAX];

@@ -168,7 +168,8 @@ typedef struct dp_pool dp_pool_t;
 
 typedef struct {
     double connect_timeout; /* seconds to wait for the broker; 0 = 10 */
-    int processes;          /* embedded pool: cpu children; 0 = cores */
+    int processes;          /* embedded pool: cpu children; 0 = cores,
+                               < 0 = none (an io-only pool) */
     int io_slots;           /* embedded pool: concurrent downloads; 0 = 16 */
     const char *bin_dir;    /* embedded pool: where dpool-broker and
                                dpool-worker are; NULL = find them */

@@ -130,8 +130,9 @@ void dp_ag_top_up(dp_agent_t *a)
         if (!c->retiring)
             have[c->cls]++;
     /* the io child starts with the first io job: a worker (or an embedded
-     * pool) that never downloads does not pay for its start-up */
-    if (a->queue[DP_CLASS_IO].head)
+     * pool) that never downloads does not pay for its start-up; an io-only
+     * worker (--processes 0) exists to download and starts it at once */
+    if (a->queue[DP_CLASS_IO].head || !a->want[DP_CLASS_CPU])
         a->io_used = true;
     uint32_t want[DP_CLASS_COUNT] = {a->want[DP_CLASS_CPU],
                                      a->io_used ? a->want[DP_CLASS_IO] : 0};

@@ -72,8 +72,11 @@ int dp_ag_open_socket(dp_agent_t *a)
 static void s_broker_lost(dp_agent_t *a, const char *why)
 {
     size_t dropped = dp_ag_forget(a);
-    dp_warn("broker %s %s; reconnecting (%zu queued jobs dropped)",
-            a->cfg.connect, why, dropped);
+    /* a stopping worker is leaving anyway (an embedded pool stops its
+     * worker and broker together): not worth a warning */
+    dp_log(a->draining ? DP_LOG_INFO : DP_LOG_WARN,
+           "broker %s %s; reconnecting (%zu queued jobs dropped)",
+           a->cfg.connect, why, dropped);
     a->backoff_ms = DP_RECONNECT_MIN_MS;
     dp_ag_open_socket(a);
 }

@@ -65,7 +65,7 @@ static int s_child(const char *kind, dp_agent_cfg_t *cfg, long parent)
     if (strcmp(kind, "cpu") == 0)
         return dp_child_cpu_main(DP_CHILD_FD, &cfg->child);
     fprintf(stderr, S_PROG ": --child takes cpu (the io child is "
-                    "dpool-worker-io)\n");
+                           "dpool-worker-io)\n");
 #endif
     return 2;
 }
@@ -189,8 +189,8 @@ int main(int argc, char **argv)
     const dp_opt_t opts[] = {
         {"connect", 'c', "DPOOL_BROKER", DP_OPT_STR, &cfg.connect, 0, 0,
          "ENDPOINT", "broker to serve (default " DP_AGENT_CONNECT_DEFAULT ")"},
-        {"processes", 'p', "DPOOL_PROCESSES", DP_OPT_LONG, &cfg.processes, 1,
-         4096, "N", "cpu child processes (default: cores)"},
+        {"processes", 'p', "DPOOL_PROCESSES", DP_OPT_LONG, &cfg.processes, 0,
+         4096, "N", "cpu child processes (default: cores; 0: io only)"},
         {"io-slots", 0, "DPOOL_IO_SLOTS", DP_OPT_LONG, &cfg.io_slots, 0, 4096,
          "N", "downloads at once in the io child (16; 0: none)"},
         {"name", 'n', "DPOOL_NAME", DP_OPT_STR, &cfg.child.name, 0, 0, "NAME",
@@ -252,9 +252,14 @@ int main(int argc, char **argv)
         return s_child(child, &cfg, parent);
 #ifdef DP_WORKER_IO
     fprintf(stderr, S_PROG ": runs as dpool-worker's io child only "
-                    "(--child io)\n");
+                           "(--child io)\n");
     return 2;
 #else
+    if (!cfg.processes && !cfg.io_slots) {
+        fprintf(stderr, S_PROG ": --processes 0 and --io-slots 0: nothing "
+                               "to run\n");
+        return 2;
+    }
     if (cfg.child.insecure)
         dp_warn("--insecure: TLS certificates of download hosts are NOT "
                 "verified");

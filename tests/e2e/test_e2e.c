@@ -822,6 +822,94 @@ Test(e2e, store_on_worker, .timeout = 40)
     dp_e2e_run_free(&r);
 }
 
+/* s_io_child_up: the worker in arg (a pid_t) has its io child. */
+static bool s_io_child_up(void *arg)
+{
+    pid_t kids[8];
+    return dp_e2e_children(*(pid_t *)arg, "io", kids, 8) == 1;
+}
+
+/* --processes 0: an io-only worker. It has no cpu child, starts its io
+ * child at once (it exists to download), and downloads; -p 0 with
+ * --io-slots 0 has nothing to run and is refused. */
+Test(e2e, io_only_worker, .timeout = 40)
+{
+    dp_e2e_run_t r;
+    e2e_run(&r, E2E_RUN_MS,
+            ARGV("dpool-worker", "--connect", "tcp://127.0.0.1:9", "-p", "0",
+                 "--io-slots", "0"));
+    cr_assert_eq(r.code, 2, "exit %d", r.code);
+    cr_assert(strstr(r.err, "nothing to run"), "%s", r.err);
+    dp_e2e_run_free(&r);
+
+    dp_httpd_opts_t ho = {0};
+    dp_httpd_t *h = dp_httpd_start(&ho);
+    cr_assert_not_null(h);
+    char url[256];
+    dp_httpd_url(h, "/status/200", url, sizeof url);
+    cr_assert_eq(dp_e2e_broker(&T.e, &T.broker, 0, T.ep, sizeof T.ep), 0);
+    cr_assert_eq(
+        dp_e2e_spawn(&T.e, &T.worker[0], -1,
+                     ARGV("dpool-worker", "--connect", T.ep, "-p", "0",
+                          "--io-slots", "2", "--allow-net", "127.0.0.0/8")),
+        0);
+    e2e_workers_up(1);
+    cr_assert(dp_e2e_wait_until(s_io_child_up, &T.worker[0].pid, E2E_UP_MS),
+              "an io-only worker did not start its io child before any job");
+    pid_t kids[8];
+    cr_assert_eq(dp_e2e_children(T.worker[0].pid, "cpu", kids, 8), 0);
+    e2e_run(
+        &r, E2E_RUN_MS,
+        ARGV("dpool", "--broker", T.ep, "--format", "json", "download", url));
+    dp_httpd_stop(&h);
+    cr_assert_eq(r.code, 0, "exit %d; stderr:\n%s", r.code, r.err);
+    cr_assert(strstr(r.out, "\"status\":200"), "%s", r.out);
+    dp_e2e_run_free(&r);
+}
+
+/* s_embedded_worker: the dpool-worker among the children of pid, or 0. */
+static pid_t s_embedded_worker(pid_t pid)
+{
+    pid_t kids[8];
+    int n = dp_e2e_children(pid, NULL, kids, 8);
+    for (int k = 0; k < n && k < 8; k++)
+        if (dp_e2e_cmdline_arg(kids[k], "--connect", NULL, 0) == 0)
+            return kids[k];
+    return 0;
+}
+
+/* `dpool download` on an embedded pool starts its worker with no cpu
+ * child (nothing of a download runs there) unless -p asks for some. */
+Test(e2e, embedded_download_has_no_cpu_children, .timeout = 40)
+{
+    dp_httpd_opts_t ho = {0};
+    dp_httpd_t *h = dp_httpd_start(&ho);
+    cr_assert_not_null(h);
+    char url[256], out[PATH_MAX + 8];
+    dp_httpd_url(h, "/slow?ms=3000", url, sizeof url);
+    snprintf(out, sizeof out, "%s/out", T.e.dir);
+    cr_assert_eq(mkdir(out, 0755), 0);
+    dp_e2e_proc_t cli;
+    cr_assert_eq(
+        dp_e2e_spawn(&T.e, &cli, -1, ARGV("dpool", "download", "-o", out, url)),
+        0);
+    pid_t w = 0;
+    for (int k = 0; k < 500 && !w; k++) {
+        w = s_embedded_worker(cli.pid);
+        if (!w)
+            usleep(10000);
+    }
+    cr_assert(w > 0, "no embedded worker under dpool %d", (int)cli.pid);
+    char procs[16];
+    cr_assert_eq(dp_e2e_cmdline_arg(w, "--processes", procs, sizeof procs), 0);
+    cr_assert_str_eq(procs, "0");
+    cr_assert(dp_e2e_wait_until(s_io_child_up, &w, E2E_UP_MS));
+    pid_t kids[8];
+    cr_assert_eq(dp_e2e_children(w, "cpu", kids, 8), 0);
+    cr_assert_eq(dp_e2e_wait(&T.e, cli.pid, E2E_RUN_MS), 0);
+    dp_httpd_stop(&h);
+}
+
 /* dp_map_text's input for the tests below: texts[k], "BAD" as an input
  * that cannot become a job (DP_INPUT_BAD, RANGE). */
 typedef struct {
