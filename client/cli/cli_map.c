@@ -35,7 +35,12 @@
 
 /* How a text line shows a result: decided once per batch from the job
  * type, not by comparing the type's name for every result. */
-typedef enum { S_SHOW_VALUE, S_SHOW_FACTOR, S_SHOW_ISPRIME, S_SHOW_DL } s_show_t;
+typedef enum {
+    S_SHOW_VALUE,
+    S_SHOW_FACTOR,
+    S_SHOW_ISPRIME,
+    S_SHOW_DL
+} s_show_t;
 
 /* Input texts are copied into blocks one after the other (a block per
  * S_TEXT_BLOCK bytes, not a malloc and a free per input): a block counts
@@ -631,8 +636,8 @@ static void s_print_error(const char *input, const dp_result_t *r)
  * stdout). */
 static s_show_t s_show_of(const char *type)
 {
-    return strcmp(type, "factor") == 0    ? S_SHOW_FACTOR
-           : strcmp(type, "isprime") == 0 ? S_SHOW_ISPRIME
+    return strcmp(type, "factor") == 0     ? S_SHOW_FACTOR
+           : strcmp(type, "isprime") == 0  ? S_SHOW_ISPRIME
            : strcmp(type, "download") == 0 ? S_SHOW_DL
                                            : S_SHOW_VALUE;
 }
@@ -659,8 +664,7 @@ static bool s_isprime_line(const char *input, const dp_value_t *v)
     return true;
 }
 
-static void s_print_text(s_show_t show, const char *input,
-                         const dp_result_t *r)
+static void s_print_text(s_show_t show, const char *input, const dp_result_t *r)
 {
     if (r->error) {
         s_print_error(input, r);
@@ -903,7 +907,9 @@ int dp_cli_map(dp_cli_t *c, const char *type, char **args, int nargs)
         .fail_fast = c->fail_fast,
         .job = {.timeout = s_type_timeout(c, type), .retries = (int)c->retries},
         .input_fd = in.fd};
-    in.cap = o.max_inflight ? o.max_inflight : DP_MAX_INFLIGHT_CLI;
+    in.cap = o.max_inflight                  ? o.max_inflight
+             : strcmp(type, "download") == 0 ? DP_MAX_INFLIGHT_CLI_IO
+                                             : DP_MAX_INFLIGHT_CLI;
     o.max_inflight = in.cap;
     in.tsize = 64;
     in.inputs = calloc(in.tsize, sizeof *in.inputs);

@@ -425,7 +425,7 @@ Test(e2e, stdin_streams_with_small_window, .timeout = 30)
  * producer: `tail -f log | dpool map ...`).
  * PRODUCT BUG: client/dp_map.c dp_map_next(): a stream starts with a
  * window of 2 x slots single jobs, but once the first result sets job_us
- * (s_adapt) the window becomes max_inflight (1024) and the chunk up to
+ * (s_adapt) the window becomes max_inflight (then 1024, now 4096) and the chunk up to
  * 256, so the loop keeps calling the input function (a blocking getline,
  * client/cli/cli_map.c s_next_input) and s_read_one() only sends a SUBMIT
  * when a chunk is full: the lines read after the first few sit unsent in
