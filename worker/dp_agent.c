@@ -165,12 +165,12 @@ dp_agent_t *dp_agent_new(const dp_agent_cfg_t *cfg)
     a->want[DP_CLASS_IO] = cfg->io_slots > 0 ? 1 : 0;
     dp_wr_init(&a->out);
     dp_wr_init(&a->w);
-    dp_ag_top_up(a); /* children first: no ZeroMQ thread exists yet */
     a->ctx = zmq_ctx_new();
     if (!a->ctx || dp_ag_open_socket(a)) {
         dp_agent_destroy(&a);
         return NULL;
     }
+    dp_ag_top_up(a); /* after the socket: READY travels while they start */
     dp_info("worker %s: %ld cpu children, %ld io slots, broker %s",
             cfg->child.name, cfg->processes, cfg->io_slots, cfg->connect);
     return a;

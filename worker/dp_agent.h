@@ -49,8 +49,10 @@ typedef struct {
 
 typedef struct dp_agent dp_agent_t;
 
-/* dp_agent_new: start the children first (before any ZeroMQ thread),
- * then the context and the broker socket. NULL on failure (logged). */
+/* dp_agent_new: the context and the broker socket first, so the
+ * handshake runs while the children start (posix_spawn: safe beside
+ * ZeroMQ's threads, as every respawn is), then the children. NULL on
+ * failure (logged). */
 dp_agent_t *dp_agent_new(const dp_agent_cfg_t *cfg);
 /* dp_agent_run: serve until told to stop. sig_fd is a self-pipe carrying
  * one byte per signal: 'C' SIGCHLD, 'T' SIGTERM/SIGINT. Returns 0 after
