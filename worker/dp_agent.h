@@ -45,6 +45,8 @@ typedef struct {
     dp_child_cfg_t child;    /* passed on to the children */
     const char *curve_key;   /* our secret key file, or NULL */
     const char *broker_key;  /* the broker's public key file */
+    bool embedded;           /* an embedded pool's: its broker only ever
+                                shuts down with the pool */
 } dp_agent_cfg_t;
 
 typedef struct dp_agent dp_agent_t;

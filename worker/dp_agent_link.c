@@ -72,9 +72,10 @@ int dp_ag_open_socket(dp_agent_t *a)
 static void s_broker_lost(dp_agent_t *a, const char *why)
 {
     size_t dropped = dp_ag_forget(a);
-    /* a stopping worker is leaving anyway (an embedded pool stops its
-     * worker and broker together): not worth a warning */
-    dp_log(a->draining ? DP_LOG_INFO : DP_LOG_WARN,
+    /* a stopping worker is leaving anyway, and an embedded pool's broker
+     * goes only with the pool (which stops its worker and broker
+     * together, in either order): not worth a warning */
+    dp_log(a->draining || a->cfg.embedded ? DP_LOG_INFO : DP_LOG_WARN,
            "broker %s %s; reconnecting (%zu queued jobs dropped)",
            a->cfg.connect, why, dropped);
     a->backoff_ms = DP_RECONNECT_MIN_MS;

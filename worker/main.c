@@ -245,6 +245,7 @@ int main(int argc, char **argv)
     cfg.child.limits.download_max_bytes = (uint64_t)dlmax;
     cfg.child.wire.max_msg_bytes = (size_t)maxmsg;
     dp_log_init(child ? "dpool-worker-child" : "dpool-worker", level);
+    cfg.embedded = embedded;
     code = s_security(&cfg, &allow, embedded, child != NULL);
     if (code >= 0)
         return code;

@@ -629,3 +629,19 @@ Test(cli, man_pages_match_help)
         dp_e2e_run_free(&r);
     }
 }
+
+/* An embedded pool stops its worker and broker together; whichever sees
+ * the other go first, a clean run prints nothing on stderr (the worker
+ * used to warn "broker ... is shutting down" when the broker's goodbye
+ * beat its own SIGTERM). Twenty runs: the race showed in ~1 of 5. */
+Test(cli, embedded_stop_is_quiet)
+{
+    for (int k = 0; k < 20; k++) {
+        dp_e2e_run_t r;
+        e2e_run(&r, QUICK_MS, ARGV("dpool", "factor", "12"));
+        cr_assert_eq(r.code, 0, "run %d: exit %d", k, r.code);
+        cr_assert_str_eq(r.out, "12: 2 2 3\n");
+        cr_assert_str_eq(r.err, "", "run %d printed on stderr:\n%s", k, r.err);
+        dp_e2e_run_free(&r);
+    }
+}
