@@ -41,13 +41,14 @@ void dp_queue_release(dp_queue_t *q)
     memset(q, 0, sizeof *q);
 }
 
-/* s_shrink: no job is left: give back every slab but one, the grown index
- * and the lease heap, so a flood's memory goes back (see malloc_trim in
- * the broker). */
+/* s_shrink: no job is left: give back the slabs, index and lease heap
+ * beyond what an ordinary batch uses (DP_QUEUE_KEEP_SLABS), so a flood's
+ * memory goes back (see malloc_trim in the broker). The index is empty:
+ * every job left its bucket. */
 static void s_shrink(dp_queue_t *q)
 {
-    dp_slab_shrink(&q->slab);
-    if (q->nbuckets > S_INITIAL_BUCKETS) {
+    dp_slab_shrink(&q->slab, DP_QUEUE_KEEP_SLABS);
+    if (q->nbuckets > DP_QUEUE_KEEP_SLABS * DP_QUEUE_SLAB_JOBS) {
         dp_bjob_t **b = calloc(S_INITIAL_BUCKETS, sizeof *b);
         if (b) {
             free(q->buckets);
@@ -55,7 +56,7 @@ static void s_shrink(dp_queue_t *q)
             q->nbuckets = S_INITIAL_BUCKETS;
         }
     }
-    if (q->heapcap > S_INITIAL_BUCKETS) {
+    if (q->heapcap > DP_QUEUE_KEEP_SLABS * DP_QUEUE_SLAB_JOBS) {
         free(q->heap);
         q->heap = NULL;
         q->heapcap = 0;

@@ -108,16 +108,22 @@ void dp_got_view(const dp_got_t *g, const dp_limits_t *lim, dp_result_t *view,
 
 /* ---- routes: open addressing, linear probing, tombstones ---- */
 
+/* s_hash: the id itself. Ids are ours, given one by one (dp_pool_next_id),
+ * so the jobs in flight sit in consecutive slots: a batch touches only the
+ * pages its own ids span (a scattering hash touched the whole table: on
+ * a VM a first-touched page costs ~10 us) and walks them in order. */
 static size_t s_hash(uint64_t id, size_t cap)
 {
-    return (size_t)((id * 0x9E3779B97F4A7C15ULL) >> 17) & (cap - 1);
+    return (size_t)id & (cap - 1);
 }
 
-static int s_routes_grow(dp_pool_t *p)
+/* s_routes_grow: room for `more` routes beyond the live ones, at most
+ * half full; mostly tombstones: rehash at the same size. */
+static int s_routes_grow(dp_pool_t *p, size_t more)
 {
-    size_t cap = p->cap_routes ? p->cap_routes * 2 : S_ROUTES_MIN;
-    if (p->nroutes * 4 < p->cap_routes)
-        cap = p->cap_routes; /* mostly tombstones: rehash in place size */
+    size_t cap = p->cap_routes ? p->cap_routes : S_ROUTES_MIN;
+    while ((p->nroutes + more) * 2 > cap)
+        cap *= 2;
     dp_route_t *r = calloc(cap, sizeof *r);
     if (!r)
         return DP_ERR_NOMEM;
@@ -140,7 +146,7 @@ static int s_routes_grow(dp_pool_t *p)
 int dp_route_add(dp_pool_t *p, uint64_t id, dp_deliver_fn deliver, void *data,
                  size_t index)
 {
-    if ((p->used_routes + 1) * 2 > p->cap_routes && s_routes_grow(p))
+    if ((p->used_routes + 1) * 2 > p->cap_routes && s_routes_grow(p, 1))
         return DP_ERR_NOMEM;
     size_t s = s_hash(id, p->cap_routes);
     while (p->routes[s].id && !p->routes[s].tomb)
@@ -163,6 +169,13 @@ static dp_route_t *s_route_find(dp_pool_t *p, uint64_t id)
         s = (s + 1) & (p->cap_routes - 1);
     }
     return NULL;
+}
+
+int dp_route_reserve(dp_pool_t *p, size_t n)
+{
+    if ((p->used_routes + n) * 2 <= p->cap_routes)
+        return 0;
+    return s_routes_grow(p, n);
 }
 
 void dp_route_del(dp_pool_t *p, uint64_t id)
@@ -190,6 +203,8 @@ void dp_route_del(dp_pool_t *p, uint64_t id)
 
 void dp_pool_forget(dp_pool_t *p, void *owner)
 {
+    if (!p->nroutes) /* all answered: no walk over the whole table */
+        return;
     size_t n = 0;
     uint64_t *ids = malloc((p->nroutes + 1) * sizeof *ids);
     for (size_t k = 0; k < p->cap_routes; k++) {

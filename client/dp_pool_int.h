@@ -180,6 +180,9 @@ int dp_pool_pump(dp_pool_t *p, double timeout, int fd);
 int dp_route_add(dp_pool_t *p, uint64_t id, dp_deliver_fn deliver, void *data,
                  size_t index);
 void dp_route_del(dp_pool_t *p, uint64_t id);
+/* dp_route_reserve: room for n more routes, so a batch that adds them
+ * grows the table once, not once per doubling. */
+int dp_route_reserve(dp_pool_t *p, size_t n);
 /* dp_pool_cancel_ids: send CANCEL for ids (n = 0: all of ours). */
 int dp_pool_cancel_ids(dp_pool_t *p, const uint64_t *ids, size_t n);
 /* dp_pool_forget: drop every route whose data is owner, cancelling

@@ -53,19 +53,23 @@ void dp_slab_free(dp_slab_t *s, void *item)
     s->used--;
 }
 
-void dp_slab_shrink(dp_slab_t *s)
+void dp_slab_shrink(dp_slab_t *s, size_t keep)
 {
-    if (s->used != 0 || s->nblocks <= 1)
+    keep = keep ? keep : 1;
+    if (s->used != 0 || s->nblocks <= keep)
         return;
-    dp_slab_block_t *keep = s->blocks;
-    for (dp_slab_block_t *b = keep->next, *nx; b; b = nx) {
+    dp_slab_block_t *last = s->blocks;
+    for (size_t k = 1; k < keep; k++)
+        last = last->next;
+    for (dp_slab_block_t *b = last->next, *nx; b; b = nx) {
         nx = b->next;
         free(b);
     }
-    keep->next = NULL;
-    s->nblocks = 1;
-    s->free = NULL;
-    s_carve(s, keep);
+    last->next = NULL;
+    s->nblocks = keep;
+    s->free = NULL; /* the kept blocks' items, on a fresh free list */
+    for (dp_slab_block_t *b = s->blocks; b; b = b->next)
+        s_carve(s, b);
 }
 
 void dp_slab_release(dp_slab_t *s)

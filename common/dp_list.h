@@ -74,9 +74,10 @@ void dp_slab_init(dp_slab_t *s, size_t size, size_t per_slab);
 void *dp_slab_alloc(dp_slab_t *s);
 /* dp_slab_free: an item from dp_slab_alloc goes back (NULL-safe). */
 void dp_slab_free(dp_slab_t *s, void *item);
-/* dp_slab_shrink: when no item is in use, give back every block but one
- * (so a burst's memory returns); otherwise nothing. */
-void dp_slab_shrink(dp_slab_t *s);
+/* dp_slab_shrink: when no item is in use, give back every block but
+ * `keep` (at least one): a burst's memory returns, while the blocks an
+ * ordinary batch uses stay for the next one; otherwise nothing. */
+void dp_slab_shrink(dp_slab_t *s, size_t keep);
 /* dp_slab_release: free every block; the slab is empty afterwards. */
 void dp_slab_release(dp_slab_t *s);
 

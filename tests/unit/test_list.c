@@ -52,11 +52,18 @@ Test(slab, zeroed_items_reused_and_blocks_given_back)
     }
     cr_assert_eq(s.nblocks, 4);
     cr_assert_eq(s.used, N);
-    dp_slab_shrink(&s); /* items in use: nothing happens */
+    dp_slab_shrink(&s, 1); /* items in use: nothing happens */
     cr_assert_eq(s.nblocks, 4);
     for (int k = 0; k < N; k++)
         dp_slab_free(&s, v[k]);
-    dp_slab_shrink(&s);
+    dp_slab_shrink(&s, 2); /* two kept, each item free once */
+    cr_assert_eq(s.nblocks, 2);
+    for (int k = 0; k < 2 * PER; k++)
+        cr_assert_not_null(v[k] = dp_slab_alloc(&s));
+    cr_assert_eq(s.nblocks, 2, "a kept item was on the free list twice");
+    for (int k = 0; k < 2 * PER; k++)
+        dp_slab_free(&s, v[k]);
+    dp_slab_shrink(&s, 1);
     cr_assert_eq(s.nblocks, 1);
     for (int k = 0; k < PER; k++) /* the kept block serves PER again */
         cr_assert_not_null(dp_slab_alloc(&s));
