@@ -126,7 +126,7 @@ step "image built: $((size / 1000000)) MB"
 
 user=$("${PODMAN[@]}" run --rm --network none "$IMG" id -un)
 [ "$user" = dpool ] || die "image runs as '$user', not dpool"
-for p in dpool dpool-broker dpool-worker; do
+for p in dpool dpool-broker dpool-worker dpool-worker-cpu dpool-worker-io; do
     "${PODMAN[@]}" run --rm --network none "$IMG" "$p" --version \
         >/dev/null ||
         die "$p --version failed in the image"

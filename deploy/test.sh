@@ -44,7 +44,8 @@ libdir=$(PKG_CONFIG_PATH=$pcdir pkg-config --variable=libdir dpool)
 for page in dpool dpool-broker dpool-worker; do
     test -f "$prefix/share/man/man1/$page.1"
 done
-# the worker's io child is installed beside it
+# the worker's child programs are installed beside it
+test -x "$prefix/bin/dpool-worker-cpu"
 test -x "$prefix/bin/dpool-worker-io"
 test -f "$(find "$prefix" -name dpoolConfig.cmake | head -1)"
 # shellcheck disable=SC2046

@@ -2,19 +2,25 @@
 # test_layering.sh - the layering the build promises, checked on the built
 # programs and on the sources (a ctest, tests/CMakeLists.txt):
 #  * dpool-broker, dpool and libdpool link no job kernel: nm shows none of
-#    the kernels' symbols (dp_job_*, dp_num_*, ...). dpool-worker, which
-#    must have them, is the control that the check sees symbols at all.
+#    the kernels' symbols (dp_job_*, dp_num_*, ...). dpool-worker-cpu,
+#    which must have them, is the control that the check sees symbols at
+#    all.
 #  * dpool-broker and libdpool load neither libcrypto nor libcurl (ldd);
 #    dpool does not load libcurl (it keeps libcrypto for `hash --list` and
 #    the sha256 fallback of --output-dir file names, worker/jobs/dl_name.c
 #    and hash_names.c, no kernel).
-#  * dpool-worker (the agent and the cpu children) does not load libcurl;
-#    dpool-worker-io, the io child beside it, is the one program that does
-#    (and is the control that the check sees libcurl at all).
+#  * dpool-worker (the agent) and dpool-worker-cpu (the cpu child) do not
+#    load libcurl; dpool-worker-io, the io child, is the one program that
+#    does (and is the control that the check sees libcurl at all).
+#  * neither child program (dpool-worker-cpu, dpool-worker-io) loads or
+#    names libzmq: they speak to the agent over a socketpair only, and its
+#    library tree would cost every child start. dpool-worker, the agent,
+#    is the control.
 #  * common/ and include/ include nothing from client/, broker/ or worker/.
-# usage: test_layering.sh SOURCE_DIR BROKER CLI LIBDPOOL WORKER WORKER_IO
+# usage: test_layering.sh SOURCE_DIR BROKER CLI LIBDPOOL WORKER WORKER_CPU
+#        WORKER_IO
 set -u
-src=$1 broker=$2 cli=$3 lib=$4 worker=$5 worker_io=$6
+src=$1 broker=$2 cli=$3 lib=$4 worker=$5 worker_cpu=$6 worker_io=$7
 fails=0
 
 fail() {
@@ -61,16 +67,25 @@ check_no_libs() {
 for bin in "$broker" "$cli" "$lib"; do
     check_no_kernel "$bin"
 done
-# control: the worker does have kernels, so the pattern finds symbols
-defined "$worker" | grep -qx 'dp_job_factor' ||
-    fail "$worker: no dp_job_factor; the kernel check sees nothing"
+# control: the cpu child does have kernels, so the pattern finds symbols
+defined "$worker_cpu" | grep -qx 'dp_job_factor' ||
+    fail "$worker_cpu: no dp_job_factor; the kernel check sees nothing"
 
 check_no_libs "$broker" 'libcrypto\.so|libcurl'
 check_no_libs "$lib" 'libcrypto\.so|libcurl'
 check_no_libs "$cli" 'libcurl'
 check_no_libs "$worker" 'libcurl'
+check_no_libs "$worker_cpu" 'libcurl|libzmq'
+check_no_libs "$worker_io" 'libzmq'
 ldd "$worker_io" 2>&1 | grep -q 'libcurl' ||
     fail "$worker_io does not load libcurl: the libcurl check sees nothing"
+ldd "$worker" 2>&1 | grep -q 'libzmq' ||
+    fail "$worker does not load libzmq: the libzmq check sees nothing"
+# DT_NEEDED too: ldd would hide a libzmq named but found elsewhere first
+for bin in "$worker_cpu" "$worker_io"; do
+    found=$(readelf -d "$bin" 2>&1 | grep -E 'NEEDED.*libzmq')
+    [ -z "$found" ] || fail "$bin names libzmq: $found"
+done
 for bin in "$broker" "$lib"; do
     found=$(undefined "$bin" | grep -E '^(EVP_|BN_|SSL_|OPENSSL_|curl_)' |
         tr '\n' ' ')

@@ -17,6 +17,9 @@
 #include "dp_child.h"
 
 #define DP_AGENT_CONNECT_DEFAULT "tcp://127.0.0.1:5555"
+/* the child programs, installed beside dpool-worker */
+#define DP_CPU_CHILD_PROG "dpool-worker-cpu"
+#define DP_IO_CHILD_PROG "dpool-worker-io"
 #define DP_IO_SLOTS_DEFAULT 16
 #define DP_KILL_GRACE_MS 1000 /* SIGTERM -> SIGKILL */
 #define DP_TIMEOUT_SLACK_MS                                                    \
@@ -40,7 +43,7 @@ typedef struct {
     long max_jobs_per_child; /* 0 = unlimited */
     long prefetch;           /* jobs a cpu child may hold when short; <2 off */
     double drain_grace_s;    /* SIGTERM: time running jobs get */
-    const char *self_exe;    /* this program, exec'd as cpu children */
+    const char *cpu_exe;     /* dpool-worker-cpu beside it: cpu children */
     const char *io_exe;      /* dpool-worker-io beside it: the io child */
     dp_child_cfg_t child;    /* passed on to the children */
     const char *curve_key;   /* our secret key file, or NULL */

@@ -1,5 +1,5 @@
 /*
- * dp_agent_kids.c - the agent's children: fork+exec'd (`dpool-worker
+ * dp_agent_kids.c - the agent's children: spawned (`dpool-worker-cpu
  * --child cpu`, `dpool-worker-io --child io`, socketpair on fd 3), handed
  * jobs when they have room,
  * read (framed RESULTS), held to their jobs' time limits, reaped and
@@ -34,12 +34,13 @@ static void s_num(char *buf, size_t len, unsigned long long v)
     snprintf(buf, len, "%llu", v);
 }
 
-/* s_exe: the program a child of class cls runs: this one for cpu, the
- * separate dpool-worker-io for io, so that only the io child loads
- * libcurl's library tree. */
+/* s_exe: the program a child of class cls runs, dpool-worker-cpu or
+ * dpool-worker-io: programs of their own, not this one, so that no child
+ * loads libzmq's library tree and only the io child loads libcurl's
+ * (start-up time, paid by every child). */
 static const char *s_exe(const dp_agent_t *a, dp_class_t cls)
 {
-    return cls == DP_CLASS_IO ? a->cfg.io_exe : a->cfg.self_exe;
+    return cls == DP_CLASS_IO ? a->cfg.io_exe : a->cfg.cpu_exe;
 }
 
 /* s_exec: posix_spawn `PROGRAM --child CLASS` with fd on DP_CHILD_FD; 0 or
@@ -54,7 +55,9 @@ static int s_exec(dp_agent_t *a, dp_class_t cls, int fd, pid_t *pid)
     s_num(dlmax, sizeof dlmax, cc->limits.download_max_bytes);
     s_num(maxmsg, sizeof maxmsg, cc->wire.max_msg_bytes);
     s_num(ppid, sizeof ppid, (unsigned long long)getpid());
-    const char *argv[DP_AG_ARGV_MAX] = {"dpool-worker",
+    const char *prog =
+        cls == DP_CLASS_IO ? DP_IO_CHILD_PROG : DP_CPU_CHILD_PROG;
+    const char *argv[DP_AG_ARGV_MAX] = {prog,
                                         "--child",
                                         cls == DP_CLASS_IO ? "io" : "cpu",
                                         "--name",
@@ -106,6 +109,8 @@ static dp_ag_child_t *s_spawn(dp_agent_t *a, dp_class_t cls)
         dp_error("cannot start a child (%s): %s", s_exe(a, cls),
                  strerror(rc ? rc : ENOMEM));
         close(sv[0]);
+        /* as for a child dying at birth: retry later, not every turn */
+        a->respawn_at_ms = dp_now_ms() + DP_RESPAWN_MIN_MS;
         return NULL;
     }
     fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);

@@ -1,8 +1,10 @@
 /*
- * dp_child.h - the processes that run jobs. A child is `dpool-worker
- * --child cpu|io` exec'd by the agent (fork+exec: nothing that keeps
- * running was forked after libzmq's threads started), with one end of a
- * socketpair on fd DP_CHILD_FD. It never touches ZeroMQ.
+ * dp_child.h - the processes that run jobs. A child is `dpool-worker-cpu
+ * --child cpu` or `dpool-worker-io --child io` spawned by the agent
+ * (posix_spawn: nothing that keeps running was forked after libzmq's
+ * threads started), with one end of a socketpair on fd DP_CHILD_FD. It
+ * never touches ZeroMQ: its program does not even load libzmq
+ * (worker/main.c, CMakeLists.txt).
  *
  * Agent -> child frames (dp_frame.h): [1, JOBS, [n, [[attempt, job]...]]] and,
  * to the io child, [1, CANCEL, [id...]]. Child -> agent: [1, RESULTS,

@@ -1,12 +1,19 @@
-/* main.c - dpool-worker: options, signals, run the agent (or, with
- * --child cpu, one cpu child process).
+/* main.c - dpool-worker: options, signals, run the agent; and the agent's
+ * two child programs.
  *
- * Built twice. Compiled with DP_WORKER_IO it is dpool-worker-io, the io
- * child (`--child io`, started by the agent beside its own program): the
- * only program that links the download engine and so libcurl, whose
- * library tree costs every process that loads it several milliseconds of
- * start-up. The options are the same in both, so the agent passes the
- * children one argument list. */
+ * Built three times from one options table (the agent passes its children
+ * one argument list and its environment, so they parse what it parsed):
+ *   dpool-worker      the agent: the broker connection (ZeroMQ, CURVE)
+ *   dpool-worker-cpu  with DP_WORKER_CPU, the cpu child (`--child cpu`)
+ *   dpool-worker-io   with DP_WORKER_IO, the io child (`--child io`), the
+ *                     only program that links the download engine and so
+ *                     libcurl
+ * The agent starts both from its own directory. A child speaks to its
+ * agent over fd 3 only, so the child builds reference no agent code and
+ * nothing of dp_keys or dp_zsock: their programs load neither libzmq's
+ * library tree (~15 libraries) nor, but for the io child, libcurl's. Each
+ * costs every process that loads it milliseconds of start-up, and the
+ * children start on the critical path of an embedded pool's first job. */
 #ifdef DP_WORKER_IO
 #include <curl/curl.h>
 #endif
@@ -27,13 +34,20 @@
 #include "dp_opt.h"
 
 #define S_NAME_MAX 64
+#if defined(DP_WORKER_IO) || defined(DP_WORKER_CPU)
+#define S_CHILD_BUILD 1
+#endif
 #ifdef DP_WORKER_IO
-#define S_PROG "dpool-worker-io"
+#define S_PROG DP_IO_CHILD_PROG
+#define S_KIND "io"
+#elif defined(DP_WORKER_CPU)
+#define S_PROG DP_CPU_CHILD_PROG
+#define S_KIND "cpu"
 #else
 #define S_PROG "dpool-worker"
 #endif
 
-#ifndef DP_WORKER_IO
+#ifndef S_CHILD_BUILD
 static int s_sig_pipe[2] = {-1, -1};
 
 static void s_on_signal(int sig)
@@ -46,8 +60,15 @@ static void s_on_signal(int sig)
 }
 #endif
 
+#ifdef S_CHILD_BUILD
+/* s_child: serve the agent on DP_CHILD_FD as its S_KIND child; returns
+ * the exit status. */
 static int s_child(const char *kind, dp_agent_cfg_t *cfg, long parent)
 {
+    if (strcmp(kind, S_KIND) != 0) {
+        fprintf(stderr, S_PROG ": --child takes " S_KIND "\n");
+        return 2;
+    }
     /* a child leaves with its agent, and ignores the terminal's Ctrl-C:
      * the agent decides when children stop */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -56,43 +77,47 @@ static int s_child(const char *kind, dp_agent_cfg_t *cfg, long parent)
     signal(SIGINT, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
 #ifdef DP_WORKER_IO
-    if (strcmp(kind, "io") == 0) {
-        curl_global_init(CURL_GLOBAL_DEFAULT);
-        return dp_child_io_main(DP_CHILD_FD, &cfg->child);
-    }
-    fprintf(stderr, S_PROG ": --child takes io\n");
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    return dp_child_io_main(DP_CHILD_FD, &cfg->child);
 #else
-    if (strcmp(kind, "cpu") == 0)
-        return dp_child_cpu_main(DP_CHILD_FD, &cfg->child);
-    fprintf(stderr, S_PROG ": --child takes cpu (the io child is "
-                           "dpool-worker-io)\n");
+    return dp_child_cpu_main(DP_CHILD_FD, &cfg->child);
 #endif
-    return 2;
 }
+#endif
 
-/* s_security: the download guard from --allow-net (passed on
- * to the children through DPOOL_ALLOW_NET: they parse the same options),
- * and the CURVE key files checked now rather than at each reconnect.
- * Returns -1 to go on, or the exit code. */
-static int s_security(dp_agent_cfg_t *cfg, dp_optlist_t *allow, bool embedded,
-                      bool is_child)
+/* s_security: the download guard from --allow-net, set up in every
+ * program: the children use it, the agent checks the list before anything
+ * starts (and passes it on, s_agent_security). An embedded pool (the
+ * user's own machine) allows any address. Returns -1 to go on, or the
+ * exit code. */
+static int s_security(dp_agent_cfg_t *cfg, dp_optlist_t *allow, bool embedded)
 {
     static dp_guard_t guard;
     static const char *const everything[] = {"0.0.0.0/0", "::/0"};
     char err[DP_KEY_ERR_MAX];
-    if (embedded) { /* the user's own machine: plaintext, any address */
+    if (embedded) { /* plaintext, any address */
         cfg->curve_key = cfg->broker_key = NULL;
         allow->n = 0;
         for (size_t k = 0; k < 2; k++)
             allow->v[allow->n++] = everything[k];
     }
     if (dp_guard_init(&guard, allow->v, (size_t)allow->n, err, sizeof err)) {
-        fprintf(stderr, "dpool-worker: %s\n", err);
+        fprintf(stderr, S_PROG ": %s\n", err);
         return 2;
     }
     cfg->child.guard = &guard;
-    if (is_child)
-        return -1;
+    return -1;
+}
+
+#ifndef S_CHILD_BUILD
+/* s_agent_security: the allow list passed on to the children through
+ * DPOOL_ALLOW_NET (they parse the same options), and the CURVE key files
+ * checked now rather than at each reconnect. The agent's alone: dp_keys
+ * is ZeroMQ's, which the child programs do not load. Returns -1 to go on,
+ * or the exit code. */
+static int s_agent_security(dp_agent_cfg_t *cfg, const dp_optlist_t *allow)
+{
+    char err[DP_KEY_ERR_MAX];
     char joined[DP_OPT_LIST_MAX * DP_GUARD_ADDR_MAX] = "";
     for (int k = 0; k < allow->n; k++)
         snprintf(joined + strlen(joined), sizeof joined - strlen(joined),
@@ -117,7 +142,6 @@ static int s_security(dp_agent_cfg_t *cfg, dp_optlist_t *allow, bool embedded,
     return -1;
 }
 
-#ifndef DP_WORKER_IO
 static int s_run_agent(dp_agent_cfg_t *cfg, long parent)
 {
     if (parent > 0) {
@@ -141,13 +165,34 @@ static int s_run_agent(dp_agent_cfg_t *cfg, long parent)
     return rc ? 1 : 0;
 }
 
-/* s_io_exe: dpool-worker-io's path, beside this program. */
-static const char *s_io_exe(const char *self)
+/* s_check_children: the child programs the agent will start are there:
+ * an installation without them is said at once, not by a child failing
+ * to start every DP_RESPAWN_MIN_MS. Returns -1 to go on, or the exit
+ * code. */
+static int s_check_children(const dp_agent_cfg_t *cfg)
 {
-    static char path[PATH_MAX];
+    const char *exe[] = {cfg->processes > 0 ? cfg->cpu_exe : NULL,
+                         cfg->io_slots > 0 ? cfg->io_exe : NULL};
+    for (size_t k = 0; k < sizeof exe / sizeof exe[0]; k++) {
+        if (exe[k] && access(exe[k], X_OK) != 0) {
+            fprintf(stderr,
+                    S_PROG ": cannot run %s: %s (the child programs "
+                           "are installed beside " S_PROG ")\n",
+                    exe[k], strerror(errno));
+            return 1;
+        }
+    }
+    return -1;
+}
+
+/* s_beside: the path of program name in self's directory, written to
+ * path (the children are installed beside the agent). */
+static const char *s_beside(const char *self, const char *name, char *path,
+                            size_t len)
+{
     const char *slash = strrchr(self, '/');
     int n = slash ? (int)(slash - self) + 1 : 0;
-    snprintf(path, sizeof path, "%.*sdpool-worker-io", n, self);
+    snprintf(path, len, "%.*s%s", n, self, name);
     return path;
 }
 #endif
@@ -161,15 +206,18 @@ int main(int argc, char **argv)
     static char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     self[n > 0 ? n : 0] = '\0';
+#ifndef S_CHILD_BUILD
+    static char cpu_exe[PATH_MAX], io_exe[PATH_MAX];
+#endif
     dp_agent_cfg_t cfg = {
         .connect = DP_AGENT_CONNECT_DEFAULT,
         .processes = sysconf(_SC_NPROCESSORS_ONLN),
         .io_slots = DP_IO_SLOTS_DEFAULT,
         .drain_grace_s = DP_DRAIN_GRACE_S_DEFAULT,
         .prefetch = DP_PREFETCH_DEFAULT,
-        .self_exe = self,
-#ifndef DP_WORKER_IO
-        .io_exe = s_io_exe(self),
+#ifndef S_CHILD_BUILD
+        .cpu_exe = s_beside(self, DP_CPU_CHILD_PROG, cpu_exe, sizeof cpu_exe),
+        .io_exe = s_beside(self, DP_IO_CHILD_PROG, io_exe, sizeof io_exe),
 #endif
         .child = {.name = host,
                   .limits = {DP_HASH_MAX_ITERATIONS_DEFAULT,
@@ -246,21 +294,33 @@ int main(int argc, char **argv)
     cfg.child.wire.max_msg_bytes = (size_t)maxmsg;
     dp_log_init(child ? "dpool-worker-child" : "dpool-worker", level);
     cfg.embedded = embedded;
-    code = s_security(&cfg, &allow, embedded, child != NULL);
-    if (code >= 0)
-        return code;
-    if (child)
-        return s_child(child, &cfg, parent);
-#ifdef DP_WORKER_IO
-    fprintf(stderr, S_PROG ": runs as dpool-worker's io child only "
-                           "(--child io)\n");
-    return 2;
+#ifdef S_CHILD_BUILD
+    if (!child) {
+        fprintf(stderr, S_PROG ": runs as dpool-worker's " S_KIND
+                               " child only (--child " S_KIND ")\n");
+        return 2;
+    }
+    code = s_security(&cfg, &allow, embedded);
+    return code >= 0 ? code : s_child(child, &cfg, parent);
 #else
+    if (child) {
+        fprintf(stderr, S_PROG
+                ": --child: the children are the programs " DP_CPU_CHILD_PROG
+                " and " DP_IO_CHILD_PROG "\n");
+        return 2;
+    }
     if (!cfg.processes && !cfg.io_slots) {
         fprintf(stderr, S_PROG ": --processes 0 and --io-slots 0: nothing "
                                "to run\n");
         return 2;
     }
+    code = s_security(&cfg, &allow, embedded);
+    if (code < 0)
+        code = s_agent_security(&cfg, &allow);
+    if (code < 0)
+        code = s_check_children(&cfg);
+    if (code >= 0)
+        return code;
     if (cfg.child.insecure)
         dp_warn("--insecure: TLS certificates of download hosts are NOT "
                 "verified");

@@ -3,7 +3,8 @@
 # user types (compare.py's W7, smaller): `dpool TYPE < N lines > file`,
 # embedded pool, each process (client, broker, worker agent) under
 # valgrind --tool=callgrind. The children are not counted: the agent
-# exec's its own binary (/proc/self/exe), not the wrapper. Unlike wall times, these counts repeat
+# spawns dpool-worker-cpu/-io from its own binary's directory
+# (/proc/self/exe), not the wrapper's. Unlike wall times, these counts repeat
 # from run to run whatever else the machine runs, so two builds can be
 # compared on a loaded machine.
 #   tests/bench/count_cli.sh [BIN_DIR] [N] [TYPE]   (defaults: build/bin,

@@ -252,6 +252,39 @@ Test(cli, daemons_refuse_bad_log_level_and_endpoints)
     }
 }
 
+/* The worker's children are programs of their own: the agent refuses
+ * --child, a child program refuses to run as anything but its kind, and
+ * an agent whose child programs are missing says so at start instead of
+ * failing to start children forever. */
+Test(cli, worker_child_programs_are_apart)
+{
+    static const struct {
+        const char *line, *says;
+        int code;
+    } cases[] = {
+        {"dpool-worker --child cpu", "dpool-worker-cpu", 2},
+        {"dpool-worker-cpu", "--child cpu", 2},
+        {"dpool-worker-cpu --child io", "--child takes cpu", 2},
+        {"dpool-worker-io --child cpu", "--child takes io", 2},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        dp_e2e_run_t r;
+        sh(&r, QUICK_MS, "timeout -s KILL 5 " DP_BIN_DIR "/%s", cases[k].line);
+        cr_expect_eq(r.code, cases[k].code, "%s: exit %d\n%s", cases[k].line,
+                     r.code, r.err);
+        cr_expect(strstr(r.err, cases[k].says), "%s: %s", cases[k].line, r.err);
+        dp_e2e_run_free(&r);
+    }
+    dp_e2e_run_t r; /* an agent copied alone, without its children */
+    sh(&r, QUICK_MS,
+       "cp " DP_BIN_DIR "/dpool-worker %s/ && "
+       "timeout -s KILL 5 %s/dpool-worker -c ipc://%s/none -p 1",
+       T.e.dir, T.e.dir, T.e.dir);
+    cr_expect_eq(r.code, 1, "exit %d\n%s", r.code, r.err);
+    cr_expect(strstr(r.err, "dpool-worker-cpu"), "%s", r.err);
+    dp_e2e_run_free(&r);
+}
+
 Test(cli, unknown_map_type_refused_before_work)
 {
     dp_e2e_run_t r;
