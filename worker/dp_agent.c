@@ -24,7 +24,7 @@
 
 /* ---- draining (SIGTERM) ---- */
 
-static void s_start_drain(dp_agent_t *a)
+void dp_ag_start_drain(dp_agent_t *a)
 {
     if (a->draining)
         return;
@@ -71,11 +71,14 @@ static void s_on_signals(dp_agent_t *a, int sig_fd)
         for (ssize_t k = 0; k < n; k++) {
             if (buf[k] == 'C') {
                 a->reap = true;
-            } else if (buf[k] == 'T' && a->draining) {
+            } else if (buf[k] == 'T' && a->signalled) {
                 dp_warn("second stop signal: killing children now");
                 a->drain_end_ms = 0;
             } else if (buf[k] == 'T') {
-                s_start_drain(a);
+                /* the first signal, though an embedded worker may
+                 * already drain (its broker's SHUTDOWN came first) */
+                a->signalled = true;
+                dp_ag_start_drain(a);
             }
         }
     }

@@ -136,7 +136,7 @@ struct dp_agent {
     /* the children (dp_agent_kids.c) */
     dp_ag_child_t *children;
     uint32_t want[DP_CLASS_COUNT]; /* children of each class to keep */
-    bool io_used;   /* an io job came: the io child is kept from then on */
+    bool io_used; /* an io job came: the io child is kept from then on */
     uint64_t respawn_at_ms;
     /* jobs and results (dp_agent_jobs.c) */
     dp_ag_jlist_t queue[DP_CLASS_COUNT];
@@ -146,6 +146,7 @@ struct dp_agent {
     uint32_t nout;
     /* stopping (dp_agent.c) */
     bool draining;
+    bool signalled; /* a stop signal came (a second one kills) */
     uint64_t drain_end_ms;
     bool reap; /* SIGCHLD came: dp_ag_reap this turn */
     dp_wr_t w; /* scratch writer */
@@ -175,6 +176,10 @@ void dp_ag_send_stop_credit(dp_agent_t *a);
 
 /* dp_ag_say_bye: BYE to the broker. */
 void dp_ag_say_bye(dp_agent_t *a);
+
+/* dp_ag_start_drain: stop as on SIGTERM (dp_agent.c): no new jobs, the
+ * queued ones back to the broker, the running ones get the grace. */
+void dp_ag_start_drain(dp_agent_t *a);
 
 /* ---- the children (dp_agent_kids.c) ---- */
 

@@ -425,8 +425,8 @@ Test(e2e, stdin_streams_with_small_window, .timeout = 30)
  * producer: `tail -f log | dpool map ...`).
  * PRODUCT BUG: client/dp_map.c dp_map_next(): a stream starts with a
  * window of 2 x slots single jobs, but once the first result sets job_us
- * (s_adapt) the window becomes max_inflight (then 1024, now 4096) and the chunk up to
- * 256, so the loop keeps calling the input function (a blocking getline,
+ * (s_adapt) the window becomes max_inflight (then 1024, now 4096) and the chunk
+ * up to 256, so the loop keeps calling the input function (a blocking getline,
  * client/cli/cli_map.c s_next_input) and s_read_one() only sends a SUBMIT
  * when a chunk is full: the lines read after the first few sit unsent in
  * m->batch, and results already received are not printed, until 256 more
@@ -908,6 +908,27 @@ Test(e2e, embedded_download_has_no_cpu_children, .timeout = 40)
     cr_assert_eq(dp_e2e_children(w, "cpu", kids, 8), 0);
     cr_assert_eq(dp_e2e_wait(&T.e, cli.pid, E2E_RUN_MS), 0);
     dp_httpd_stop(&h);
+}
+
+/* An embedded pool's worker (--embedded) stops when its broker shuts
+ * down (the pool is closing) instead of reconnecting: a reconnect to the
+ * closing broker held the broker's exit for its linger (500 ms), now and
+ * then, at the end of a `dpool` run. A worker without --embedded keeps
+ * trying (it outlives a broker restart). */
+Test(e2e, embedded_worker_stops_with_its_broker, .timeout = 40)
+{
+    cr_assert_eq(dp_e2e_broker(&T.e, &T.broker, 0, T.ep, sizeof T.ep), 0);
+    cr_assert_eq(dp_e2e_spawn(&T.e, &T.worker[0], -1,
+                              ARGV("dpool-worker", "--connect", T.ep, "-p", "1",
+                                   "--embedded")),
+                 0);
+    cr_assert_eq(dp_e2e_worker(&T.e, &T.worker[1], T.ep, 1, "plain", NULL), 0);
+    e2e_workers_up(2);
+    cr_assert_eq(dp_e2e_stop(&T.e, T.broker.pid, SIGTERM, 5000), 0);
+    cr_assert_eq(dp_e2e_wait(&T.e, T.worker[0].pid, 10000), 0,
+                 "the embedded worker did not stop with its broker");
+    cr_assert_eq(dp_e2e_wait(&T.e, T.worker[1].pid, 1000), -1,
+                 "a standalone worker left with its broker");
 }
 
 /* dp_map_text's input for the tests below: texts[k], "BAD" as an input
