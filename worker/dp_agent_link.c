@@ -68,16 +68,18 @@ int dp_ag_open_socket(dp_agent_t *a)
 }
 
 /* s_broker_lost: forget what the broker gave us that has not started (it
- * requeues our leases itself) and reconnect with backoff. */
-static void s_broker_lost(dp_agent_t *a, const char *why)
+ * requeues our leases itself) and reconnect with backoff; an embedded
+ * worker told SHUTDOWN stops instead. */
+static void s_broker_lost(dp_agent_t *a, const char *why, bool shutdown)
 {
     size_t dropped = dp_ag_forget(a);
-    if (a->cfg.embedded) {
+    if (a->cfg.embedded && shutdown) {
         /* an embedded pool's broker goes only with the pool, which stops
          * its worker and broker together: whichever hears of it first,
          * this worker stops too. Reconnecting to a broker whose socket is
          * closing held the broker's exit for its 500 ms linger (1 run in
-         * ~200 of `dpool factor 1`). */
+         * ~200 of `dpool factor 1`). A silent broker (missed heartbeats)
+         * may come back: the worker keeps trying, as any worker does. */
         dp_info("broker %s %s; stopping (%zu queued jobs dropped)",
                 a->cfg.connect, why, dropped);
         dp_ag_start_drain(a);
@@ -203,7 +205,7 @@ static void s_on_broker(dp_agent_t *a, dp_zmsg_t *m)
         s_on_error(a, &r);
         break;
     case DP_CMD_SHUTDOWN:
-        s_broker_lost(a, "is shutting down");
+        s_broker_lost(a, "is shutting down", true);
         break;
     default:
         break; /* HEARTBEAT: liveness only */
@@ -255,7 +257,7 @@ void dp_ag_link_timers(dp_agent_t *a, uint64_t now)
         return;
     }
     if (now - a->last_rx_ms > a->hb_ms * DP_HEARTBEAT_LIVENESS_W) {
-        s_broker_lost(a, "missed its heartbeats");
+        s_broker_lost(a, "missed its heartbeats", false);
         return;
     }
     if (now >= a->next_hb_ms) {
