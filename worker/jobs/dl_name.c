@@ -109,7 +109,7 @@ int dp_dl_open_unique(const char *dir, const char *base, char *path_out,
             return -1;
         }
         int fd =
-            open(path_out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+            open(path_out, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
                  DP_DL_FILE_MODE);
         if (fd >= 0)
             return fd;

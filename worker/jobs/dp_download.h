@@ -1,6 +1,11 @@
 /*
  * dp_download.h - the download engine: many http(s) transfers at once on
- * one curl_multi handle, driven by the io child's event loop.
+ * one curl_multi handle, driven by the io child's event loop. A body's
+ * SHA-256 is computed once it is whole, on the engine's one hasher thread
+ * (a stored body read back from its file), beside the transfers still
+ * running: hashing is a quarter of the io child's CPU on many parallel
+ * downloads and no longer sits between their reads. Without the thread
+ * (it could not start) bodies are hashed in the event loop.
  *
  * A job is `download URL [OPTIONS]`:
  *   URL      DP_STR, http:// or https:// (anything else is DP_ERR_INVALID
@@ -34,7 +39,11 @@
  *
  * Ownership:
  *  - dp_dl_new copies the strings in its options; the engine owns itself
- *    until dp_dl_destroy.
+ *    and its hasher thread until dp_dl_destroy, which joins the thread.
+ *    Only the engine's calls touch a job's record, except while the
+ *    hasher holds it (received whole, not yet reported): a cancel then
+ *    reports at once and the record is freed when the hasher gives it
+ *    back. done() is always called on the caller's thread.
  *  - dp_dl_add copies the job arguments.
  *  - done() receives `result` to keep: it must dp_value_clear() it (or move
  *    the value out) before returning. `errmsg` is borrowed for the call
@@ -84,6 +93,10 @@
 /* curl's receive buffer per transfer, bytes (CURLOPT_BUFFERSIZE; its
  * default, 16 KiB, means a recv and a callback per 16 KiB) */
 #define DP_DL_RECV_BUFFER (128L * 1024)
+/* the hasher reads a stored body back this much at a time (its own heap
+ * buffer; DP_DL_HASH_READ_INLINE on the stack when there is no thread) */
+#define DP_DL_HASH_READ (1024 * 1024)
+#define DP_DL_HASH_READ_INLINE (64 * 1024)
 /* Largest body capacity reserved at once from a Content-Length, bytes
  * (a longer body grows from there by doubling). */
 #define DP_DL_BODY_PREALLOC_MAX (64u * 1024 * 1024)
