@@ -117,29 +117,46 @@ static size_t s_hash(uint64_t id, size_t cap)
     return (size_t)id & (cap - 1);
 }
 
-/* s_routes_grow: room for `more` routes beyond the live ones, at most
- * half full; mostly tombstones: rehash at the same size. */
+/* s_put_route: the slot for id from its home on (the first empty or
+ * tombstone), keeping the longest distance from home so far: a lookup
+ * goes no further (s_route_find), so an id that is not there (a stale or
+ * a lying broker's) costs a few probes, not the walk of a run of
+ * consecutive ids. */
+static dp_route_t *s_put_route(dp_route_t *r, size_t cap, uint64_t id,
+                               size_t *probe_max)
+{
+    size_t home = s_hash(id, cap), s = home;
+    while (r[s].id && !r[s].tomb)
+        s = (s + 1) & (cap - 1);
+    size_t dist = (s - home) & (cap - 1);
+    if (dist > *probe_max)
+        *probe_max = dist;
+    return &r[s];
+}
+
+/* s_routes_grow: room for `more` routes beyond the live ones, at most a
+ * quarter full after it (so the next rehash is a quarter of the table's
+ * additions away, however many tombstones come); mostly tombstones: at
+ * the same size. */
 static int s_routes_grow(dp_pool_t *p, size_t more)
 {
     size_t cap = p->cap_routes ? p->cap_routes : S_ROUTES_MIN;
-    while ((p->nroutes + more) * 2 > cap)
+    while ((p->nroutes + more) * 4 > cap)
         cap *= 2;
     dp_route_t *r = calloc(cap, sizeof *r);
     if (!r)
         return DP_ERR_NOMEM;
+    size_t probe_max = 0;
     for (size_t k = 0; k < p->cap_routes; k++) {
         dp_route_t *o = &p->routes[k];
-        if (!o->id || o->tomb)
-            continue;
-        size_t s = s_hash(o->id, cap);
-        while (r[s].id)
-            s = (s + 1) & (cap - 1);
-        r[s] = *o;
+        if (o->id && !o->tomb)
+            *s_put_route(r, cap, o->id, &probe_max) = *o;
     }
     free(p->routes);
     p->routes = r;
     p->cap_routes = cap;
     p->used_routes = p->nroutes;
+    p->probe_max = probe_max;
     return 0;
 }
 
@@ -148,12 +165,10 @@ int dp_route_add(dp_pool_t *p, uint64_t id, dp_deliver_fn deliver, void *data,
 {
     if ((p->used_routes + 1) * 2 > p->cap_routes && s_routes_grow(p, 1))
         return DP_ERR_NOMEM;
-    size_t s = s_hash(id, p->cap_routes);
-    while (p->routes[s].id && !p->routes[s].tomb)
-        s = (s + 1) & (p->cap_routes - 1);
-    if (!p->routes[s].id)
+    dp_route_t *r = s_put_route(p->routes, p->cap_routes, id, &p->probe_max);
+    if (!r->id)
         p->used_routes++;
-    p->routes[s] = (dp_route_t){id, deliver, data, index, false};
+    *r = (dp_route_t){id, deliver, data, index, false};
     p->nroutes++;
     return 0;
 }
@@ -163,7 +178,7 @@ static dp_route_t *s_route_find(dp_pool_t *p, uint64_t id)
     if (!p->cap_routes)
         return NULL;
     size_t s = s_hash(id, p->cap_routes);
-    while (p->routes[s].id) {
+    for (size_t k = 0; k <= p->probe_max && p->routes[s].id; k++) {
         if (p->routes[s].id == id && !p->routes[s].tomb)
             return &p->routes[s];
         s = (s + 1) & (p->cap_routes - 1);

@@ -162,6 +162,7 @@ struct dp_pool {
     uint64_t deliver_ms;     /* when the result being delivered came */
     dp_route_t *routes;      /* id -> owner, open addressing */
     size_t nroutes, cap_routes, used_routes;
+    size_t probe_max; /* longest slot distance from home of any route */
 };
 
 /* dp_pool_send: queue an encoded message (taken from w) for the broker. */
