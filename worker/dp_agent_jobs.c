@@ -110,9 +110,15 @@ static int s_read_jobs(dp_agent_t *a, dp_ag_frame_t *frame)
         dp_ag_job_t *j = s_job_new(a, frame, &job, attempt, group);
         if (!j)
             return DP_ERR_NOMEM;
-        /* unknown types are queued too: the child answers UNKNOWN_TYPE */
+        /* unknown types are queued too: the child answers UNKNOWN_TYPE.
+         * A job of a class this worker has no slot for (an io-only
+         * worker, --io-slots 0; a broker in error, or lying) would wait
+         * here for ever: it goes back at once */
         if (a->draining)
             dp_ag_finish(a, j, DP_ERR_REQUEUE, "worker is stopping", 0);
+        else if (!(j->cls == DP_CLASS_IO ? a->cfg.io_slots : a->cfg.processes))
+            dp_ag_finish(a, j, DP_ERR_REQUEUE,
+                         "no slot of the job's class on this worker", 0);
         else
             DP_LIST_PUSH(&a->queue[j->cls], j, false);
     }

@@ -867,6 +867,87 @@ Test(e2e, io_only_worker, .timeout = 40)
     dp_e2e_run_free(&r);
 }
 
+/* s_router_wait: the next message of cmd on the ROUTER sock within ms
+ * (others, as heartbeats, are skipped): *m to close, *r reads its body.
+ * 0 or -1. */
+static int s_router_wait(void *sock, int cmd, dp_zmsg_t *m, dp_rd_t *r, int ms)
+{
+    static dp_limits_t lim;
+    lim = dp_limits_default();
+    uint64_t end = dp_now_ms() + (uint64_t)ms;
+    while (dp_now_ms() < end) {
+        zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, 100) <= 0 || dp_zrecv(sock, 1, m, 0))
+            continue;
+        int got;
+        if (dp_msg_open(zmq_msg_data(&m->body), zmq_msg_size(&m->body), &lim,
+                        &got, r) == 0 &&
+            got == cmd)
+            return 0;
+        zmq_msg_close(&m->body);
+    }
+    return -1;
+}
+
+/* A broker (in error, or lying) that gives an io-only worker a cpu job
+ * gets it back at once (REQUEUE): the worker has no child to run it, and
+ * it used to keep the job queued for ever. A fake broker on a ROUTER
+ * speaks to the real dpool-worker. */
+Test(e2e, job_of_a_class_without_slots_goes_back, .timeout = 30)
+{
+    void *ctx = zmq_ctx_new();
+    void *sock = zmq_socket(ctx, ZMQ_ROUTER);
+    dp_zsock_linger0(sock);
+    snprintf(T.ep, sizeof T.ep, "tcp://127.0.0.1:%d", dp_e2e_free_port());
+    cr_assert_eq(zmq_bind(sock, T.ep), 0);
+    cr_assert_eq(dp_e2e_spawn(&T.e, &T.worker[0], -1,
+                              ARGV("dpool-worker", "--connect", T.ep, "-p", "0",
+                                   "--io-slots", "1")),
+                 0);
+    dp_zmsg_t m;
+    dp_rd_t r;
+    cr_assert_eq(s_router_wait(sock, DP_CMD_READY, &m, &r, 10000), 0,
+                 "no READY from the worker");
+    unsigned char rid[DP_ROUTING_ID_MAX];
+    size_t rid_len = m.rid_len;
+    memcpy(rid, m.rid, rid_len);
+    zmq_msg_close(&m.body);
+    dp_wr_t w, job;
+    dp_wr_init(&w);
+    dp_wr_init(&job);
+    dp_welcome_t wm = {.peer_no = 1,
+                       .heartbeat_ms = 1000,
+                       .max_msg = 1 << 20,
+                       .cpu_slots = 0,
+                       .io_slots = 1};
+    dp_msg_welcome(&w, &wm);
+    cr_assert_eq(dp_zsend(sock, rid, rid_len, &w, 0), 0);
+    dp_value_t args = dp_array(1);
+    args.v.a.items[0] = dp_str("7");
+    dp_msg_put_job(&job, 42, "isprime", &args, 0, 0);
+    dp_value_clear(&args);
+    dp_wr_reset(&w);
+    size_t at = dp_msg_jobs_begin(&w, 1);
+    dp_msg_jobs_add(&w, 1, job.buf.data, job.buf.len);
+    dp_msg_jobs_close(&w, at, 1);
+    cr_assert_eq(dp_zsend(sock, rid, rid_len, &w, 0), 0);
+    cr_assert_eq(s_router_wait(sock, DP_CMD_RESULTS, &m, &r, 5000), 0,
+                 "the cpu job was not answered");
+    uint32_t n = 0;
+    dp_res_t res;
+    cr_assert_eq(dp_msg_read_results(&r, &n), 0);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(dp_msg_read_result(&r, &res), 0);
+    cr_assert_eq(res.id, 42);
+    cr_assert_eq(res.code, DP_ERR_REQUEUE, "%s", dp_errname((int)res.code));
+    zmq_msg_close(&m.body);
+    dp_wr_release(&w);
+    dp_wr_release(&job);
+    cr_assert_eq(dp_e2e_stop(&T.e, T.worker[0].pid, SIGTERM, 5000), 0);
+    zmq_close(sock);
+    zmq_ctx_term(ctx);
+}
+
 /* s_embedded_worker: the dpool-worker among the children of pid, or 0. */
 static pid_t s_embedded_worker(pid_t pid)
 {
