@@ -128,26 +128,6 @@ static int s_on_credit(dp_broker_t *b, dp_peer_t *p, dp_rd_t *r)
     return 0;
 }
 
-/* s_check_job: type and arity against the job table; 0 or an error code
- * with msg filled (the job gets an error result, the batch goes on). */
-static int s_check_job(const dp_job_t *j, const dp_jobtype_t **type, char *msg,
-                       size_t len)
-{
-    *type = dp_jobtab_find(j->type, j->type_len);
-    if (!*type) {
-        snprintf(msg, len, "unknown job type '%.*s' (see: dpool types)",
-                 (int)(j->type_len > 40 ? 40 : j->type_len), j->type);
-        return DP_ERR_UNKNOWN_TYPE;
-    }
-    if (j->nargs < (*type)->min_args || j->nargs > (*type)->max_args) {
-        snprintf(msg, len, "%s takes %u to %u arguments, got %u; usage: %s",
-                 (*type)->name, (*type)->min_args, (*type)->max_args, j->nargs,
-                 (*type)->usage);
-        return DP_ERR_ARITY;
-    }
-    return 0;
-}
-
 /* s_bad_job: job j of p's SUBMIT gets error `bad` as its result at once.
  * A session that acknowledges keeps it like any other result (a record
  * in the queue, KEPT), so it survives a lost connection and a SUBMIT
@@ -362,19 +342,12 @@ static int s_on_submit(dp_broker_t *b, dp_peer_t *p, dp_bbuf_t *buf, bool held,
         }
         b->st.submitted++;
         char why[DP_BK_ERRMSG_MAX];
-        int bad = s_check_job(&j, &type, why, sizeof why);
-        uint32_t limit = bad            ? 0
-                         : j.timeout_ms ? j.timeout_ms
-                                        : type->timeout_ms;
+        uint32_t limit;
+        int bad = dp_jobtab_check(j.type, j.type_len, j.nargs, j.timeout_ms,
+                                  &type, &limit, why, sizeof why);
         if (!bad && dp_bk_batch_over(b, p)) { /* one result each still */
             bad = DP_ERR_LIMIT;
             snprintf(why, sizeof why, "%s", DP_BATCH_FULL_MSG);
-        }
-        if (!bad && limit == 0) {
-            bad = DP_ERR_INVALID;
-            snprintf(why, sizeof why,
-                     "job type %s has no default time limit: give one",
-                     type->name);
         }
         if (bad) {
             s_bad_job(b, p, buf, &j, bad, why);

@@ -36,13 +36,14 @@ static void s_dir_of(const char *path, char *dir, size_t len)
     snprintf(dir, len, "%.*s", n, path);
 }
 
-/* s_find_bin: the dir holding dpool-broker and dpool-worker, the first of:
+/* dp_embed_find_bin: the dir holding prog, the first of:
  * opts->bin_dir, $DPOOL_BIN_DIR (both override), this program's own dir
  * (a build tree's bin/, or the installed dpool), the bin dir of the
  * installation this libdpool belongs to (its own path, from dladdr, plus
  * DP_LIB_TO_BINDIR: any install --prefix works), the configured
  * DP_INSTALL_BINDIR. */
-static int s_find_bin(const dp_pool_opts_t *o, char *dir, size_t len)
+int dp_embed_find_bin(const dp_pool_opts_t *o, const char *prog, char *dir,
+                      size_t len)
 {
     char exe[PATH_MAX], self[PATH_MAX] = "", lib[PATH_MAX] = "";
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -51,7 +52,7 @@ static int s_find_bin(const dp_pool_opts_t *o, char *dir, size_t len)
         s_dir_of(exe, self, sizeof self);
     }
     Dl_info info;
-    if (dladdr((void *)s_find_bin, &info) && info.dli_fname) {
+    if (dladdr((void *)dp_embed_find_bin, &info) && info.dli_fname) {
         char where[PATH_MAX];
         s_dir_of(info.dli_fname, where, sizeof where);
         int w = snprintf(lib, sizeof lib, "%s/%s", where, DP_LIB_TO_BINDIR);
@@ -64,7 +65,7 @@ static int s_find_bin(const dp_pool_opts_t *o, char *dir, size_t len)
         if (!cands[k] || !cands[k][0])
             continue;
         char path[PATH_MAX];
-        snprintf(path, sizeof path, "%s/dpool-broker", cands[k]);
+        snprintf(path, sizeof path, "%s/%s", cands[k], prog);
         if (access(path, X_OK) == 0) {
             snprintf(dir, len, "%s", cands[k]);
             return 0;
@@ -93,7 +94,7 @@ static pid_t s_spawn(const char *dir, const char *prog, const char **args)
 int dp_embed_start(dp_pool_t *p, const dp_pool_opts_t *o)
 {
     char bin[PATH_MAX], tmpl[] = "/tmp/dpool-XXXXXX";
-    if (s_find_bin(o, bin, sizeof bin)) {
+    if (dp_embed_find_bin(o, "dpool-broker", bin, sizeof bin)) {
         fprintf(stderr, "dpool: cannot find dpool-broker and dpool-worker "
                         "(looked beside the program, in " DP_INSTALL_BINDIR
                         "; set DPOOL_BIN_DIR to their directory)\n");

@@ -634,6 +634,23 @@ static void s_on_message(dp_pool_t *p, zmq_msg_t *body)
     }
 }
 
+static void s_free_data(void *data, void *hint)
+{
+    (void)hint;
+    free(data);
+}
+
+void dp_pool_wire(dp_pool_t *p, char *data, size_t len)
+{
+    zmq_msg_t m;
+    if (zmq_msg_init_data(&m, data, len, s_free_data, NULL)) {
+        free(data);
+        return;
+    }
+    s_on_message(p, &m);
+    zmq_msg_close(&m);
+}
+
 /* s_send_copy: send data[0..len) and keep it. */
 static void s_send_copy(dp_pool_t *p, const char *data, size_t len)
 {
@@ -909,6 +926,14 @@ static int s_keep_opts(dp_pool_t *p, const dp_pool_opts_t *o)
     return 0;
 }
 
+/* s_daemons: an embedded pool of daemons (a private broker and worker)
+ * rather than a local one: opts.daemons or DPOOL_EMBED=daemons. */
+static bool s_daemons(const dp_pool_opts_t *o)
+{
+    const char *env = getenv("DPOOL_EMBED");
+    return (o && o->daemons) || (env && strcmp(env, "daemons") == 0);
+}
+
 int dp_pool_open(const char *endpoint, const dp_pool_opts_t *opts,
                  dp_pool_t **out)
 {
@@ -926,6 +951,13 @@ int dp_pool_open(const char *endpoint, const dp_pool_opts_t *opts,
     pthread_cond_init(&p->cv, &ca);
     pthread_condattr_destroy(&ca);
     int rc = p->wake_fd < 0 ? DP_ERR_IO : s_keep_opts(p, opts);
+    if (!rc && !endpoint && !s_daemons(opts)) { /* the local pool */
+        rc = dp_local_start(p, opts);
+        if (rc)
+            dp_pool_close(&p);
+        *out = p;
+        return rc;
+    }
     /* the embedded daemons are spawned before any ZeroMQ thread exists */
     if (!rc && !endpoint)
         rc = dp_embed_start(p, opts);
@@ -969,6 +1001,7 @@ void dp_pool_close(dp_pool_t **pp)
         zmq_close(p->sock);
     if (p->ctx)
         zmq_ctx_term(p->ctx);
+    dp_local_stop(p);
     dp_embed_stop(p);
     for (dp_item_t *it = p->out_head, *nx; it; it = nx) {
         nx = it->next;

@@ -127,7 +127,8 @@ struct dp_pool {
     char *name;
     double connect_timeout;
     char *curve_key, *broker_key;
-    /* embedded pool */
+    /* embedded pool: a local one (dp_local.c), or daemons (dp_embed.c) */
+    struct dp_local *local;
     pid_t broker_pid, worker_pid;
     char *tmpdir;
     /* I/O thread side */
@@ -195,8 +196,26 @@ void dp_pool_forget(dp_pool_t *p, void *owner);
 void dp_pool_fail_routes(dp_pool_t *p, void *owner, int code, const char *msg,
                          bool cancel);
 
-/* dp_embed_start / dp_embed_stop: the private broker and worker. */
+/* dp_pool_wire: a message in data[0..len) (taken) as if the broker had
+ * sent it: RESULTS to the inbox, STATUS_REPLY, ERROR (the local pool's
+ * way in, dp_local.c). I/O thread only. */
+void dp_pool_wire(dp_pool_t *p, char *data, size_t len);
+
+/* dp_embed_start / dp_embed_stop: the private broker and worker
+ * (DPOOL_EMBED=daemons). */
 int dp_embed_start(dp_pool_t *p, const dp_pool_opts_t *o);
 void dp_embed_stop(dp_pool_t *p);
+/* dp_embed_find_bin: the directory holding program prog (opts->bin_dir,
+ * $DPOOL_BIN_DIR, this program's dir, libdpool's install's, the
+ * configured one) into dir; 0 or DP_ERR_INVALID. */
+int dp_embed_find_bin(const dp_pool_opts_t *o, const char *prog, char *dir,
+                      size_t len);
+
+/* dp_local_start: the local pool (dp_local.c): the agent's state and the
+ * I/O thread that drives it and starts the children. dp_local_stop,
+ * after that thread is joined: the children killed and reaped, all
+ * freed. */
+int dp_local_start(dp_pool_t *p, const dp_pool_opts_t *o);
+void dp_local_stop(dp_pool_t *p);
 
 #endif

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -90,7 +91,10 @@ int dp_frame_write(int fd, const void *data, size_t len)
     return dp_frame_write_many(fd, data, &len, 1);
 }
 
-/* s_writev_all: write every byte of v[0..cnt) (blocking or not). */
+/* s_writev_all: write every byte of v[0..cnt) (blocking or not). A
+ * socket is written with MSG_NOSIGNAL: a peer that is gone is EPIPE, not
+ * SIGPIPE, in a process (a local pool's client) whose signals are not
+ * ours to set. */
 static int s_writev_all(int fd, struct iovec *v, int cnt);
 
 int dp_frame_write_many(int fd, const void *data, const size_t *lens, int n)
@@ -116,7 +120,10 @@ int dp_frame_write_many(int fd, const void *data, const size_t *lens, int n)
 static int s_writev_all(int fd, struct iovec *v, int cnt)
 {
     while (cnt > 0) {
-        ssize_t n = writev(fd, v, cnt);
+        struct msghdr mh = {.msg_iov = v, .msg_iovlen = (size_t)cnt};
+        ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+        if (n < 0 && errno == ENOTSOCK)
+            n = writev(fd, v, cnt);
         if (n < 0) {
             if (errno == EINTR)
                 continue;

@@ -5,7 +5,10 @@
  */
 #include "dp_jobtab.h"
 
+#include <stdio.h>
 #include <string.h>
+
+#include "dpool.h"
 
 static const dp_jobtype_t s_table[] = {
     /* name      class         args  limit(ms)  usage */
@@ -44,4 +47,30 @@ const dp_jobtype_t *dp_jobtab_all(size_t *n)
 const char *dp_jobtab_class_name(dp_class_t cls)
 {
     return cls == DP_CLASS_IO ? "io" : "cpu";
+}
+
+int dp_jobtab_check(const char *type, size_t type_len, uint32_t nargs,
+                    uint32_t timeout_ms, const dp_jobtype_t **row,
+                    uint32_t *limit_ms, char *msg, size_t len)
+{
+    const dp_jobtype_t *t = dp_jobtab_find(type, type_len);
+    *row = t;
+    *limit_ms = 0;
+    if (!t) {
+        snprintf(msg, len, "unknown job type '%.*s' (see: dpool types)",
+                 (int)(type_len > 40 ? 40 : type_len), type);
+        return DP_ERR_UNKNOWN_TYPE;
+    }
+    if (nargs < t->min_args || nargs > t->max_args) {
+        snprintf(msg, len, "%s takes %u to %u arguments, got %u; usage: %s",
+                 t->name, t->min_args, t->max_args, nargs, t->usage);
+        return DP_ERR_ARITY;
+    }
+    *limit_ms = timeout_ms ? timeout_ms : t->timeout_ms;
+    if (*limit_ms == 0) {
+        snprintf(msg, len, "job type %s has no default time limit: give one",
+                 t->name);
+        return DP_ERR_INVALID;
+    }
+    return 0;
 }

@@ -35,6 +35,14 @@ typedef struct {
 /* dp_jobtab_find: the row named exactly name[0..len) (name need not be
  * NUL-terminated), or NULL. */
 const dp_jobtype_t *dp_jobtab_find(const char *name, size_t len);
+/* dp_jobtab_check: a job of type type[0..type_len) with nargs arguments
+ * and time limit timeout_ms (0 = its type's) against the table, as the
+ * broker and a local pool (client/dp_local.c) take jobs: 0 with *row and
+ * *limit_ms (the resolved limit) set, or UNKNOWN_TYPE, ARITY, or INVALID
+ * (no limit at all) with msg (len bytes) saying why. */
+int dp_jobtab_check(const char *type, size_t type_len, uint32_t nargs,
+                    uint32_t timeout_ms, const dp_jobtype_t **row,
+                    uint32_t *limit_ms, char *msg, size_t len);
 /* dp_jobtab_all: the whole table; *n receives its row count. */
 const dp_jobtype_t *dp_jobtab_all(size_t *n);
 /* dp_jobtab_class_name: "cpu" or "io" (for logs and `dpool types`). */

@@ -30,6 +30,13 @@ void dp_log_init(const char *prog, const char *level)
     s_level = l >= 0 ? l : DP_LOG_INFO;
 }
 
+void dp_log_cap(dp_loglevel_t max)
+{
+    const char *env = getenv("DPOOL_LOG");
+    if ((!env || dp_log_parse_level(env) < 0) && s_level > (int)max)
+        s_level = (int)max;
+}
+
 void dp_log(dp_loglevel_t level, const char *fmt, ...)
 {
     if ((int)level > s_level)

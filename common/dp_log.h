@@ -15,6 +15,9 @@ typedef enum {
 
 /* dp_log_init: name the program and set the level (NULL = env or info). */
 void dp_log_init(const char *prog, const char *level);
+/* dp_log_cap: at most `max` is logged from now on, unless the
+ * environment's DPOOL_LOG names a level (a library's default). */
+void dp_log_cap(dp_loglevel_t max);
 /* dp_log_parse_level: level from its name; -1 if unknown. */
 int dp_log_parse_level(const char *name);
 void dp_log(dp_loglevel_t level, const char *fmt, ...)

@@ -183,6 +183,11 @@ typedef struct {
                                bodies into this dir (--store-on-worker)
                                and results carry "path", not "body";
                                NULL = bodies come back */
+    bool daemons;           /* embedded pool: a private dpool-broker and
+                               dpool-worker over ipc:// (as
+                               DPOOL_EMBED=daemons) instead of child
+                               processes of this one (README, "Local and
+                               remote pools") */
 } dp_pool_opts_t;
 
 /* dp_pool_open: connect to the broker at `endpoint` (e.g.

@@ -103,7 +103,7 @@ static void s_turn(dp_agent_t *a)
 {
     if (a->reap) {
         a->reap = false;
-        dp_ag_reap(a);
+        dp_ag_reap(a); /* one still exiting: its SIGCHLD comes */
     }
     uint64_t now = dp_now_ms();
     dp_ag_check_deadlines(a, now);
@@ -159,15 +159,10 @@ dp_agent_t *dp_agent_new(const dp_agent_cfg_t *cfg)
     dp_agent_t *a = calloc(1, sizeof *a);
     if (!a)
         return NULL;
-    a->cfg = *cfg;
-    dp_slab_init(&a->slab, sizeof(dp_ag_job_t), DP_AG_SLAB_JOBS);
+    dp_ag_core_init(a, cfg);
     dp_rlimit_raise_nofile(); /* children and io sockets are files too */
     a->hb_ms = DP_WORKER_HB_MS_DEFAULT;
     a->backoff_ms = DP_RECONNECT_MIN_MS;
-    a->want[DP_CLASS_CPU] = (uint32_t)cfg->processes;
-    a->want[DP_CLASS_IO] = cfg->io_slots > 0 ? 1 : 0;
-    dp_wr_init(&a->out);
-    dp_wr_init(&a->w);
     a->ctx = zmq_ctx_new();
     if (!a->ctx || dp_ag_open_socket(a)) {
         dp_agent_destroy(&a);
@@ -185,14 +180,11 @@ void dp_agent_destroy(dp_agent_t **ap)
         return;
     dp_agent_t *a = *ap;
     dp_ag_kids_stop(a);
-    dp_ag_forget(a);
-    dp_slab_release(&a->slab);
+    dp_ag_core_release(a);
     if (a->sock)
         zmq_close(a->sock);
     if (a->ctx)
         zmq_ctx_term(a->ctx);
-    dp_wr_release(&a->out);
-    dp_wr_release(&a->w);
     free(a);
     *ap = NULL;
 }

@@ -81,6 +81,12 @@
 
 typedef struct dp_ag_child dp_ag_child_t;
 
+/* dp_ag_sink_fn: a local agent's results: the RESULTS message in
+ * data[0..len), now the sink's (free() it). */
+typedef void (*dp_ag_sink_fn)(void *arg, char *data, size_t len);
+
+#define DP_AG_LOCAL_HANDBACKS 16 /* local: REQUEUEs of one job, at most */
+
 /* A received JOBS frame, shared by the jobs in it. */
 typedef struct {
     zmq_msg_t msg;
@@ -98,6 +104,8 @@ typedef struct dp_ag_job {
     dp_ag_child_t *child; /* NULL while queued */
     uint32_t group;       /* the JOBS message (chunk) it came in */
     uint64_t deadline_ms; /* agent-side limit once running, else 0 */
+    uint8_t retries;      /* the job's retry budget (local: LOST again) */
+    uint8_t handbacks;    /* local: times queued again unstarted */
     bool cancelled, timed_out;
     struct dp_ag_job *prev, *next; /* local queue or the child's list */
 } dp_ag_job_t;
@@ -150,6 +158,12 @@ struct dp_agent {
     uint64_t drain_end_ms;
     bool reap; /* SIGCHLD came: dp_ag_reap this turn */
     dp_wr_t w; /* scratch writer */
+    /* a local agent (client/dp_local.c: the pool's own children, no
+     * broker): finished RESULTS batches go to sink, and the broker's
+     * part of a job's life is done here: a LOST job runs again within
+     * its retries, a REQUEUE one is queued again (dp_ag_finish) */
+    dp_ag_sink_fn sink;
+    void *sink_arg;
 };
 
 /* ---- the broker link (dp_agent_link.c) ---- */
@@ -201,12 +215,19 @@ void dp_ag_assign(dp_agent_t *a);
  * sends what cannot be read is killed. */
 void dp_ag_child_readable(dp_agent_t *a, dp_ag_child_t *c);
 
-/* dp_ag_reap: reap every child that ended, answer its jobs, free it. */
-void dp_ag_reap(dp_agent_t *a);
+/* dp_ag_reap: reap every child that ended, answer its jobs, free it
+ * (waitpid on each child's own pid: a local agent lives in a process
+ * whose other children are not ours). true when a child whose fd closed
+ * has not ended yet (call again soon). */
+bool dp_ag_reap(dp_agent_t *a);
 
 /* dp_ag_kids_stop: SIGKILL every child, wait for each, answer its jobs,
  * free it. */
 void dp_ag_kids_stop(dp_agent_t *a);
+
+/* dp_ag_cancel_all: every job, queued or held, is cancelled (a local
+ * pool's CANCEL of all its jobs). */
+void dp_ag_cancel_all(dp_agent_t *a);
 
 /* dp_ag_check_deadlines: SIGKILL after an ignored SIGTERM; jobs over their
  * time limit: stop a cpu child, cancel in the io child. */
@@ -222,6 +243,12 @@ uint64_t dp_ag_kids_due(const dp_agent_t *a, uint64_t now, uint64_t t);
 void dp_ag_cancel(dp_agent_t *a, uint64_t id);
 
 /* ---- jobs and results (dp_agent_jobs.c) ---- */
+
+/* dp_ag_core_init / dp_ag_core_release: the job records, queues, result
+ * batch and children wanted, without any broker link (dp_agent_new adds
+ * the link; a local agent has none). */
+void dp_ag_core_init(dp_agent_t *a, const dp_agent_cfg_t *cfg);
+void dp_ag_core_release(dp_agent_t *a);
 
 /* dp_ag_job_free: the job's frame reference goes, the record back to the
  * slab. */
@@ -240,6 +267,11 @@ void dp_ag_flush(dp_agent_t *a);
 /* dp_ag_on_jobs: JOBS from the broker; body is moved out (the jobs point
  * into it). */
 int dp_ag_on_jobs(dp_agent_t *a, zmq_msg_t *body);
+
+/* dp_ag_on_submit: a local agent's SUBMIT [seq, [job...], chunksize]
+ * (a client's, PROTOCOL.md) in data[0..len), taken (free()d when its last
+ * job is). Each job starts at attempt 1. */
+int dp_ag_on_submit(dp_agent_t *a, char *data, size_t len);
 
 /* dp_ag_cancel_queued: if job id waits in a queue, answer it CANCELLED
  * and return true. */

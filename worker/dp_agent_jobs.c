@@ -1,17 +1,40 @@
 /*
- * dp_agent_jobs.c - the agent's jobs: records taken from JOBS, the class
- * queues they wait in until a child has room (and leave when cancelled,
- * drained or forgotten), the results the agent makes itself (LOST,
- * TIMEOUT, CANCELLED, REQUEUE when draining) and the RESULTS batch sent
- * to the broker each turn. It calls no other part of the agent.
+ * dp_agent_jobs.c - the agent's jobs: records taken from JOBS (or, in a
+ * local agent, a client's SUBMIT), the class queues they wait in until a
+ * child has room (and leave when cancelled, drained or forgotten), the
+ * results the agent makes itself (LOST, TIMEOUT, CANCELLED, REQUEUE when
+ * draining) and the RESULTS batch sent to the broker (or a local agent's
+ * sink) each turn. It calls no other part of the agent.
  */
 #include "dp_agent_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "dp_log.h"
 #include "dp_msg.h"
 #include "dp_zsock.h"
+#include "dp_jobtab.h"
+
+/* ---- the core ---- */
+
+void dp_ag_core_init(dp_agent_t *a, const dp_agent_cfg_t *cfg)
+{
+    a->cfg = *cfg;
+    dp_slab_init(&a->slab, sizeof(dp_ag_job_t), DP_AG_SLAB_JOBS);
+    a->want[DP_CLASS_CPU] = (uint32_t)cfg->processes;
+    a->want[DP_CLASS_IO] = cfg->io_slots > 0 ? 1 : 0;
+    dp_wr_init(&a->out);
+    dp_wr_init(&a->w);
+}
+
+void dp_ag_core_release(dp_agent_t *a)
+{
+    dp_ag_forget(a);
+    dp_slab_release(&a->slab);
+    dp_wr_release(&a->out);
+    dp_wr_release(&a->w);
+}
 
 /* ---- records ---- */
 
@@ -38,9 +61,50 @@ void dp_ag_result_raw(dp_agent_t *a, const void *raw, size_t len)
         dp_error("out of memory: a result is lost");
 }
 
+/* s_local_again: in a local agent, what the broker does with a job that
+ * comes back: LOST runs again within its retries (else WORKER_LOST, in
+ * the broker's words), REQUEUE is queued again unstarted (within
+ * DP_AG_LOCAL_HANDBACKS). true when j went back to the head of its queue;
+ * else *code and msg (len bytes) are its final result. */
+static bool s_local_again(dp_agent_t *a, dp_ag_job_t *j, int *code,
+                          const char *why, char *msg, size_t len)
+{
+    if (*code == DP_ERR_LOST && j->attempt <= j->retries) {
+        j->attempt++;
+    } else if (*code == DP_ERR_LOST) {
+        *code = DP_ERR_WORKER_LOST;
+        snprintf(msg, len, "worker lost after %u attempt%s: %.200s",
+                 j->attempt, j->attempt == 1 ? "" : "s", why);
+        return false;
+    } else if (*code == DP_ERR_REQUEUE &&
+               j->handbacks < DP_AG_LOCAL_HANDBACKS) {
+        j->handbacks++;
+    } else {
+        if (*code == DP_ERR_REQUEUE) {
+            *code = DP_ERR_LIMIT;
+            snprintf(msg, len, "handed back unstarted %u times: %.200s",
+                     (unsigned)j->handbacks + 1, why);
+        }
+        return false;
+    }
+    j->child = NULL;
+    j->deadline_ms = 0;
+    DP_LIST_PUSH(&a->queue[j->cls], j, true); /* it was first in line */
+    return true;
+}
+
 void dp_ag_finish(dp_agent_t *a, dp_ag_job_t *j, int code, const char *msg,
                   pid_t pid)
 {
+    char local[DP_AG_MSG_MAX + 64];
+    if (a->sink && (code == DP_ERR_LOST || code == DP_ERR_REQUEUE) &&
+        !j->cancelled && !j->timed_out) {
+        local[0] = '\0';
+        if (s_local_again(a, j, &code, msg, local, sizeof local))
+            return;
+        if (local[0])
+            msg = local;
+    }
     dp_wr_t w;
     dp_wr_init(&w);
     dp_msg_put_result(&w, j->id, (uint32_t)code, NULL, msg, a->cfg.child.name,
@@ -53,9 +117,20 @@ void dp_ag_finish(dp_agent_t *a, dp_ag_job_t *j, int code, const char *msg,
 
 void dp_ag_flush(dp_agent_t *a)
 {
-    if (a->nout == 0 || !a->connected)
+    if (a->nout == 0 || !(a->connected || a->sink))
         return;
     dp_msg_batch_close(&a->out, a->nout);
+    if (a->sink) {
+        char *data;
+        size_t len;
+        if (dp_wr_take(&a->out, &data, &len) == 0)
+            a->sink(a->sink_arg, data, len);
+        else
+            dp_error("out of memory: %u results are lost", a->nout);
+        dp_wr_reset(&a->out);
+        a->nout = 0;
+        return;
+    }
     if (dp_zsend(a->sock, NULL, 0, &a->out, ZMQ_DONTWAIT)) /* no copy */
         dp_warn("could not send %u results: %s", a->nout,
                 zmq_strerror(zmq_errno()));
@@ -82,6 +157,11 @@ static dp_ag_job_t *s_job_new(dp_agent_t *a, dp_ag_frame_t *frame,
     j->raw = job->raw.ptr;
     j->raw_len = job->raw.len;
     j->cls = t ? t->cls : DP_CLASS_CPU;
+    j->retries = (uint8_t)(job->retries > UINT8_MAX ? UINT8_MAX : job->retries);
+    j->handbacks = 0;
+    j->child = NULL;
+    j->deadline_ms = 0;
+    j->cancelled = j->timed_out = false;
     j->timeout_ms = job->timeout_ms ? job->timeout_ms : (t ? t->timeout_ms : 0);
     return j;
 }
@@ -134,6 +214,73 @@ int dp_ag_on_jobs(dp_agent_t *a, zmq_msg_t *body)
     zmq_msg_move(&f->msg, body);
     f->refs = 1;
     int rc = s_read_jobs(a, f);
+    s_frame_unref(f);
+    return rc;
+}
+
+/* s_submit_job: job (from a local SUBMIT in frame, chunk group) checked
+ * as the broker checks it, then queued; one it would refuse gets its
+ * error result at once. */
+static int s_submit_job(dp_agent_t *a, dp_ag_frame_t *frame,
+                        const dp_job_t *job, uint32_t group)
+{
+    char why[DP_AG_MSG_MAX];
+    const dp_jobtype_t *t;
+    uint32_t limit;
+    int bad = dp_jobtab_check(job->type, job->type_len, job->nargs,
+                              job->timeout_ms, &t, &limit, why, sizeof why);
+    if (!bad && !(t->cls == DP_CLASS_IO ? a->cfg.io_slots : a->cfg.processes)) {
+        bad = DP_ERR_LIMIT;
+        snprintf(why, sizeof why, "this pool has no %s slots for %s jobs",
+                 dp_jobtab_class_name(t->cls), t->name);
+    }
+    dp_ag_job_t *j = s_job_new(a, frame, job, 1, group);
+    if (!j)
+        return DP_ERR_NOMEM;
+    if (bad) {
+        dp_ag_finish(a, j, bad, why, 0);
+        return 0;
+    }
+    j->timeout_ms = limit;
+    DP_LIST_PUSH(&a->queue[j->cls], j, false);
+    return 0;
+}
+
+static void s_free_data(void *data, void *hint)
+{
+    (void)hint;
+    free(data);
+}
+
+int dp_ag_on_submit(dp_agent_t *a, char *data, size_t len)
+{
+    dp_ag_frame_t *f = calloc(1, sizeof *f);
+    if (!f || zmq_msg_init_data(&f->msg, data, len, s_free_data, NULL)) {
+        free(f);
+        free(data);
+        return DP_ERR_NOMEM;
+    }
+    f->refs = 1;
+    int cmd;
+    dp_rd_t r;
+    uint64_t seq, chunk = 1;
+    uint32_t n = 0, group = 0;
+    int rc = dp_msg_open(data, len, &a->cfg.child.wire, &cmd, &r);
+    if (!rc && cmd != DP_CMD_SUBMIT)
+        rc = DP_ERR_UNKNOWN_CMD;
+    dp_rd_t jobs;
+    if (!rc)
+        rc = dp_msg_read_submit(&r, &seq, &n, &chunk, &jobs);
+    if (chunk < 1 || chunk > DP_CHUNK_MAX)
+        chunk = chunk < 1 ? 1 : DP_CHUNK_MAX;
+    for (uint32_t k = 0; !rc && k < n; k++) {
+        dp_job_t job;
+        rc = dp_msg_read_job(&jobs, &job);
+        if (k % chunk == 0)
+            group = ++a->next_group; /* each chunk goes to one child */
+        if (!rc)
+            rc = s_submit_job(a, f, &job, group);
+    }
     s_frame_unref(f);
     return rc;
 }

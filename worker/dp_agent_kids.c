@@ -83,6 +83,8 @@ static int s_exec(dp_agent_t *a, dp_class_t cls, int fd, pid_t *pid)
     }
     if (cc->insecure)
         argv[argc++] = "--insecure";
+    if (a->cfg.embedded) /* the user's own machine: downloads anywhere */
+        argv[argc++] = "--embedded";
     argv[argc] = NULL;
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
@@ -429,20 +431,19 @@ static void s_ended(dp_agent_t *a, dp_ag_child_t *c, int status)
     free(c);
 }
 
-void dp_ag_reap(dp_agent_t *a)
+bool dp_ag_reap(dp_agent_t *a)
 {
-    for (;;) {
-        int status;
-        pid_t pid = waitpid(-1, &status, WNOHANG);
-        if (pid <= 0)
-            break;
-        for (dp_ag_child_t *c = a->children; c; c = c->next) {
-            if (c->pid == pid) {
-                s_ended(a, c, status);
-                break;
-            }
-        }
+    bool pending = false;
+    for (dp_ag_child_t *c = a->children, *nx; c; c = nx) {
+        nx = c->next; /* s_ended frees c */
+        int status = 0;
+        pid_t pid = waitpid(c->pid, &status, WNOHANG);
+        if (pid == c->pid || (pid < 0 && errno == ECHILD))
+            s_ended(a, c, status); /* ECHILD: reaped by SIG_IGN */
+        else if (c->eof)
+            pending = true;
     }
+    return pending;
 }
 
 void dp_ag_kids_stop(dp_agent_t *a)
@@ -485,6 +486,30 @@ void dp_ag_cancel(dp_agent_t *a, uint64_t id)
 {
     if (!dp_ag_cancel_queued(a, id))
         s_cancel_held(a, id);
+}
+
+void dp_ag_cancel_all(dp_agent_t *a)
+{
+    for (int cls = 0; cls < DP_CLASS_COUNT; cls++) {
+        while (a->queue[cls].head) {
+            dp_ag_job_t *j = a->queue[cls].head;
+            DP_LIST_UNLINK(&a->queue[cls], j);
+            dp_ag_finish(a, j, DP_ERR_CANCELLED, "cancelled", 0);
+        }
+    }
+    for (dp_ag_child_t *c = a->children; c; c = c->next) {
+        for (dp_ag_job_t *j = c->jobs.head; j; j = j->next) {
+            if (j->cancelled)
+                continue;
+            if (c->cls == DP_CLASS_IO) {
+                s_cancel_held(a, j->id);
+            } else {
+                j->cancelled = true;
+                if (j == c->jobs.head)
+                    dp_ag_kill(c, SIGKILL);
+            }
+        }
+    }
 }
 
 void dp_ag_check_deadlines(dp_agent_t *a, uint64_t now)

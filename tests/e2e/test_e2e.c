@@ -948,19 +948,9 @@ Test(e2e, job_of_a_class_without_slots_goes_back, .timeout = 30)
     zmq_ctx_term(ctx);
 }
 
-/* s_embedded_worker: the dpool-worker among the children of pid, or 0. */
-static pid_t s_embedded_worker(pid_t pid)
-{
-    pid_t kids[8];
-    int n = dp_e2e_children(pid, NULL, kids, 8);
-    for (int k = 0; k < n && k < 8; k++)
-        if (dp_e2e_cmdline_arg(kids[k], "--connect", NULL, 0) == 0)
-            return kids[k];
-    return 0;
-}
-
-/* `dpool download` on an embedded pool starts its worker with no cpu
- * child (nothing of a download runs there) unless -p asks for some. */
+/* `dpool download` on an embedded (local) pool starts its io child and
+ * no cpu child (nothing of a download runs there) unless -p asks for
+ * some: the client's own children are one io child, nothing else. */
 Test(e2e, embedded_download_has_no_cpu_children, .timeout = 40)
 {
     dp_httpd_opts_t ho = {0};
@@ -974,19 +964,12 @@ Test(e2e, embedded_download_has_no_cpu_children, .timeout = 40)
     cr_assert_eq(
         dp_e2e_spawn(&T.e, &cli, -1, ARGV("dpool", "download", "-o", out, url)),
         0);
-    pid_t w = 0;
-    for (int k = 0; k < 500 && !w; k++) {
-        w = s_embedded_worker(cli.pid);
-        if (!w)
-            usleep(10000);
-    }
-    cr_assert(w > 0, "no embedded worker under dpool %d", (int)cli.pid);
-    char procs[16];
-    cr_assert_eq(dp_e2e_cmdline_arg(w, "--processes", procs, sizeof procs), 0);
-    cr_assert_str_eq(procs, "0");
-    cr_assert(dp_e2e_wait_until(s_io_child_up, &w, E2E_UP_MS));
+    cr_assert(dp_e2e_wait_until(s_io_child_up, &cli.pid, E2E_UP_MS),
+              "no io child under dpool %d", (int)cli.pid);
     pid_t kids[8];
-    cr_assert_eq(dp_e2e_children(w, "cpu", kids, 8), 0);
+    cr_assert_eq(dp_e2e_children(cli.pid, "cpu", kids, 8), 0);
+    cr_assert_eq(dp_e2e_children(cli.pid, NULL, kids, 8), 1,
+                 "no broker, no worker: the io child alone");
     cr_assert_eq(dp_e2e_wait(&T.e, cli.pid, E2E_RUN_MS), 0);
     dp_httpd_stop(&h);
 }

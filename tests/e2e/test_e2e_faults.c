@@ -41,6 +41,16 @@ static void s_running(int n, pid_t w)
               "%d children of worker %d never all ran their job", n, (int)w);
 }
 
+/* s_spawn_daemons: s_spawn_client with DPOOL_EMBED=daemons: its embedded
+ * pool is a private broker and worker (dp_embed.c), not the local pool. */
+static void s_spawn_daemons(dp_e2e_proc_t *cl, const char *const argv[])
+{
+    setenv("DPOOL_EMBED", "daemons", 1);
+    int rc = dp_e2e_spawn(&T.e, cl, -1, argv);
+    unsetenv("DPOOL_EMBED");
+    cr_assert_eq(rc, 0);
+}
+
 /* s_finish: wait for a background client, return its run. */
 static dp_e2e_run_t s_finish(const dp_e2e_proc_t *cl, int timeout_ms)
 {
@@ -328,7 +338,7 @@ Test(faults, worker_sigterm_drains, .timeout = 30)
 Test(faults, embedded_leaves_nothing, .timeout = 30)
 {
     dp_e2e_proc_t cl;
-    s_spawn_client(&cl, ARGV("dpool", "-p", "1", "--format", "json", "map",
+    s_spawn_daemons(&cl, ARGV("dpool", "-p", "1", "--format", "json", "map",
                              "sleep", "700"));
     s_embed_ctx_t ec = {.client = cl.pid};
     char bind[256] = "", dir[256];
@@ -357,13 +367,80 @@ Test(faults, embedded_leaves_nothing, .timeout = 30)
     dp_e2e_run_free(&r);
 }
 
+/* s_local_running: wait until the local pool of client (the default
+ * embedded pool: its children are the client's own) runs the `sleep`
+ * job; its cpu children into kids (up to S_MAX_KIDS), how many in *n. */
+static void s_local_running(pid_t client, pid_t *kids, int *n)
+{
+    e2e_busy_ctx_t b = {client, 1};
+    cr_assert(dp_e2e_wait_until(e2e_sleeping, &b, E2E_UP_MS),
+              "the local pool of %d never ran its job", (int)client);
+    *n = dp_e2e_children(client, "cpu", kids, S_MAX_KIDS);
+    cr_assert_geq(*n, 1);
+    pid_t any[S_MAX_KIDS];
+    cr_assert_eq(dp_e2e_children(client, NULL, any, S_MAX_KIDS), *n,
+                 "a local pool starts no broker or worker, only children");
+}
+
+/* 9d. the local pool: the client waits for its children when it ends,
+ * they die with it when it is killed (PDEATHSIG from the thread that
+ * started them), and go on SIGTERM. */
+Test(faults, local_pool_leaves_nothing, .timeout = 30)
+{
+    dp_e2e_proc_t cl;
+    s_spawn_client(&cl, ARGV("dpool", "-p", "1", "--format", "json", "map",
+                             "sleep", "700"));
+    pid_t kids[S_MAX_KIDS];
+    int n = 0;
+    s_local_running(cl.pid, kids, &n);
+    dp_e2e_run_t r = s_finish(&cl, 15000);
+    cr_assert_eq(r.code, 0, "exit %d; stderr:\n%s", r.code, r.err);
+    char **l = e2e_json_lines(&r, 1);
+    cr_assert_eq(dp_e2e_jint(l[0], "result"), 700, "%s", l[0]);
+    free(l);
+    dp_e2e_run_free(&r);
+    for (int k = 0; k < n; k++)
+        cr_assert(!dp_e2e_alive(kids[k]), "child %d outlived the client",
+                  (int)kids[k]);
+}
+
+Test(faults, local_pool_dies_with_client, .timeout = 30)
+{
+    dp_e2e_proc_t cl;
+    s_spawn_client(&cl, ARGV("dpool", "-p", "2", "map", "sleep", "20000",
+                             "20000", "20000"));
+    pid_t kids[S_MAX_KIDS];
+    int n = 0;
+    s_local_running(cl.pid, kids, &n);
+    cr_assert_eq(dp_e2e_stop(&T.e, cl.pid, SIGKILL, 1000), 128 + SIGKILL);
+    e2e_gone_ctx_t g = {kids, n};
+    cr_assert(dp_e2e_wait_until(e2e_all_gone, &g, 3000),
+              "the local pool's children outlived their killed client");
+}
+
+Test(faults, local_pool_sigterm, .timeout = 30)
+{
+    dp_e2e_proc_t cl;
+    s_spawn_client(&cl, ARGV("dpool", "-p", "1", "map", "sleep", "20000"));
+    pid_t kids[S_MAX_KIDS];
+    int n = 0;
+    s_local_running(cl.pid, kids, &n);
+    cr_assert_eq(kill(cl.pid, SIGTERM), 0);
+    int code = dp_e2e_wait(&T.e, cl.pid, 5000);
+    cr_assert(code == 130 || code == 143 || code == 1,
+              "client exit %d after SIGTERM", code);
+    e2e_gone_ctx_t g = {kids, n};
+    cr_assert(dp_e2e_wait_until(e2e_all_gone, &g, 3000),
+              "a child outlived its client");
+}
+
 /* 9b. an embedded client killed with SIGKILL: its broker, worker and the
  * worker's children die with it (PDEATHSIG). Its temp dir cannot be
  * removed by anyone then; the test removes it. */
 Test(faults, embedded_dies_with_client, .timeout = 30)
 {
     dp_e2e_proc_t cl;
-    s_spawn_client(&cl, ARGV("dpool", "-p", "1", "map", "sleep", "20000"));
+    s_spawn_daemons(&cl, ARGV("dpool", "-p", "1", "map", "sleep", "20000"));
     s_embed_ctx_t ec = {.client = cl.pid};
     char bind[256] = "";
     s_embedded_running(&ec, bind, sizeof bind);
@@ -383,7 +460,7 @@ Test(faults, embedded_dies_with_client, .timeout = 30)
 Test(faults, embedded_sigterm_cleans_up, .timeout = 30)
 {
     dp_e2e_proc_t cl;
-    s_spawn_client(&cl, ARGV("dpool", "-p", "1", "map", "sleep", "20000"));
+    s_spawn_daemons(&cl, ARGV("dpool", "-p", "1", "map", "sleep", "20000"));
     s_embed_ctx_t ec = {.client = cl.pid};
     char bind[256] = "";
     s_embedded_running(&ec, bind, sizeof bind);
