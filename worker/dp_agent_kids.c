@@ -86,9 +86,16 @@ static int s_exec(dp_agent_t *a, dp_class_t cls, int fd, pid_t *pid)
     if (a->cfg.embedded) /* the user's own machine: downloads anywhere */
         argv[argc++] = "--embedded";
     argv[argc] = NULL;
+    /* the child holds its socket and stderr, nothing else of ours: not
+     * stdin (a local pool's client may be reading a pipe or terminal
+     * there), not any descriptor a program using libdpool left without
+     * O_CLOEXEC (a pipe kept open by a child never sees EOF) */
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY,
+                                     0);
     posix_spawn_file_actions_adddup2(&fa, fd, DP_CHILD_FD);
+    posix_spawn_file_actions_addclosefrom_np(&fa, DP_CHILD_FD + 1);
     int rc = posix_spawn(pid, s_exe(a, cls), &fa, NULL, (char *const *)argv,
                          environ);
     posix_spawn_file_actions_destroy(&fa);
