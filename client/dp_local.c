@@ -52,7 +52,35 @@ struct dp_local {
     char cpu_exe[PATH_MAX], io_exe[PATH_MAX];
     char name[S_NAME_MAX];
     char *store_dir, *ca_file;
+    char **env; /* the children's environment (s_env) */
 };
+
+extern char **environ;
+
+/* s_env: a copy of our environment without DPOOL_* (those configure the
+ * daemons: a DPOOL_STORE_DIR meant for a worker would make a child store
+ * download bodies the client expects back), DPOOL_LOG excepted. NULL
+ * when out of memory. */
+static char **s_env(void)
+{
+    size_t n = 0;
+    while (environ && environ[n])
+        n++;
+    char **env = calloc(n + 1, sizeof *env);
+    size_t k = 0;
+    for (size_t i = 0; env && i < n; i++) {
+        const char *e = environ[i];
+        if (strncmp(e, "DPOOL_", 6) == 0 && strncmp(e, "DPOOL_LOG=", 10) != 0)
+            continue;
+        if (!(env[k++] = strdup(e))) {
+            for (size_t j = 0; j + 1 < k; j++)
+                free(env[j]);
+            free(env);
+            return NULL;
+        }
+    }
+    return env;
+}
 
 /* s_sink: the agent's RESULTS batch goes to the caller's inbox. */
 static void s_sink(void *arg, char *data, size_t len)
@@ -268,7 +296,7 @@ int dp_local_start(dp_pool_t *p, const dp_pool_opts_t *o)
         snprintf(l->name, sizeof l->name, "local");
     l->name[sizeof l->name - 1] = '\0';
     if (!s_dup(o ? o->store_dir : NULL, &l->store_dir) ||
-        !s_dup(o ? o->ca_file : NULL, &l->ca_file))
+        !s_dup(o ? o->ca_file : NULL, &l->ca_file) || !(l->env = s_env()))
         return DP_ERR_NOMEM;
     dp_agent_cfg_t cfg = {
         .processes = ncpu,
@@ -277,6 +305,7 @@ int dp_local_start(dp_pool_t *p, const dp_pool_opts_t *o)
         .cpu_exe = l->cpu_exe,
         .io_exe = l->io_exe,
         .embedded = true, /* the children: plaintext, downloads anywhere */
+        .envp = l->env,
         .child = {.name = l->name,
                   .limits = {DP_HASH_MAX_ITERATIONS_DEFAULT,
                              DP_HASH_MAX_DKLEN_DEFAULT,
@@ -313,6 +342,9 @@ void dp_local_stop(dp_pool_t *p)
     }
     free(l->store_dir);
     free(l->ca_file);
+    for (size_t k = 0; l->env && l->env[k]; k++)
+        free(l->env[k]);
+    free(l->env);
     free(l);
     p->local = NULL;
 }

@@ -49,7 +49,9 @@ typedef struct {
     const char *curve_key;   /* our secret key file, or NULL */
     const char *broker_key;  /* the broker's public key file */
     bool embedded;           /* an embedded pool's: its broker only ever
-                                shuts down with the pool */
+                                shuts down with the pool; children allow
+                                downloads anywhere (--embedded) */
+    char *const *envp;       /* the children's environment; NULL: ours */
 } dp_agent_cfg_t;
 
 typedef struct dp_agent dp_agent_t;

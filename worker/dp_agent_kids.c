@@ -97,7 +97,7 @@ static int s_exec(dp_agent_t *a, dp_class_t cls, int fd, pid_t *pid)
     posix_spawn_file_actions_adddup2(&fa, fd, DP_CHILD_FD);
     posix_spawn_file_actions_addclosefrom_np(&fa, DP_CHILD_FD + 1);
     int rc = posix_spawn(pid, s_exe(a, cls), &fa, NULL, (char *const *)argv,
-                         environ);
+                         a->cfg.envp ? a->cfg.envp : environ);
     posix_spawn_file_actions_destroy(&fa);
     return rc;
 }

@@ -434,6 +434,56 @@ Test(faults, local_pool_sigterm, .timeout = 30)
               "a child outlived its client");
 }
 
+/* s_environ_has: /proc/PID/environ holds the entry `var`. */
+static bool s_environ_has(pid_t pid, const char *var)
+{
+    char path[64], buf[65536];
+    snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    for (size_t at = 0; at < n; at += strlen(buf + at) + 1) {
+        buf[n] = '\0';
+        if (strcmp(buf + at, var) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* A local pool's children get the client's environment without DPOOL_*
+ * (those configure daemons: DPOOL_STORE_DIR would make downloads land on
+ * disk), DPOOL_LOG excepted, and no descriptor of the client's beyond
+ * 0-3 (stdin is /dev/null). */
+Test(faults, local_pool_children_environment, .timeout = 30)
+{
+    setenv("DPOOL_STORE_DIR", "/nonexistent", 1);
+    setenv("DPOOL_LOG", "warn", 1);
+    setenv("DP_TEST_MARK", "1", 1);
+    dp_e2e_proc_t cl;
+    s_spawn_client(&cl, ARGV("dpool", "-p", "1", "map", "sleep", "20000"));
+    unsetenv("DPOOL_STORE_DIR");
+    unsetenv("DPOOL_LOG");
+    unsetenv("DP_TEST_MARK");
+    pid_t kids[S_MAX_KIDS];
+    int n = 0;
+    s_local_running(cl.pid, kids, &n);
+    cr_expect(s_environ_has(cl.pid, "DPOOL_STORE_DIR=/nonexistent"),
+              "the control: the client has it");
+    cr_expect(s_environ_has(kids[0], "DP_TEST_MARK=1"));
+    cr_expect(s_environ_has(kids[0], "DPOOL_LOG=warn"));
+    cr_expect(!s_environ_has(kids[0], "DPOOL_STORE_DIR=/nonexistent"));
+    char path[64], target[256] = "";
+    snprintf(path, sizeof path, "/proc/%d/fd/0", (int)kids[0]);
+    cr_expect(readlink(path, target, sizeof target - 1) > 0);
+    cr_expect_str_eq(target, "/dev/null");
+    snprintf(path, sizeof path, "/proc/%d/fd/4", (int)kids[0]);
+    cr_expect(access(path, F_OK) != 0, "the child holds a descriptor 4");
+    int code = dp_e2e_stop(&T.e, cl.pid, SIGTERM, 5000);
+    cr_assert(code == 130 || code == 143 || code == 1,
+              "client exit %d after SIGTERM", code);
+}
+
 /* 9b. an embedded client killed with SIGKILL: its broker, worker and the
  * worker's children die with it (PDEATHSIG). Its temp dir cannot be
  * removed by anyone then; the test removes it. */
