@@ -191,16 +191,19 @@ typedef struct {
 } dp_pool_opts_t;
 
 /* dp_pool_open: connect to the broker at `endpoint` (e.g.
- * "tcp://127.0.0.1:5555"); NULL starts an embedded pool (a private broker
- * and worker over ipc:// in a temp dir, stopped by dp_pool_close). opts may
- * be NULL. Errors: DP_ERR_UNREACHABLE (no answer within connect_timeout),
+ * "tcp://127.0.0.1:5555"); NULL starts an embedded pool: a local one (jobs
+ * run in child processes of this one, started by the pool's I/O thread,
+ * killed and reaped by dp_pool_close), or with opts->daemons or
+ * DPOOL_EMBED=daemons a private broker and worker over ipc:// in a temp
+ * dir, stopped by dp_pool_close. opts may be NULL. Errors: DP_ERR_UNREACHABLE (no answer within connect_timeout),
  * DP_ERR_INVALID, DP_ERR_IO, DP_ERR_NOMEM. */
 int dp_pool_open(const char *endpoint, const dp_pool_opts_t *opts,
                  dp_pool_t **out);
 /* dp_pool_close: cancel what is still running, say BYE, stop an embedded
  * pool (no process or file left behind), free the pool. */
 void dp_pool_close(dp_pool_t **pool);
-/* dp_pool_endpoint: the broker endpoint in use (borrowed). */
+/* dp_pool_endpoint: the broker endpoint in use (borrowed); NULL for a
+ * local pool (it has none). */
 const char *dp_pool_endpoint(const dp_pool_t *pool);
 /* dp_pool_slots: cpu slots the broker reported at connect time (may be 0
  * before workers join). */

@@ -1,7 +1,7 @@
 /*
  * test_e2e_faults.c - end-to-end under faults: children, workers, the
  * broker and clients killed mid-batch, SIGINT, SIGTERM drain, and the
- * embedded pool leaving nothing behind. Real binaries on loopback; the
+ * embedded pools (local, and of daemons) leaving nothing behind. Real binaries on loopback; the
  * broker's heartbeat is 200 ms, so a silent peer is dead after 600 ms.
  */
 #include <sys/stat.h>
@@ -331,7 +331,8 @@ Test(faults, worker_sigterm_drains, .timeout = 30)
     cr_assert_eq(dp_e2e_stat(&T.e, T.ep, "requeued"), 0);
 }
 
-/* 9. the embedded pool (no --broker) leaves no process and no temp dir.
+/* 9. the embedded pool of daemons (DPOOL_EMBED=daemons) leaves no process
+ * and no temp dir.
  * Its processes are found as the client's children: counting /tmp/dpool-*
  * or all dpool-broker processes would race with other runs on this
  * machine. */
