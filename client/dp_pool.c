@@ -108,13 +108,15 @@ void dp_got_view(const dp_got_t *g, const dp_limits_t *lim, dp_result_t *view,
 
 /* ---- routes: open addressing, linear probing, tombstones ---- */
 
-/* s_hash: the id itself. Ids are ours, given one by one (dp_pool_next_id),
- * so the jobs in flight sit in consecutive slots: a batch touches only the
- * pages its own ids span (a scattering hash touched the whole table: on
- * a VM a first-touched page costs ~10 us) and walks them in order. */
-static size_t s_hash(uint64_t id, size_t cap)
+/* s_hash: the id itself, counted from base (p->route_base). Ids are ours,
+ * given one by one (dp_pool_next_id), so the jobs in flight sit in
+ * consecutive slots: a batch touches only the pages its own ids span (a
+ * scattering hash touched the whole table: on a VM a first-touched page
+ * costs ~10 us) and walks them in order; from base, every batch that
+ * starts on an empty table starts at slot 0, on pages already touched. */
+static size_t s_hash(uint64_t id, uint64_t base, size_t cap)
 {
-    return (size_t)id & (cap - 1);
+    return (size_t)(id - base) & (cap - 1);
 }
 
 /* s_put_route: the slot for id from its home on (the first empty or
@@ -122,10 +124,10 @@ static size_t s_hash(uint64_t id, size_t cap)
  * goes no further (s_route_find), so an id that is not there (a stale or
  * a lying broker's) costs a few probes, not the walk of a run of
  * consecutive ids. */
-static dp_route_t *s_put_route(dp_route_t *r, size_t cap, uint64_t id,
-                               size_t *probe_max)
+static dp_route_t *s_put_route(dp_route_t *r, size_t cap, uint64_t base,
+                               uint64_t id, size_t *probe_max)
 {
-    size_t home = s_hash(id, cap), s = home;
+    size_t home = s_hash(id, base, cap), s = home;
     while (r[s].id && !r[s].tomb)
         s = (s + 1) & (cap - 1);
     size_t dist = (s - home) & (cap - 1);
@@ -150,7 +152,7 @@ static int s_routes_grow(dp_pool_t *p, size_t more)
     for (size_t k = 0; k < p->cap_routes; k++) {
         dp_route_t *o = &p->routes[k];
         if (o->id && !o->tomb)
-            *s_put_route(r, cap, o->id, &probe_max) = *o;
+            *s_put_route(r, cap, p->route_base, o->id, &probe_max) = *o;
     }
     free(p->routes);
     p->routes = r;
@@ -163,9 +165,14 @@ static int s_routes_grow(dp_pool_t *p, size_t more)
 int dp_route_add(dp_pool_t *p, uint64_t id, dp_deliver_fn deliver, void *data,
                  size_t index)
 {
+    if (p->nroutes == 0) { /* the next batch's ids start at slot 0 */
+        p->route_base = id;
+        p->probe_max = 0;
+    }
     if ((p->used_routes + 1) * 2 > p->cap_routes && s_routes_grow(p, 1))
         return DP_ERR_NOMEM;
-    dp_route_t *r = s_put_route(p->routes, p->cap_routes, id, &p->probe_max);
+    dp_route_t *r = s_put_route(p->routes, p->cap_routes, p->route_base, id,
+                                &p->probe_max);
     if (!r->id)
         p->used_routes++;
     *r = (dp_route_t){id, deliver, data, index, false};
@@ -177,7 +184,7 @@ static dp_route_t *s_route_find(dp_pool_t *p, uint64_t id)
 {
     if (!p->cap_routes)
         return NULL;
-    size_t s = s_hash(id, p->cap_routes);
+    size_t s = s_hash(id, p->route_base, p->cap_routes);
     for (size_t k = 0; k <= p->probe_max && p->routes[s].id; k++) {
         if (p->routes[s].id == id && !p->routes[s].tomb)
             return &p->routes[s];

@@ -57,7 +57,7 @@ typedef struct {
     const char *curve_key;  /* CURVE secret key file */
     const char *broker_key; /* the broker's public key file */
     /* bench */
-    long bench_jobs, bench_rounds;
+    long bench_jobs, bench_rounds, bench_repeat;
     const char *bench_type, *bench_file;
     dp_pool_t *pool;
 } dp_cli_t;

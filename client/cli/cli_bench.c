@@ -2,7 +2,10 @@
  * cli_bench.c - `dpool bench`, the built-in benchmark (as redis-benchmark
  * is for Redis), against --broker or an embedded pool:
  *   throughput  N tiny jobs (--type, echo by default; argument: the index)
- *               once with chunksize 1 and once auto-chunked: jobs/s
+ *               with chunksize 1, then auto-chunked: jobs/s; --repeat R
+ *               runs the pair R times in turn on the one pool and shows
+ *               each one's median, as a benchmark of a started Python
+ *               pool measures it (compare.py)
  *   latency     --rounds sequential single-job round trips: p50, p90, p99
  *               and max in microseconds
  *   file        with --input FILE: --type over FILE's lines (one argument
@@ -17,6 +20,7 @@
 #include "dp_clock.h"
 
 #define S_LINE_MAX 4096
+#define S_REPEAT_MAX 100 /* --repeat, at most (cli_opts.c) */
 
 typedef struct {
     const char *name;
@@ -58,6 +62,18 @@ static int s_cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;
+}
+
+/* s_median: the median of v[0..n) (n >= 1; v is sorted). */
+static double s_median(double *v, size_t n)
+{
+    for (size_t i = 1; i < n; i++) /* n <= S_REPEAT_MAX: insertion sort */
+        for (size_t j = i; j > 0 && v[j] < v[j - 1]; j--) {
+            double x = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = x;
+        }
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static int s_latency(dp_cli_t *c, size_t rounds, s_lat_t *out)
@@ -157,7 +173,8 @@ static void s_print(dp_cli_t *c, const s_tput_t *t, size_t nt,
 {
     unsigned long long slots = s_slots(c);
     if (c->json) {
-        printf("{\"slots\":%llu,\"throughput\":[", slots);
+        printf("{\"slots\":%llu,\"repeat\":%ld,\"throughput\":[", slots,
+               c->bench_repeat);
         for (size_t k = 0; k < nt; k++)
             printf("%s{\"name\":\"%s\",\"jobs\":%zu,\"failed\":%zu,"
                    "\"chunksize\":%zu,\"seconds\":%.6f,\"jobs_per_s\":%.1f}",
@@ -198,10 +215,19 @@ int dp_cli_bench(dp_cli_t *c, char **args, int nargs)
     size_t nt = 2;
     s_lat_t lat;
     int rc = in ? 0 : DP_ERR_NOMEM;
-    if (!rc)
+    size_t reps = (size_t)c->bench_repeat;
+    double per[S_REPEAT_MAX], autos[S_REPEAT_MAX];
+    for (size_t k = 0; !rc && k < reps && k < S_REPEAT_MAX; k++) {
         rc = s_run_map(c, c->bench_type, in, n, 1, &t[0]);
-    if (!rc)
-        rc = s_run_map(c, c->bench_type, in, n, 0, &t[1]);
+        if (!rc)
+            rc = s_run_map(c, c->bench_type, in, n, 0, &t[1]);
+        per[k] = t[0].secs;
+        autos[k] = t[1].secs;
+    }
+    if (!rc) {
+        t[0].secs = s_median(per, reps);
+        t[1].secs = s_median(autos, reps);
+    }
     s_free_inputs(in, n);
     if (!rc && c->bench_file) {
         size_t nf = 0;

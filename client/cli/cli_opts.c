@@ -23,6 +23,7 @@ void dp_cli_defaults(dp_cli_t *c)
     c->progress = isatty(STDERR_FILENO);
     c->bench_jobs = 20000;
     c->bench_rounds = 2000;
+    c->bench_repeat = 1;
     c->bench_type = "echo";
 }
 
@@ -157,6 +158,10 @@ void dp_cli_options(dp_cli_t *c, dp_opt_t *o, bool *help, bool *version,
         {"rounds", 0, "DPOOL_BENCH_ROUNDS", DP_OPT_LONG, &c->bench_rounds, 1,
          10000000, "N",
          "bench: sequential round trips in the latency run (2000)", DP_T_BENCH},
+        {"repeat", 0, "DPOOL_BENCH_REPEAT", DP_OPT_LONG, &c->bench_repeat, 1,
+         100, "N",
+         "bench: the throughput runs N times in turn, medians shown (1)",
+         DP_T_BENCH},
         {"type", 0, "DPOOL_BENCH_TYPE", DP_OPT_STR, &c->bench_type, 0, 0,
          "TYPE", "bench: job type of the throughput runs (echo)", DP_T_BENCH},
         {"input", 'i', "DPOOL_BENCH_INPUT", DP_OPT_STR, &c->bench_file, 0, 0,
