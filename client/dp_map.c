@@ -46,6 +46,8 @@ struct dp_map {
     uint64_t deadline_ms; /* time limit + margin; 0 = none */
     uint64_t quiet_since; /* ms: the last result, or since jobs are out */
     dp_got_t *ring;       /* ordered: slot index % cap */
+    size_t ring_cap;      /* slots allocated (>= cap: dp_pool_ring_get) */
+    size_t ring_used;     /* slots ever written: 0 .. ring_used-1 */
     size_t fhead, fcount; /* unordered: FIFO in ring */
     dp_wr_t batch;        /* encoded jobs not yet sent */
     uint32_t nbatch;
@@ -98,10 +100,14 @@ static void s_deliver(void *data, dp_got_t *g)
         if (m->o.fail_fast && !m->cancelled)
             dp_map_cancel(m);
     }
+    size_t at = m->o.unordered ? (m->fhead + m->fcount++) % m->cap
+                               : g->index % m->cap;
+    if (at >= m->ring_used)
+        m->ring_used = at + 1;
     if (m->o.unordered) {
-        m->ring[(m->fhead + m->fcount++) % m->cap] = *g;
+        m->ring[at] = *g;
     } else {
-        dp_got_t *slot = &m->ring[g->index % m->cap];
+        dp_got_t *slot = &m->ring[at];
         if (dp_got_full(slot))
             dp_got_release(slot); /* never two: one result per job */
         *slot = *g;
@@ -485,7 +491,7 @@ static int s_new(dp_pool_t *p, const char *type, const dp_map_opts_t *o,
         m->o.job.timeout > 0 ? (uint32_t)(m->o.job.timeout * 1000 + 0.5) : 0,
         m->o.job.retries >= 0 ? (uint32_t)m->o.job.retries
                               : DP_RETRIES_DEFAULT_CLIENT);
-    m->ring = calloc(m->cap, sizeof *m->ring);
+    m->ring = dp_pool_ring_get(p, m->cap, &m->ring_cap);
     dp_wr_init(&m->batch);
     dp_buf_init(&m->str);
     if (!m->type || !m->ring) {
@@ -554,7 +560,7 @@ void dp_map_destroy(dp_map_t **mp)
            n = m->o.unordered ? m->fcount : m->read - m->yielded;
     for (size_t k = 0; m->ring && k < n; k++)
         dp_got_release(&m->ring[(from + k) % m->cap]);
-    free(m->ring);
+    dp_pool_ring_put(m->pool, m->ring, m->ring_cap, m->ring_used);
     free(m->type);
     dp_wr_release(&m->batch);
     dp_msg_job_tpl_release(&m->tpl);

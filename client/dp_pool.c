@@ -223,6 +223,34 @@ void dp_route_del(dp_pool_t *p, uint64_t id)
     }
 }
 
+dp_got_t *dp_pool_ring_get(dp_pool_t *p, size_t n, size_t *cap)
+{
+    if (p->spare_ring && p->spare_cap >= n) {
+        dp_got_t *r = p->spare_ring;
+        *cap = p->spare_cap;
+        p->spare_ring = NULL;
+        memset(r, 0, p->spare_used * sizeof *r); /* the rest is untouched */
+        return r;
+    }
+    *cap = n;
+    return calloc(n, sizeof(dp_got_t));
+}
+
+void dp_pool_ring_put(dp_pool_t *p, dp_got_t *ring, size_t cap,
+                      size_t used)
+{
+    if (!ring)
+        return;
+    if (p->spare_ring && p->spare_cap >= cap) {
+        free(ring);
+        return;
+    }
+    free(p->spare_ring);
+    p->spare_ring = ring;
+    p->spare_cap = cap;
+    p->spare_used = used;
+}
+
 void dp_pool_forget(dp_pool_t *p, void *owner)
 {
     if (!p->nroutes) /* all answered: no walk over the whole table */
@@ -1036,6 +1064,7 @@ void dp_pool_close(dp_pool_t **pp)
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
     free(p->routes);
+    free(p->spare_ring);
     free(p->endpoint);
     free(p);
     *pp = NULL;
