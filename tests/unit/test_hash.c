@@ -1,13 +1,16 @@
 /*
  * test_hash.c - the `hash` kernel: published vectors (FIPS 180, RFC 1321,
  * RFC 6070, RFC 7914), Python hashlib names, errors and limits, the name
- * list, and a sweep against /usr/bin/python3's hashlib.
+ * list, a sweep against /usr/bin/python3's hashlib, and PBKDF2's fast path
+ * (SHA-1, SHA-2) against OpenSSL's PKCS5_PBKDF2_HMAC over a grid.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include "dp_clock.h"
 #include "dp_hash.h"
@@ -510,4 +513,104 @@ Test(hash, python_hashlib_sweep, .timeout = 120)
     cr_assert_eq(k, n, "python answered %zu of %zu cases", k, n);
     cr_assert_eq(bad, 0, "%zu of %zu cases differ from hashlib", bad, n);
     cr_log_info("%zu cases equal to hashlib", n);
+}
+
+/* ---- PBKDF2's fast path (SHA-1, SHA-2) against OpenSSL's own ---- */
+
+#define GRID_BIG_PASSWORD (100 * 1024)
+#define GRID_MAX_SALT 200
+/* INT(i) after the salt, and SHA-1/2's bit length field: 1/8 block */
+#define GRID_INDEX_LEN 4
+#define GRID_LEN_FIELD_PER_BLOCK 8
+#define GRID_DKLEN_BLOCKS 3
+#define GRID_DKLEN_EXTRA 5
+#define GRID_LOG_MAX 5
+
+/* The digests of the fast path: hashlib's name and OpenSSL's. */
+static const struct {
+    const char *python;
+    const char *openssl;
+} s_fast_algos[] = {
+    {"sha1", "SHA1"},
+    {"sha224", "SHA2-224"},
+    {"sha256", "SHA2-256"},
+    {"sha384", "SHA2-384"},
+    {"sha512", "SHA2-512"},
+    {"sha512_224", "SHA2-512/224"},
+    {"sha512_256", "SHA2-512/256"},
+};
+
+/* One case through dp_job_hash and through PKCS5_PBKDF2_HMAC (the
+ * EVP_KDF path); 1 when they agree, else 0, logging the first few. */
+static int s_grid_case(const char *algo, const EVP_MD *md,
+                       const unsigned char *pw, size_t pwlen,
+                       const unsigned char *salt, size_t saltlen, int iter,
+                       size_t dklen)
+{
+    static size_t logged;
+    unsigned char *ref = malloc(dklen);
+    char *hex = malloc(dklen * 2 + 1);
+    cr_assert(ref && hex);
+    cr_assert_eq(PKCS5_PBKDF2_HMAC((const char *)pw, (int)pwlen, salt,
+                                   (int)saltlen, iter, md, (int)dklen, ref),
+                 1);
+    for (size_t k = 0; k < dklen; k++)
+        snprintf(hex + 2 * k, 3, "%02x", ref[k]);
+    dp_value_t a[] = {dp_bin(pw, pwlen), S(algo), U((uint64_t)iter),
+                      dp_bin(salt, saltlen), U(dklen)};
+    dp_value_t out;
+    char err[ERRLEN];
+    int rc = s_run(&s_limits, a, 5, &out, err);
+    cr_assert_eq(rc, 0, "%s: rc %d: %s", algo, rc, err);
+    int same = strcmp(out.v.s.ptr, hex) == 0;
+    if (!same && logged++ < GRID_LOG_MAX)
+        cr_log_error("%s pw %zu salt %zu iter %d dklen %zu: ours %s, "
+                     "OpenSSL %s",
+                     algo, pwlen, saltlen, iter, dklen, out.v.s.ptr, hex);
+    dp_value_clear(&out);
+    free(hex);
+    free(ref);
+    return same;
+}
+
+/* Every fast digest over passwords around its block size, salts whose
+ * last block takes the padding with room to spare, exactly, with a block
+ * more, or ends on a block (SALT || INT(i) after one block of key),
+ * counts, and key lengths around its digest size (several blocks T_i). */
+Test(hash, pbkdf2_fast_path_equals_evp_kdf, .timeout = 300)
+{
+    unsigned char *pw = malloc(GRID_BIG_PASSWORD);
+    unsigned char salt[GRID_MAX_SALT];
+    uint64_t st = SWEEP_SEED;
+    cr_assert_not_null(pw);
+    s_fill(&st, pw, GRID_BIG_PASSWORD);
+    s_fill(&st, salt, sizeof salt);
+    const int iters[] = {1, 2, 3, 1000};
+    size_t cases = 0, bad = 0;
+    for (size_t a = 0; a < sizeof s_fast_algos / sizeof s_fast_algos[0]; a++) {
+        EVP_MD *md = EVP_MD_fetch(NULL, s_fast_algos[a].openssl, NULL);
+        cr_assert_not_null(md, "%s", s_fast_algos[a].openssl);
+        size_t bs = (size_t)EVP_MD_get_block_size(md);
+        size_t ds = (size_t)EVP_MD_get_size(md);
+        const size_t pws[] = {0, 1, bs - 1, bs, bs + 1, GRID_BIG_PASSWORD};
+        const size_t fits =
+            bs - bs / GRID_LEN_FIELD_PER_BLOCK - 1 - GRID_INDEX_LEN;
+        const size_t salts[] = {
+            0, 4, fits, fits + 1, bs - GRID_INDEX_LEN, GRID_MAX_SALT};
+        const size_t dks[] = {1, ds - 1, ds, ds + 1,
+                              GRID_DKLEN_BLOCKS * ds + GRID_DKLEN_EXTRA};
+        for (size_t p = 0; p < sizeof pws / sizeof pws[0]; p++)
+            for (size_t s = 0; s < sizeof salts / sizeof salts[0]; s++)
+                for (size_t i = 0; i < sizeof iters / sizeof iters[0]; i++)
+                    for (size_t d = 0; d < sizeof dks / sizeof dks[0]; d++) {
+                        cases++;
+                        bad +=
+                            !s_grid_case(s_fast_algos[a].python, md, pw, pws[p],
+                                         salt, salts[s], iters[i], dks[d]);
+                    }
+        EVP_MD_free(md);
+    }
+    free(pw);
+    cr_assert_eq(bad, 0, "%zu of %zu cases differ from EVP_KDF", bad, cases);
+    cr_log_info("%zu cases equal to EVP_KDF", cases);
 }

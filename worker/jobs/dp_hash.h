@@ -46,6 +46,25 @@ enum {
 /* First capacity of the name list dp_hash_list grows, entries. */
 #define DP_HASH_LIST_INITIAL 32
 
+/* PBKDF2's fast path for SHA-1 and SHA-2 (hash.c). */
+/* HMAC (RFC 2104): the bytes XORed into the key for the inner and the
+ * outer hash. */
+#define DP_HASH_HMAC_IPAD 0x36u
+#define DP_HASH_HMAC_OPAD 0x5cu
+/* SHA padding (FIPS 180-4 5.1): the byte after the message, and the
+ * message length in bits that closes the last block, bytes: 8 for SHA-1
+ * and SHA-224/256, 16 for SHA-384/512 and SHA-512/t. */
+#define DP_HASH_SHA_PAD_BYTE 0x80u
+#define DP_HASH_SHA_LEN_BYTES 8
+#define DP_HASH_SHA512_LEN_BYTES 16
+/* SHA-512/t's IV (FIPS 180-4 5.3.6): SHA-512 with its IV words XORed
+ * with this, over the text "SHA-512/t". */
+#define DP_HASH_SHA512T_IV_XOR 0xa5a5a5a5a5a5a5a5ULL
+/* PBKDF2's block index INT(i) after the salt, bytes (RFC 8018 5.2), and
+ * the most blocks it can number. */
+#define DP_HASH_PBKDF2_INDEX_LEN 4
+#define DP_HASH_PBKDF2_MAX_BLOCKS 0xffffffffULL
+
 /* dp_hash_openssl_name: OpenSSL's name for Python hashlib's name (matched
  * case-insensitively; "sha3_256" gives "SHA3-256"), else name itself.
  * Returns name or a static string; nothing to free. (hash_names.c) */
