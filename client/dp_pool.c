@@ -39,18 +39,37 @@
 /* A RESULTS message as received, read in place by the caller's thread;
  * each result routed from it holds a reference (refs), the walk one. */
 struct dp_rmsg {
-    zmq_msg_t msg;
-    dp_rd_t rd; /* the body, at the first result */
-    uint32_t n; /* results in it */
+    zmq_msg_t msg; /* the bytes, from a socket ... */
+    char *own;     /* ... or from a local pool (dp_pool_wire): no ZeroMQ
+                      call is made for it (cli_lazy.c loads libzmq only
+                      when a socket is used) */
+    dp_rd_t rd;    /* the body, at the first result */
+    uint32_t n;    /* results in it */
     size_t refs;
 };
 
+/* A message being handled by the I/O thread: a socket's (zm) or a
+ * local pool's (own, taken by whoever keeps it). */
+typedef struct {
+    zmq_msg_t *zm;
+    char *own;
+    const uint8_t *data;
+    size_t len;
+} s_body_t;
+
+static void s_rmsg_free(dp_rmsg_t *rm)
+{
+    if (rm->own)
+        free(rm->own);
+    else
+        zmq_msg_close(&rm->msg);
+    free(rm);
+}
+
 static void s_rmsg_unref(dp_rmsg_t *rm)
 {
-    if (rm && --rm->refs == 0) {
-        zmq_msg_close(&rm->msg);
-        free(rm);
-    }
+    if (rm && --rm->refs == 0)
+        s_rmsg_free(rm);
 }
 
 /* ---- routed results ---- */
@@ -458,10 +477,8 @@ static void s_inbox_add(dp_item_t **head, dp_item_t **tail, dp_result_t *r,
     dp_item_t *it = calloc(1, sizeof *it);
     if (!it) {
         dp_result_free(&r);
-        if (rm) {
-            zmq_msg_close(&rm->msg);
-            free(rm);
-        }
+        if (rm)
+            s_rmsg_free(rm);
         return;
     }
     it->res = r;
@@ -587,12 +604,12 @@ static void s_send_acks(dp_pool_t *p)
  * r reads its body) to the caller's thread whole: it reads the results
  * in place. A session first notes each id: ACK it, and its SUBMIT is
  * taken. */
-static void s_on_results(dp_pool_t *p, zmq_msg_t *body, dp_rd_t *r)
+static void s_on_results(dp_pool_t *p, s_body_t *body, dp_rd_t *r)
 {
     uint32_t n;
     if (dp_msg_read_results(r, &n))
         return;
-    size_t at = (size_t)(r->p - (const uint8_t *)zmq_msg_data(body));
+    size_t at = (size_t)(r->p - body->data);
     if (p->resumable) {
         dp_rd_t ids = *r;
         dp_res_t res;
@@ -604,10 +621,15 @@ static void s_on_results(dp_pool_t *p, zmq_msg_t *body, dp_rd_t *r)
     dp_rmsg_t *rm = malloc(sizeof *rm);
     if (!rm)
         return; /* out of memory: the map's deadline fails them */
-    zmq_msg_init(&rm->msg);
-    zmq_msg_move(&rm->msg, body);                 /* no copy of the bytes */
-    const uint8_t *data = zmq_msg_data(&rm->msg); /* moved: read it again */
-    dp_rd_init(&rm->rd, data + at, zmq_msg_size(&rm->msg) - at, &p->lim);
+    rm->own = body->own; /* no copy of the bytes */
+    body->own = NULL;
+    if (!rm->own) {
+        zmq_msg_init(&rm->msg);
+        zmq_msg_move(&rm->msg, body->zm);
+    }
+    const uint8_t *data = rm->own ? (const uint8_t *)rm->own
+                                  : zmq_msg_data(&rm->msg); /* moved */
+    dp_rd_init(&rm->rd, data + at, body->len - at, &p->lim);
     rm->n = n;
     rm->refs = 0;
     dp_item_t *head = NULL, *tail = NULL;
@@ -642,11 +664,11 @@ static void s_on_error(dp_pool_t *p, dp_rd_t *r)
     s_inbox_push(p, head, tail);
 }
 
-static void s_on_message(dp_pool_t *p, zmq_msg_t *body)
+static void s_on_message(dp_pool_t *p, s_body_t *body)
 {
     int cmd;
     dp_rd_t r;
-    if (dp_msg_open(zmq_msg_data(body), zmq_msg_size(body), &p->lim, &cmd, &r))
+    if (dp_msg_open(body->data, body->len, &p->lim, &cmd, &r))
         return;
     if (cmd == DP_CMD_RESULTS) {
         s_on_results(p, body, &r);
@@ -669,21 +691,18 @@ static void s_on_message(dp_pool_t *p, zmq_msg_t *body)
     }
 }
 
-static void s_free_data(void *data, void *hint)
+/* s_on_zmsg: a message received on the socket (closed by the caller). */
+static void s_on_zmsg(dp_pool_t *p, zmq_msg_t *m)
 {
-    (void)hint;
-    free(data);
+    s_body_t b = {m, NULL, zmq_msg_data(m), zmq_msg_size(m)};
+    s_on_message(p, &b);
 }
 
 void dp_pool_wire(dp_pool_t *p, char *data, size_t len)
 {
-    zmq_msg_t m;
-    if (zmq_msg_init_data(&m, data, len, s_free_data, NULL)) {
-        free(data);
-        return;
-    }
-    s_on_message(p, &m);
-    zmq_msg_close(&m);
+    s_body_t b = {NULL, data, (const uint8_t *)data, len};
+    s_on_message(p, &b);
+    free(b.own); /* unless kept */
 }
 
 /* s_send_copy: send data[0..len) and keep it. */
@@ -899,7 +918,7 @@ static void *s_io_main(void *arg)
         while (!p->resume &&
                dp_zrecv(p->sock, 0, &m, ZMQ_DONTWAIT) != DP_ERR_IO) {
             last_rx = dp_now_ms();
-            s_on_message(p, &m.body);
+            s_on_zmsg(p, &m.body);
             zmq_msg_close(&m.body);
         }
         now = dp_now_ms();
@@ -1046,10 +1065,8 @@ void dp_pool_close(dp_pool_t **pp)
     for (dp_item_t *it = p->in_head, *nx; it; it = nx) {
         nx = it->next;
         dp_result_free(&it->res);
-        if (it->msg) {
-            zmq_msg_close(&it->msg->msg);
-            free(it->msg);
-        }
+        if (it->msg)
+            s_rmsg_free(it->msg);
         free(it);
     }
     while (p->unacc_head)

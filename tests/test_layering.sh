@@ -6,9 +6,10 @@
 #    which must have them, is the control that the check sees symbols at
 #    all.
 #  * dpool-broker and libdpool load neither libcrypto nor libcurl (ldd);
-#    dpool does not load libcurl (it keeps libcrypto for `hash --list` and
-#    the sha256 fallback of --output-dir file names, worker/jobs/dl_name.c
-#    and hash_names.c, no kernel).
+#    dpool does not load libcurl; libdpool and dpool do not load libzmq at
+#    start, nor dpool libcrypto (for `hash --list` and the sha256 fallback
+#    of --output-dir file names it loads it when first called: both load
+#    on first use, client/dp_lazy.c and client/cli/cli_lazy.c).
 #  * dpool-worker (the agent) and dpool-worker-cpu (the cpu child) do not
 #    load libcurl; dpool-worker-io, the io child, is the one program that
 #    does (and is the control that the check sees libcurl at all).
@@ -72,7 +73,22 @@ defined "$worker_cpu" | grep -qx 'dp_job_factor' ||
     fail "$worker_cpu: no dp_job_factor; the kernel check sees nothing"
 
 check_no_libs "$broker" 'libcrypto\.so|libcurl'
-check_no_libs "$lib" 'libcrypto\.so|libcurl'
+# libdpool and dpool load libzmq (client/dp_lazy.c) and dpool libcrypto
+# (client/cli/cli_lazy.c) on first use, not at start: a local pool needs
+# neither, and each library tree costs every start milliseconds
+check_no_libs "$lib" 'libcrypto\.so|libcurl|libzmq'
+check_no_libs "$cli" 'libcrypto\.so|libcurl|libzmq'
+for bin in "$lib" "$cli"; do
+    found=$(readelf -d "$bin" 2>&1 | grep -E 'NEEDED.*(libzmq|libcrypto)')
+    [ -z "$found" ] || fail "$bin names $found"
+done
+# ...and libdpool's forwarders are its own: a program linking libdpool
+# and libzmq gets libzmq's functions, not these
+found=$(nm -D --defined-only "$lib" 2>/dev/null | awk '{ print $3 }' |
+    grep -E '^(zmq_|EVP_)' | tr '\n' ' ')
+[ -z "$found" ] || fail "$lib exports $found"
+nm "$lib" 2>/dev/null | grep -q ' zmq_socket$' ||
+    fail "$lib defines no zmq_socket: the export check sees nothing"
 check_no_libs "$cli" 'libcurl'
 check_no_libs "$worker" 'libcurl'
 check_no_libs "$worker_cpu" 'libcurl|libzmq'

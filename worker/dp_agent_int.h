@@ -87,9 +87,13 @@ typedef void (*dp_ag_sink_fn)(void *arg, char *data, size_t len);
 
 #define DP_AG_LOCAL_HANDBACKS 16 /* local: REQUEUEs of one job, at most */
 
-/* A received JOBS frame, shared by the jobs in it. */
+/* A received JOBS frame (msg), or a local agent's SUBMIT (own: no ZeroMQ
+ * call is made for it), shared by the jobs in it. */
 typedef struct {
     zmq_msg_t msg;
+    char *own;
+    const uint8_t *data;
+    size_t len;
     uint32_t refs;
 } dp_ag_frame_t;
 

@@ -41,7 +41,10 @@ void dp_ag_core_release(dp_agent_t *a)
 static void s_frame_unref(dp_ag_frame_t *f)
 {
     if (f && --f->refs == 0) {
-        zmq_msg_close(&f->msg);
+        if (f->own)
+            free(f->own);
+        else
+            zmq_msg_close(&f->msg);
         free(f);
     }
 }
@@ -173,8 +176,8 @@ static int s_read_jobs(dp_agent_t *a, dp_ag_frame_t *frame)
     int cmd;
     dp_rd_t r;
     uint32_t n;
-    int rc = dp_msg_open(zmq_msg_data(&frame->msg), zmq_msg_size(&frame->msg),
-                         &a->cfg.child.wire, &cmd, &r);
+    int rc = dp_msg_open(frame->data, frame->len, &a->cfg.child.wire, &cmd,
+                         &r);
     uint32_t chunk = 1;
     if (!rc)
         rc = dp_msg_read_jobs(&r, &chunk, &n);
@@ -212,6 +215,8 @@ int dp_ag_on_jobs(dp_agent_t *a, zmq_msg_t *body)
         return DP_ERR_NOMEM;
     zmq_msg_init(&f->msg);
     zmq_msg_move(&f->msg, body);
+    f->data = zmq_msg_data(&f->msg);
+    f->len = zmq_msg_size(&f->msg);
     f->refs = 1;
     int rc = s_read_jobs(a, f);
     s_frame_unref(f);
@@ -246,20 +251,16 @@ static int s_submit_job(dp_agent_t *a, dp_ag_frame_t *frame,
     return 0;
 }
 
-static void s_free_data(void *data, void *hint)
-{
-    (void)hint;
-    free(data);
-}
-
 int dp_ag_on_submit(dp_agent_t *a, char *data, size_t len)
 {
     dp_ag_frame_t *f = calloc(1, sizeof *f);
-    if (!f || zmq_msg_init_data(&f->msg, data, len, s_free_data, NULL)) {
-        free(f);
+    if (!f) {
         free(data);
         return DP_ERR_NOMEM;
     }
+    f->own = data;
+    f->data = (const uint8_t *)data;
+    f->len = len;
     f->refs = 1;
     int cmd;
     dp_rd_t r;
