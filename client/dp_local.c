@@ -170,8 +170,9 @@ static void s_outbox(dp_pool_t *p, dp_agent_t *a)
 
 /* s_wait: poll the wake fd, the caller's input fd and the children until
  * something is ready or the agent's next deadline; what is ready is
- * handled. false when the pool is to stop. */
-static bool s_wait(dp_pool_t *p, dp_agent_t *a)
+ * handled (not waiting at all when `more` children are to start). false
+ * when the pool is to stop. */
+static bool s_wait(dp_pool_t *p, dp_agent_t *a, bool more)
 {
     size_t nc = 0;
     for (dp_ag_child_t *c = a->children; c; c = c->next)
@@ -194,6 +195,8 @@ static bool s_wait(dp_pool_t *p, dp_agent_t *a)
     uint64_t due = dp_ag_kids_due(a, now, now + S_IDLE_MS);
     if (a->reap && due > now + S_REAP_RETRY_MS)
         due = now + S_REAP_RETRY_MS;
+    if (more) /* children still to start: only look, do not wait */
+        due = now;
     int rc = poll(fds, (nfds_t)n, (int)(due > now ? due - now : 0));
     if (rc < 0 && errno != EINTR)
         return false;
@@ -230,13 +233,14 @@ static void *s_main(void *arg)
 {
     dp_pool_t *p = arg;
     dp_agent_t *a = &p->local->a;
-    dp_ag_top_up(a); /* here: the children are this thread's */
-    while (s_wait(p, a)) {
+    bool more = dp_ag_top_up_max(a, 1); /* here: the children are ours */
+    while (s_wait(p, a, more)) {
         s_outbox(p, a);
         if (a->reap)
             a->reap = dp_ag_reap(a);
         dp_ag_check_deadlines(a, dp_now_ms());
-        dp_ag_top_up(a);
+        dp_ag_assign(a); /* to those started, before the next starts */
+        more = dp_ag_top_up_max(a, 1);
         dp_ag_assign(a);
         dp_ag_flush(a);
     }

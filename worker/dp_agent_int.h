@@ -204,6 +204,13 @@ void dp_ag_start_drain(dp_agent_t *a);
 /* dp_ag_top_up: start children until each class has what it wants (not
  * while draining, nor before a respawn pause ends). */
 void dp_ag_top_up(dp_agent_t *a);
+/* dp_ag_top_up_max: the same, starting `max` children at most (0: no
+ * limit); true when more are wanted (call again: a local pool starts
+ * one per turn, so the jobs that came meanwhile go to the first one
+ * while the next starts, instead of waiting out every start: posix_spawn
+ * returns only once the child has exec'd, ~1-7 ms when two children
+ * start together on two cores). */
+bool dp_ag_top_up_max(dp_agent_t *a, uint32_t max);
 
 /* dp_ag_retire: no more jobs for c; closing its fd tells it to exit. */
 void dp_ag_retire(dp_ag_child_t *c);

@@ -128,17 +128,21 @@ static dp_ag_child_t *s_spawn(dp_agent_t *a, dp_class_t cls)
     c->cls = cls;
     c->cap = cls == DP_CLASS_IO ? (uint32_t)a->cfg.io_slots : 1;
     dp_framer_init(&c->in, a->cfg.child.wire.max_msg_bytes);
-    c->next = a->children;
-    a->children = c;
+    /* at the tail: the oldest child, the first to be ready, is offered
+     * jobs first (dp_ag_assign walks the list in order) */
+    dp_ag_child_t **tail = &a->children;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = c;
     dp_debug("started %s child %d", cls == DP_CLASS_IO ? "io" : "cpu",
              (int)pid);
     return c;
 }
 
-void dp_ag_top_up(dp_agent_t *a)
+bool dp_ag_top_up_max(dp_agent_t *a, uint32_t max)
 {
     if (a->draining || dp_now_ms() < a->respawn_at_ms)
-        return;
+        return false;
     uint32_t have[DP_CLASS_COUNT] = {0, 0};
     for (dp_ag_child_t *c = a->children; c; c = c->next)
         if (!c->retiring)
@@ -150,10 +154,22 @@ void dp_ag_top_up(dp_agent_t *a)
         a->io_used = true;
     uint32_t want[DP_CLASS_COUNT] = {a->want[DP_CLASS_CPU],
                                      a->io_used ? a->want[DP_CLASS_IO] : 0};
-    for (int cls = 0; cls < DP_CLASS_COUNT; cls++)
-        for (; have[cls] < want[cls]; have[cls]++)
+    uint32_t started = 0;
+    for (int cls = 0; cls < DP_CLASS_COUNT; cls++) {
+        for (; have[cls] < want[cls]; have[cls]++) {
+            if (max && started == max)
+                return true;
             if (!s_spawn(a, (dp_class_t)cls))
-                return;
+                return false;
+            started++;
+        }
+    }
+    return false;
+}
+
+void dp_ag_top_up(dp_agent_t *a)
+{
+    dp_ag_top_up_max(a, 0);
 }
 
 void dp_ag_retire(dp_ag_child_t *c)
