@@ -24,6 +24,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "dp_lazy.h"
+
 #define S_LIB "libzmq.so.5"
 #define S_HIDDEN __attribute__((visibility("hidden")))
 
@@ -43,8 +45,8 @@
        (s, o, v, n), -1)                                                       \
     XX(int, zmq_getsockopt, (void *s, int o, void *v, size_t *n),              \
        (s, o, v, n), -1)                                                       \
-    XX(int, zmq_send, (void *s, const void *b, size_t n, int f),               \
-       (s, b, n, f), -1)                                                       \
+    XX(int, zmq_send, (void *s, const void *b, size_t n, int f), (s, b, n, f), \
+       -1)                                                                     \
     XX(int, zmq_recv, (void *s, void *b, size_t n, int f), (s, b, n, f), -1)   \
     XX(int, zmq_poll, (void *items, int n, long t), (items, n, t), -1)         \
     XX(int, zmq_msg_init, (void *m), (m), -1)                                  \
@@ -57,7 +59,7 @@
     XX(int, zmq_msg_move, (void *d, void *s), (d, s), -1)                      \
     XX(void *, zmq_msg_data, (void *m), (m), NULL)                             \
     XX(size_t, zmq_msg_size, (const void *m), (m), 0)                          \
-    XX(uint8_t *, zmq_z85_decode, (uint8_t *d, const char *s), (d, s), NULL)   \
+    XX(uint8_t *, zmq_z85_decode, (uint8_t * d, const char *s), (d, s), NULL)  \
     XX(int, zmq_curve_keypair, (char *pub, char *sec), (pub, sec), -1)         \
     XX(int, zmq_curve_public, (char *pub, const char *sec), (pub, sec), -1)
 
@@ -65,24 +67,37 @@
 S_ZMQ_FUNCS(S_PTR)
 #undef S_PTR
 
+int dp_lazy_load(const char *lib, const char *const *names, void **const *slots,
+                 size_t n)
+{
+    void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        fprintf(stderr, "dpool: cannot load %s: %s\n", lib, dlerror());
+        return 0;
+    }
+    for (size_t k = 0; k < n; k++) {
+        if (!(*slots[k] = dlsym(h, names[k]))) {
+            fprintf(stderr, "dpool: %s has no %s\n", lib, names[k]);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+#define S_NAME(ret, name, params, args, fail) #name,
+#define S_SLOT(ret, name, params, args, fail) (void **)&s_##name,
+static const char *const s_names[] = {S_ZMQ_FUNCS(S_NAME)};
+static void **const s_slots[] = {S_ZMQ_FUNCS(S_SLOT)};
+#undef S_NAME
+#undef S_SLOT
+
 static pthread_once_t s_once = PTHREAD_ONCE_INIT;
 static int s_loaded; /* 1: every pointer is set */
 
 static void s_load(void)
 {
-    void *h = dlopen(S_LIB, RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        fprintf(stderr, "dpool: cannot load %s: %s\n", S_LIB, dlerror());
-        return;
-    }
-#define S_SYM(ret, name, params, args, fail)                                   \
-    if (!(*(void **)&s_##name = dlsym(h, #name))) {                            \
-        fprintf(stderr, "dpool: %s has no %s\n", S_LIB, #name);                \
-        return;                                                                \
-    }
-    S_ZMQ_FUNCS(S_SYM)
-#undef S_SYM
-    s_loaded = 1;
+    s_loaded = dp_lazy_load(S_LIB, s_names, s_slots,
+                            sizeof s_names / sizeof s_names[0]);
 }
 
 /* s_ready: libzmq is loaded (the first call loads it); else errno is

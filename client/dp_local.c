@@ -43,7 +43,7 @@
 #include "dp_pool_int.h"
 
 #define S_NAME_MAX 64
-#define S_IDLE_MS 1000   /* the longest poll with nothing due */
+#define S_IDLE_MS 1000    /* the longest poll with nothing due */
 #define S_REAP_RETRY_MS 1 /* a child's socket closed, its exit not seen yet */
 
 struct dp_local {
@@ -179,9 +179,7 @@ static bool s_wait(dp_pool_t *p, dp_agent_t *a, bool more)
         nc++;
     struct pollfd fds[2 + nc];
     dp_ag_child_t *who[nc + 1];
-    pthread_mutex_lock(&p->mu);
-    int watch = p->fd_ready ? -1 : p->watch_fd;
-    pthread_mutex_unlock(&p->mu);
+    int watch = dp_pool_io_watch(p);
     fds[0] = (struct pollfd){p->wake_fd, POLLIN, 0};
     fds[1] = (struct pollfd){watch, POLLIN, 0}; /* -1: ignored by poll */
     int n = 2;
@@ -200,22 +198,10 @@ static bool s_wait(dp_pool_t *p, dp_agent_t *a, bool more)
     int rc = poll(fds, (nfds_t)n, (int)(due > now ? due - now : 0));
     if (rc < 0 && errno != EINTR)
         return false;
-    if (rc > 0 && watch >= 0 && (fds[1].revents & (POLLIN | POLLERR | POLLHUP))) {
-        pthread_mutex_lock(&p->mu);
-        p->fd_ready = true; /* the caller's input can be read */
-        pthread_cond_broadcast(&p->cv);
-        pthread_mutex_unlock(&p->mu);
-    }
-    if (rc > 0 && (fds[0].revents & POLLIN)) {
-        uint64_t v;
-        ssize_t got = read(p->wake_fd, &v, sizeof v);
-        (void)got;
-        if (p->interrupted) {
-            pthread_mutex_lock(&p->mu);
-            pthread_cond_broadcast(&p->cv);
-            pthread_mutex_unlock(&p->mu);
-        }
-    }
+    if (rc > 0 && watch >= 0 && (fds[1].revents & (POLLIN | POLLERR | POLLHUP)))
+        dp_pool_io_fd_ready(p);
+    if (rc > 0 && (fds[0].revents & POLLIN))
+        dp_pool_io_woken(p);
     for (int k = 2; rc > 0 && k < n; k++) {
         if (!fds[k].revents)
             continue;
@@ -223,10 +209,7 @@ static bool s_wait(dp_pool_t *p, dp_agent_t *a, bool more)
         if (who[k - 2]->eof)
             a->reap = true; /* its exit follows: waitpid by pid */
     }
-    pthread_mutex_lock(&p->mu);
-    bool stop = p->stop;
-    pthread_mutex_unlock(&p->mu);
-    return !stop;
+    return !dp_pool_io_stopping(p);
 }
 
 static void *s_main(void *arg)
@@ -268,8 +251,8 @@ static int s_programs(struct dp_local *l, const dp_pool_opts_t *o, bool cpu,
     }
     int c = snprintf(l->cpu_exe, sizeof l->cpu_exe, "%.*s/%s", PATH_MAX / 2,
                      bin, DP_CPU_CHILD_PROG);
-    int i = snprintf(l->io_exe, sizeof l->io_exe, "%.*s/%s", PATH_MAX / 2,
-                     bin, DP_IO_CHILD_PROG);
+    int i = snprintf(l->io_exe, sizeof l->io_exe, "%.*s/%s", PATH_MAX / 2, bin,
+                     DP_IO_CHILD_PROG);
     if (c < 0 || i < 0 || strlen(bin) >= PATH_MAX / 2)
         return DP_ERR_INVALID;
     const char *need[] = {cpu ? l->cpu_exe : NULL, io ? l->io_exe : NULL};

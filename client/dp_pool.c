@@ -190,8 +190,8 @@ int dp_route_add(dp_pool_t *p, uint64_t id, dp_deliver_fn deliver, void *data,
     }
     if ((p->used_routes + 1) * 2 > p->cap_routes && s_routes_grow(p, 1))
         return DP_ERR_NOMEM;
-    dp_route_t *r = s_put_route(p->routes, p->cap_routes, p->route_base, id,
-                                &p->probe_max);
+    dp_route_t *r =
+        s_put_route(p->routes, p->cap_routes, p->route_base, id, &p->probe_max);
     if (!r->id)
         p->used_routes++;
     *r = (dp_route_t){id, deliver, data, index, false};
@@ -255,8 +255,7 @@ dp_got_t *dp_pool_ring_get(dp_pool_t *p, size_t n, size_t *cap)
     return calloc(n, sizeof(dp_got_t));
 }
 
-void dp_pool_ring_put(dp_pool_t *p, dp_got_t *ring, size_t cap,
-                      size_t used)
+void dp_pool_ring_put(dp_pool_t *p, dp_got_t *ring, size_t cap, size_t used)
 {
     if (!ring)
         return;
@@ -620,15 +619,15 @@ static void s_on_results(dp_pool_t *p, s_body_t *body, dp_rd_t *r)
     }
     dp_rmsg_t *rm = malloc(sizeof *rm);
     if (!rm)
-        return; /* out of memory: the map's deadline fails them */
+        return;          /* out of memory: the map's deadline fails them */
     rm->own = body->own; /* no copy of the bytes */
     body->own = NULL;
     if (!rm->own) {
         zmq_msg_init(&rm->msg);
         zmq_msg_move(&rm->msg, body->zm);
     }
-    const uint8_t *data = rm->own ? (const uint8_t *)rm->own
-                                  : zmq_msg_data(&rm->msg); /* moved */
+    const uint8_t *data =
+        rm->own ? (const uint8_t *)rm->own : zmq_msg_data(&rm->msg); /* moved */
     dp_rd_init(&rm->rd, data + at, body->len - at, &p->lim);
     rm->n = n;
     rm->refs = 0;
@@ -801,15 +800,8 @@ static int s_welcome(dp_pool_t *p, uint64_t end, dp_welcome_t *wm)
         if (zmq_poll(it, 2, (long)(end - now)) <= 0)
             continue;
         if (it[1].revents & ZMQ_POLLIN) {
-            uint64_t v;
-            ssize_t got = read(p->wake_fd, &v, sizeof v);
-            (void)got;
-            pthread_mutex_lock(&p->mu);
-            bool stop = p->stop;
-            if (p->interrupted) /* the caller waits for it on cv */
-                pthread_cond_broadcast(&p->cv);
-            pthread_mutex_unlock(&p->mu);
-            if (stop)
+            dp_pool_io_woken(p);
+            if (dp_pool_io_stopping(p))
                 return DP_ERR_CANCELLED;
         }
         dp_zmsg_t m;
@@ -862,6 +854,42 @@ static int s_resume(dp_pool_t *p)
     return rc;
 }
 
+int dp_pool_io_watch(dp_pool_t *p)
+{
+    pthread_mutex_lock(&p->mu);
+    int watch = p->fd_ready ? -1 : p->watch_fd;
+    pthread_mutex_unlock(&p->mu);
+    return watch;
+}
+
+void dp_pool_io_fd_ready(dp_pool_t *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->fd_ready = true; /* the caller's input can be read */
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+void dp_pool_io_woken(dp_pool_t *p)
+{
+    uint64_t v;
+    ssize_t rc = read(p->wake_fd, &v, sizeof v);
+    (void)rc;
+    if (p->interrupted) { /* the caller waits for it on cv */
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
+bool dp_pool_io_stopping(dp_pool_t *p)
+{
+    pthread_mutex_lock(&p->mu);
+    bool stop = p->stop;
+    pthread_mutex_unlock(&p->mu);
+    return stop;
+}
+
 static void *s_io_main(void *arg)
 {
     dp_pool_t *p = arg;
@@ -881,35 +909,19 @@ static void *s_io_main(void *arg)
         uint64_t due =
             p->nacks && p->ack_due_ms < next_hb ? p->ack_due_ms : next_hb;
         long wait = due > now ? (long)(due - now) : 0;
-        pthread_mutex_lock(&p->mu);
-        int watch = p->fd_ready ? -1 : p->watch_fd;
-        pthread_mutex_unlock(&p->mu);
+        int watch = dp_pool_io_watch(p);
         zmq_pollitem_t items[3] = {{p->sock, 0, ZMQ_POLLIN, 0},
                                    {NULL, p->wake_fd, ZMQ_POLLIN, 0},
                                    {NULL, watch, ZMQ_POLLIN, 0}};
         int n = zmq_poll(items, watch >= 0 ? 3 : 2, wait);
         if (n > 0 && watch >= 0 &&
-            (items[2].revents & (ZMQ_POLLIN | ZMQ_POLLERR))) {
-            pthread_mutex_lock(&p->mu);
-            p->fd_ready = true; /* the caller's input can be read */
-            pthread_cond_broadcast(&p->cv);
-            pthread_mutex_unlock(&p->mu);
-        }
+            (items[2].revents & (ZMQ_POLLIN | ZMQ_POLLERR)))
+            dp_pool_io_fd_ready(p);
         if (n < 0 && zmq_errno() != EINTR)
             break;
-        if (n > 0 && (items[1].revents & ZMQ_POLLIN)) {
-            uint64_t v;
-            ssize_t rc = read(p->wake_fd, &v, sizeof v);
-            (void)rc;
-            if (p->interrupted) {
-                pthread_mutex_lock(&p->mu);
-                pthread_cond_broadcast(&p->cv);
-                pthread_mutex_unlock(&p->mu);
-            }
-        }
-        pthread_mutex_lock(&p->mu);
-        bool stop = p->stop;
-        pthread_mutex_unlock(&p->mu);
+        if (n > 0 && (items[1].revents & ZMQ_POLLIN))
+            dp_pool_io_woken(p);
+        bool stop = dp_pool_io_stopping(p);
         if (!p->resume)
             s_send_outbox(p);
         if (stop)

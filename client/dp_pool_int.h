@@ -213,6 +213,17 @@ void dp_pool_forget(dp_pool_t *p, void *owner);
 void dp_pool_fail_routes(dp_pool_t *p, void *owner, int code, const char *msg,
                          bool cancel);
 
+/* The I/O thread's side of the caller's waits (a broker's loop, dp_pool.c,
+ * or a local pool's, dp_local.c): dp_pool_io_watch, the caller's input
+ * fd to poll (-1: none); dp_pool_io_fd_ready, it is readable (the caller
+ * is woken); dp_pool_io_woken, the wake fd was readable (drained; an
+ * interrupted caller is woken); dp_pool_io_stopping, dp_pool_close asks
+ * the thread to end. */
+int dp_pool_io_watch(dp_pool_t *p);
+void dp_pool_io_fd_ready(dp_pool_t *p);
+void dp_pool_io_woken(dp_pool_t *p);
+bool dp_pool_io_stopping(dp_pool_t *p);
+
 /* dp_pool_wire: a message in data[0..len) (taken) as if the broker had
  * sent it: RESULTS to the inbox, STATUS_REPLY, ERROR (the local pool's
  * way in, dp_local.c). I/O thread only. */

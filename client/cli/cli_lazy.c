@@ -9,10 +9,11 @@
  * forwarders to libcrypto.so.3, dlopen()ed by the first call, and the
  * linker's --as-needed drops libcrypto from the command (test_layering).
  */
-#include <dlfcn.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
+
+#include "dp_lazy.h"
 
 #define S_LIB "libcrypto.so.3"
 #define S_HIDDEN __attribute__((visibility("hidden")))
@@ -38,23 +39,22 @@ S_CRYPTO_FUNCS(S_PTR)
 #undef S_PTR
 static void (*s_EVP_MD_do_all_provided)(void *ctx, s_each_fn fn, void *arg);
 
+#define S_NAME(ret, name, params, args, fail) #name,
+#define S_SLOT(ret, name, params, args, fail) (void **)&s_##name,
+static const char *const s_names[] = {
+    S_CRYPTO_FUNCS(S_NAME) "EVP_MD_do_all_provided"};
+static void **const s_slots[] = {S_CRYPTO_FUNCS(S_SLOT)(void **) &
+                                 s_EVP_MD_do_all_provided};
+#undef S_NAME
+#undef S_SLOT
+
 static pthread_once_t s_once = PTHREAD_ONCE_INIT;
 static int s_loaded; /* 1: every pointer is set */
 
 static void s_load(void)
 {
-    void *h = dlopen(S_LIB, RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        fprintf(stderr, "dpool: cannot load %s: %s\n", S_LIB, dlerror());
-        return;
-    }
-#define S_SYM(ret, name, params, args, fail)                                   \
-    if (!(*(void **)&s_##name = dlsym(h, #name)))                              \
-        return;
-    S_CRYPTO_FUNCS(S_SYM)
-    S_SYM(void, EVP_MD_do_all_provided, (), (), 0)
-#undef S_SYM
-    s_loaded = 1;
+    s_loaded = dp_lazy_load(S_LIB, s_names, s_slots,
+                            sizeof s_names / sizeof s_names[0]);
 }
 
 static int s_ready(void)
