@@ -316,6 +316,13 @@ static void s_on_result(dp_agent_t *a, dp_ag_child_t *c, const dp_res_t *res,
         c->jobs.head->deadline_ms =
             *now + c->jobs.head->timeout_ms + DP_TIMEOUT_SLACK_MS;
     }
+    /* the next job was cancelled while it waited in the child, which
+     * starts it now: stopped as a running one is (the jobs behind it go
+     * back unstarted). It is answered CANCELLED when the child is reaped,
+     * or by its own result if that is in this read already. */
+    if (was_head && c->cls == DP_CLASS_CPU && c->jobs.head &&
+        c->jobs.head->cancelled && !c->retiring)
+        dp_ag_kill(c, SIGKILL);
     if (j->timed_out)
         dp_ag_finish(a, j, DP_ERR_TIMEOUT, "time limit exceeded", c->pid);
     else if (j->cancelled)
