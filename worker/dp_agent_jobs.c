@@ -38,6 +38,8 @@ void dp_ag_core_release(dp_agent_t *a)
 
 /* ---- records ---- */
 
+_Static_assert(sizeof(dp_ag_job_t) == 80, "dp_ag_job_t: no padding");
+
 static void s_frame_unref(dp_ag_frame_t *f)
 {
     if (f && --f->refs == 0) {
@@ -158,8 +160,8 @@ static dp_ag_job_t *s_job_new(dp_agent_t *a, dp_ag_frame_t *frame,
     j->frame = frame;
     frame->refs++;
     j->raw = job->raw.ptr;
-    j->raw_len = job->raw.len;
-    j->cls = t ? t->cls : DP_CLASS_CPU;
+    j->raw_len = (uint32_t)job->raw.len; /* within a message: < 2 GiB */
+    j->cls = (uint8_t)(t ? t->cls : DP_CLASS_CPU);
     j->retries = (uint8_t)(job->retries > UINT8_MAX ? UINT8_MAX : job->retries);
     j->handbacks = 0;
     j->child = NULL;
