@@ -16,7 +16,13 @@
  * and their _Init/_Update: deprecated in OpenSSL 3 (still in its libcrypto)
  * and without an EVP equivalent, as EVP gives no access to the compression
  * function or to a state in mid-message. This silences the deprecation
- * warnings for this file only; the rest of the file uses EVP_*. */
+ * warnings for this file only; the rest of the file uses EVP_*. A
+ * departure from our style rule (digests through EVP_*) for speed:
+ * OpenSSL 3's EVP_KDF copies its HMAC contexts, allocating, at every
+ * iteration; this path takes 0.058 s of CPU for a 200,000-iteration
+ * PBKDF2-HMAC-SHA512 where EVP_KDF and hashlib take 0.089 (sha256: 0.019
+ * against 0.044). test_hash compares it with PKCS5_PBKDF2_HMAC over 5,040
+ * cases. */
 #define OPENSSL_SUPPRESS_DEPRECATED
 
 #include <ctype.h>
