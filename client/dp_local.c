@@ -33,7 +33,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <zmq.h>
 
 #include "dp_agent_int.h"
 #include "dp_clock.h"
@@ -132,6 +131,21 @@ static void s_cancel(dp_agent_t *a, dp_rd_t *r)
     }
 }
 
+/* s_refuse: SUBMIT seq (njobs jobs) could not be taken whole (out of
+ * memory): an ERROR refusing it, as a broker's. */
+static void s_refuse(dp_pool_t *p, int code, uint64_t seq, uint32_t njobs)
+{
+    dp_wr_t w;
+    dp_wr_init(&w);
+    dp_msg_refusal(&w, code, "the local pool could not take the batch", seq,
+                   njobs);
+    char *data;
+    size_t len;
+    if (dp_wr_take(&w, &data, &len) == 0)
+        dp_pool_wire(p, data, len);
+    dp_wr_release(&w);
+}
+
 /* s_message: one message of the caller's (taken). */
 static void s_message(dp_pool_t *p, dp_agent_t *a, char *data, size_t len)
 {
@@ -142,8 +156,14 @@ static void s_message(dp_pool_t *p, dp_agent_t *a, char *data, size_t len)
         return;
     }
     if (cmd == DP_CMD_SUBMIT) {
-        if (dp_ag_on_submit(a, data, len)) /* data taken */
-            dp_error("a local SUBMIT could not be read");
+        uint64_t seq = 0;
+        uint32_t njobs = 0;
+        dp_msg_peek_submit(&r, &seq, &njobs);
+        int rc = dp_ag_on_submit(a, data, len); /* data taken */
+        if (rc) /* refused as a broker refuses one: each job gets the
+                   error (one queued already is answered once: the
+                   client keeps the first result of an id) */
+            s_refuse(p, rc, seq, njobs);
         return;
     }
     if (cmd == DP_CMD_CANCEL)
