@@ -216,7 +216,7 @@ int dp_cli_bench(dp_cli_t *c, char **args, int nargs)
     s_lat_t lat;
     int rc = in ? 0 : DP_ERR_NOMEM;
     size_t reps = (size_t)c->bench_repeat;
-    double per[S_REPEAT_MAX], autos[S_REPEAT_MAX];
+    double per[S_REPEAT_MAX] = {0}, autos[S_REPEAT_MAX] = {0};
     for (size_t k = 0; !rc && k < reps && k < S_REPEAT_MAX; k++) {
         rc = s_run_map(c, c->bench_type, in, n, 1, &t[0]);
         if (!rc)
