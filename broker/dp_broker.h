@@ -21,7 +21,7 @@
 #define DP_HEARTBEAT_MS_DEFAULT 1000
 #define DP_HEARTBEAT_LIVENESS 3 /* missed heartbeats before a peer is dead */
 #define DP_RETRIES_DEFAULT 3
-#define DP_RETRIES_MAX 100
+/* DP_RETRIES_MAX (a job's retries, at most) is the protocol's too */
 #define DP_SHUTDOWN_LINGER_MS 500 /* time to deliver goodbyes at exit */
 /* DP_SUBMIT_MAX_JOBS and DP_CHUNK_MAX are the protocol's (dp_msg.h) */
 #define DP_POLL_BURST 256      /* messages read per poll wake-up */

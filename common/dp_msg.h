@@ -25,6 +25,7 @@
 #define DP_CHUNK_MAX 4096          /* jobs per dispatch (chunksize), at most */
 #define DP_SESSION_BYTES 16        /* a client's session name in HELLO */
 #define DP_ACK_MAX_IDS 100000u     /* ids in one ACK, at most */
+#define DP_RETRIES_MAX 100         /* a job's retries honoured, at most */
 
 /* HELLO flags (a bit set). */
 #define DP_HELLO_ACKS 1u     /* the client acknowledges results (ACK) */

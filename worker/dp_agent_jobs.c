@@ -11,10 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "dp_jobtab.h"
 #include "dp_log.h"
 #include "dp_msg.h"
 #include "dp_zsock.h"
-#include "dp_jobtab.h"
 
 /* ---- the core ---- */
 
@@ -162,7 +162,8 @@ static dp_ag_job_t *s_job_new(dp_agent_t *a, dp_ag_frame_t *frame,
     j->raw = job->raw.ptr;
     j->raw_len = (uint32_t)job->raw.len; /* within a message: < 2 GiB */
     j->cls = (uint8_t)(t ? t->cls : DP_CLASS_CPU);
-    j->retries = (uint8_t)(job->retries > UINT8_MAX ? UINT8_MAX : job->retries);
+    j->retries =
+        (uint8_t)(job->retries > DP_RETRIES_MAX ? DP_RETRIES_MAX : job->retries);
     j->handbacks = 0;
     j->child = NULL;
     j->deadline_ms = 0;
