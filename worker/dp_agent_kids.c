@@ -490,6 +490,15 @@ void dp_ag_kids_stop(dp_agent_t *a)
 
 /* ---- cancel and time limits ---- */
 
+/* s_cancel_io: tell the io child c to cancel job id. */
+static void s_cancel_io(dp_agent_t *a, dp_ag_child_t *c, uint64_t id)
+{
+    dp_wr_reset(&a->w);
+    dp_msg_cancel(&a->w, &id, 1);
+    if (!a->w.err)
+        dp_frame_write(c->fd, a->w.buf.data, a->w.buf.len);
+}
+
 /* s_cancel_held: the io child is told, a cpu child running the job is
  * killed, a job waiting in a child is answered when its turn comes. */
 static void s_cancel_held(dp_agent_t *a, uint64_t id)
@@ -500,10 +509,7 @@ static void s_cancel_held(dp_agent_t *a, uint64_t id)
                 continue;
             j->cancelled = true;
             if (c->cls == DP_CLASS_IO) {
-                dp_wr_reset(&a->w);
-                dp_msg_cancel(&a->w, &id, 1);
-                if (!a->w.err)
-                    dp_frame_write(c->fd, a->w.buf.data, a->w.buf.len);
+                s_cancel_io(a, c, id);
             } else if (j == c->jobs.head) {
                 dp_ag_kill(c, SIGKILL); /* the only way to stop a kernel */
             } /* else: it has not started; answered when its turn comes */
@@ -528,17 +534,30 @@ void dp_ag_cancel_all(dp_agent_t *a)
         }
     }
     for (dp_ag_child_t *c = a->children; c; c = c->next) {
+        /* the io child is told in one CANCEL; a cpu child running its
+         * head is stopped, the jobs behind are answered when it is */
+        uint64_t *ids = c->cls == DP_CLASS_IO && c->jobs.n
+                            ? malloc(c->jobs.n * sizeof *ids)
+                            : NULL;
+        size_t n = 0;
         for (dp_ag_job_t *j = c->jobs.head; j; j = j->next) {
             if (j->cancelled)
                 continue;
-            if (c->cls == DP_CLASS_IO) {
-                s_cancel_held(a, j->id);
-            } else {
-                j->cancelled = true;
-                if (j == c->jobs.head)
-                    dp_ag_kill(c, SIGKILL);
-            }
+            j->cancelled = true;
+            if (ids)
+                ids[n++] = j->id;
+            else if (c->cls == DP_CLASS_IO) /* no memory: one by one */
+                s_cancel_io(a, c, j->id);
+            else if (j == c->jobs.head)
+                dp_ag_kill(c, SIGKILL);
         }
+        if (n) {
+            dp_wr_reset(&a->w);
+            dp_msg_cancel(&a->w, ids, n);
+            if (!a->w.err)
+                dp_frame_write(c->fd, a->w.buf.data, a->w.buf.len);
+        }
+        free(ids);
     }
 }
 
