@@ -18,8 +18,10 @@
  * Threads: the agent and the children belong to the I/O thread, which
  * also starts every child (PR_SET_PDEATHSIG follows the thread that
  * started a child: the children go when the pool does, even if the
- * thread that opened it has ended). dp_local_stop runs after the thread
- * is joined. Nothing here touches signal dispositions: children are
+ * thread that opened it has ended), and stops them before it ends: cpu
+ * children are killed, the io child is told to go (it removes the files
+ * of unfinished downloads), all reaped. dp_local_stop runs after the
+ * thread is joined. Nothing here touches signal dispositions: children are
  * reaped by pid (dp_ag_reap) once their socket closes, and writes to them
  * cannot raise SIGPIPE (dp_frame_write_many, MSG_NOSIGNAL).
  *
@@ -247,6 +249,10 @@ static void *s_main(void *arg)
         dp_ag_assign(a);
         dp_ag_flush(a);
     }
+    /* here, before this thread ends: the children die with it
+     * (PR_SET_PDEATHSIG). cpu children killed, the io child told to go:
+     * it removes the files of unfinished downloads */
+    dp_ag_kids_close(a, DP_KILL_GRACE_MS);
     return NULL;
 }
 
@@ -344,7 +350,7 @@ void dp_local_stop(dp_pool_t *p)
     if (!l)
         return;
     if (l->started) {
-        dp_ag_kids_stop(&l->a); /* SIGKILL, reaped: the jobs are cancelled */
+        dp_ag_kids_stop(&l->a); /* none, unless the thread never ran */
         dp_ag_core_release(&l->a);
     }
     free(l->store_dir);

@@ -68,6 +68,7 @@
 #define DP_AG_TYPES_MAX 64   /* job types announced in READY, at most */
 #define DP_AG_SLAB_JOBS 1024 /* job records per slab block */
 #define DP_AG_SIG_READ 64    /* signal bytes read from the self-pipe at once */
+#define DP_AG_REAP_STEP_MS 1 /* dp_ag_kids_close: waiting for children */
 /* Prefetch (dp_agent_kids.c): a cpu child whose recent jobs ran shorter
  * than DP_AG_SHORT_US each (a moving average of the run times its results
  * carry, weight 1/DP_AG_AVG_WEIGHT for the newest) holds queued chunks for
@@ -233,6 +234,13 @@ void dp_ag_child_readable(dp_agent_t *a, dp_ag_child_t *c);
  * whose other children are not ours). true when a child whose fd closed
  * has not ended yet (call again soon). */
 bool dp_ag_reap(dp_agent_t *a);
+
+/* dp_ag_kids_close: a gentler dp_ag_kids_stop: cpu children are killed
+ * (they hold nothing to clean up, a kernel cannot be asked to stop, and
+ * SIGKILL ends them faster than their exit), the io child is told to go
+ * (EOF: it cancels its transfers and removes the files of unfinished
+ * bodies) and waited for up to grace_ms; then dp_ag_kids_stop. */
+void dp_ag_kids_close(dp_agent_t *a, uint64_t grace_ms);
 
 /* dp_ag_kids_stop: SIGKILL every child, wait for each, answer its jobs,
  * free it. */

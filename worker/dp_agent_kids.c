@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dp_clock.h"
@@ -474,6 +475,25 @@ bool dp_ag_reap(dp_agent_t *a)
             pending = true;
     }
     return pending;
+}
+
+void dp_ag_kids_close(dp_agent_t *a, uint64_t grace_ms)
+{
+    for (dp_ag_child_t *c = a->children; c; c = c->next) {
+        if (c->cls == DP_CLASS_CPU) /* nothing to clean; a kernel cannot */
+            dp_ag_kill(c, SIGKILL); /* be asked to stop; exit is slower */
+        else
+            dp_ag_retire(c); /* EOF: the io child cancels and cleans up */
+    }
+    uint64_t end = dp_now_ms() + grace_ms;
+    while (a->children && dp_now_ms() < end) {
+        dp_ag_reap(a);
+        if (a->children) {
+            struct timespec ts = {0, DP_AG_REAP_STEP_MS * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    dp_ag_kids_stop(a); /* whoever is left */
 }
 
 void dp_ag_kids_stop(dp_agent_t *a)

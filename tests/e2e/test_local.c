@@ -29,7 +29,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
 #include "dp_e2e.h"
+#include "dp_httpd.h"
 #include "dpool.h"
 
 #define S_KIDS_MAX 64   /* children looked at in /proc */
@@ -681,6 +684,78 @@ Test(local, close_with_jobs_running)
     s_assert_no_child_left();
     for (int k = 0; k < nk; k++)
         cr_assert(!dp_e2e_alive(kids[k]), "child %d survived", kids[k]);
+    s_sigpipe_kept();
+}
+
+/* ---- 6b. closed while downloading ---- */
+
+#define S_DRIPS 3
+
+/* s_files_in: regular entries in dir. */
+static int s_files_in(const char *dir)
+{
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+typedef struct {
+    const char *dir;
+    int want;
+} s_files_t;
+
+static bool s_files_there(void *arg)
+{
+    s_files_t *f = arg;
+    return s_files_in(f->dir) >= f->want;
+}
+
+static dp_map_t *s_drip_map; /* outlives its pool: kept reachable */
+
+/* A local pool closed while its io child stores downloads (a Ctrl-C in
+ * `dpool download -o DIR`) leaves no partial file: the io child is told
+ * to go, cancels its transfers and removes their files, before anything
+ * is killed. */
+Test(local, close_while_downloading_leaves_no_partial_file)
+{
+    dp_httpd_opts_t ho = {0};
+    dp_httpd_t *h = dp_httpd_start(&ho);
+    cr_assert_not_null(h);
+    char url[256], dir[] = "/tmp/dp-local-dl-XXXXXX";
+    dp_httpd_url(h, "/drip?bytes=600&ms=50", url, sizeof url);
+    cr_assert_not_null(mkdtemp(dir));
+    dp_pool_opts_t o = {.processes = -1, .bin_dir = DP_BIN_DIR,
+                        .store_dir = dir};
+    dp_pool_t *p = NULL;
+    cr_assert_eq(dp_pool_open(NULL, &o, &p), 0);
+    static dp_value_t argv[S_DRIPS];
+    for (int k = 0; k < S_DRIPS; k++) {
+        argv[k] = dp_array(1);
+        argv[k].v.a.items[0] = dp_str(url);
+    }
+    dp_map_opts_t mo = {.unordered = true, .job = {.retries = -1}};
+    cr_assert_eq(dp_map_array(p, "download", argv, S_DRIPS, &mo, &s_drip_map),
+                 0);
+    dp_result_t *r = NULL;
+    /* the map sends its jobs when asked for a result */
+    cr_assert_eq(dp_map_next_wait(s_drip_map, &r, 0.2), DP_ERR_TIMEOUT);
+    s_files_t f = {dir, S_DRIPS};
+    cr_assert(dp_e2e_wait_until(s_files_there, &f, S_UP_MS),
+              "the downloads never started (%d files)", s_files_in(dir));
+    uint64_t t0 = s_ms();
+    dp_pool_close(&p);
+    cr_assert_lt(s_ms() - t0, (uint64_t)S_QUICK_MS);
+    int left = s_files_in(dir);
+    dp_httpd_stop(&h);
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(left, 0, "%d partial file(s) left in the output dir", left);
+    s_assert_no_child_left();
     s_sigpipe_kept();
 }
 
