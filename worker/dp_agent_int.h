@@ -237,9 +237,10 @@ bool dp_ag_reap(dp_agent_t *a);
 
 /* dp_ag_kids_close: a gentler dp_ag_kids_stop: cpu children are killed
  * (they hold nothing to clean up, a kernel cannot be asked to stop, and
- * SIGKILL ends them faster than their exit), the io child is told to go
- * (EOF: it cancels its transfers and removes the files of unfinished
- * bodies) and waited for up to grace_ms; then dp_ag_kids_stop. */
+ * SIGKILL ends them faster than their exit), and so is an idle io child;
+ * an io child with downloads is told to go (EOF: it cancels them and
+ * removes the files of unfinished bodies) and waited for up to grace_ms;
+ * then dp_ag_kids_stop. */
 void dp_ag_kids_close(dp_agent_t *a, uint64_t grace_ms);
 
 /* dp_ag_kids_stop: SIGKILL every child, wait for each, answer its jobs,
