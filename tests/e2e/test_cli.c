@@ -128,8 +128,25 @@ Test(cli, unreadable_hash_file_has_its_line)
     dp_e2e_run_free(&r);
 }
 
-/* `| head -2` stops the batch at once, and its embedded broker and
- * worker (started with --parent-pid of dpool) go with it. */
+/* A million lines on stdin, the size a user pipes in: dpool exits 0,
+ * every input gets exactly one line, in input order, and the answers
+ * are right (78,498 primes up to 10^6). */
+Test(cli, million_lines_one_line_each, .timeout = 200)
+{
+    dp_e2e_run_t r;
+    sh(&r, 180000,
+       "seq 1 1000000 | " DPOOL " isprime > %s/million; echo $?; "
+       "wc -l < %s/million; grep -c ': prime$' %s/million; "
+       "awk -F': ' '$1 != NR { print \"line \" NR \": \" $0; exit }' "
+       "%s/million",
+       T.e.dir, T.e.dir, T.e.dir, T.e.dir);
+    cr_assert_str_eq(r.out, "0\n1000000\n78498\n", "stderr: %s", r.err);
+    cr_assert_str_eq(r.err, "");
+    dp_e2e_run_free(&r);
+}
+
+/* `| head -2` stops the batch at once, and the embedded pool's children
+ * (started with --parent-pid of dpool) go with it. */
 Test(cli, closed_output_stops_the_batch)
 {
     dp_e2e_run_t r;
