@@ -125,12 +125,20 @@ static void s_cancel(dp_agent_t *a, dp_rd_t *r)
         dp_ag_cancel_all(a);
         return;
     }
-    for (uint32_t k = 0; k < n; k++) {
+    uint64_t *ids = malloc((size_t)n * sizeof *ids);
+    uint32_t got = 0;
+    for (; got < n; got++) {
         uint64_t id;
         if (dp_msg_read_cancel_id(r, &id))
-            return;
-        dp_ag_cancel(a, id);
+            break;
+        if (ids)
+            ids[got] = id;
+        else
+            dp_ag_cancel(a, id); /* no memory: one walk per id */
     }
+    if (ids)
+        dp_ag_cancel_ids(a, ids, got);
+    free(ids);
 }
 
 /* s_refuse: SUBMIT seq (njobs jobs) could not be taken whole (out of

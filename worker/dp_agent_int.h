@@ -248,8 +248,11 @@ void dp_ag_kids_close(dp_agent_t *a, uint64_t grace_ms);
 void dp_ag_kids_stop(dp_agent_t *a);
 
 /* dp_ag_cancel_all: every job, queued or held, is cancelled (a local
- * pool's CANCEL of all its jobs). */
+ * pool's CANCEL of all its jobs). dp_ag_cancel_ids: jobs ids[0..n), as
+ * dp_ag_cancel does each, in one walk of the queues and children (ids
+ * not held are ignored). */
 void dp_ag_cancel_all(dp_agent_t *a);
+void dp_ag_cancel_ids(dp_agent_t *a, const uint64_t *ids, size_t n);
 
 /* dp_ag_check_deadlines: SIGKILL after an ignored SIGTERM; jobs over their
  * time limit: stop a cpu child, cancel in the io child. */
