@@ -64,7 +64,7 @@ static int s_cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* s_median: the median of v[0..n) (n >= 1; v is sorted). */
+/* s_median: the median of v[0..n) (n >= 1), sorting v in place. */
 static double s_median(double *v, size_t n)
 {
     for (size_t i = 1; i < n; i++) /* n <= S_REPEAT_MAX: insertion sort */
@@ -217,16 +217,21 @@ int dp_cli_bench(dp_cli_t *c, char **args, int nargs)
     int rc = in ? 0 : DP_ERR_NOMEM;
     size_t reps = (size_t)c->bench_repeat;
     double per[S_REPEAT_MAX] = {0}, autos[S_REPEAT_MAX] = {0};
+    size_t failed[2] = {0, 0}; /* over every run: one failure fails it */
     for (size_t k = 0; !rc && k < reps && k < S_REPEAT_MAX; k++) {
         rc = s_run_map(c, c->bench_type, in, n, 1, &t[0]);
         if (!rc)
             rc = s_run_map(c, c->bench_type, in, n, 0, &t[1]);
         per[k] = t[0].secs;
         autos[k] = t[1].secs;
+        failed[0] += t[0].failed;
+        failed[1] += t[1].failed;
     }
     if (!rc) {
         t[0].secs = s_median(per, reps);
         t[1].secs = s_median(autos, reps);
+        t[0].failed = failed[0];
+        t[1].failed = failed[1];
     }
     s_free_inputs(in, n);
     if (!rc && c->bench_file) {
