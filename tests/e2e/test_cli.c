@@ -128,6 +128,25 @@ Test(cli, unreadable_hash_file_has_its_line)
     dp_e2e_run_free(&r);
 }
 
+/* `dpool bench` as compare.py runs it: --repeat N runs the two
+ * throughput maps N times on one pool; the figures are medians, the
+ * counts the last run's, failures every run's; on the local pool, whose
+ * cpu slots are -p's. */
+Test(cli, bench_repeat_json)
+{
+    dp_e2e_run_t r;
+    e2e_run(&r, E2E_RUN_MS,
+            ARGV("dpool", "-p", "2", "bench", "--type", "isprime", "-n", "300",
+                 "--repeat", "3", "--rounds", "20", "--format", "json"));
+    cr_assert_eq(r.code, 0, "stderr: %s", r.err);
+    cr_assert_eq(dp_e2e_jint(r.out, "slots"), 2, "%s", r.out);
+    cr_assert_eq(dp_e2e_jint(r.out, "repeat"), 3, "%s", r.out);
+    cr_assert_eq(count_str(r.out, "\"jobs\":300,\"failed\":0"), 2, "%s",
+                 r.out);
+    cr_assert(strstr(r.out, "\"rounds\":20,\"failed\":0"), "%s", r.out);
+    dp_e2e_run_free(&r);
+}
+
 /* A million lines on stdin, the size a user pipes in: dpool exits 0,
  * every input gets exactly one line, in input order, and the answers
  * are right (78,498 primes up to 10^6). */
