@@ -87,7 +87,7 @@ static int s_exec(dp_agent_t *a, dp_class_t cls, int fd, pid_t *pid)
     if (a->cfg.embedded) /* the user's own machine: downloads anywhere */
         argv[argc++] = "--embedded";
     argv[argc] = NULL;
-    /* the child holds its socket and stderr, nothing else of ours: not
+    /* the child holds its socket, stdout and stderr, nothing else of ours: not
      * stdin (a local pool's client may be reading a pipe or terminal
      * there), not any descriptor a program using libdpool left without
      * O_CLOEXEC (a pipe kept open by a child never sees EOF) */
