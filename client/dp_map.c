@@ -100,8 +100,8 @@ static void s_deliver(void *data, dp_got_t *g)
         if (m->o.fail_fast && !m->cancelled)
             dp_map_cancel(m);
     }
-    size_t at = m->o.unordered ? (m->fhead + m->fcount++) % m->cap
-                               : g->index % m->cap;
+    size_t at =
+        m->o.unordered ? (m->fhead + m->fcount++) % m->cap : g->index % m->cap;
     if (at >= m->ring_used)
         m->ring_used = at + 1;
     if (m->o.unordered) {

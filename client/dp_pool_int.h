@@ -163,7 +163,7 @@ struct dp_pool {
     uint64_t deliver_ms;     /* when the result being delivered came */
     dp_route_t *routes;      /* id -> owner, open addressing */
     size_t nroutes, cap_routes, used_routes;
-    size_t probe_max; /* longest slot distance from home of any route */
+    size_t probe_max;     /* longest slot distance from home of any route */
     dp_got_t *spare_ring; /* the last map's result ring, for the next */
     size_t spare_cap, spare_used;
     uint64_t route_base; /* id - route_base is an id's home (mod cap); set
@@ -188,13 +188,12 @@ int dp_pool_pump(dp_pool_t *p, double timeout, int fd);
 /* dp_pool_ring_get / dp_pool_ring_put: a map's ring of at least n empty
  * slots (*cap: how many), and its return with that cap and how many of
  * its first slots were ever written (`used`: only those are cleared for
- * the next map, the others were never touched): the pool keeps the largest one given back (all its
- * slots empty) for the next map, whose pages are then touched already
- * (a 20,000-job map's ring is 2 MiB: ~500 first-touched pages, ~5 ms
- * here, every map). Caller's thread. */
+ * the next map, the others were never touched): the pool keeps the largest one
+ * given back (all its slots empty) for the next map, whose pages are then
+ * touched already (a 20,000-job map's ring is 2 MiB: ~500 first-touched pages,
+ * ~5 ms here, every map). Caller's thread. */
 dp_got_t *dp_pool_ring_get(dp_pool_t *p, size_t n, size_t *cap);
-void dp_pool_ring_put(dp_pool_t *p, dp_got_t *ring, size_t cap,
-                      size_t used);
+void dp_pool_ring_put(dp_pool_t *p, dp_got_t *ring, size_t cap, size_t used);
 /* dp_route_add / dp_route_del: the routing table, caller thread only. */
 int dp_route_add(dp_pool_t *p, uint64_t id, dp_deliver_fn deliver, void *data,
                  size_t index);

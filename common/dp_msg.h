@@ -49,7 +49,7 @@
     XX(JOBS, 13)        /* broker -> worker: [chunk, [[attempt, job]...]] */   \
     XX(HEARTBEAT, 14)   /* any -> any: [] */                                   \
     XX(SHUTDOWN, 15)    /* broker -> worker: [reason] */                       \
-    XX(ACK, 16)         /* client -> broker: [id...] results it has */    \
+    XX(ACK, 16)         /* client -> broker: [id...] results it has */         \
     XX(BATCHES, 17)     /* client -> broker: [] or [batch] */                  \
     XX(BATCH_LIST, 18)  /* broker -> client: [[batch row]...] */               \
     XX(ATTACH, 19)      /* client -> broker: [batch] */                        \

@@ -195,8 +195,9 @@ typedef struct {
  * run in child processes of this one, started by the pool's I/O thread,
  * killed and reaped by dp_pool_close), or with opts->daemons or
  * DPOOL_EMBED=daemons a private broker and worker over ipc:// in a temp
- * dir, stopped by dp_pool_close. opts may be NULL. Errors: DP_ERR_UNREACHABLE (no answer within connect_timeout),
- * DP_ERR_INVALID, DP_ERR_IO, DP_ERR_NOMEM. */
+ * dir, stopped by dp_pool_close. opts may be NULL. Errors: DP_ERR_UNREACHABLE
+ * (no answer within connect_timeout), DP_ERR_INVALID, DP_ERR_IO, DP_ERR_NOMEM.
+ */
 int dp_pool_open(const char *endpoint, const dp_pool_opts_t *opts,
                  dp_pool_t **out);
 /* dp_pool_close: cancel what is still running, say BYE, stop an embedded
@@ -354,9 +355,8 @@ int dp_batch_submit(const char *endpoint, const dp_pool_opts_t *opts,
 /* dp_batch_list: the batches the caller may see (id 0) or batch id
  * alone; *rows is malloc'ed (caller frees), *n rows. INVALID: no such
  * batch (or another key's). */
-int dp_batch_list(const char *endpoint, const dp_pool_opts_t *opts,
-                  uint64_t id, dp_batch_info_t **rows, size_t *n, char *err,
-                  size_t errlen);
+int dp_batch_list(const char *endpoint, const dp_pool_opts_t *opts, uint64_t id,
+                  dp_batch_info_t **rows, size_t *n, char *err, size_t errlen);
 
 /* dp_batch_cancel: queued jobs of batch id end CANCELLED, running ones are
  * cancelled; every job still gets one result. info (may be NULL): its row

@@ -78,8 +78,8 @@ static bool s_local_again(dp_agent_t *a, dp_ag_job_t *j, int *code,
         j->attempt++;
     } else if (*code == DP_ERR_LOST) {
         *code = DP_ERR_WORKER_LOST;
-        snprintf(msg, len, "worker lost after %u attempt%s: %.200s",
-                 j->attempt, j->attempt == 1 ? "" : "s", why);
+        snprintf(msg, len, "worker lost after %u attempt%s: %.200s", j->attempt,
+                 j->attempt == 1 ? "" : "s", why);
         return false;
     } else if (*code == DP_ERR_REQUEUE &&
                j->handbacks < DP_AG_LOCAL_HANDBACKS) {
@@ -162,8 +162,8 @@ static dp_ag_job_t *s_job_new(dp_agent_t *a, dp_ag_frame_t *frame,
     j->raw = job->raw.ptr;
     j->raw_len = (uint32_t)job->raw.len; /* within a message: < 2 GiB */
     j->cls = (uint8_t)(t ? t->cls : DP_CLASS_CPU);
-    j->retries =
-        (uint8_t)(job->retries > DP_RETRIES_MAX ? DP_RETRIES_MAX : job->retries);
+    j->retries = (uint8_t)(job->retries > DP_RETRIES_MAX ? DP_RETRIES_MAX
+                                                         : job->retries);
     j->handbacks = 0;
     j->child = NULL;
     j->deadline_ms = 0;
@@ -179,8 +179,7 @@ static int s_read_jobs(dp_agent_t *a, dp_ag_frame_t *frame)
     int cmd;
     dp_rd_t r;
     uint32_t n;
-    int rc = dp_msg_open(frame->data, frame->len, &a->cfg.child.wire, &cmd,
-                         &r);
+    int rc = dp_msg_open(frame->data, frame->len, &a->cfg.child.wire, &cmd, &r);
     uint32_t chunk = 1;
     if (!rc)
         rc = dp_msg_read_jobs(&r, &chunk, &n);

@@ -141,8 +141,7 @@ Test(cli, bench_repeat_json)
     cr_assert_eq(r.code, 0, "stderr: %s", r.err);
     cr_assert_eq(dp_e2e_jint(r.out, "slots"), 2, "%s", r.out);
     cr_assert_eq(dp_e2e_jint(r.out, "repeat"), 3, "%s", r.out);
-    cr_assert_eq(count_str(r.out, "\"jobs\":300,\"failed\":0"), 2, "%s",
-                 r.out);
+    cr_assert_eq(count_str(r.out, "\"jobs\":300,\"failed\":0"), 2, "%s", r.out);
     cr_assert(strstr(r.out, "\"rounds\":20,\"failed\":0"), "%s", r.out);
     dp_e2e_run_free(&r);
 }

@@ -1,8 +1,9 @@
 /*
  * test_e2e_faults.c - end-to-end under faults: children, workers, the
  * broker and clients killed mid-batch, SIGINT, SIGTERM drain, and the
- * embedded pools (local, and of daemons) leaving nothing behind. Real binaries on loopback; the
- * broker's heartbeat is 200 ms, so a silent peer is dead after 600 ms.
+ * embedded pools (local, and of daemons) leaving nothing behind. Real binaries
+ * on loopback; the broker's heartbeat is 200 ms, so a silent peer is dead after
+ * 600 ms.
  */
 #include <sys/stat.h>
 #include <unistd.h>
@@ -340,7 +341,7 @@ Test(faults, embedded_leaves_nothing, .timeout = 30)
 {
     dp_e2e_proc_t cl;
     s_spawn_daemons(&cl, ARGV("dpool", "-p", "1", "--format", "json", "map",
-                             "sleep", "700"));
+                              "sleep", "700"));
     s_embed_ctx_t ec = {.client = cl.pid};
     char bind[256] = "", dir[256];
     s_embedded_running(&ec, bind, sizeof bind);

@@ -728,8 +728,8 @@ Test(local, close_while_downloading_leaves_no_partial_file)
     char url[256], dir[] = "/tmp/dp-local-dl-XXXXXX";
     dp_httpd_url(h, "/drip?bytes=600&ms=50", url, sizeof url);
     cr_assert_not_null(mkdtemp(dir));
-    dp_pool_opts_t o = {.processes = -1, .bin_dir = DP_BIN_DIR,
-                        .store_dir = dir};
+    dp_pool_opts_t o = {
+        .processes = -1, .bin_dir = DP_BIN_DIR, .store_dir = dir};
     dp_pool_t *p = NULL;
     cr_assert_eq(dp_pool_open(NULL, &o, &p), 0);
     static dp_value_t argv[S_DRIPS];

@@ -1,9 +1,9 @@
 /*
  * test_shorthands.c - `dpool factor|isprime|hash|download` end to end: the
  * real dpool command on an embedded pool (a local one: the real child
- * programs dpool-worker-cpu and dpool-worker-io under the client), checked against references: GNU factor,
- * sha256sum/md5sum, Python's hashlib, and files served by a real HTTP
- * server on loopback.
+ * programs dpool-worker-cpu and dpool-worker-io under the client), checked
+ * against references: GNU factor, sha256sum/md5sum, Python's hashlib, and files
+ * served by a real HTTP server on loopback.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
