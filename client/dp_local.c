@@ -187,10 +187,7 @@ static void s_message(dp_pool_t *p, dp_agent_t *a, char *data, size_t len)
 /* s_outbox: every message queued by the caller. */
 static void s_outbox(dp_pool_t *p, dp_agent_t *a)
 {
-    pthread_mutex_lock(&p->mu);
-    dp_item_t *it = p->out_head;
-    p->out_head = p->out_tail = NULL;
-    pthread_mutex_unlock(&p->mu);
+    dp_item_t *it = dp_pool_io_outbox(p);
     for (dp_item_t *nx; it; it = nx) {
         nx = it->next;
         s_message(p, a, it->data, it->len);

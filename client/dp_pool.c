@@ -715,10 +715,7 @@ static void s_send_copy(dp_pool_t *p, const char *data, size_t len)
 
 static void s_send_outbox(dp_pool_t *p)
 {
-    pthread_mutex_lock(&p->mu);
-    dp_item_t *it = p->out_head;
-    p->out_head = p->out_tail = NULL;
-    pthread_mutex_unlock(&p->mu);
+    dp_item_t *it = dp_pool_io_outbox(p);
     for (dp_item_t *nx; it; it = nx) {
         nx = it->next;
         if (p->resumable && it->submit) { /* kept until the broker has it */
@@ -880,6 +877,15 @@ void dp_pool_io_woken(dp_pool_t *p)
         pthread_cond_broadcast(&p->cv);
         pthread_mutex_unlock(&p->mu);
     }
+}
+
+dp_item_t *dp_pool_io_outbox(dp_pool_t *p)
+{
+    pthread_mutex_lock(&p->mu);
+    dp_item_t *it = p->out_head;
+    p->out_head = p->out_tail = NULL;
+    pthread_mutex_unlock(&p->mu);
+    return it;
 }
 
 bool dp_pool_io_stopping(dp_pool_t *p)

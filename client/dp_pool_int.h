@@ -216,11 +216,13 @@ void dp_pool_fail_routes(dp_pool_t *p, void *owner, int code, const char *msg,
  * or a local pool's, dp_local.c): dp_pool_io_watch, the caller's input
  * fd to poll (-1: none); dp_pool_io_fd_ready, it is readable (the caller
  * is woken); dp_pool_io_woken, the wake fd was readable (drained; an
- * interrupted caller is woken); dp_pool_io_stopping, dp_pool_close asks
- * the thread to end. */
+ * interrupted caller is woken); dp_pool_io_outbox, the messages the
+ * caller queued, taken (the I/O thread frees each item); dp_pool_io_stopping,
+ * dp_pool_close asks the thread to end. */
 int dp_pool_io_watch(dp_pool_t *p);
 void dp_pool_io_fd_ready(dp_pool_t *p);
 void dp_pool_io_woken(dp_pool_t *p);
+dp_item_t *dp_pool_io_outbox(dp_pool_t *p);
 bool dp_pool_io_stopping(dp_pool_t *p);
 
 /* dp_pool_wire: a message in data[0..len) (taken) as if the broker had
