@@ -16,6 +16,8 @@
  *   /drip?bytes=N&ms=M       headers with Content-Length N, then one byte
  *                            every M ms (defaults 60 bytes, 1000 ms)
  *   /big?bytes=N             N bytes of dp_httpd_fill data, Content-Length
+ *     &cut=M&fails=F&key=K   the first F hits on K send M bytes of the N,
+ *                            then a TCP reset (a partial body to retry)
  *   /big-chunked?bytes=N     the same, chunked transfer encoding
  *   /big-noclen?bytes=N      the same, no length: ends when it closes
  *   /reset                   closes the connection with a TCP reset, no

@@ -563,6 +563,29 @@ Test(download, store_dir_never_overwrites)
     free(p);
 }
 
+/* A stored body cut by a reset after 100,000 of 300,000 bytes, then
+ * retried whole: the file and the digest are the second attempt's alone
+ * (the sink's blocks of the first attempt are dropped, the file emptied). */
+Test(download, store_dir_partial_body_retried_whole)
+{
+    dp_dl_opts_t o;
+    dp_dl_opts_default(&o);
+    o.store_dir = g_store;
+    size_t n = 300000;
+    got_t *g = fetch_opts(
+        &o, url("/big?bytes=300000&cut=100000&fails=1&key=cut1"), NULL, 0, 2);
+    cr_assert_eq(g->err, 0, "%s", g->msg);
+    cr_assert_eq(hits("cut1"), 2, "the cut attempt was not retried");
+    void *p = malloc(n);
+    dp_httpd_fill(0, p, n);
+    char hex[65];
+    sha256_hex(p, n, hex);
+    cr_assert_str_eq(field(g, "sha256")->v.s.ptr, hex);
+    cr_assert_eq(field(g, "bytes")->v.u, n);
+    cr_assert(read_all(field(g, "path")->v.s.ptr, p, n));
+    free(p);
+}
+
 Test(download, store_dir_failed_download_leaves_no_file)
 {
     dp_dl_opts_t o;
@@ -724,9 +747,9 @@ Test(download, guard_refuses_loopback_spellings)
     cr_assert_eq(gt->err, 0, "%s", gt->msg);
 }
 
-/* Stored bodies are hashed on the engine's hasher thread, read back from
- * their files while the other transfers go on: each digest is the body's
- * own, and each file is whole. */
+/* Stored bodies are written and hashed on the engine's sink thread, in
+ * blocks, while the other transfers go on: each digest is the body's own,
+ * and each file is whole. */
 Test(download, stored_bodies_hashed_beside_transfers)
 {
     enum { N = 8 };
@@ -764,7 +787,7 @@ Test(download, stored_bodies_hashed_beside_transfers)
 
 /* Cancels and the engine's end while bodies are being hashed: every job
  * is reported once (on_done checks), a cancelled job leaves no file, and
- * the records the hasher still holds are freed when it gives them back
+ * the records the sink still holds are freed when it gives them back
  * or stops (ASan checks in CI). Which jobs are hashing at the cancel is
  * up to the timing; each case is valid. */
 Test(download, cancel_and_destroy_while_hashing)

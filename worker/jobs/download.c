@@ -12,9 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <openssl/evp.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,12 +22,13 @@
 #include <unistd.h>
 
 #include "dl_guard.h"
+#include "dl_sink.h"
 #include "dp_clock.h"
 #include "dp_download.h"
 
 /* WAIT: between attempts; RUN: in the multi handle; HASH: received whole,
- * with the hasher (s_hasher_t: the thread owns the record until it gives
- * it back); DONE: on the report list. */
+ * its finish with the sink (dl_sink.h: the record stays the sink's until
+ * dp_sink_collect gives its body back); DONE: on the report list. */
 typedef enum { DP_DL_WAIT, DP_DL_RUN, DP_DL_HASH, DP_DL_DONE } dp_dl_state_t;
 
 typedef struct dp_dl_xfer {
@@ -43,9 +42,8 @@ typedef struct dp_dl_xfer {
     uint64_t max_bytes;
     uint64_t deadline_us, start_us, retry_at_us;
     unsigned retries_left, attempts;
-    struct dp_dl_xfer *hnext; /* the hasher's queues */
-    bool orphan;              /* cancelled while hashing: freed when back */
-    char hex[2 * EVP_MAX_MD_SIZE + 1]; /* the body's SHA-256, by the hasher */
+    bool orphan;   /* cancelled while hashing: freed when back */
+    dp_body_t sb;  /* the body on its way through the sink (sb.hex) */
     char *body; /* returned body, cap bytes, NUL kept after len */
     size_t len, cap;
     uint64_t bytes;
@@ -61,27 +59,9 @@ typedef struct dp_dl_xfer {
     const char *refused_why;
 } dp_dl_xfer_t;
 
-/* The hasher: SHA-256 of each received body on a thread of its own, so
- * hashing (1.8 GB/s with SHA-NI: a quarter of the io child's CPU on many
- * parallel downloads) runs beside the transfers instead of between their
- * reads. It takes a finished transfer (state HASH), reads the stored
- * file back (page cache) or the kept body, and gives the record back
- * through `out`, waking curl_multi_poll (curl_multi_wakeup). Without the
- * thread (pthread_create failed) bodies are hashed in place, as before. */
-typedef struct {
-    pthread_t tid;
-    bool running;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    dp_dl_xfer_t *in_head, *in_tail;   /* to hash, through hnext */
-    dp_dl_xfer_t *out_head, *out_tail; /* hashed */
-    bool stop;
-    CURLM *multi; /* to wake */
-} s_hasher_t;
-
 struct dp_dl {
     CURLM *multi;
-    s_hasher_t h;
+    dp_sink_t *sink; /* hashes bodies, writes stored ones */
     dp_dl_opts_t o;
     char *ca_file, *store_dir; /* our copies, o points at them */
     dp_dl_done_fn done;
@@ -154,18 +134,13 @@ void dp_dl_opts_default(dp_dl_opts_t *o)
 
 /* ---- file names ---- */
 
-/* s_sink_file: append n bytes to the stored body. */
+/* s_sink_file: n more bytes of the stored body, to the sink. */
 static size_t s_sink_file(dp_dl_xfer_t *x, const char *p, size_t n)
 {
-    for (size_t off = 0; off < n;) {
-        ssize_t w = write(x->fd, p + off, n - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0) {
-            s_setf(x, DP_ERR_IO, "writing %s: %s", x->path, strerror(errno));
-            return 0;
-        }
-        off += (size_t)w;
+    int err = dp_sink_put(x->d->sink, &x->sb, p, n);
+    if (err) {
+        s_setf(x, err, "%s", x->sb.errmsg);
+        return 0;
     }
     return n;
 }
@@ -203,7 +178,7 @@ static size_t s_sink_mem(dp_dl_xfer_t *x, const char *p, size_t n)
     return n;
 }
 
-/* s_on_body: enforce the ceiling, hash the bytes, keep or save them. */
+/* s_on_body: enforce the ceiling, keep or save the bytes. */
 static size_t s_on_body(char *p, size_t size, size_t nmemb, void *ud)
 {
     dp_dl_xfer_t *x = ud;
@@ -343,6 +318,7 @@ static void s_xfer_free(dp_dl_xfer_t *x)
             curl_multi_remove_handle(x->d->multi, x->easy);
         curl_easy_cleanup(x->easy);
     }
+    dp_sink_drop(x->d->sink, &x->sb); /* the sink is done with it */
     free(x->body);
     if (x->fd >= 0) { /* a stored body that did not complete */
         close(x->fd);
@@ -362,6 +338,7 @@ static dp_dl_xfer_t *s_xfer_new(dp_dl_t *d, uint64_t id, uint64_t deadline,
     x->d = d;
     x->id = id;
     x->fd = -1;
+    dp_body_init(&x->sb, -1, x->path);
     x->state = DP_DL_WAIT;
     x->deadline_us = deadline;
     x->start_us = dp_now_us();
@@ -544,6 +521,7 @@ static int s_easy_setup(dp_dl_xfer_t *x)
 /* s_reset_sink: empty the body kept so far (a new attempt starts). */
 static int s_reset_sink(dp_dl_xfer_t *x)
 {
+    dp_sink_drop(x->d->sink, &x->sb); /* an earlier attempt's bytes */
     x->bytes = 0;
     x->len = 0;
     if (x->store && x->fd < 0) {
@@ -557,6 +535,7 @@ static int s_reset_sink(dp_dl_xfer_t *x)
                (ftruncate(x->fd, 0) != 0 || lseek(x->fd, 0, SEEK_SET) != 0)) {
         s_setf(x, DP_ERR_IO, "truncating %s: %s", x->path, strerror(errno));
     }
+    dp_body_init(&x->sb, x->fd, x->path);
     return x->err;
 }
 
@@ -694,7 +673,7 @@ static void s_build_result(dp_dl_xfer_t *x)
         rc |= s_put(&r, 0, "url", dp_str(url ? url : x->url), false);
         rc |= s_put(&r, 1, "status", dp_uint((uint64_t)x->status), false);
         rc |= s_put(&r, 2, "bytes", dp_uint(x->bytes), false);
-        rc |= s_put(&r, 3, "sha256", dp_str(x->hex), false);
+        rc |= s_put(&r, 3, "sha256", dp_str(x->sb.hex), false);
         rc |= s_put(&r, 4, "content_type", ctype ? dp_str(ctype) : dp_nil(),
                     ctype == NULL);
         rc |= s_put(&r, 5, "elapsed_ms", dp_uint(ms), false);
@@ -726,163 +705,45 @@ static void s_build_http_error(dp_dl_xfer_t *x)
     x->result = r;
 }
 
-/* ---- the hasher ---- */
+/* ---- the sink's end ---- */
 
-/* s_hash_body: x->hex = SHA-256 of x's body, the stored file read back
- * through buf (len bytes) or the kept body; on failure x->err is set. */
-static void s_hash_body(dp_dl_xfer_t *x, EVP_MD_CTX *md, unsigned char *buf,
-                        size_t len)
+/* s_wake: the sink finished a body: wake curl_multi_poll. */
+static void s_wake(void *arg)
 {
-    unsigned char out[EVP_MAX_MD_SIZE];
-    unsigned outlen = 0;
-    int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-    if (ok && x->fd < 0) {
-        ok = EVP_DigestUpdate(md, x->body ? x->body : "", x->len);
-    } else if (ok) {
-        for (uint64_t off = 0; ok && off < x->bytes;) {
-            size_t want = x->bytes - off < len ? (size_t)(x->bytes - off) : len;
-            ssize_t n = pread(x->fd, buf, want, (off_t)off);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n <= 0) {
-                s_setf(x, DP_ERR_IO, "reading back %s: %s", x->path,
-                       n < 0 ? strerror(errno) : "shorter than received");
-                return;
-            }
-            ok = EVP_DigestUpdate(md, buf, (size_t)n);
-            off += (uint64_t)n;
-        }
-    }
-    if (!ok || !EVP_DigestFinal_ex(md, out, &outlen)) {
-        s_setf(x, DP_ERR_INTERNAL, "sha256 failed");
-        return;
-    }
-    dp_dl_hex(out, outlen, x->hex);
+    curl_multi_wakeup(((dp_dl_t *)arg)->multi);
 }
 
-static void *s_hasher_main(void *arg)
+/* s_body_finish: x was received whole: the sink writes what is left and
+ * finishes the hash (state HASH, still on the active list so a cancel
+ * finds it); s_collect_hashed reports it. */
+static void s_body_finish(dp_dl_xfer_t *x)
 {
-    s_hasher_t *h = arg;
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    unsigned char *buf = malloc(DP_DL_HASH_READ);
-    pthread_mutex_lock(&h->mu);
-    for (;;) {
-        while (!h->stop && !h->in_head)
-            pthread_cond_wait(&h->cv, &h->mu);
-        if (h->stop)
-            break;
-        dp_dl_xfer_t *x = h->in_head;
-        h->in_head = x->hnext;
-        if (!h->in_head)
-            h->in_tail = NULL;
-        pthread_mutex_unlock(&h->mu);
-        if (buf)
-            s_hash_body(x, md, buf, DP_DL_HASH_READ);
-        else
-            s_setf(x, DP_ERR_NOMEM, "no memory to hash the body");
-        pthread_mutex_lock(&h->mu);
-        x->hnext = NULL;
-        if (h->out_tail)
-            h->out_tail->hnext = x;
-        else
-            h->out_head = x;
-        h->out_tail = x;
-        curl_multi_wakeup(h->multi);
-    }
-    pthread_mutex_unlock(&h->mu);
-    free(buf);
-    EVP_MD_CTX_free(md);
-    return NULL;
-}
-
-/* s_hasher_start: the thread, or none (bodies are then hashed in place). */
-static void s_hasher_start(dp_dl_t *d)
-{
-    s_hasher_t *h = &d->h;
-    h->multi = d->multi;
-    pthread_mutex_init(&h->mu, NULL);
-    pthread_cond_init(&h->cv, NULL);
-    h->running = pthread_create(&h->tid, NULL, s_hasher_main, h) == 0;
-}
-
-static void s_free_chain(dp_dl_xfer_t *x)
-{
-    while (x) {
-        dp_dl_xfer_t *next = x->hnext;
-        s_xfer_free(x);
-        x = next;
-    }
-}
-
-/* s_hasher_stop: stop and join the thread; every record it still held
- * (the engine is closing: all orphans) is freed. */
-static void s_hasher_stop(dp_dl_t *d)
-{
-    s_hasher_t *h = &d->h;
-    if (h->running) {
-        pthread_mutex_lock(&h->mu);
-        h->stop = true;
-        pthread_cond_signal(&h->cv);
-        pthread_mutex_unlock(&h->mu);
-        pthread_join(h->tid, NULL);
-        h->running = false;
-    }
-    s_free_chain(h->in_head);
-    s_free_chain(h->out_head);
-    h->in_head = h->in_tail = h->out_head = h->out_tail = NULL;
-    pthread_mutex_destroy(&h->mu);
-    pthread_cond_destroy(&h->cv);
-}
-
-/* s_hash_submit: x was received whole: hash it on the thread (state
- * HASH, still on the active list so a cancel finds it), or here. */
-static void s_hash_submit(dp_dl_xfer_t *x)
-{
-    dp_dl_t *d = x->d;
-    s_hasher_t *h = &d->h;
-    if (!h->running) {
-        unsigned char buf[DP_DL_HASH_READ_INLINE];
-        EVP_MD_CTX *md = EVP_MD_CTX_new();
-        s_hash_body(x, md, buf, sizeof buf);
-        EVP_MD_CTX_free(md);
-        if (!x->err)
-            s_build_result(x);
-        s_finish(x);
-        return;
-    }
     x->state = DP_DL_HASH;
-    x->hnext = NULL;
-    pthread_mutex_lock(&h->mu);
-    if (h->in_tail)
-        h->in_tail->hnext = x;
-    else
-        h->in_head = x;
-    h->in_tail = x;
-    pthread_cond_signal(&h->cv);
-    pthread_mutex_unlock(&h->mu);
+    if (x->fd < 0) {
+        x->sb.mem = x->body;
+        x->sb.mem_len = x->len;
+    }
+    dp_sink_finish(x->d->sink, &x->sb);
 }
 
-/* s_collect_hashed: finish what the hasher gave back; free the orphans. */
+/* s_collect_hashed: finish what the sink gave back; free the orphans. */
 static void s_collect_hashed(dp_dl_t *d)
 {
-    s_hasher_t *h = &d->h;
-    if (!h->running)
-        return;
-    pthread_mutex_lock(&h->mu);
-    dp_dl_xfer_t *x = h->out_head;
-    h->out_head = h->out_tail = NULL;
-    pthread_mutex_unlock(&h->mu);
-    while (x) {
-        dp_dl_xfer_t *next = x->hnext;
-        x->hnext = NULL;
+    dp_body_t *b = dp_sink_collect(d->sink);
+    while (b) {
+        dp_body_t *next = b->next;
+        dp_dl_xfer_t *x =
+            (dp_dl_xfer_t *)(void *)((char *)b - offsetof(dp_dl_xfer_t, sb));
         if (x->orphan) {
             s_xfer_free(x);
         } else {
-            if (!x->err)
+            if (b->err)
+                s_setf(x, b->err, "%s", b->errmsg);
+            else
                 s_build_result(x);
             s_finish(x);
         }
-        x = next;
+        b = next;
     }
 }
 
@@ -901,7 +762,7 @@ static void s_on_complete(dp_dl_xfer_t *x, CURLcode rc)
         }
     }
     if (!x->err) {
-        s_hash_submit(x); /* s_collect_hashed finishes it */
+        s_body_finish(x); /* s_collect_hashed finishes it */
         return;
     }
     if (x->err == DP_ERR_HTTP)
@@ -929,9 +790,8 @@ dp_dl_t *dp_dl_new(const dp_dl_opts_t *o, dp_dl_done_fn done, void *ud)
     d->o.ca_file = d->ca_file;
     d->o.store_dir = d->store_dir;
     d->multi = curl_multi_init();
-    if (d->multi)
-        s_hasher_start(d);
-    if (!d->multi || (o && o->ca_file && !d->ca_file) ||
+    d->sink = d->multi ? dp_sink_new(s_wake, d) : NULL;
+    if (!d->sink || (o && o->ca_file && !d->ca_file) ||
         (o && o->store_dir && !d->store_dir)) {
         dp_dl_destroy(&d);
         return NULL;
@@ -1004,7 +864,7 @@ int dp_dl_cancel(dp_dl_t *d, uint64_t job_id)
     dp_value_t r = dp_nil();
     d->done(d->ud, x->id, DP_ERR_CANCELLED, "cancelled", &r);
     if (hashing)
-        x->orphan = true; /* the hasher holds it: freed when it is back */
+        x->orphan = true; /* the sink holds it: freed when it is back */
     else
         s_xfer_free(x);
     return 0;
@@ -1116,10 +976,13 @@ void dp_dl_destroy(dp_dl_t **dp)
     d->closing = true;
     while (d->done_head || d->active)
         dp_dl_cancel(d, d->done_head ? d->done_head->id : d->active->id);
-    if (d->multi) {
-        s_hasher_stop(d);
-        curl_multi_cleanup(d->multi);
+    if (d->sink) { /* the orphans come back, and are freed */
+        dp_sink_wait(d->sink);
+        s_collect_hashed(d);
+        dp_sink_destroy(&d->sink);
     }
+    if (d->multi)
+        curl_multi_cleanup(d->multi);
     free(d->ca_file);
     free(d->store_dir);
     free(d);

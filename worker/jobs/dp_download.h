@@ -1,11 +1,12 @@
 /*
  * dp_download.h - the download engine: many http(s) transfers at once on
- * one curl_multi handle, driven by the io child's event loop. A body's
- * SHA-256 is computed once it is whole, on the engine's one hasher thread
- * (a stored body read back from its file), beside the transfers still
- * running: hashing is a quarter of the io child's CPU on many parallel
- * downloads and no longer sits between their reads. Without the thread
- * (it could not start) bodies are hashed in the event loop.
+ * one curl_multi handle, driven by the io child's event loop. Bodies go
+ * through a sink (dl_sink.h): the event loop only copies curl's pieces into
+ * 64 KiB blocks; the sink's thread hashes each block (SHA-256) and writes
+ * it to the body's file, beside the transfers still running, so neither
+ * the hash nor the file writes sit between the sockets' reads. A body kept
+ * in memory is hashed by that thread once whole. Without the thread (it
+ * could not start) the event loop does it all.
  *
  * A job is `download URL [OPTIONS]`:
  *   URL      DP_STR, http:// or https:// (anything else is DP_ERR_INVALID
@@ -39,11 +40,12 @@
  *
  * Ownership:
  *  - dp_dl_new copies the strings in its options; the engine owns itself
- *    and its hasher thread until dp_dl_destroy, which joins the thread.
- *    Only the engine's calls touch a job's record, except while the
- *    hasher holds it (received whole, not yet reported): a cancel then
- *    reports at once and the record is freed when the hasher gives it
- *    back. done() is always called on the caller's thread.
+ *    and its sink (and the sink's thread) until dp_dl_destroy, which
+ *    joins the thread. Only the engine's calls touch a job's record, except
+ *    its body while the sink holds it (dl_sink.h); a job received whole
+ *    and not yet hashed that is cancelled is reported at once and freed
+ *    when the sink gives it back. done() is always called on the caller's
+ *    thread.
  *  - dp_dl_add copies the job arguments.
  *  - done() receives `result` to keep: it must dp_value_clear() it (or move
  *    the value out) before returning. `errmsg` is borrowed for the call
@@ -93,10 +95,6 @@
 /* curl's receive buffer per transfer, bytes (CURLOPT_BUFFERSIZE; its
  * default, 16 KiB, means a recv and a callback per 16 KiB) */
 #define DP_DL_RECV_BUFFER (128L * 1024)
-/* the hasher reads a stored body back this much at a time (its own heap
- * buffer; DP_DL_HASH_READ_INLINE on the stack when there is no thread) */
-#define DP_DL_HASH_READ (1024 * 1024)
-#define DP_DL_HASH_READ_INLINE (64 * 1024)
 /* Largest body capacity reserved at once from a Content-Length, bytes
  * (a longer body grows from there by doubling). */
 #define DP_DL_BODY_PREALLOC_MAX (64u * 1024 * 1024)
