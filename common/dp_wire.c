@@ -470,6 +470,45 @@ int dp_rd_value(dp_rd_t *r, dp_value_t *out)
     return 0;
 }
 
+int dp_rd_scalars(dp_rd_t *r, dp_value_t *items, size_t max, size_t *n)
+{
+    dp_rd_t c = *r;
+    s_head_t h;
+    if (s_head(&c, &h))
+        return DP_ERR_PROTOCOL;
+    if (h.kind != K_ARRAY || h.n > max)
+        return 1;
+    c.p += h.hdr;
+    for (uint64_t k = 0; k < h.n; k++) {
+        s_head_t e;
+        if (s_head(&c, &e))
+            return DP_ERR_PROTOCOL;
+        switch (e.kind) {
+        case K_NIL:
+            items[k] = dp_nil();
+            break;
+        case K_BOOL:
+            items[k] = dp_bool(e.u != 0);
+            break;
+        case K_UINT:
+            items[k] = dp_uint(e.u);
+            break;
+        case K_INT:
+            items[k] = (int64_t)e.u >= 0 ? dp_uint(e.u) : dp_int((int64_t)e.u);
+            break;
+        case K_FLOAT:
+            items[k] = dp_float(s_float(&e));
+            break;
+        default:
+            return 1;
+        }
+        c.p += e.hdr;
+    }
+    *n = (size_t)h.n;
+    r->p = c.p;
+    return 0;
+}
+
 /* ---- writer ---- */
 
 static int s_write(void *data, const char *buf, size_t len)

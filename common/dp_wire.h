@@ -131,6 +131,12 @@ int dp_rd_raw(dp_rd_t *r, dp_slice_t *raw);
 /* dp_rd_value: decode one value into *out (owned by the caller). The
  * value is checked completely before anything is allocated. */
 int dp_rd_value(dp_rd_t *r, dp_value_t *out);
+/* dp_rd_scalars: an array of at most `max` nil, bool, integer or float
+ * items into items[0..*n), nothing allocated (they own no memory): a job's
+ * numeric arguments without a dp_value_t tree. 0 and consumed; 1 (nothing
+ * consumed) when the next value is anything else: decode it with
+ * dp_rd_value; or DP_ERR_PROTOCOL when it is cut short. */
+int dp_rd_scalars(dp_rd_t *r, dp_value_t *items, size_t max, size_t *n);
 
 typedef struct dp_wr {
     dp_buf_t buf;

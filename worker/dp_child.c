@@ -21,6 +21,7 @@ static uint32_t s_pid(void)
 }
 
 #define S_ERR_MAX 512
+#define S_SCALAR_ARGS 8 /* arguments decoded without allocation, at most */
 
 /* s_run: run one job into w (a RESULTS entry), started at t0 (dp_now_us);
  * returns when it ended. The clock is read once per job: jobs run back to
@@ -29,8 +30,14 @@ static uint32_t s_pid(void)
 static uint64_t s_run(const dp_child_cfg_t *cfg, const dp_job_t *job,
                       uint32_t attempt, dp_wr_t *w, uint64_t t0)
 {
-    char err[S_ERR_MAX] = "";
+    char err[S_ERR_MAX];
+    err[0] = '\0'; /* not the whole array: this runs per tiny job */
     dp_value_t args = dp_nil(), out = dp_nil();
+    /* numeric arguments (isprime's, factor's) decode into here, with no
+     * allocation; others into `args` */
+    dp_value_t scalars[S_SCALAR_ARGS];
+    const dp_value_t *argv = NULL;
+    size_t argc = 0;
     const dp_jobtype_t *t = dp_jobtab_find(job->type, job->type_len);
     dp_job_fn run = dp_job_kernel(t);
     int rc = 0;
@@ -44,14 +51,20 @@ static uint64_t s_run(const dp_child_cfg_t *cfg, const dp_job_t *job,
     } else {
         dp_rd_t r;
         dp_rd_init(&r, job->args.ptr, job->args.len, &cfg->wire);
-        rc = dp_rd_value(&r, &args);
+        rc = dp_rd_scalars(&r, scalars, S_SCALAR_ARGS, &argc);
+        if (rc == 0) {
+            argv = scalars;
+        } else if (rc == 1 && (rc = dp_rd_value(&r, &args)) == 0) {
+            argv = args.v.a.items;
+            argc = args.v.a.len;
+        }
         if (rc)
             snprintf(err, sizeof err, "arguments do not decode");
     }
     if (!rc) {
         uint32_t limit = job->timeout_ms ? job->timeout_ms : t->timeout_ms;
         dp_job_ctx_t ctx = {t0 + (uint64_t)limit * 1000u, &cfg->limits};
-        rc = run(&ctx, args.v.a.items, args.v.a.len, &out, err, sizeof err);
+        rc = run(&ctx, argv, argc, &out, err, sizeof err);
         if (rc && !err[0])
             snprintf(err, sizeof err, "%s", dp_strerror(rc));
     }

@@ -833,6 +833,26 @@ Test(hostile, fuzz_skip_and_value_agree, .timeout = 60)
         dp_value_t v = dp_nil();
         int rv = dp_rd_value(&vr, &v);
         cr_assert_eq(rs, rv, "round %u: skip %d, value %d", round, rs, rv);
+        /* dp_rd_scalars agrees with dp_rd_value where it decodes */
+        dp_rd_t sc;
+        dp_rd_init(&sc, buf, n, lim);
+        dp_value_t items[8];
+        size_t ni = 0;
+        int rsc = dp_rd_scalars(&sc, items, 8, &ni);
+        if (rsc == 0) {
+            cr_assert_eq(rv, 0, "round %u: scalars decoded, value %d", round,
+                         rv);
+            cr_assert_eq(v.type, DP_ARRAY);
+            cr_assert_eq(v.v.a.len, ni);
+            for (size_t k = 0; k < ni; k++)
+                cr_assert(dp_value_equal(&items[k], &v.v.a.items[k]),
+                          "round %u: item %zu", round, k);
+            cr_assert_eq(dp_rd_left(&sc), dp_rd_left(&vr));
+        } else {
+            cr_assert(rsc == 1 || (rsc == DP_ERR_PROTOCOL && rv != 0),
+                      "round %u: scalars %d, value %d", round, rsc, rv);
+            cr_assert_eq(dp_rd_left(&sc), n, "round %u: consumed", round);
+        }
         if (rv == 0) {
             ok++;
             cr_assert_eq(dp_rd_left(&sk), dp_rd_left(&vr),
@@ -857,6 +877,55 @@ Test(hostile, fuzz_skip_and_value_agree, .timeout = 60)
         free(buf);
     }
     cr_assert_gt(ok, T_FUZZ_ROUNDS / 20, "only %zu inputs decoded", ok);
+}
+
+/* dp_rd_scalars: numeric arrays without allocation; anything else is
+ * left for dp_rd_value (1), a cut array is PROTOCOL, nothing consumed. */
+Test(wire, scalars_fast_path)
+{
+    dp_wr_t w;
+    dp_wr_init(&w);
+    dp_wr_array(&w, 5);
+    dp_wr_uint(&w, 1u << 20);
+    dp_wr_int(&w, -2);
+    dp_value_t f = dp_float(3.5);
+    dp_wr_value(&w, &f);
+    dp_wr_bool(&w, true);
+    dp_wr_nil(&w);
+    t_bytes_t b = s_take(&w);
+    dp_limits_t lim = dp_limits_default();
+    dp_rd_t r;
+    dp_value_t it[8];
+    size_t n = 0;
+    dp_rd_init(&r, b.p, b.n, &lim);
+    cr_assert_eq(dp_rd_scalars(&r, it, 8, &n), 0);
+    cr_assert_eq(n, 5);
+    cr_assert_eq(dp_rd_left(&r), 0);
+    cr_assert(it[0].type == DP_UINT && it[0].v.u == 1u << 20);
+    cr_assert(it[1].type == DP_INT && it[1].v.i == -2);
+    cr_assert(it[2].type == DP_FLOAT && it[2].v.f == 3.5);
+    cr_assert(it[3].type == DP_BOOL && it[3].v.b);
+    cr_assert(it[4].type == DP_NIL);
+    /* more items than room: left for dp_rd_value */
+    dp_rd_init(&r, b.p, b.n, &lim);
+    cr_assert_eq(dp_rd_scalars(&r, it, 4, &n), 1);
+    cr_assert_eq(dp_rd_left(&r), b.n);
+    /* cut short at every length: PROTOCOL (or 1 for nothing), untouched */
+    for (size_t k = 0; k < b.n; k++) {
+        uint8_t *c = s_exact(b.p, k);
+        dp_rd_init(&r, c, k, &lim);
+        cr_assert_eq(dp_rd_scalars(&r, it, 8, &n), DP_ERR_PROTOCOL, "%zu", k);
+        cr_assert_eq(dp_rd_left(&r), k);
+        free(c);
+    }
+    free(b.p);
+    /* a string or a nested array: 1 */
+    static const uint8_t str[] = {0x91, 0xa1, 'x'}, nest[] = {0x91, 0x91, 0x01};
+    dp_rd_init(&r, str, sizeof str, &lim);
+    cr_assert_eq(dp_rd_scalars(&r, it, 8, &n), 1);
+    dp_rd_init(&r, nest, sizeof nest, &lim);
+    cr_assert_eq(dp_rd_scalars(&r, it, 8, &n), 1);
+    cr_assert_eq(dp_rd_left(&r), sizeof nest);
 }
 
 /* dp_value_equal tells values apart by type, content and length, deeply. */
