@@ -30,8 +30,9 @@ static const dp_jobtype_t s_table[] = {
 
 const dp_jobtype_t *dp_jobtab_find(const char *name, size_t len)
 {
-    for (size_t k = 0; k < S_NROWS; k++) {
-        if (strlen(s_table[k].name) == len &&
+    for (size_t k = 0; k < S_NROWS; k++) { /* first byte first: per job */
+        if (len && s_table[k].name[0] == name[0] &&
+            strlen(s_table[k].name) == len &&
             memcmp(s_table[k].name, name, len) == 0)
             return &s_table[k];
     }

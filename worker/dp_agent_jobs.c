@@ -145,16 +145,16 @@ void dp_ag_flush(dp_agent_t *a)
 
 /* ---- JOBS ---- */
 
-/* s_job_new: a record for the job read from frame, in chunk group. */
+/* s_job_new: a record for the job read from frame, in chunk group; t is
+ * its type's row (NULL: unknown here). */
 static dp_ag_job_t *s_job_new(dp_agent_t *a, dp_ag_frame_t *frame,
-                              const dp_job_t *job, uint32_t attempt,
-                              uint32_t group)
+                              const dp_job_t *job, const dp_jobtype_t *t,
+                              uint32_t attempt, uint32_t group)
 {
     dp_ag_job_t *j = dp_slab_alloc(&a->slab);
     if (!j)
         return NULL;
     j->group = group;
-    const dp_jobtype_t *t = dp_jobtab_find(job->type, job->type_len);
     j->id = job->id;
     j->attempt = attempt;
     j->frame = frame;
@@ -192,7 +192,9 @@ static int s_read_jobs(dp_agent_t *a, dp_ag_frame_t *frame)
             break;
         if (k % chunk == 0)
             group = ++a->next_group; /* each chunk goes to one child */
-        dp_ag_job_t *j = s_job_new(a, frame, &job, attempt, group);
+        dp_ag_job_t *j =
+            s_job_new(a, frame, &job, dp_jobtab_find(job.type, job.type_len),
+                      attempt, group);
         if (!j)
             return DP_ERR_NOMEM;
         /* unknown types are queued too: the child answers UNKNOWN_TYPE.
@@ -241,7 +243,7 @@ static int s_submit_job(dp_agent_t *a, dp_ag_frame_t *frame,
         snprintf(why, sizeof why, "this pool has no %s slots for %s jobs",
                  dp_jobtab_class_name(t->cls), t->name);
     }
-    dp_ag_job_t *j = s_job_new(a, frame, job, 1, group);
+    dp_ag_job_t *j = s_job_new(a, frame, job, t, 1, group);
     if (!j)
         return DP_ERR_NOMEM;
     if (bad) {
@@ -251,6 +253,31 @@ static int s_submit_job(dp_agent_t *a, dp_ag_frame_t *frame,
     j->timeout_ms = limit;
     DP_LIST_PUSH(&a->queue[j->cls], j, false);
     return 0;
+}
+
+/* s_group_by_chunk: the jobs of frame f just queued carry their index in
+ * f as their group; make it the chunk's: first + index / chunk. They are
+ * the last of each queue (pushed at the tail by this SUBMIT). */
+static void s_group_by_chunk(dp_agent_t *a, const dp_ag_frame_t *f,
+                             uint32_t first, uint64_t chunk)
+{
+    for (int cls = 0; cls < DP_CLASS_COUNT; cls++)
+        for (dp_ag_job_t *j = a->queue[cls].tail; j && j->frame == f;
+             j = j->prev)
+            j->group = first + (uint32_t)(j->group / chunk);
+}
+
+/* s_drop_frame: a SUBMIT refused after some of its jobs were queued (the
+ * refusal answers every job): those do not run. */
+static void s_drop_frame(dp_agent_t *a, dp_ag_frame_t *f)
+{
+    for (int cls = 0; cls < DP_CLASS_COUNT; cls++) {
+        dp_ag_job_t *j;
+        while ((j = a->queue[cls].tail) != NULL && j->frame == f) {
+            DP_LIST_UNLINK(&a->queue[cls], j);
+            dp_ag_job_free(a, j);
+        }
+    }
 }
 
 int dp_ag_on_submit(dp_agent_t *a, char *data, size_t len)
@@ -267,22 +294,32 @@ int dp_ag_on_submit(dp_agent_t *a, char *data, size_t len)
     int cmd;
     dp_rd_t r;
     uint64_t seq, chunk = 1;
-    uint32_t n = 0, group = 0;
+    uint32_t n = 0, k = 0;
     int rc = dp_msg_open(data, len, &a->cfg.child.wire, &cmd, &r);
     if (!rc && cmd != DP_CMD_SUBMIT)
         rc = DP_ERR_UNKNOWN_CMD;
-    dp_rd_t jobs;
+    /* one pass: the chunk size follows the jobs, so each job is queued
+     * with its index as its group and the groups are set once it is read
+     * (walking the jobs first to reach it was an eighth of a local map's
+     * instructions) */
     if (!rc)
-        rc = dp_msg_read_submit(&r, &seq, &n, &chunk, &jobs);
+        rc = dp_msg_read_submit_jobs(&r, &seq, &n);
+    for (; !rc && k < n; k++) {
+        dp_job_t job;
+        rc = dp_msg_read_job(&r, &job);
+        if (!rc)
+            rc = s_submit_job(a, f, &job, k);
+    }
+    if (!rc)
+        rc = dp_msg_read_submit_end(&r, &chunk);
     if (chunk < 1 || chunk > DP_CHUNK_MAX)
         chunk = chunk < 1 ? 1 : DP_CHUNK_MAX;
-    for (uint32_t k = 0; !rc && k < n; k++) {
-        dp_job_t job;
-        rc = dp_msg_read_job(&jobs, &job);
-        if (k % chunk == 0)
-            group = ++a->next_group; /* each chunk goes to one child */
-        if (!rc)
-            rc = s_submit_job(a, f, &job, group);
+    if (rc) {
+        s_drop_frame(a, f);
+    } else {
+        s_group_by_chunk(a, f, a->next_group + 1, chunk);
+        if (k)
+            a->next_group += 1 + (uint32_t)((k - 1) / chunk);
     }
     s_frame_unref(f);
     return rc;
