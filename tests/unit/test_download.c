@@ -461,6 +461,25 @@ Test(download, max_bytes_with_and_without_length)
     cr_assert_eq(g->err, 0, "%s", g->msg); /* exactly the limit is fine */
 }
 
+/* A stored body over the ceiling, sent without a length (so bytes were
+ * already written through the sink when it is refused): LIMIT, and no
+ * file is left, whole or partial. */
+Test(download, store_dir_over_max_bytes_leaves_no_file)
+{
+    dp_dl_opts_t o;
+    dp_dl_opts_default(&o);
+    o.store_dir = g_store;
+    o.max_bytes = 300000;
+    got_t *g = fetch_opts(&o, url("/big-noclen?bytes=400000"), NULL, 0, 0);
+    cr_assert_eq(g->err, DP_ERR_LIMIT, "%d %s", g->err, g->msg);
+    DIR *dir = opendir(g_store);
+    cr_assert_not_null(dir);
+    for (struct dirent *e; (e = readdir(dir)) != NULL;)
+        cr_assert(strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0,
+                  "left behind: %s", e->d_name);
+    closedir(dir);
+}
+
 Test(download, drip_hits_deadline_without_hanging)
 {
     uint64_t t0 = dp_now_us();
