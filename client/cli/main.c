@@ -169,12 +169,12 @@ static int s_open(dp_cli_t *c, const char *cmd)
      * straight into --output-dir (same names as s_save_body's), so no
      * body crosses the agent, broker and client sockets */
     bool direct = !c->broker && strcmp(cmd, "download") == 0;
-    /* ... and, unless -p says otherwise, has no cpu children: nothing of
-     * a download runs in one, and their start-up would take the cores
-     * the io child starts on */
+    /* ... and has no cpu children, whatever -p says: nothing of a
+     * download runs in one, and their start-up would take the cores the
+     * io child starts on (`-p 2 download`: 0.110 against 0.098 s for
+     * 64 x 1 MiB) */
     dp_pool_opts_t po = {.connect_timeout = c->connect_timeout,
-                         .processes =
-                             direct && !c->processes ? -1 : (int)c->processes,
+                         .processes = direct ? -1 : (int)c->processes,
                          .io_slots = (int)c->io_slots,
                          .insecure = c->insecure,
                          .ca_file = c->ca_file,

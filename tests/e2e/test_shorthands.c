@@ -203,5 +203,14 @@ Test(shorthands, download_many_files_byte_identical)
     cr_assert_eq(rc, 1);
     cr_assert_not_null(strstr(out, "\"name\":\"HTTP\""), "%s", out);
     cr_assert_not_null(strstr(out, "f00.bin.1"), "no overwrite: %s", out);
+    /* a download starts no cpu child, even with -p: only the io child
+     * (the pool's debug log names each child it starts) */
+    snprintf(cmd, sizeof cmd,
+             "DPOOL_LOG=debug " DP_BIN_DIR "/dpool -p 2 download -o %s %s "
+             "2>&1 >/dev/null",
+             outdir, uok);
+    cr_assert_eq(run(cmd, out, sizeof out), 0, "%s", out);
+    cr_assert_not_null(strstr(out, "started io child"), "%s", out);
+    cr_assert_null(strstr(out, "started cpu child"), "%s", out);
     dp_httpd_stop(&h);
 }
