@@ -105,7 +105,7 @@ typedef struct {
     int fd;
 } t_body_t;
 
-/* 48 bodies (more than DP_SINK_BLOCKS) put round-robin in pieces of
+/* DP_SINK_BLOCKS + 16 bodies (more than the sink has blocks) put round-robin in pieces of
  * 1..20000 bytes, sizes across the block's edges: each file and digest
  * is its own body's. */
 Test(dl_sink, interleaved_bodies_more_than_blocks)

@@ -123,6 +123,13 @@ static void s_final(dp_body_t *b, EVP_MD_CTX *md, dp_body_t *fail)
     b->hex[2 * len] = '\0';
 }
 
+/* s_blk_put: block k back on the free list (lock held when threaded). */
+static void s_blk_put(dp_sink_t *s, dp_sink_blk_t *k)
+{
+    k->it.next = s->free_blks ? &s->free_blks->it : NULL;
+    s->free_blks = k;
+}
+
 /* s_done: b finished: onto the finished list (lock held when threaded). */
 static void s_done(dp_sink_t *s, dp_body_t *b)
 {
@@ -160,10 +167,8 @@ static void *s_main(void *arg)
         pthread_mutex_lock(&s->mu);
         if (fail.err)
             s_fail(b, fail.err, "%s", fail.errmsg);
-        if (it->is_blk) {
-            it->next = s->free_blks ? &s->free_blks->it : NULL;
-            s->free_blks = (dp_sink_blk_t *)it;
-        }
+        if (it->is_blk)
+            s_blk_put(s, (dp_sink_blk_t *)it);
         b->queued--;
         s->queued--;
         if (it->fin) {
@@ -323,10 +328,8 @@ void dp_sink_finish(dp_sink_t *s, dp_body_t *b)
         s_bytes(b, b->md, ((dp_sink_blk_t *)it)->data, it->len, b);
     if (!b->err)
         s_final(b, b->md, b);
-    if (it->is_blk) {
-        it->next = s->free_blks ? &s->free_blks->it : NULL;
-        s->free_blks = (dp_sink_blk_t *)it;
-    }
+    if (it->is_blk)
+        s_blk_put(s, (dp_sink_blk_t *)it);
     s_done(s, b);
 }
 
@@ -360,10 +363,8 @@ void dp_sink_drop(dp_sink_t *s, dp_body_t *b)
     }
     if (s->running)
         pthread_mutex_lock(&s->mu);
-    if (b->fill) {
-        b->fill->it.next = s->free_blks ? &s->free_blks->it : NULL;
-        s->free_blks = b->fill;
-    }
+    if (b->fill)
+        s_blk_put(s, b->fill);
     while (s->running && b->queued)
         pthread_cond_wait(&s->back, &s->mu);
     if (s->running)
